@@ -1,0 +1,45 @@
+# Voltpark: `make demo` runs the whole platform with a demo fleet; `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+AGENT_PORT ?= 9100
+DEMO_NODES ?= 96
+export DJANGO_SETTINGS_MODULE := voltpark.settings
+
+.PHONY: install demo test lint format bench stop wipe browsers
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py seed_demo --nodes $(DEMO_NODES) --agent-port $(AGENT_PORT)
+	PORT=$(PORT) AGENT_PORT=$(AGENT_PORT) $(VENV)/bin/honcho -f Procfile.demo start
+
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(PY) manage.py makemigrations --check --dry-run
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: install lint
+	$(PY) -m pytest
+
+bench: install
+	$(PY) -m bench
+
+stop:
+	$(PY) -m voltpark.embedded stop
+
+wipe:
+	$(PY) -m voltpark.embedded wipe

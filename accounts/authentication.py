@@ -1,0 +1,30 @@
+"""DRF authentication by `Authorization: Bearer <token>`."""
+
+from django.http import HttpRequest
+from rest_framework import authentication, exceptions
+
+from accounts.models import ApiToken, User
+from accounts.services.tokens import api_token_authenticate
+
+
+class BearerTokenAuthentication(authentication.BaseAuthentication):
+    """Accepts a Voltpark API token; the request then acts as its user in its organization."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request: HttpRequest) -> tuple[User, ApiToken] | None:
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        if not header:
+            return None
+        parts = header.split()
+        if parts[0] != self.keyword:
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Send the header as 'Authorization: Bearer <token>'.")
+        token = api_token_authenticate(parts[1])
+        if token is None:
+            raise exceptions.AuthenticationFailed("The API token is not valid or has been revoked.")
+        return token.user, token
+
+    def authenticate_header(self, request: HttpRequest) -> str:
+        return self.keyword

@@ -1,0 +1,27 @@
+"""The audit trail every service writes to."""
+
+from typing import Any
+
+from accounts.models import AuditEntry, Organization, User
+
+
+def audit_record(
+    *,
+    actor: User | None,
+    action: str,
+    obj: Any,
+    organization: Organization | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Write one audit row for `action` on `obj` (call inside the service's transaction)."""
+    object_id = getattr(obj, "public_id", None) or getattr(obj, "pk", "")
+    return AuditEntry.objects.create(
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        organization=organization,
+        action=action,
+        object_type=type(obj).__name__,
+        object_id=str(object_id),
+        before=before or {},
+        after=after or {},
+    )

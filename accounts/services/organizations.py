@@ -1,0 +1,182 @@
+"""Organizations, their members and invitations."""
+
+import secrets
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
+
+from accounts.choices import OrganizationKind, Role
+from accounts.models import Invitation, Membership, Organization, User
+from accounts.services.audit import audit_record
+from accounts.services.tokens import hash_token
+
+
+@dataclass(frozen=True)
+class IssuedInvitation:
+    """A new invitation and the secret in its link, which is never stored."""
+
+    invitation: Invitation
+    secret: str
+
+    @property
+    def path(self) -> str:
+        return reverse("invitation-accept", args=[self.secret])
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:50] or "org"
+    slug, n = base, 1
+    while Organization.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+@transaction.atomic
+def organization_create(
+    *,
+    owner: User,
+    name: str,
+    kind: str = OrganizationKind.STARTUP,
+    billing_email: str = "",
+    gpu_quota: int | None = None,
+) -> Organization:
+    """Create an organization with `owner` as its first owner."""
+    if not name.strip():
+        raise ValidationError({"name": "An organization needs a name."})
+    organization = Organization.objects.create(
+        name=name.strip(),
+        slug=_unique_slug(name),
+        kind=kind,
+        billing_email=billing_email or owner.email,
+        **({"gpu_quota": gpu_quota} if gpu_quota is not None else {}),
+    )
+    Membership.objects.create(user=owner, organization=organization, role=Role.OWNER)
+    audit_record(
+        actor=owner,
+        action="organization.create",
+        obj=organization,
+        organization=organization,
+        after={"name": organization.name, "gpu_quota": organization.gpu_quota},
+    )
+    return organization
+
+
+def _require_owner(user: User, organization: Organization) -> None:
+    if not Membership.objects.filter(user=user, organization=organization, role=Role.OWNER).exists():
+        raise PermissionDenied("Only an owner of the organization may do this.")
+
+
+@transaction.atomic
+def invitation_create(*, actor: User, organization: Organization, email: str, role: str) -> IssuedInvitation:
+    """Invite `email` to join `organization` with `role`; the link is emailed and works once."""
+    _require_owner(actor, organization)
+    email = email.strip().lower()
+    if Membership.objects.filter(organization=organization, user__email=email).exists():
+        raise ValidationError({"email": f"{email} is already a member of {organization.name}."})
+    secret = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        organization=organization,
+        email=email,
+        role=role,
+        token_hash=hash_token(secret),
+        invited_by=actor,
+        expires_at=timezone.now() + settings.INVITATION_TTL,
+    )
+    issued = IssuedInvitation(invitation=invitation, secret=secret)
+    audit_record(
+        actor=actor,
+        action="invitation.create",
+        obj=invitation,
+        organization=organization,
+        after={"email": email, "role": role},
+    )
+    link = settings.SITE_URL.rstrip("/") + issued.path
+    transaction.on_commit(
+        lambda: send_mail(
+            f"Join {organization.name} on Voltpark",
+            f"{actor.email} invited you to {organization.name} as {role}.\n\nAccept: {link}\n"
+            f"The link works once and expires on {invitation.expires_at:%Y-%m-%d %H:%M} UTC.",
+            None,
+            [email],
+        )
+    )
+    return issued
+
+
+@transaction.atomic
+def invitation_accept(*, user: User, secret: str) -> Membership:
+    """Join the organization of the invitation with this secret; it works once, before it expires."""
+    invitation = (
+        Invitation.objects.select_for_update()
+        .select_related("organization")
+        .filter(token_hash=hash_token(secret))
+        .first()
+    )
+    if invitation is None:
+        raise ValidationError("This invitation link is not valid.")
+    if invitation.accepted_at is not None:
+        raise ValidationError("This invitation has already been used.")
+    if invitation.expires_at <= timezone.now():
+        raise ValidationError("This invitation has expired; ask the owner for a new one.")
+    membership, _ = Membership.objects.get_or_create(
+        user=user, organization=invitation.organization, defaults={"role": invitation.role}
+    )
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    audit_record(actor=user, action="invitation.accept", obj=invitation, organization=invitation.organization)
+    return membership
+
+
+@transaction.atomic
+def membership_set_role(*, actor: User, membership: Membership, role: str) -> Membership:
+    """Change a member's role; an organization always keeps at least one owner."""
+    _require_owner(actor, membership.organization)
+    locked = Membership.objects.select_for_update().get(pk=membership.pk)
+    if locked.role == Role.OWNER and role != Role.OWNER:
+        _require_another_owner(locked)
+    before = {"role": locked.role}
+    locked.role = role
+    locked.save(update_fields=["role"])
+    audit_record(
+        actor=actor,
+        action="membership.set_role",
+        obj=locked,
+        organization=locked.organization,
+        before=before,
+        after={"role": role},
+    )
+    return locked
+
+
+@transaction.atomic
+def membership_remove(*, actor: User, membership: Membership) -> None:
+    """Remove a member; the last owner cannot be removed."""
+    _require_owner(actor, membership.organization)
+    locked = Membership.objects.select_for_update().get(pk=membership.pk)
+    if locked.role == Role.OWNER:
+        _require_another_owner(locked)
+    audit_record(
+        actor=actor,
+        action="membership.remove",
+        obj=locked,
+        organization=locked.organization,
+        before={"user": locked.user.email, "role": locked.role},
+    )
+    locked.delete()
+
+
+def _require_another_owner(membership: Membership) -> None:
+    # Lock every owner row so two owners cannot demote each other at once.
+    owners = Membership.objects.select_for_update().filter(
+        organization=membership.organization, role=Role.OWNER
+    )
+    if owners.exclude(pk=membership.pk).count() == 0:
+        raise ValidationError({"role": "An organization must keep at least one owner."})

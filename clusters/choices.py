@@ -1,0 +1,40 @@
+"""Named states and kinds of the fleet and of leases."""
+
+from django.db import models
+
+
+class Pool(models.TextChoices):
+    GENERAL = "general", "General"
+    EARLY_STAGE = "early_stage", "Early-stage"
+
+
+class NodeState(models.TextChoices):
+    AVAILABLE = "available", "Available"
+    DRAINING = "draining", "Draining"
+    MAINTENANCE = "maintenance", "Maintenance"
+    UNHEALTHY = "unhealthy", "Unhealthy"
+    OFFLINE = "offline", "Offline"
+
+
+class GpuHealth(models.TextChoices):
+    HEALTHY = "healthy", "Healthy"
+    DEGRADED = "degraded", "Degraded"
+    FAILED = "failed", "Failed"
+
+
+class LeaseKind(models.TextChoices):
+    RESERVED = "reserved", "Reserved"
+    ON_DEMAND = "on_demand", "On-demand"
+
+
+class LeaseState(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    ACTIVE = "active", "Active"
+    ENDED = "ended", "Ended"
+    CANCELLED = "cancelled", "Cancelled"
+    FAILED = "failed", "Failed"
+
+
+LIVE_LEASE_STATES = (LeaseState.SCHEDULED, LeaseState.ACTIVE)
+GPUS_PER_NODE = 8
+SINGLE_NODE_SIZES = (1, 2, 4, 8)

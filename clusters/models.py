@@ -1,0 +1,140 @@
+"""The fleet (regions, clusters, nodes, GPUs) and the leases that hold its GPUs."""
+
+from django.conf import settings
+from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
+from django.contrib.postgres.indexes import GistIndex
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from clusters.choices import GpuHealth, LeaseKind, LeaseState, NodeState, Pool
+from voltpark.db import PublicIdModel
+
+
+class Region(models.Model):
+    """A data-center region, such as us-tx-1 in Texas."""
+
+    code = models.SlugField(max_length=20, unique=True)
+    name = models.CharField(max_length=100)
+    us_state = models.CharField(max_length=40)
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Cluster(models.Model):
+    """One InfiniBand fabric inside a region; leases above 8 GPUs stay inside one."""
+
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="clusters")
+    name = models.SlugField(max_length=40, unique=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Node(PublicIdModel):
+    """An eight-GPU HGX server with a node agent, in one pool and one state."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="nodes")
+    hostname = models.CharField(max_length=100, unique=True)
+    pool = models.CharField(max_length=20, choices=Pool, default=Pool.GENERAL)
+    state = models.CharField(max_length=20, choices=NodeState, default=NodeState.AVAILABLE)
+    state_reason = models.CharField(max_length=200, blank=True)
+    state_changed_at = models.DateTimeField(default=timezone.now)
+    agent_url = models.URLField(max_length=300, blank=True)
+    agent_token_encrypted = models.TextField(blank=True, help_text="Fernet-encrypted bearer token.")
+    gpu_model = models.CharField(max_length=60, default="NVIDIA H100 80GB HBM3")
+
+    class Meta:
+        indexes = [models.Index(fields=["pool", "state"], name="node_pool_state")]
+
+    def __str__(self) -> str:
+        return self.hostname
+
+
+class GPU(models.Model):
+    """One GPU of a node, with its health."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="gpus")
+    index = models.PositiveSmallIntegerField()
+    uuid = models.CharField(max_length=64, unique=True)
+    health = models.CharField(max_length=20, choices=GpuHealth, default=GpuHealth.HEALTHY)
+
+    class Meta:
+        verbose_name = "GPU"
+        constraints = [
+            models.UniqueConstraint(fields=["node", "index"], name="gpu_index_once_per_node"),
+            models.CheckConstraint(condition=Q(index__lte=7), name="gpu_index_0_to_7"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node.hostname}/{self.index}"
+
+
+class Lease(PublicIdModel):
+    """An organization's hold on GPUs: a reserved window, or on-demand until released."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="leases")
+    booked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="leases")
+    gpus = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, choices=LeaseKind)
+    start = models.DateTimeField()
+    end = models.DateTimeField(null=True, blank=True, help_text="Empty while an on-demand lease runs.")
+    state = models.CharField(max_length=20, choices=LeaseState, default=LeaseState.SCHEDULED)
+    price_per_gpu_hour = models.DecimalField(max_digits=10, decimal_places=4)
+    currency = models.CharField(max_length=3, default="USD")
+    ssh_keys = models.ManyToManyField("accounts.SshKey", blank=True, related_name="leases")
+    ssh_public_keys = models.JSONField(default=list, help_text="The key lines installed at start.")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    state_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization", "state"], name="lease_org_state"),
+            models.Index(fields=["state", "start"], name="lease_state_start"),
+            models.Index(fields=["state", "end"], name="lease_state_end"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(gpus__gte=1), name="lease_gpus_positive"),
+            models.CheckConstraint(
+                condition=Q(end__isnull=True) | Q(end__gt=models.F("start")), name="lease_end_after_start"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind=LeaseKind.RESERVED) | Q(end__isnull=False), name="lease_reserved_has_end"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gpus}× {self.region} {self.kind} ({self.state})"
+
+
+class Allocation(models.Model):
+    """One GPU held by a lease over the lease's period; the source of truth for usage.
+
+    A live allocation's period may not overlap another live one on the same GPU: the
+    exclusion constraint makes a double booking impossible whatever the code does.
+    Cancelled and failed leases keep their rows for history with `is_live` off.
+    """
+
+    lease = models.ForeignKey(Lease, on_delete=models.CASCADE, related_name="allocations")
+    gpu = models.ForeignKey(GPU, on_delete=models.PROTECT, related_name="allocations")
+    node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="allocations")
+    period = DateTimeRangeField(help_text="[start, end); open above while on-demand runs.")
+    is_live = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            ExclusionConstraint(
+                name="allocation_no_double_booking",
+                expressions=[("gpu", RangeOperators.EQUAL), ("period", RangeOperators.OVERLAPS)],
+                condition=Q(is_live=True),
+            )
+        ]
+        indexes = [GistIndex(fields=["period"], name="allocation_period_gist")]
+
+    def __str__(self) -> str:
+        return f"{self.gpu} for {self.lease_id}"

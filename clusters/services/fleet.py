@@ -1,0 +1,104 @@
+"""Creating the fleet: regions, clusters of 32 nodes, eight GPUs a node."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from django.db import transaction
+
+from billing.models import PriceBookEntry
+from clusters.choices import GPUS_PER_NODE, LeaseKind, Pool
+from clusters.crypto import encrypt_agent_token
+from clusters.models import GPU, Cluster, Node, Region
+
+REGIONS = (
+    ("us-tx-1", "Texas 1", "Texas", "tx1"),
+    ("us-va-1", "Virginia 1", "Virginia", "va1"),
+    ("us-wa-1", "Washington 1", "Washington", "wa1"),
+)
+NODES_PER_CLUSTER = 32
+BATCH = 2000
+PRICES_FROM = datetime(2026, 1, 1, tzinfo=UTC)
+DEFAULT_PRICES = {LeaseKind.ON_DEMAND: Decimal("2.4900"), LeaseKind.RESERVED: Decimal("1.9900")}
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """How many rows the seed created this time."""
+
+    nodes_created: int
+    gpus_created: int
+
+
+def gpu_uuid(hostname: str, index: int) -> str:
+    """The GPU's UUID; the simulated node agent reports the same one."""
+    return "GPU-" + str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{hostname}/gpu{index}"))
+
+
+def hostname_for(prefix: str, cluster_number: int, node_number: int) -> str:
+    """Hostnames such as tx1-c01-n001."""
+    return f"{prefix}-c{cluster_number:02d}-n{node_number:03d}"
+
+
+def _nodes_per_region(total: int) -> list[int]:
+    share, extra = divmod(total, len(REGIONS))
+    return [share + (1 if i < extra else 0) for i in range(len(REGIONS))]
+
+
+def _agent_url(agent_base: str, hostname: str) -> str:
+    return f"{agent_base.rstrip('/')}/nodes/{hostname}/" if agent_base else ""
+
+
+@transaction.atomic
+def fleet_seed(
+    *, nodes: int, early_stage_share: float = 0.25, agent_base: str = "", agent_token: str = ""
+) -> SeedResult:
+    """Create the fleet idempotently: existing nodes and GPUs are kept as they are."""
+    token = encrypt_agent_token(agent_token) if agent_token else ""
+    new_nodes: list[Node] = []
+    for (code, name, state, prefix), count in zip(REGIONS, _nodes_per_region(nodes), strict=True):
+        region, _ = Region.objects.get_or_create(code=code, defaults={"name": name, "us_state": state})
+        early_from = count - round(count * early_stage_share)
+        for i in range(count):
+            cluster_number, node_number = divmod(i, NODES_PER_CLUSTER)
+            cluster, _ = _cluster(region, f"{prefix}-c{cluster_number + 1:02d}")
+            hostname = hostname_for(prefix, cluster_number + 1, node_number + 1)
+            pool = Pool.EARLY_STAGE if i >= early_from else Pool.GENERAL
+            new_nodes.append(
+                Node(
+                    cluster=cluster,
+                    hostname=hostname,
+                    pool=pool,
+                    agent_url=_agent_url(agent_base, hostname),
+                    agent_token_encrypted=token,
+                )
+            )
+    existing = set(Node.objects.values_list("hostname", flat=True))
+    created = Node.objects.bulk_create([n for n in new_nodes if n.hostname not in existing], batch_size=BATCH)
+    gpus_created = _create_gpus()
+    _seed_prices()
+    return SeedResult(nodes_created=len(created), gpus_created=gpus_created)
+
+
+def _cluster(region: Region, name: str) -> tuple[Cluster, bool]:
+    return Cluster.objects.get_or_create(name=name, defaults={"region": region})
+
+
+def _create_gpus() -> int:
+    have = set(GPU.objects.values_list("node_id", flat=True).distinct())
+    missing = Node.objects.exclude(pk__in=have).values_list("pk", "hostname")
+    gpus = [
+        GPU(node_id=pk, index=i, uuid=gpu_uuid(hostname, i))
+        for pk, hostname in missing
+        for i in range(GPUS_PER_NODE)
+    ]
+    GPU.objects.bulk_create(gpus, batch_size=BATCH)
+    return len(gpus)
+
+
+def _seed_prices() -> None:
+    for kind, price in DEFAULT_PRICES.items():
+        PriceBookEntry.objects.get_or_create(
+            kind=kind, region=None, effective_from=PRICES_FROM, defaults={"price_per_gpu_hour": price}
+        )

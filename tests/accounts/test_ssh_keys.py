@@ -1,0 +1,91 @@
+"""SSH public keys: accepted types and sizes, fingerprints as ssh-keygen prints them, clear refusals."""
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from accounts.models import SshKey
+from accounts.sshkeys import InvalidSshKey, parse_ssh_public_key
+
+# Made with `ssh-keygen -t ed25519 -C alice@laptop`; `ssh-keygen -l` printed the fingerprint below.
+ALICE_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO9b5HXZXuZRtv+JcQ1bV/JpWNj7FXofAzvQyLj7ValI alice@laptop"
+ALICE_FINGERPRINT = "SHA256:PXB0DbrO3z8NdHCjRPyItlg5XJBduqf5qF54IRvY5XU"
+
+
+def openssh_line(private_key: object, comment: str = "test") -> str:
+    public = private_key.public_key()  # type: ignore[attr-defined]
+    raw = public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return f"{raw.decode()} {comment}"
+
+
+def test_it_fingerprints_an_ed25519_key_as_ssh_keygen_does() -> None:
+    parsed = parse_ssh_public_key(ALICE_KEY)
+    assert (parsed.key_type, parsed.bits, parsed.fingerprint, parsed.comment) == (
+        "ssh-ed25519",
+        256,
+        ALICE_FINGERPRINT,
+        "alice@laptop",
+    )
+
+
+@pytest.mark.parametrize(
+    ("make_key", "key_type", "bits"),
+    [
+        (lambda: ec.generate_private_key(ec.SECP256R1()), "ecdsa-sha2-nistp256", 256),
+        (lambda: ec.generate_private_key(ec.SECP384R1()), "ecdsa-sha2-nistp384", 384),
+        (lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048), "ssh-rsa", 2048),
+        (lambda: rsa.generate_private_key(public_exponent=65537, key_size=4096), "ssh-rsa", 4096),
+        (ed25519.Ed25519PrivateKey.generate, "ssh-ed25519", 256),
+    ],
+)
+def test_it_accepts_ecdsa_rsa_and_ed25519_keys(make_key, key_type: str, bits: int) -> None:  # type: ignore[no-untyped-def]
+    parsed = parse_ssh_public_key(openssh_line(make_key()))
+    assert (parsed.key_type, parsed.bits) == (key_type, bits)
+    assert parsed.fingerprint.startswith("SHA256:") and len(parsed.fingerprint) == 50
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "empty"),
+        ("ssh-ed25519", "type and a base64 body"),
+        ("ssh-dss AAAAB3NzaC1kc3MAAACBAP", "not accepted"),
+        ("ssh-ed25519 not*base64!", "not valid base64"),
+        ("ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAABAQ== x", "not a valid ssh-ed25519 key"),
+        ("-----BEGIN OPENSSH PRIVATE KEY----- abc", "private key"),
+    ],
+)
+def test_it_refuses_what_is_not_an_acceptable_key_and_says_why(text: str, reason: str) -> None:
+    with pytest.raises(InvalidSshKey, match=reason):
+        parse_ssh_public_key(text)
+
+
+def test_it_refuses_an_rsa_key_under_2048_bits() -> None:
+    weak = openssh_line(rsa.generate_private_key(public_exponent=65537, key_size=1024))
+    with pytest.raises(InvalidSshKey, match="1024 bits; at least 2048"):
+        parse_ssh_public_key(weak)
+
+
+def test_it_refuses_a_key_whose_body_was_cut() -> None:
+    with pytest.raises(InvalidSshKey):
+        parse_ssh_public_key(ALICE_KEY.split()[0] + " " + ALICE_KEY.split()[1][:40])
+
+
+def test_the_api_adds_a_key_and_refuses_a_bad_one_with_the_reason(api_as, alice) -> None:  # type: ignore[no-untyped-def]
+    client = api_as(alice)
+    good = client.post("/api/v1/ssh-keys/", {"name": "laptop", "public_key": ALICE_KEY}, format="json")
+    assert good.status_code == 201 and good.json()["fingerprint"] == ALICE_FINGERPRINT
+    bad = client.post("/api/v1/ssh-keys/", {"public_key": "ssh-dss AAAA"}, format="json")
+    assert bad.status_code == 400
+    assert bad.json()["code"] == "invalid" and "not accepted" in bad.json()["fields"]["public_key"][0]
+    again = client.post("/api/v1/ssh-keys/", {"public_key": ALICE_KEY}, format="json")
+    assert again.status_code == 400 and "already added" in again.json()["detail"]
+    assert list(SshKey.objects.filter(user=alice).values_list("name", flat=True)) == ["laptop"]
+
+
+def test_the_key_page_shows_the_error_next_to_the_field(client, alice) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(alice)
+    response = client.post("/account/ssh-keys/", {"name": "x", "public_key": "ssh-rsa AAAA"})
+    assert response.status_code == 200
+    assert "not a valid ssh-rsa key; was it cut" in response.content.decode()
+    assert not SshKey.objects.filter(user=alice).exists()

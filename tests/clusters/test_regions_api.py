@@ -1,0 +1,47 @@
+"""GET /api/v1/regions/: each region's GPUs in total, healthy and per pool; the schema describes it."""
+
+from django.core.management import call_command
+
+from clusters.choices import GpuHealth, NodeState
+from clusters.models import GPU, Node
+
+
+def test_it_counts_gpus_per_region_and_pool(api_as, alice) -> None:  # type: ignore[no-untyped-def]
+    call_command("seed_fleet", "--nodes", "12", "--early-stage-share", "0.25")
+    Node.objects.filter(hostname="tx1-c01-n001").update(state=NodeState.UNHEALTHY)
+    GPU.objects.filter(node__hostname="va1-c01-n002", index=3).update(health=GpuHealth.FAILED)
+    response = api_as(alice).get("/api/v1/regions/")
+    assert response.status_code == 200
+    by_code = {r["code"]: r for r in response.json()}
+    assert by_code["us-tx-1"] == {
+        "code": "us-tx-1",
+        "name": "Texas 1",
+        "us_state": "Texas",
+        "gpus_total": 32,
+        "gpus_healthy": 24,
+        "gpus_general": 24,
+        "gpus_early_stage": 8,
+    }
+    assert by_code["us-va-1"]["gpus_healthy"] == 31
+    assert by_code["us-wa-1"]["gpus_healthy"] == 32
+
+
+def test_it_needs_authentication(client, db) -> None:  # type: ignore[no-untyped-def]
+    assert client.get("/api/v1/regions/").status_code in (401, 403)
+
+
+def test_the_openapi_schema_and_docs_describe_the_endpoints(client, db) -> None:  # type: ignore[no-untyped-def]
+    schema = client.get("/api/v1/schema/", HTTP_ACCEPT="application/json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    assert "/api/v1/regions/" in paths and "/api/v1/ssh-keys/" in paths
+    assert "bearerAuth" in schema.json()["components"]["securitySchemes"]
+    docs = client.get("/api/v1/docs/").content.decode()
+    assert "swagger-ui" in docs and "cdn.jsdelivr" not in docs
+
+
+def test_the_home_page_shows_each_regions_capacity_and_prices(client, db) -> None:  # type: ignore[no-untyped-def]
+    call_command("seed_fleet", "--nodes", "6")
+    page = client.get("/").content.decode()
+    assert page.count('class="card region"') == 3
+    assert "$2.49 per GPU-hour" in page and "$1.99 per GPU-hour" in page

@@ -1,0 +1,92 @@
+"""factory_boy factories for the foundation's models."""
+
+from datetime import timedelta
+
+import factory
+from django.utils import timezone
+
+from accounts.choices import Role
+from accounts.models import Membership, Organization, User
+from clusters.choices import LeaseKind, LeaseState
+from clusters.models import GPU, Cluster, Lease, Node, Region
+from clusters.services.fleet import gpu_uuid
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        django_get_or_create = ["email"]
+
+    email = factory.Sequence(lambda n: f"user{n}@example.com")
+    full_name = factory.Faker("name")
+    password = factory.django.Password("correct horse battery staple")
+
+
+class OrganizationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Organization
+
+    name = factory.Sequence(lambda n: f"Org {n}")
+    slug = factory.Sequence(lambda n: f"org-{n}")
+    billing_email = factory.LazyAttribute(lambda o: f"billing@{o.slug}.example.com")
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory)
+    organization = factory.SubFactory(OrganizationFactory)
+    role = Role.MEMBER
+
+
+class RegionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Region
+        django_get_or_create = ["code"]
+
+    code = "us-tx-1"
+    name = "Texas 1"
+    us_state = "Texas"
+
+
+class ClusterFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Cluster
+
+    region = factory.SubFactory(RegionFactory)
+    name = factory.Sequence(lambda n: f"tx1-c{n:02d}")
+
+
+class NodeFactory(factory.django.DjangoModelFactory):
+    """A node with its eight GPUs."""
+
+    class Meta:
+        model = Node
+
+    cluster = factory.SubFactory(ClusterFactory)
+    hostname = factory.Sequence(lambda n: f"test-n{n:04d}")
+
+    @factory.post_generation
+    def with_gpus(self, create: bool, extracted: object, **kwargs: object) -> None:
+        if create and extracted is not False:
+            GPU.objects.bulk_create(
+                GPU(node=self, index=i, uuid=gpu_uuid(self.hostname, i)) for i in range(8)
+            )
+
+
+class LeaseFactory(factory.django.DjangoModelFactory):
+    """A lease row without allocations; booking services create real ones."""
+
+    class Meta:
+        model = Lease
+
+    organization = factory.SubFactory(OrganizationFactory)
+    booked_by = factory.SubFactory(UserFactory)
+    region = factory.SubFactory(RegionFactory)
+    gpus = 8
+    kind = LeaseKind.RESERVED
+    start = factory.LazyFunction(lambda: timezone.now() + timedelta(hours=1))
+    end = factory.LazyAttribute(lambda o: o.start + timedelta(hours=2))
+    state = LeaseState.SCHEDULED
+    price_per_gpu_hour = "1.9900"

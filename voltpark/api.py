@@ -1,0 +1,44 @@
+"""API error shape: every refusal carries a stable `code` and a `detail` sentence for people."""
+
+from typing import Any
+
+from rest_framework import status
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class ApiError(APIException):
+    """A refusal with a machine-readable code, a sentence, and optional extra fields."""
+
+    def __init__(
+        self, *, code: str, detail: str, status_code: int = status.HTTP_400_BAD_REQUEST, **extra: Any
+    ) -> None:
+        super().__init__(detail=detail, code=code)
+        self.status_code = status_code
+        self.code = code
+        self.extra = extra
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, reshaped so every error body has `code` and `detail`."""
+    if isinstance(exc, ApiError):
+        return Response({"code": exc.code, "detail": str(exc.detail), **exc.extra}, status=exc.status_code)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, ValidationError):
+        fields = response.data if isinstance(response.data, dict) else {"non_field_errors": response.data}
+        response.data = {"code": "invalid", "detail": _sentence(fields), "fields": fields}
+    elif isinstance(response.data, dict) and "detail" in response.data:
+        codes = exc.get_codes() if isinstance(exc, APIException) else "error"
+        response.data = {"code": codes if isinstance(codes, str) else "error", **response.data}
+    return response
+
+
+def _sentence(fields: dict[str, Any]) -> str:
+    parts = []
+    for field, errors in fields.items():
+        message = errors[0] if isinstance(errors, list) and errors else errors
+        parts.append(f"{field}: {message}")
+    return "; ".join(parts)

@@ -1,0 +1,90 @@
+"""Strict readers of environment variables: a bad value names the variable and stops start-up."""
+
+import os
+from decimal import Decimal, InvalidOperation
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+def envstr(name: str, default: str) -> str:
+    """The variable as a string, or the default when unset."""
+    return os.environ.get(name, default)
+
+
+def envbool(name: str, default: bool) -> bool:
+    """The variable as a boolean; only the usual yes/no words are accepted."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false (1/0, yes/no, on/off), not {raw!r}")
+
+
+def envint(name: str, default: int, *, minimum: int | None = None) -> int:
+    """The variable as an integer, at least `minimum` when given."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def envdecimal(name: str, default: str) -> Decimal:
+    """The variable as a Decimal."""
+    raw = os.environ.get(name, default)
+    try:
+        return Decimal(raw)
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name} must be a decimal number, not {raw!r}") from None
+
+
+def envlist(name: str, default: str) -> list[str]:
+    """The variable as a comma-separated list with blanks dropped."""
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def envurl(name: str, default: str | None, *, schemes: set[str]) -> str | None:
+    """The variable as a URL whose scheme is one of `schemes`."""
+    raw = os.environ.get(name, default)
+    if raw is None or raw == "":
+        return None
+    scheme = urlsplit(raw).scheme
+    if scheme not in schemes:
+        allowed = ", ".join(sorted(schemes))
+        raise ImproperlyConfigured(f"{name} must be a URL starting with one of {allowed}; got {raw!r}")
+    return raw
+
+
+def email_settings(url: str) -> dict[str, object]:
+    """Django email settings from an EMAIL_URL such as smtp://user:pass@host:587?tls=1."""
+    parts = urlsplit(url)
+    backends = {
+        "console": "django.core.mail.backends.console.EmailBackend",
+        "locmem": "django.core.mail.backends.locmem.EmailBackend",
+        "smtp": "django.core.mail.backends.smtp.EmailBackend",
+        "dummy": "django.core.mail.backends.dummy.EmailBackend",
+    }
+    if parts.scheme not in backends:
+        raise ImproperlyConfigured(f"EMAIL_URL must start with one of {', '.join(backends)}://, not {url!r}")
+    query = parse_qs(parts.query)
+    return {
+        "EMAIL_BACKEND": backends[parts.scheme],
+        "EMAIL_HOST": parts.hostname or "localhost",
+        "EMAIL_PORT": parts.port or 25,
+        "EMAIL_HOST_USER": unquote(parts.username or ""),
+        "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+        "EMAIL_USE_TLS": query.get("tls", ["0"])[0] in TRUE_WORDS,
+    }
