@@ -38,3 +38,11 @@ class LeaseState(models.TextChoices):
 LIVE_LEASE_STATES = (LeaseState.SCHEDULED, LeaseState.ACTIVE)
 GPUS_PER_NODE = 8
 SINGLE_NODE_SIZES = (1, 2, 4, 8)
+
+
+class HealthEventKind(models.TextChoices):
+    UNREACHABLE = "unreachable", "Agent unreachable"
+    XID = "xid", "XID critical error"
+    ECC = "ecc", "Uncorrectable ECC errors"
+    OVERHEAT = "overheat", "Temperature above the limit"
+    GPU_MISSING = "gpu_missing", "GPU missing"

@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from clusters.choices import GpuHealth, LeaseKind, LeaseState, NodeState, Pool
+from clusters.choices import GpuHealth, HealthEventKind, LeaseKind, LeaseState, NodeState, Pool
 from voltpark.db import PublicIdModel
 
 
@@ -60,6 +60,9 @@ class GPU(models.Model):
     index = models.PositiveSmallIntegerField()
     uuid = models.CharField(max_length=64, unique=True)
     health = models.CharField(max_length=20, choices=GpuHealth, default=GpuHealth.HEALTHY)
+    needs_cleanup = models.BooleanField(
+        default=False, help_text="A lease ended here and the agent has not yet reported the GPU clean."
+    )
 
     class Meta:
         verbose_name = "GPU"
@@ -91,6 +94,7 @@ class Lease(PublicIdModel):
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     state_reason = models.CharField(max_length=200, blank=True)
+    health_flagged = models.BooleanField(default=False, help_text="A node of this lease turned unhealthy.")
 
     class Meta:
         indexes = [
@@ -138,3 +142,21 @@ class Allocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.gpu} for {self.lease_id}"
+
+
+class HealthEvent(PublicIdModel):
+    """A node (or one of its GPUs) failing a health rule, from when it began until it ended."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="health_events")
+    gpu = models.ForeignKey(GPU, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    kind = models.CharField(max_length=20, choices=HealthEventKind)
+    detail = models.CharField(max_length=300, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="Empty while the problem lasts.")
+    leases = models.ManyToManyField(Lease, blank=True, related_name="health_events")
+
+    class Meta:
+        indexes = [models.Index(fields=["node", "ended_at"], name="health_event_node_open")]
+
+    def __str__(self) -> str:
+        return f"{self.node} {self.kind} from {self.started_at:%Y-%m-%d %H:%M}"
