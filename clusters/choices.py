@@ -46,3 +46,8 @@ class HealthEventKind(models.TextChoices):
     ECC = "ecc", "Uncorrectable ECC errors"
     OVERHEAT = "overheat", "Temperature above the limit"
     GPU_MISSING = "gpu_missing", "GPU missing"
+
+
+class LeaseNoticeKind(models.TextChoices):
+    ENDING_60 = "ending_60", "Ends in 60 minutes"
+    ENDING_10 = "ending_10", "Ends in 10 minutes"

@@ -8,7 +8,15 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from clusters.choices import GpuHealth, HealthEventKind, LeaseKind, LeaseState, NodeState, Pool
+from clusters.choices import (
+    GpuHealth,
+    HealthEventKind,
+    LeaseKind,
+    LeaseNoticeKind,
+    LeaseState,
+    NodeState,
+    Pool,
+)
 from voltpark.db import PublicIdModel
 
 
@@ -45,6 +53,12 @@ class Node(PublicIdModel):
     agent_url = models.URLField(max_length=300, blank=True)
     agent_token_encrypted = models.TextField(blank=True, help_text="Fernet-encrypted bearer token.")
     gpu_model = models.CharField(max_length=60, default="NVIDIA H100 80GB HBM3")
+    # Run time: reachability of the agent, and when an admin last returned the node to service.
+    last_seen_at = models.DateTimeField(null=True, blank=True, help_text="Last answer from the agent.")
+    unreachable_sweeps = models.PositiveIntegerField(default=0, help_text="Polls missed in a row.")
+    undrained_at = models.DateTimeField(
+        null=True, blank=True, help_text="Errors the agent reported before this were dealt with by an admin."
+    )
 
     class Meta:
         indexes = [models.Index(fields=["pool", "state"], name="node_pool_state")]
@@ -63,6 +77,17 @@ class GPU(models.Model):
     needs_cleanup = models.BooleanField(
         default=False, help_text="A lease ended here and the agent has not yet reported the GPU clean."
     )
+    # Run time: the latest NVML reading, written in bulk by every poll.
+    read_at = models.DateTimeField(null=True, blank=True)
+    utilization_pct = models.PositiveSmallIntegerField(null=True, blank=True)
+    memory_used_bytes = models.BigIntegerField(null=True, blank=True)
+    memory_total_bytes = models.BigIntegerField(null=True, blank=True)
+    temperature_c = models.SmallIntegerField(null=True, blank=True)
+    power_draw_w = models.FloatField(null=True, blank=True)
+    power_limit_w = models.FloatField(null=True, blank=True)
+    ecc_uncorrectable = models.IntegerField(null=True, blank=True, help_text="Volatile uncorrectable ECC.")
+    last_xid_code = models.IntegerField(null=True, blank=True)
+    last_xid_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "GPU"
@@ -160,3 +185,62 @@ class HealthEvent(PublicIdModel):
 
     def __str__(self) -> str:
         return f"{self.node} {self.kind} from {self.started_at:%Y-%m-%d %H:%M}"
+
+
+# --- Run time: telemetry samples, per-lease hourly summaries, ending notices.
+
+
+class GpuSample(models.Model):
+    """One GPU's reading at one moment, kept for TELEMETRY_RETENTION_DAYS for the customer's charts."""
+
+    gpu = models.ForeignKey(GPU, on_delete=models.CASCADE, related_name="samples", db_index=False)
+    at = models.DateTimeField()
+    utilization_pct = models.PositiveSmallIntegerField(null=True)
+    memory_used_bytes = models.BigIntegerField(null=True)
+    temperature_c = models.SmallIntegerField(null=True)
+    power_draw_w = models.FloatField(null=True)
+
+    class Meta:
+        # (gpu, at) serves the telemetry API; `at` alone serves the retention delete.
+        indexes = [
+            models.Index(fields=["gpu", "at"], name="gpusample_gpu_at"),
+            models.Index(fields=["at"], name="gpusample_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gpu_id} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class LeaseUsageHour(models.Model):
+    """What a lease's GPUs did in one clock hour: mean utilization, peak memory, energy."""
+
+    lease = models.ForeignKey(Lease, on_delete=models.CASCADE, related_name="usage_hours")
+    hour = models.DateTimeField(help_text="The start of the UTC hour.")
+    readings = models.PositiveIntegerField(default=0, help_text="GPU readings summed in this row.")
+    utilization_sum = models.BigIntegerField(default=0)
+    memory_peak_bytes = models.BigIntegerField(default=0)
+    energy_wh = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["lease", "hour"], name="lease_usage_hour_once")]
+
+    def __str__(self) -> str:
+        return f"{self.lease_id} {self.hour:%Y-%m-%d %H:00}"
+
+    @property
+    def mean_utilization_pct(self) -> float:
+        return self.utilization_sum / self.readings if self.readings else 0.0
+
+
+class LeaseNotice(models.Model):
+    """A notice emailed to a lease's owners, recorded so that it is sent once."""
+
+    lease = models.ForeignKey(Lease, on_delete=models.CASCADE, related_name="notices")
+    kind = models.CharField(max_length=20, choices=LeaseNoticeKind)
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["lease", "kind"], name="lease_notice_once")]
+
+    def __str__(self) -> str:
+        return f"{self.lease_id} {self.kind}"

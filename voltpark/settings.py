@@ -175,3 +175,46 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- Run time: polling the node agents, health rules, lease enforcement (issue 4).
+POLL_INTERVAL_S = envint("POLL_INTERVAL_S", 5, minimum=1)
+POLL_TIMEOUT_MS = envint("POLL_TIMEOUT_MS", 2000, minimum=50)
+POLL_CONCURRENCY = envint("POLL_CONCURRENCY", 256, minimum=1)
+POLL_CHUNK_NODES = envint("POLL_CHUNK_NODES", 1000, minimum=1)
+TELEMETRY_SAMPLE_INTERVAL_S = envint("TELEMETRY_SAMPLE_INTERVAL_S", 60, minimum=1)
+TELEMETRY_RETENTION_DAYS = envint("TELEMETRY_RETENTION_DAYS", 7, minimum=1)
+HEALTH_UNREACHABLE_SWEEPS = envint("HEALTH_UNREACHABLE_SWEEPS", 3, minimum=1)
+HEALTH_XID_CRITICAL_CODES = frozenset(
+    int(code) for code in envlist("HEALTH_XID_CRITICAL_CODES", "48,63,64,74,79,92,94,95,119,120,140")
+)
+HEALTH_ECC_UNCORRECTABLE_MAX = envint("HEALTH_ECC_UNCORRECTABLE_MAX", 0, minimum=0)
+HEALTH_MAX_TEMPERATURE_C = envint("HEALTH_MAX_TEMPERATURE_C", 87, minimum=1)
+LEASE_SWEEP_INTERVAL_S = envint("LEASE_SWEEP_INTERVAL_S", 2, minimum=1)
+LEASE_SWEEP_BATCH = envint("LEASE_SWEEP_BATCH", 500, minimum=1)
+LEASE_START_TIMEOUT_S = envint("LEASE_START_TIMEOUT_S", 180, minimum=1)
+LEASE_AGENT_TIMEOUT_MS = envint("LEASE_AGENT_TIMEOUT_MS", 5000, minimum=50)
+LEASE_CLEANUP_INTERVAL_S = envint("LEASE_CLEANUP_INTERVAL_S", 30, minimum=1)
+LEASE_ENDING_NOTICE_MINUTES = (60, 10)
+METRICS_SCRAPE_TOKEN = envstr("METRICS_SCRAPE_TOKEN", "")
+LOGGING["loggers"]["httpx"] = {"level": "WARNING"}  # a line per agent request would drown the workers' logs
+# Ticks expire after one interval, so a backlog of beats never runs a sweep twice in a row.
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "poll-fleet": {
+            "task": "clusters.tasks.fleet_poll_dispatch",
+            "schedule": float(POLL_INTERVAL_S),
+            "options": {"expires": float(POLL_INTERVAL_S)},
+        },
+        "enforce-leases": {
+            "task": "clusters.tasks.leases_enforce",
+            "schedule": float(LEASE_SWEEP_INTERVAL_S),
+            "options": {"expires": float(LEASE_SWEEP_INTERVAL_S)},
+        },
+        "gpus-cleanup": {
+            "task": "clusters.tasks.gpus_cleanup",
+            "schedule": float(LEASE_CLEANUP_INTERVAL_S),
+            "options": {"expires": float(LEASE_CLEANUP_INTERVAL_S)},
+        },
+        "telemetry-cleanup": {"task": "clusters.tasks.telemetry_cleanup", "schedule": 3600.0},
+    }
+)

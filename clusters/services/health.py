@@ -1,0 +1,237 @@
+"""Node health: the rules applied to each sweep, health events, and draining nodes in and out."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.mail import send_mail, send_mass_mail
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.selectors import owners_of
+from accounts.services.audit import audit_record
+from clusters.choices import GpuHealth, HealthEventKind, LeaseState, NodeState
+from clusters.models import GPU, HealthEvent, Lease, Node
+from clusters.services.agent import parse_xid
+
+if TYPE_CHECKING:
+    from clusters.services.telemetry import NodePoll, SweepReport
+
+Problem = tuple[str, int | None]  # (HealthEventKind, GPU id or None for the whole node)
+ALL_KINDS = frozenset(HealthEventKind.values)
+# States a failing node leaves for `unhealthy`; maintenance and offline are already out of placement.
+FAILABLE_STATES = (NodeState.AVAILABLE, NodeState.DRAINING)
+UNDRAINABLE_STATES = (NodeState.DRAINING, NodeState.UNHEALTHY, NodeState.MAINTENANCE)
+GPU_HEALTH_FOR = {
+    HealthEventKind.OVERHEAT: GpuHealth.DEGRADED,
+    HealthEventKind.XID: GpuHealth.FAILED,
+    HealthEventKind.ECC: GpuHealth.FAILED,
+    HealthEventKind.GPU_MISSING: GpuHealth.FAILED,
+}
+
+
+class NodeStateError(Exception):
+    """The node is not in a state this change applies to."""
+
+
+@dataclass
+class NodeFailure:
+    """What opening health events on one node did."""
+
+    hostname: str
+    problems: list[str]
+    turned_unhealthy: bool
+    leases_flagged: list[str] = field(default_factory=list)
+
+
+def node_problems(poll: "NodePoll", missed_polls: int | None) -> tuple[dict[Problem, str], frozenset[str]]:
+    """The node's failing rules now, and which kinds of event this poll can tell anything about."""
+    if not poll.answered:
+        if (missed_polls or 0) >= settings.HEALTH_UNREACHABLE_SWEEPS:
+            detail = f"No answer for {missed_polls} polls in a row ({poll.answer.error})."
+            return {(HealthEventKind.UNREACHABLE, None): detail[:300]}, frozenset(
+                {HealthEventKind.UNREACHABLE}
+            )
+        return {}, frozenset()
+    if poll.degraded_error:
+        detail = f"The agent cannot read its GPUs: {poll.degraded_error}"[:300]
+        scope = frozenset({HealthEventKind.UNREACHABLE, HealthEventKind.GPU_MISSING})
+        return {(HealthEventKind.GPU_MISSING, None): detail}, scope
+    problems: dict[Problem, str] = {}
+    for gpu in poll.gpus:
+        for kind, detail in gpu_problems(gpu, poll.readings.get(gpu["id"]), poll.node["undrained_at"]):
+            problems[(kind, gpu["id"])] = detail
+    return problems, ALL_KINDS
+
+
+def gpu_problems(
+    gpu: dict[str, Any], reading: dict[str, Any] | None, undrained_at: datetime | None
+) -> list[tuple[str, str]]:
+    """The health rules a GPU's reading fails, with a sentence each."""
+    index = gpu["index"]
+    if reading is None:
+        return [(HealthEventKind.GPU_MISSING, f"GPU {index} is missing from the agent's answer.")]
+    if reading.get("lost"):
+        return [
+            (HealthEventKind.GPU_MISSING, f"GPU {index} is lost (fell off the bus or NVML cannot see it).")
+        ]
+    found = []
+    xid = _critical_xid(reading, undrained_at)
+    if xid:
+        found.append((HealthEventKind.XID, f"GPU {index} reported XID {xid}."))
+    ecc = reading.get("ecc_uncorrectable_volatile")
+    if isinstance(ecc, int) and ecc > settings.HEALTH_ECC_UNCORRECTABLE_MAX:
+        found.append((HealthEventKind.ECC, f"GPU {index} has {ecc} uncorrectable ECC errors."))
+    temperature = reading.get("temperature_c")
+    if isinstance(temperature, int | float) and temperature > settings.HEALTH_MAX_TEMPERATURE_C:
+        limit = settings.HEALTH_MAX_TEMPERATURE_C
+        found.append((HealthEventKind.OVERHEAT, f"GPU {index} is at {temperature} °C (limit {limit} °C)."))
+    return found
+
+
+def _critical_xid(reading: dict[str, Any], undrained_at: datetime | None) -> int | None:
+    """A critical XID code reported since the node was last returned to service, else None.
+
+    The agent keeps reporting the last XID; one that happened before an admin undrained the node
+    was dealt with.
+    """
+    code, at = parse_xid(reading)
+    if code not in settings.HEALTH_XID_CRITICAL_CODES:
+        return None
+    if undrained_at is not None and (at is None or at <= undrained_at):
+        return None
+    return code
+
+
+def health_evaluate(
+    *, polls: list["NodePoll"], unreachable_counts: dict[int, int], now: datetime, report: "SweepReport"
+) -> None:
+    """Open events for new problems, end those that cleared, fail nodes, and tell people."""
+    findings = {
+        poll.node["id"]: node_problems(poll, unreachable_counts.get(poll.node["id"])) for poll in polls
+    }
+    open_events = HealthEvent.objects.filter(node_id__in=list(findings), ended_at__isnull=True)
+    already: dict[int, set[Problem]] = {}
+    cleared: list[int] = []
+    for event in open_events.values("id", "node_id", "kind", "gpu_id"):
+        problems, scope = findings[event["node_id"]]
+        key = (event["kind"], event["gpu_id"])
+        already.setdefault(event["node_id"], set()).add(key)
+        if event["kind"] in scope and key not in problems:
+            cleared.append(event["id"])
+    report.events_ended = HealthEvent.objects.filter(pk__in=cleared, ended_at__isnull=True).update(
+        ended_at=now
+    )
+    failures = []
+    for node_id, (problems, _scope) in findings.items():
+        new = {key: detail for key, detail in problems.items() if key not in already.get(node_id, set())}
+        if new:
+            failures.append(node_health_fail(node_id=node_id, problems=new, now=now))
+    report.events_opened = [f"{f.hostname}: {p}" for f in failures for p in f.problems]
+    report.nodes_made_unhealthy = [f.hostname for f in failures if f.turned_unhealthy]
+    _notify_staff(failures)
+
+
+@transaction.atomic
+def node_health_fail(*, node_id: int, problems: dict[Problem, str], now: datetime) -> NodeFailure:
+    """Record new problems on a node: events opened, node out of placement, its leases flagged."""
+    node = Node.objects.select_for_update().get(pk=node_id)
+    leases = list(
+        Lease.objects.filter(
+            allocations__node=node,
+            allocations__is_live=True,
+            allocations__period__contains=now,
+            state__in=(LeaseState.ACTIVE, LeaseState.SCHEDULED),
+        ).distinct()
+    )
+    # Leases first: a sweeper may hold one of them while it waits to mark GPUs, so take no GPU lock before.
+    newly_flagged = [lease for lease in leases if not lease.health_flagged]
+    Lease.objects.filter(pk__in=[lease.pk for lease in newly_flagged]).update(health_flagged=True)
+    for (kind, gpu_id), detail in problems.items():
+        event = HealthEvent.objects.create(node=node, gpu_id=gpu_id, kind=kind, detail=detail, started_at=now)
+        event.leases.add(*leases)
+        if gpu_id is not None:
+            GPU.objects.filter(pk=gpu_id).update(health=GPU_HEALTH_FOR[kind])
+    turned = node.state in FAILABLE_STATES
+    if turned:
+        _set_state(node, NodeState.UNHEALTHY, "; ".join(problems.values())[:200], now)
+    audit_record(
+        actor=None, action="node.health_failed", obj=node, after={"problems": list(problems.values())}
+    )
+    transaction.on_commit(lambda: _notify_owners(node.hostname, newly_flagged, list(problems.values())))
+    flagged = [str(lease.public_id) for lease in newly_flagged]
+    return NodeFailure(node.hostname, list(problems.values()), turned, flagged)
+
+
+def _set_state(node: Node, state: str, reason: str, now: datetime) -> None:
+    node.state, node.state_reason, node.state_changed_at = state, reason, now
+    node.save(update_fields=["state", "state_reason", "state_changed_at"])
+
+
+def _notify_owners(hostname: str, leases: list[Lease], problems: list[str]) -> None:
+    """One email per organization whose leases run on the failing node."""
+    by_org: dict[int, list[Lease]] = {}
+    for lease in leases:
+        by_org.setdefault(lease.organization_id, []).append(lease)
+    messages = []
+    for org_leases in by_org.values():
+        owners = [user.email for user in owners_of(org_leases[0].organization)]
+        ids = ", ".join(str(lease.public_id) for lease in org_leases)
+        body = (
+            f"A node running your lease(s) {ids} failed a health check:\n- "
+            + "\n- ".join(problems)
+            + "\n\nWe are looking into it; time lost is credited on your invoice."
+        )
+        messages.append(("Voltpark: a GPU node of your lease has a problem", body, None, owners))
+    send_mass_mail(messages, fail_silently=True)
+
+
+def _notify_staff(failures: list[NodeFailure]) -> None:
+    """One email to staff per sweep that found new problems."""
+    if not failures or not settings.STAFF_NOTIFY_EMAILS:
+        return
+    lines = [f"{f.hostname}: {p}" for f in failures for p in f.problems]
+    subject = f"Voltpark: {len(failures)} node(s) failed health checks"
+    send_mail(subject, "\n".join(lines), None, settings.STAFF_NOTIFY_EMAILS, fail_silently=True)
+
+
+@transaction.atomic
+def node_drain(*, node: Node, actor: User, reason: str) -> Node:
+    """Take an available node out of placement; its running leases continue."""
+    now = timezone.now()
+    changed = Node.objects.filter(pk=node.pk, state=NodeState.AVAILABLE).update(
+        state=NodeState.DRAINING, state_reason=reason[:200], state_changed_at=now
+    )
+    if changed != 1:
+        raise NodeStateError(f"Node {node.hostname} is {node.state}; only an available node can be drained.")
+    before = {"state": node.state}
+    node.refresh_from_db()
+    audit_record(actor=actor, action="node.drained", obj=node, before=before, after=_node_audit(node))
+    return node
+
+
+@transaction.atomic
+def node_undrain(*, node: Node, actor: User, reason: str) -> Node:
+    """Return a drained or unhealthy node to placement; its open health events end now."""
+    now = timezone.now()
+    changed = Node.objects.filter(pk=node.pk, state__in=UNDRAINABLE_STATES).update(
+        state=NodeState.AVAILABLE,
+        state_reason=reason[:200],
+        state_changed_at=now,
+        undrained_at=now,
+        unreachable_sweeps=0,
+    )
+    if changed != 1:
+        raise NodeStateError(f"Node {node.hostname} is {node.state}; it is not out of service.")
+    before = {"state": node.state}
+    HealthEvent.objects.filter(node=node, ended_at__isnull=True).update(ended_at=now)
+    GPU.objects.filter(node=node).exclude(health=GpuHealth.HEALTHY).update(health=GpuHealth.HEALTHY)
+    node.refresh_from_db()
+    audit_record(actor=actor, action="node.undrained", obj=node, before=before, after=_node_audit(node))
+    return node
+
+
+def _node_audit(node: Node) -> dict[str, str]:
+    return {"state": node.state, "reason": node.state_reason}

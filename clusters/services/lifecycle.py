@@ -1,0 +1,315 @@
+"""Lease enforcement: due leases start and end on time, leases that cannot start fail, owners are warned.
+
+Each batch of leases is claimed with SELECT ... FOR NO KEY UPDATE SKIP LOCKED and changed with a
+conditional UPDATE ... RETURNING inside the same transaction, so two sweepers, a retried task or a
+duplicated beat never act on a lease twice; a worker killed mid-batch rolls back and the agent calls
+it made are repeated by the next sweep, which is safe because they are idempotent. NO KEY locks let
+the poller keep inserting rows that reference the leases meanwhile.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mass_mail
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.choices import Role
+from accounts.models import AuditEntry, Membership
+from clusters.choices import LeaseKind, LeaseNoticeKind, LeaseState
+from clusters.models import GPU, Allocation, Lease, Node
+from clusters.services.agent import AgentAnswer, AgentCall, call_agents
+
+LeaseNodeKey = tuple[int, int]  # (lease id, node id)
+
+
+@dataclass
+class EnforceReport:
+    """What one enforcement sweep did."""
+
+    started: int = 0
+    failed: int = 0
+    waiting: int = 0
+    ended: int = 0
+    notices: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Placement:
+    """The nodes and GPUs a batch of leases holds, and how to reach each node's agent."""
+
+    gpus: dict[LeaseNodeKey, list[tuple[int, int]]]  # (lease, node) -> [(gpu id, gpu index)]
+    nodes: dict[int, dict[str, Any]]
+
+    def calls(self, leases: Iterable[Lease], method: str, body: Any = None) -> list[AgentCall]:
+        by_id = {lease.pk: lease for lease in leases}
+        calls = []
+        for (lease_id, node_id), gpus in self.gpus.items():
+            if lease_id not in by_id:
+                continue
+            lease, node = by_id[lease_id], self.nodes[node_id]
+            payload = body(lease, gpus) if body else None
+            path = f"v1/leases/{lease.public_id}"
+            calls.append(
+                AgentCall(
+                    (lease_id, node_id),
+                    method,
+                    node["agent_url"],
+                    node["agent_token_encrypted"],
+                    path,
+                    payload,
+                )
+            )
+        return calls
+
+
+def leases_enforce(*, now: datetime | None = None) -> EnforceReport:
+    """One sweep: start what is due, end what is due, warn owners of reserved leases about to end."""
+    now = now or timezone.now()
+    report = EnforceReport()
+    leases_start_due(now=now, report=report)
+    report.ended = leases_end_due(now=now)
+    report.notices = leases_notify_ending(now=now)
+    return report
+
+
+def _agent_calls(calls: list[AgentCall]) -> dict[Any, AgentAnswer]:
+    return call_agents(
+        calls, timeout_s=settings.LEASE_AGENT_TIMEOUT_MS / 1000, concurrency=settings.POLL_CONCURRENCY
+    )
+
+
+def _placement(lease_ids: list[int], *, live_only: bool = True) -> _Placement:
+    allocations = Allocation.objects.filter(lease_id__in=lease_ids)
+    if live_only:
+        allocations = allocations.filter(is_live=True)
+    gpus: dict[LeaseNodeKey, list[tuple[int, int]]] = {}
+    for lease_id, node_id, gpu_id, index in allocations.values_list(
+        "lease_id", "node_id", "gpu_id", "gpu__index"
+    ):
+        gpus.setdefault((lease_id, node_id), []).append((gpu_id, index))
+    node_ids = {node_id for _, node_id in gpus}
+    fields = ("id", "hostname", "agent_url", "agent_token_encrypted")
+    nodes = {node["id"]: node for node in Node.objects.filter(pk__in=node_ids).values(*fields)}
+    return _Placement(gpus, nodes)
+
+
+def _claim(state: str, due: dict[str, datetime], exclude: set[int]) -> list[Lease]:
+    """Lock up to LEASE_SWEEP_BATCH due leases that no other sweeper holds."""
+    query = Lease.objects.select_for_update(skip_locked=True, no_key=True).filter(state=state, **due)
+    return list(query.exclude(pk__in=exclude).order_by("pk")[: settings.LEASE_SWEEP_BATCH])
+
+
+def _transition(leases: list[Lease], source: str, target: str, **columns: Any) -> list[Lease]:
+    """Move leases still in `source` to `target`; the leases that changed, each audited once."""
+    if not leases:
+        return []
+    assignments = ", ".join(f"{column} = %s" for column in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE clusters_lease SET state = %s, {assignments}"
+            " WHERE id = ANY(%s) AND state = %s RETURNING id",
+            [target, *columns.values(), [lease.pk for lease in leases], source],
+        )
+        changed = {row[0] for row in cursor.fetchall()}
+    moved = [lease for lease in leases if lease.pk in changed]
+    reason = columns.get("state_reason", "")
+    AuditEntry.objects.bulk_create(
+        AuditEntry(
+            organization_id=lease.organization_id,
+            action=f"lease.{target}",
+            object_type="Lease",
+            object_id=str(lease.public_id),
+            before={"state": source},
+            after={"state": target, "reason": reason} if reason else {"state": target},
+        )
+        for lease in moved
+    )
+    return moved
+
+
+# --- Starting
+
+
+def leases_start_due(*, now: datetime, report: EnforceReport) -> None:
+    """Start every scheduled lease whose start has come; fail those past LEASE_START_TIMEOUT_S."""
+    seen: set[int] = set()
+    while _start_batch(now, seen, report):
+        pass
+
+
+def _install_body(lease: Lease, gpus: list[tuple[int, int]]) -> dict[str, Any]:
+    return {"gpu_indices": sorted(index for _, index in gpus), "ssh_public_keys": list(lease.ssh_public_keys)}
+
+
+@transaction.atomic
+def _start_batch(now: datetime, seen: set[int], report: EnforceReport) -> bool:
+    leases = _claim(LeaseState.SCHEDULED, {"start__lte": now}, seen)
+    if not leases:
+        return False
+    seen.update(lease.pk for lease in leases)
+    placement = _placement([lease.pk for lease in leases])
+    answers = _agent_calls(placement.calls(leases, "PUT", _install_body))
+    waiting_on: dict[int, list[str]] = {}
+    for (lease_id, node_id), answer in answers.items():
+        if not answer.ok:
+            hostname = placement.nodes[node_id]["hostname"]
+            waiting_on.setdefault(lease_id, []).append(f"{hostname} ({answer.error})")
+    ready = [lease for lease in leases if lease.pk not in waiting_on]
+    report.started += len(_transition(ready, LeaseState.SCHEDULED, LeaseState.ACTIVE, started_at=now))
+    deadline = now - timedelta(seconds=settings.LEASE_START_TIMEOUT_S)
+    stuck = [lease for lease in leases if lease.pk in waiting_on]
+    overdue = [lease for lease in stuck if lease.start <= deadline or (lease.end and lease.end <= now)]
+    report.failed += len(_fail(overdue, waiting_on, placement, now))
+    for lease in stuck:
+        if lease not in overdue:
+            reason = ("Waiting for node agents: " + "; ".join(waiting_on[lease.pk]))[:200]
+            Lease.objects.filter(pk=lease.pk, state=LeaseState.SCHEDULED).update(state_reason=reason)
+    report.waiting += len(stuck) - len(overdue)
+    report.problems += [f"{lease.public_id}: {'; '.join(waiting_on[lease.pk])}" for lease in stuck]
+    return True
+
+
+def _fail(
+    leases: list[Lease], waiting_on: dict[int, list[str]], placement: _Placement, now: datetime
+) -> list[Lease]:
+    """Fail leases that could not start: nothing billed, keys revoked wherever they went in."""
+    if not leases:
+        return []
+    failed = []
+    for lease in leases:
+        reason = ("Could not start: " + "; ".join(waiting_on[lease.pk]))[:200]
+        lease.state_reason = reason
+        failed += _transition(
+            [lease], LeaseState.SCHEDULED, LeaseState.FAILED, ended_at=now, state_reason=reason
+        )
+    Allocation.objects.filter(lease__in=failed).update(is_live=False)
+    _revoke(failed, placement)
+    transaction.on_commit(lambda: _email_owners(failed, _failed_message))
+    return failed
+
+
+# --- Ending
+
+
+def leases_end_due(*, now: datetime) -> int:
+    """End every active lease whose end has come; returns how many this sweeper ended."""
+    ended = 0
+    while count := _end_batch(now):
+        ended += count
+    return ended
+
+
+@transaction.atomic
+def _end_batch(now: datetime) -> int:
+    leases = _claim(LeaseState.ACTIVE, {"end__lte": now}, set())
+    if not leases:
+        return 0
+    _revoke(leases, _placement([lease.pk for lease in leases]))
+    ended = _transition(leases, LeaseState.ACTIVE, LeaseState.ENDED, ended_at=timezone.now())
+    return len(ended)
+
+
+def _revoke(leases: list[Lease], placement: _Placement) -> None:
+    """Ask every node of the leases to revoke them; GPUs not reported clean need cleaning."""
+    answers = _agent_calls(placement.calls(leases, "DELETE"))
+    unclean = [
+        gpu_id for key, answer in answers.items() if not _clean(answer) for gpu_id, _ in placement.gpus[key]
+    ]
+    if unclean:
+        GPU.objects.filter(pk__in=unclean).update(needs_cleanup=True)
+
+
+def _clean(answer: AgentAnswer) -> bool:
+    """Revoked and clean; an agent that never saw the lease has nothing of it to clean."""
+    return answer.status == 404 or (answer.ok and bool(answer.body.get("gpus_clean")))  # type: ignore[union-attr]
+
+
+def gpus_cleanup_check() -> int:
+    """Ask again about GPUs waiting for cleanup; those now reported clean return to placement."""
+    pending = (
+        Allocation.objects.filter(
+            gpu__needs_cleanup=True, lease__state__in=(LeaseState.ENDED, LeaseState.FAILED)
+        )
+        .order_by("gpu_id", "-lease__ended_at")
+        .distinct("gpu_id")
+        .values_list("lease_id", flat=True)
+    )
+    leases = list(Lease.objects.filter(pk__in=set(pending)))
+    placement = _placement([lease.pk for lease in leases], live_only=False)
+    answers = _agent_calls(placement.calls(leases, "DELETE"))
+    clean = [gpu_id for key, answer in answers.items() if _clean(answer) for gpu_id, _ in placement.gpus[key]]
+    return GPU.objects.filter(pk__in=clean, needs_cleanup=True).update(needs_cleanup=False)
+
+
+# --- Warning owners before a reserved lease ends
+
+
+def leases_notify_ending(*, now: datetime) -> int:
+    """Email owners 60 and 10 minutes before a reserved lease ends, each notice once per lease."""
+    sent = 0
+    lower = 0
+    for minutes in sorted(settings.LEASE_ENDING_NOTICE_MINUTES):
+        due = Lease.objects.filter(
+            kind=LeaseKind.RESERVED,
+            state=LeaseState.ACTIVE,
+            end__gt=now + timedelta(minutes=lower),
+            end__lte=now + timedelta(minutes=minutes),
+        ).exclude(notices__kind=f"ending_{minutes}")
+        sent += _notify(list(due.values_list("pk", flat=True)), LeaseNoticeKind(f"ending_{minutes}"), now)
+        lower = minutes
+    return sent
+
+
+@transaction.atomic
+def _notify(lease_ids: list[int], kind: LeaseNoticeKind, now: datetime) -> int:
+    """Record the notice; only the sweeper whose insert won sends the email."""
+    if not lease_ids:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO clusters_leasenotice (lease_id, kind, sent_at)"
+            " SELECT id, %s, %s FROM unnest(%s::bigint[]) AS id"
+            " ON CONFLICT (lease_id, kind) DO NOTHING RETURNING lease_id",
+            [kind.value, now, lease_ids],
+        )
+        won = [row[0] for row in cursor.fetchall()]
+    leases = list(Lease.objects.filter(pk__in=won).select_related("region"))
+    transaction.on_commit(lambda: _email_owners(leases, lambda lease: _ending_message(lease, kind)))
+    return len(won)
+
+
+def _ending_message(lease: Lease, kind: LeaseNoticeKind) -> tuple[str, str]:
+    end = f"{lease.end:%Y-%m-%d %H:%M} UTC"
+    return (
+        f"Voltpark: your lease {kind.label.lower()}",
+        f"Your reserved lease {lease.public_id} ({lease.gpus} GPUs in {lease.region}) ends at {end}.\n"
+        "Its SSH access is revoked then; save your work, or extend the lease if the GPUs are free.",
+    )
+
+
+def _failed_message(lease: Lease) -> tuple[str, str]:
+    return (
+        "Voltpark: your lease could not start",
+        f"Your lease {lease.public_id} could not start: {lease.state_reason or 'its nodes did not answer'}.\n"
+        "It is marked failed and nothing is billed for it.",
+    )
+
+
+def _email_owners(leases: list[Lease], message: Any) -> None:
+    """One email per lease to its organization's owners."""
+    owners: dict[int, list[str]] = {}
+    org_ids = {lease.organization_id for lease in leases}
+    memberships = Membership.objects.filter(organization_id__in=org_ids, role=Role.OWNER)
+    for org_id, email in memberships.values_list("organization_id", "user__email"):
+        owners.setdefault(org_id, []).append(email)
+    messages = []
+    for lease in leases:
+        if owners.get(lease.organization_id):
+            subject, body = message(lease)
+            messages.append((subject, body, None, owners[lease.organization_id]))
+    send_mass_mail(messages, fail_silently=True)

@@ -1,0 +1,252 @@
+"""Polling the fleet: every node's agent read at once, the readings written in bulk."""
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from clusters.choices import NodeState
+from clusters.models import GPU, GpuSample, Node
+from clusters.services.agent import AgentAnswer, AgentCall, call_agents, parse_xid
+from clusters.services.health import health_evaluate
+
+RETENTION_DELETE_BATCH = 50_000
+
+
+@dataclass
+class NodePoll:
+    """One node's answer to a sweep, matched to its GPU rows."""
+
+    node: dict[str, Any]
+    answer: AgentAnswer
+    gpus: list[dict[str, Any]]
+    readings: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def answered(self) -> bool:
+        return self.answer.ok and isinstance(self.answer.body.get("gpus"), list)  # type: ignore[union-attr]
+
+    @property
+    def degraded_error(self) -> str:
+        body = self.answer.body or {}
+        return str(body.get("error") or "NVML failed") if body.get("degraded") else ""
+
+
+@dataclass
+class SweepReport:
+    """What one sweep found, for the command line and the logs."""
+
+    nodes: int = 0
+    answered: int = 0
+    unreachable: list[str] = field(default_factory=list)
+    gpus_read: int = 0
+    samples_stored: int = 0
+    events_opened: list[str] = field(default_factory=list)
+    events_ended: int = 0
+    nodes_made_unhealthy: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def pollable_node_ids() -> list[int]:
+    """Every node with an agent that is not switched off, in a stable order for chunking."""
+    nodes = Node.objects.exclude(agent_url="").exclude(state=NodeState.OFFLINE)
+    return list(nodes.order_by("pk").values_list("pk", flat=True))
+
+
+def fleet_poll(*, node_ids: list[int] | None = None, now: datetime | None = None) -> SweepReport:
+    """Read the given nodes' agents (default: all pollable), store the readings, apply health rules."""
+    started = time.monotonic()
+    now = now or timezone.now()
+    polls = _poll(node_ids if node_ids is not None else pollable_node_ids())
+    report = SweepReport(nodes=len(polls))
+    # No transaction around the writes: each bulk statement commits alone, so the thousands of GPU
+    # row locks it takes are never held while waiting on a lease row a sweeper has locked.
+    unreachable_counts = _store_reachability(polls, now)
+    report.gpus_read, report.samples_stored = _store_readings(polls, now)
+    report.answered = sum(1 for poll in polls if poll.answered)
+    report.unreachable = [poll.node["hostname"] for poll in polls if not poll.answered]
+    health_evaluate(polls=polls, unreachable_counts=unreachable_counts, now=now, report=report)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _poll(node_ids: list[int]) -> list[NodePoll]:
+    fields = ("id", "hostname", "agent_url", "agent_token_encrypted", "state", "undrained_at")
+    nodes = list(Node.objects.filter(pk__in=node_ids).values(*fields))
+    gpus_by_node: dict[int, list[dict[str, Any]]] = {node["id"]: [] for node in nodes}
+    for gpu in GPU.objects.filter(node_id__in=node_ids).values("id", "node_id", "index", "uuid", "read_at"):
+        gpus_by_node[gpu["node_id"]].append(gpu)
+    calls = [
+        AgentCall(node["id"], "GET", node["agent_url"], node["agent_token_encrypted"], "v1/gpus")
+        for node in nodes
+    ]
+    answers = call_agents(
+        calls, timeout_s=settings.POLL_TIMEOUT_MS / 1000, concurrency=settings.POLL_CONCURRENCY
+    )
+    polls = [NodePoll(node, answers[node["id"]], gpus_by_node[node["id"]]) for node in nodes]
+    for poll in polls:
+        if poll.answered:
+            by_index = {g.get("index"): g for g in poll.answer.body["gpus"] if isinstance(g, dict)}  # type: ignore[index]
+            poll.readings = {
+                gpu["id"]: by_index[gpu["index"]] for gpu in poll.gpus if gpu["index"] in by_index
+            }
+    return polls
+
+
+def _store_reachability(polls: list[NodePoll], now: datetime) -> dict[int, int]:
+    """Reset the missed-poll count of nodes that answered; count one more for the rest."""
+    answered = [poll.node["id"] for poll in polls if poll.answered]
+    missed = [poll.node["id"] for poll in polls if not poll.answered]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE clusters_node SET unreachable_sweeps = 0, last_seen_at = %s WHERE id = ANY(%s)",
+            [now, answered],
+        )
+        cursor.execute(
+            "UPDATE clusters_node SET unreachable_sweeps = unreachable_sweeps + 1 WHERE id = ANY(%s)"
+            " RETURNING id, unreachable_sweeps",
+            [missed],
+        )
+        return dict(cursor.fetchall())
+
+
+def _int(value: object) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _store_readings(polls: list[NodePoll], now: datetime) -> tuple[int, int]:
+    """The latest reading onto each GPU row, samples when due, and the lease-hour summaries."""
+    latest: list[tuple[Any, ...]] = []
+    samples: list[tuple[Any, ...]] = []
+    usage: list[tuple[Any, ...]] = []
+    interval = settings.POLL_INTERVAL_S
+    for poll in polls:
+        for gpu in poll.gpus:
+            reading = poll.readings.get(gpu["id"])
+            if reading is None:
+                continue
+            row = _latest_row(gpu["id"], reading)
+            latest.append(row)
+            if reading.get("lost") or row[1] is None:
+                continue
+            if _sample_due(gpu["read_at"], now):
+                samples.append((gpu["id"], row[1], row[2], row[4], row[5]))
+            gap = (now - gpu["read_at"]).total_seconds() if gpu["read_at"] else interval
+            usage.append((gpu["id"], row[1], row[2], row[5] or 0.0, max(0.0, min(gap, 2.0 * interval))))
+    _update_latest(latest, now)
+    _insert_samples(samples, now)
+    _upsert_usage(usage, now)
+    return len(latest), len(samples)
+
+
+def _latest_row(gpu_id: int, reading: dict[str, Any]) -> tuple[Any, ...]:
+    xid_code, xid_at = parse_xid(reading)
+    return (
+        gpu_id,
+        _int(reading.get("utilization_pct")),
+        _int(reading.get("memory_used_bytes")),
+        _int(reading.get("memory_total_bytes")),
+        _int(reading.get("temperature_c")),
+        _float(reading.get("power_draw_w")),
+        _float(reading.get("power_limit_w")),
+        _int(reading.get("ecc_uncorrectable_volatile")),
+        xid_code,
+        xid_at,
+    )
+
+
+def _sample_due(previous: datetime | None, now: datetime) -> bool:
+    """A sample is kept once per TELEMETRY_SAMPLE_INTERVAL_S, not every poll (see docs/decisions.md)."""
+    step = settings.TELEMETRY_SAMPLE_INTERVAL_S
+    return previous is None or int(previous.timestamp() // step) != int(now.timestamp() // step)
+
+
+def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+def _update_latest(rows: list[tuple[Any, ...]], now: datetime) -> None:
+    # One UPDATE ... FROM unnest(...) for the whole sweep: Django's bulk_update writes CASE chains instead.
+    if not rows:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE clusters_gpu AS g SET read_at = %s, utilization_pct = v.util, memory_used_bytes = v.mem,
+                memory_total_bytes = v.mem_total, temperature_c = v.temp, power_draw_w = v.power,
+                power_limit_w = v.power_limit, ecc_uncorrectable = v.ecc, last_xid_code = v.xid,
+                last_xid_at = v.xid_at
+            FROM unnest(%s::bigint[], %s::int[], %s::bigint[], %s::bigint[], %s::int[], %s::float8[],
+                        %s::float8[], %s::int[], %s::int[], %s::timestamptz[])
+                AS v(id, util, mem, mem_total, temp, power, power_limit, ecc, xid, xid_at)
+            WHERE g.id = v.id
+            """,
+            [now, *_columns(rows)],
+        )
+
+
+def _insert_samples(rows: list[tuple[Any, ...]], now: datetime) -> None:
+    if not rows:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO clusters_gpusample (gpu_id, at, utilization_pct, memory_used_bytes, temperature_c,
+                                            power_draw_w)
+            SELECT v.gpu, %s, v.util, v.mem, v.temp, v.power
+            FROM unnest(%s::bigint[], %s::int[], %s::bigint[], %s::int[], %s::float8[])
+                AS v(gpu, util, mem, temp, power)
+            """,
+            [now, *_columns(rows)],
+        )
+
+
+def _upsert_usage(rows: list[tuple[Any, ...]], now: datetime) -> None:
+    """Add this sweep's readings to the hour of every active lease holding the GPUs read.
+
+    Ordered by lease so that two workers upserting overlapping rows lock them in the same order.
+    """
+    if not rows:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO clusters_leaseusagehour (lease_id, hour, readings, utilization_sum,
+                                                 memory_peak_bytes, energy_wh)
+            SELECT a.lease_id, date_trunc('hour', %s::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+                   count(*), coalesce(sum(v.util), 0), coalesce(max(v.mem), 0),
+                   sum(v.power * v.seconds / 3600.0)
+            FROM unnest(%s::bigint[], %s::int[], %s::bigint[], %s::float8[], %s::float8[])
+                AS v(gpu, util, mem, power, seconds)
+            JOIN clusters_allocation a ON a.gpu_id = v.gpu AND a.is_live AND a.period @> %s::timestamptz
+            JOIN clusters_lease l ON l.id = a.lease_id AND l.state = 'active'
+            GROUP BY a.lease_id ORDER BY a.lease_id
+            ON CONFLICT (lease_id, hour) DO UPDATE SET
+                readings = clusters_leaseusagehour.readings + EXCLUDED.readings,
+                utilization_sum = clusters_leaseusagehour.utilization_sum + EXCLUDED.utilization_sum,
+                memory_peak_bytes = GREATEST(clusters_leaseusagehour.memory_peak_bytes,
+                                             EXCLUDED.memory_peak_bytes),
+                energy_wh = clusters_leaseusagehour.energy_wh + EXCLUDED.energy_wh
+            """,
+            [now, *_columns(rows), now],
+        )
+
+
+def telemetry_cleanup(*, now: datetime | None = None) -> int:
+    """Delete samples older than TELEMETRY_RETENTION_DAYS, in batches so no statement runs long."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.TELEMETRY_RETENTION_DAYS)
+    deleted = 0
+    while True:
+        batch = GpuSample.objects.filter(at__lt=cutoff).values("pk")[:RETENTION_DELETE_BATCH]
+        count, _ = GpuSample.objects.filter(pk__in=batch).delete()
+        deleted += count
+        if count < RETENTION_DELETE_BATCH:
+            return deleted

@@ -1,0 +1,138 @@
+"""Helpers for the run-time tests: leases with allocations made directly, and a simulated fleet.
+
+The booking service creates leases in production; the enforcement services only read the rows, so
+tests create them here. The simulated fleet is the real node agent (nodeagent) served over HTTP on
+loopback: the boundary where the GPUs are faked.
+"""
+
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.postgres.fields.ranges import DateTimeTZRange
+from django.utils import timezone
+
+from accounts.models import Organization, User
+from clusters.choices import LeaseKind, LeaseState
+from clusters.crypto import encrypt_agent_token
+from clusters.models import GPU, Allocation, Lease, Node
+from tests.factories import ClusterFactory, NodeFactory
+
+AGENT_TOKEN = "test-agent-token"
+PORTS = range(18300, 18400)
+SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIqI4910CfGV/VLbLTy6XXLKZwm/HZQSG/N0iAG0D29c alice@laptop"
+
+
+def free_port() -> int:
+    """A free loopback port in the range these tests may use."""
+    for port in PORTS:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 18300-18399")
+
+
+def lease_on(
+    gpus: list[GPU],
+    *,
+    organization: Organization,
+    booked_by: User,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    state: str = LeaseState.SCHEDULED,
+    kind: str = LeaseKind.RESERVED,
+    keys: list[str] | None = None,
+    **fields: Any,
+) -> Lease:
+    """A lease over [start, end) holding exactly these GPUs, as booking would leave it."""
+    start = start or timezone.now()
+    end = end if end is not None or kind == LeaseKind.ON_DEMAND else start + timedelta(hours=1)
+    lease = Lease.objects.create(
+        organization=organization,
+        booked_by=booked_by,
+        region=gpus[0].node.cluster.region,
+        gpus=len(gpus),
+        kind=kind,
+        start=start,
+        end=end,
+        state=state,
+        price_per_gpu_hour="1.9900",
+        ssh_public_keys=keys if keys is not None else [SSH_KEY],
+        started_at=start if state == LeaseState.ACTIVE else None,
+        **fields,
+    )
+    Allocation.objects.bulk_create(
+        Allocation(lease=lease, gpu=gpu, node=gpu.node, period=DateTimeTZRange(start, end, "[)"))
+        for gpu in gpus
+    )
+    return lease
+
+
+def gpus_of(node: Node, indices: list[int] | None = None) -> list[GPU]:
+    """The node's GPUs (all, or those with these indices), in index order."""
+    gpus = node.gpus.order_by("index").select_related("node__cluster__region")
+    return list(gpus if indices is None else gpus.filter(index__in=indices))
+
+
+@dataclass
+class Fleet:
+    """Simulated nodes served over HTTP, and their rows in the database."""
+
+    sim: Any
+    base_url: str
+    lease_root: Path
+    nodes: list[Node]
+
+    def keys_file(self, node: Node, lease: Lease) -> Path:
+        from nodeagent import account_for_lease
+
+        return (
+            self.lease_root / node.hostname / account_for_lease(str(lease.public_id)) / ".ssh/authorized_keys"
+        )
+
+
+def make_nodes(count: int, base_url: str, *, prefix: str = "sim") -> list[Node]:
+    """`count` nodes with eight GPUs each, whose agents are under `base_url`."""
+    cluster = ClusterFactory()
+    token = encrypt_agent_token(AGENT_TOKEN)
+    nodes = []
+    for n in range(count):
+        hostname = f"{prefix}-{cluster.name}-n{n:03d}"
+        nodes.append(
+            NodeFactory(
+                cluster=cluster,
+                hostname=hostname,
+                agent_url=f"{base_url}/nodes/{hostname}/",
+                agent_token_encrypted=token,
+            )
+        )
+    return nodes
+
+
+@pytest.fixture
+def fleet_of(db: None, tmp_path: Path) -> Iterator[Callable[..., Fleet]]:
+    """`fleet_of(3)`: three nodes in the database, served by a simulated agent over loopback HTTP."""
+    SimulatedFleet = pytest.importorskip("nodeagent").SimulatedFleet
+    start_in_thread = pytest.importorskip("nodeagent.server").start_in_thread
+
+    stops: list[Callable[[], None]] = []
+
+    def make(count: int, *, prefix: str = "sim") -> Fleet:
+        port = free_port()
+        nodes = make_nodes(count, f"http://127.0.0.1:{port}", prefix=prefix)
+        sim = SimulatedFleet([node.hostname for node in nodes], tmp_path / "leases")
+        base_url, stop = start_in_thread(sim, token=AGENT_TOKEN, port=port)
+        stops.append(stop)
+        return Fleet(sim, base_url, tmp_path / "leases", nodes)
+
+    yield make
+    for stop in stops:
+        stop()

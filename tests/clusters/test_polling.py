@@ -1,0 +1,244 @@
+"""Polling the fleet over real HTTP against the simulated node agent: readings, samples, health rules."""
+
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.utils import timezone
+
+from accounts.models import AuditEntry, Organization, User
+from clusters.choices import GpuHealth, HealthEventKind, LeaseState, NodeState
+from clusters.models import GPU, GpuSample, HealthEvent, Lease, LeaseUsageHour, Node
+from clusters.services.telemetry import fleet_poll, telemetry_cleanup
+from tests.clusters.runtime_helpers import Fleet, gpus_of, lease_on
+
+FAULTS = [
+    ("xid", {"code": 79}, HealthEventKind.XID, GpuHealth.FAILED),
+    ("ecc", {"count": 3}, HealthEventKind.ECC, GpuHealth.FAILED),
+    ("overheat", {"temperature_c": 96}, HealthEventKind.OVERHEAT, GpuHealth.DEGRADED),
+    ("gpu_lost", {}, HealthEventKind.GPU_MISSING, GpuHealth.FAILED),
+]
+
+
+def active_lease(
+    node: Node, acme: Organization, alice: User, indices: list[int] | None = None, start=None
+) -> Lease:
+    start = start or timezone.now() - timedelta(minutes=5)
+    return lease_on(
+        gpus_of(node, indices), organization=acme, booked_by=alice, start=start, state=LeaseState.ACTIVE
+    )
+
+
+def test_a_sweep_stores_a_reading_for_every_gpu(fleet_of: Callable[..., Fleet]) -> None:
+    fleet = fleet_of(3)
+
+    report = fleet_poll()
+
+    assert (report.nodes, report.answered, report.gpus_read, report.samples_stored) == (3, 3, 24, 24)
+    gpus = GPU.objects.filter(node__in=fleet.nodes)
+    assert gpus.filter(read_at__isnull=True).count() == 0
+    assert gpus.filter(utilization_pct__isnull=True).count() == 0
+    assert set(gpus.values_list("memory_total_bytes", flat=True)) == {80 * 1024**3}
+    assert GpuSample.objects.count() == 24
+    assert Node.objects.filter(last_seen_at__isnull=True).count() == 0
+    assert Node.objects.exclude(state=NodeState.AVAILABLE).count() == 0
+
+
+def test_samples_are_kept_once_per_sample_interval_not_every_poll(
+    fleet_of: Callable[..., Fleet], settings
+) -> None:
+    settings.TELEMETRY_SAMPLE_INTERVAL_S = 3600
+    fleet_of(1)
+    now = timezone.now().replace(minute=10)
+
+    fleet_poll(now=now)
+    fleet_poll(now=now + timedelta(seconds=5))
+    fleet_poll(now=now + timedelta(hours=1))
+
+    assert GpuSample.objects.count() == 16
+    assert GPU.objects.filter(read_at=now + timedelta(hours=1)).count() == 8
+
+
+@pytest.mark.parametrize(("fault", "params", "kind", "gpu_health"), FAULTS, ids=[f[0] for f in FAULTS])
+def test_each_fault_drives_its_node_unhealthy_and_flags_its_leases(
+    fleet_of: Callable[..., Fleet],
+    acme: Organization,
+    alice: User,
+    fault,
+    params,
+    kind,
+    gpu_health,
+    settings,
+    django_capture_on_commit_callbacks,
+) -> None:
+    settings.STAFF_NOTIFY_EMAILS = ["ops@voltpark.example"]
+    fleet = fleet_of(2)
+    sick, well = fleet.nodes
+    lease = active_lease(sick, acme, alice, [0, 1, 2, 3])
+    other = active_lease(well, acme, alice)
+    fleet.sim.set_fault(sick.hostname, fault, gpu_index=2, **params)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        report = fleet_poll()
+
+    sick.refresh_from_db()
+    assert sick.state == NodeState.UNHEALTHY and report.nodes_made_unhealthy == [sick.hostname]
+    event = HealthEvent.objects.get()
+    assert (event.node, event.kind, event.gpu.index, event.ended_at) == (sick, kind, 2, None)
+    assert list(event.leases.all()) == [lease]
+    assert Lease.objects.get(pk=lease.pk).health_flagged is True
+    assert Lease.objects.get(pk=other.pk).health_flagged is False
+    assert GPU.objects.get(node=sick, index=2).health == gpu_health
+    assert Node.objects.get(pk=well.pk).state == NodeState.AVAILABLE
+    recipients = sorted(address for message in mail.outbox for address in message.to)
+    assert recipients == ["alice@acme.example", "ops@voltpark.example"]
+    assert AuditEntry.objects.filter(action="node.health_failed", object_id=str(sick.public_id)).count() == 1
+
+
+def test_a_second_sweep_with_the_same_fault_opens_no_second_event(
+    fleet_of: Callable[..., Fleet], acme: Organization, alice: User
+) -> None:
+    fleet = fleet_of(1)
+    active_lease(fleet.nodes[0], acme, alice)
+    fleet.sim.set_fault(fleet.nodes[0].hostname, "ecc", gpu_index=5, count=1)
+
+    fleet_poll()
+    mail.outbox.clear()
+    report = fleet_poll()
+
+    assert HealthEvent.objects.count() == 1 and report.events_opened == []
+    assert mail.outbox == []
+
+
+def test_an_unreachable_agent_fails_its_node_after_the_configured_sweeps(
+    fleet_of: Callable[..., Fleet], settings
+) -> None:
+    settings.HEALTH_UNREACHABLE_SWEEPS = 2
+    settings.POLL_TIMEOUT_MS = 300
+    fleet = fleet_of(2)
+    down = fleet.nodes[0]
+    fleet.sim.set_fault(down.hostname, "refuse")
+
+    first = fleet_poll()
+    assert first.unreachable == [down.hostname]
+    assert Node.objects.get(pk=down.pk).state == NodeState.AVAILABLE
+    second = fleet_poll()
+
+    down.refresh_from_db()
+    assert (down.state, down.unreachable_sweeps) == (NodeState.UNHEALTHY, 2)
+    assert second.nodes_made_unhealthy == [down.hostname]
+    assert HealthEvent.objects.get().kind == HealthEventKind.UNREACHABLE
+    assert GPU.objects.filter(node=fleet.nodes[1], read_at__isnull=False).count() == 8
+
+
+def test_a_slow_agent_does_not_slow_the_sweep_for_the_others(
+    fleet_of: Callable[..., Fleet], settings
+) -> None:
+    settings.POLL_TIMEOUT_MS = 400
+    fleet = fleet_of(20)
+    fleet.sim.set_fault(fleet.nodes[0].hostname, "slow", seconds=10)
+
+    started = time.monotonic()
+    report = fleet_poll()
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 2.0
+    assert report.unreachable == [fleet.nodes[0].hostname]
+    assert report.answered == 19
+    assert GPU.objects.filter(read_at__isnull=False).count() == 19 * 8
+
+
+def test_a_cleared_fault_ends_its_event_but_the_node_stays_out_until_undrained(
+    fleet_of: Callable[..., Fleet],
+) -> None:
+    fleet = fleet_of(1)
+    node = fleet.nodes[0]
+    fleet.sim.set_fault(node.hostname, "overheat", gpu_index=1, temperature_c=99)
+    fleet_poll()
+    fleet.sim.clear_faults(node.hostname)
+
+    report = fleet_poll()
+
+    event = HealthEvent.objects.get()
+    assert report.events_ended == 1 and event.ended_at is not None and event.ended_at > event.started_at
+    assert Node.objects.get(pk=node.pk).state == NodeState.UNHEALTHY
+
+
+def test_an_xid_from_before_an_admin_undrained_the_node_is_not_counted_again(
+    fleet_of: Callable[..., Fleet], stella: User
+) -> None:
+    from clusters.services.health import node_undrain
+
+    fleet = fleet_of(1)
+    node = fleet.nodes[0]
+    fleet.sim.set_fault(node.hostname, "xid", gpu_index=0, code=79)
+    fleet_poll()
+    node_undrain(node=Node.objects.get(pk=node.pk), actor=stella, reason="GPU reset")
+
+    fleet_poll()
+
+    assert Node.objects.get(pk=node.pk).state == NodeState.AVAILABLE
+    assert HealthEvent.objects.filter(ended_at__isnull=True).count() == 0
+    assert GPU.objects.get(node=node, index=0).health == GpuHealth.HEALTHY
+
+
+def test_an_xid_code_that_is_not_critical_leaves_the_node_in_service(fleet_of: Callable[..., Fleet]) -> None:
+    fleet = fleet_of(1)
+    fleet.sim.set_fault(fleet.nodes[0].hostname, "xid", gpu_index=0, code=13)
+
+    fleet_poll()
+
+    assert Node.objects.get().state == NodeState.AVAILABLE and HealthEvent.objects.count() == 0
+    assert GPU.objects.get(index=0).last_xid_code == 13
+
+
+def test_each_poll_adds_to_the_lease_hour_summary(
+    fleet_of: Callable[..., Fleet], acme: Organization, alice: User, settings
+) -> None:
+    fleet = fleet_of(2)
+    now = timezone.now().replace(minute=30)
+    lease = active_lease(fleet.nodes[0], acme, alice, [0, 1], start=now - timedelta(minutes=10))
+
+    fleet_poll(now=now)
+    fleet_poll(now=now + timedelta(seconds=settings.POLL_INTERVAL_S))
+
+    hour = LeaseUsageHour.objects.get()
+    assert hour.lease == lease and hour.hour == now.replace(minute=0, second=0, microsecond=0)
+    assert hour.readings == 4
+    gpus = GPU.objects.filter(node=fleet.nodes[0], index__in=[0, 1])
+    assert hour.memory_peak_bytes >= max(gpus.values_list("memory_used_bytes", flat=True))
+    assert 0 <= hour.mean_utilization_pct <= 100
+    # Two readings of two GPUs, each standing for one poll interval of power draw.
+    assert 0 < hour.energy_wh < 4 * 800 * settings.POLL_INTERVAL_S / 3600
+
+
+def test_samples_past_retention_are_deleted_and_newer_ones_kept(
+    fleet_of: Callable[..., Fleet], settings
+) -> None:
+    settings.TELEMETRY_RETENTION_DAYS = 7
+    fleet_of(1)
+    now = timezone.now()
+    fleet_poll(now=now - timedelta(days=8))
+    fleet_poll(now=now - timedelta(days=6))
+
+    deleted = telemetry_cleanup(now=now)
+
+    assert deleted == 8
+    assert GpuSample.objects.count() == 8
+    assert GpuSample.objects.filter(at__lt=now - timedelta(days=7)).count() == 0
+
+
+def test_poll_fleet_once_prints_what_it_found(fleet_of: Callable[..., Fleet], capsys, settings) -> None:
+    settings.POLL_TIMEOUT_MS = 300
+    settings.HEALTH_UNREACHABLE_SWEEPS = 1
+    fleet = fleet_of(2)
+    fleet.sim.set_fault(fleet.nodes[1].hostname, "refuse")
+
+    call_command("poll_fleet", "--once")
+
+    out = capsys.readouterr().out
+    assert "Polled 2 nodes" in out and "1 answered, 1 unreachable; 8 GPU readings" in out
+    assert f"Now unhealthy: {fleet.nodes[1].hostname}" in out
