@@ -2,12 +2,13 @@
 
 import asyncio
 import functools
+import json
 from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
+import aiohttp
 from django.utils.dateparse import parse_datetime
 
 from clusters.crypto import decrypt_agent_token
@@ -58,43 +59,41 @@ def call_agents(calls: list[AgentCall], *, timeout_s: float, concurrency: int) -
 async def _call_all(
     calls: list[AgentCall], timeout_s: float, concurrency: int
 ) -> dict[Hashable, AgentAnswer]:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    # The pool timeout is generous: waiting for a free connection is our own queue, not the node's fault.
-    timeout = httpx.Timeout(timeout_s, pool=None)
+    # aiohttp rather than httpx: measured here, httpx spent 1-4 ms of CPU per request and could not
+    # sweep 3,000 nodes inside 5 s on two cores; aiohttp spends about 0.3 ms (docs/decisions.md).
+    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=0, ttl_dns_cache=300)
+    timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=timeout_s)
     semaphore = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
-        answers = await asyncio.gather(*(_bounded(client, semaphore, call, timeout_s) for call in calls))
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        answers = await asyncio.gather(*(_bounded(session, semaphore, call) for call in calls))
     return {call.key: answer for call, answer in zip(calls, answers, strict=True)}
 
 
 async def _bounded(
-    client: httpx.AsyncClient, semaphore: asyncio.Semaphore, call: AgentCall, timeout_s: float
+    session: aiohttp.ClientSession, semaphore: asyncio.Semaphore, call: AgentCall
 ) -> AgentAnswer:
     async with semaphore:
         try:
-            # An overall deadline too: httpx's timeouts are per read, and a trickling node must not stall us.
-            async with asyncio.timeout(timeout_s * 2):
-                return await _one(client, call)
+            return await _one(session, call)
         except TimeoutError:
             return AgentAnswer(None, None, "timed out")
+        except (aiohttp.ClientError, ValueError) as exc:
+            return AgentAnswer(None, None, (f"{type(exc).__name__}: {exc}")[:200])
 
 
-async def _one(client: httpx.AsyncClient, call: AgentCall) -> AgentAnswer:
+async def _one(session: aiohttp.ClientSession, call: AgentCall) -> AgentAnswer:
     headers = {"Authorization": f"Bearer {agent_token(call.token_encrypted)}"}
+    async with session.request(call.method, call.url, headers=headers, json=call.body) as response:
+        raw = await response.read()
+        status = response.status
     try:
-        response = await client.request(call.method, call.url, headers=headers, json=call.body)
-    except httpx.TimeoutException:
-        return AgentAnswer(None, None, "timed out")
-    except httpx.HTTPError as exc:
-        return AgentAnswer(None, None, f"{type(exc).__name__}: {exc}"[:200] or type(exc).__name__)
-    try:
-        body = response.json()
+        body = json.loads(raw)
     except ValueError:
-        return AgentAnswer(response.status_code, None, f"HTTP {response.status_code}, not JSON")
+        return AgentAnswer(status, None, f"HTTP {status}, not JSON")
     if not isinstance(body, dict):
-        return AgentAnswer(response.status_code, None, f"HTTP {response.status_code}, not a JSON object")
-    error = "" if response.status_code == 200 else f"HTTP {response.status_code}: {body.get('error', '')}"
-    return AgentAnswer(response.status_code, body, error)
+        return AgentAnswer(status, None, f"HTTP {status}, not a JSON object")
+    error = "" if status == 200 else f"HTTP {status}: {body.get('error', '')}"
+    return AgentAnswer(status, body, error)
 
 
 def parse_xid(reading: dict[str, Any]) -> tuple[int | None, datetime | None]:
