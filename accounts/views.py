@@ -193,20 +193,26 @@ def ssh_key_remove(request: HttpRequest, key_id: str) -> HttpResponse:
     return redirect("ssh-keys")
 
 
+NEW_TOKEN_SESSION_KEY = "new_api_token"
+
+
 @never_cache
 @login_required
 def api_tokens(request: HttpRequest) -> HttpResponse:
-    """The user's API tokens; a new one is shown once, in the answer to the POST that made it."""
+    """The user's API tokens; a new one is shown once, on the page the creation redirects to."""
     form = ApiTokenForm(request.POST or None)
-    secret = None
     org = viewer_of(request).organization
     if request.method == "POST" and form.is_valid():
         try:
-            secret = api_token_create(
-                user=request.user, organization=org, name=form.cleaned_data["name"]
-            ).secret
+            issued = api_token_create(user=request.user, organization=org, name=form.cleaned_data["name"])
         except ValidationError as error:
             form.add_error(None, error)
+        else:
+            # Redirect-after-POST so a reload cannot make a second token; the secret rides in the
+            # session only until the next page shows it.
+            request.session[NEW_TOKEN_SESSION_KEY] = issued.secret
+            return redirect("api-tokens")
+    secret = request.session.pop(NEW_TOKEN_SESSION_KEY, None) if request.method == "GET" else None
     context = {"form": form, "secret": secret, "tokens": api_tokens_of(request.user), "org": org}
     return render(request, "accounts/api_tokens.html", context)
 

@@ -1,11 +1,13 @@
 """SSH key and API token pages: bounded queries, tokens shown once and never cached."""
 
+import re
+
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import ApiToken, SshKey
 from accounts.services.ssh_keys import ssh_key_add
-from accounts.services.tokens import api_token_create
+from accounts.services.tokens import api_token_create, hash_token
 from tests.accounts.test_ssh_keys import ALICE_KEY, openssh_line
 
 
@@ -42,13 +44,16 @@ def test_the_token_page_costs_the_same_queries_for_2_or_20_tokens(client, alice,
     assert _queries(client, "/account/tokens/") == few
 
 
-def test_a_new_token_is_shown_once_and_the_answer_is_not_cached(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_new_token_is_shown_once_and_the_page_is_not_cached(client, alice) -> None:  # type: ignore[no-untyped-def]
     client.force_login(alice)
     created = client.post("/account/tokens/", {"name": "ci"})
-    secret_shown = 'id="new-token"' in created.content.decode()
-    assert secret_shown and "no-store" in created["Cache-Control"]
+    assert created.status_code == 302 and created["Location"] == "/account/tokens/"
+    shown = client.get("/account/tokens/")
+    secret = re.search(r'<code class="secret" id="new-token">(vp_[^<]+)</code>', shown.content.decode())
+    assert secret and "no-store" in shown["Cache-Control"]
+    assert ApiToken.objects.get(user=alice, name="ci").token_hash == hash_token(secret.group(1))
     assert 'id="new-token"' not in client.get("/account/tokens/").content.decode()
-    assert ApiToken.objects.filter(user=alice, name="ci").count() == 1
+    assert ApiToken.objects.filter(user=alice).count() == 1
 
 
 def test_adding_a_key_through_the_page_shows_its_fingerprint(client, alice) -> None:  # type: ignore[no-untyped-def]
