@@ -15,7 +15,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/.installed
+# Front-end assets (htmx) from npm; the pages work without them, so a missing npm only warns.
+node_modules/.package-lock.json: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund; else echo "npm not found: pages work without htmx"; fi
+
+install: $(VENV)/.installed node_modules/.package-lock.json
 
 demo: install
 	$(PY) manage.py migrate --noinput

@@ -57,6 +57,19 @@ class InvitationForm(forms.Form):
     role = forms.ChoiceField(label="Role", choices=Role.choices, initial=Role.MEMBER)
 
 
+class MemberRoleForm(forms.Form):
+    """An owner's change of a member's role, the member named by email."""
+
+    email = forms.EmailField(widget=forms.HiddenInput)
+    role = forms.ChoiceField(label="Role", choices=Role.choices)
+
+
+class MemberForm(forms.Form):
+    """A member named by email, to remove."""
+
+    email = forms.EmailField(widget=forms.HiddenInput)
+
+
 class SshKeyForm(forms.Form):
     name = forms.CharField(label="Name", max_length=100, required=False)
     public_key = forms.CharField(

@@ -15,6 +15,13 @@ def organizations_of(user: User) -> QuerySet[Organization]:
     return Organization.objects.filter(memberships__user=user).order_by("name")
 
 
+def memberships_of(user: User) -> QuerySet[Membership]:
+    """The user's memberships with their organizations, by organization name (one query)."""
+    if not user.is_authenticated:
+        return Membership.objects.none()
+    return Membership.objects.filter(user=user).select_related("organization").order_by("organization__name")
+
+
 def membership_of(user: User, organization: Organization) -> Membership | None:
     """The user's membership in the organization, or None."""
     if not user.is_authenticated:
@@ -44,6 +51,11 @@ def members_of(organization: Organization) -> QuerySet[Membership]:
 def pending_invitations_of(organization: Organization) -> QuerySet[Invitation]:
     """Invitations not yet accepted."""
     return organization.invitations.filter(accepted_at__isnull=True).order_by("-created_at")
+
+
+def pending_invitation_of_org_or_404(organization: Organization, public_id: object) -> Invitation:
+    """One of the organization's pending invitations; another organization's id is a 404."""
+    return get_by_public_id_or_404(pending_invitations_of(organization), public_id)
 
 
 def ssh_keys_of(user: User) -> QuerySet[SshKey]:

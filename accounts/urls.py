@@ -19,6 +19,13 @@ urlpatterns = [
     path("invitations/<str:secret>/", views.invitation, name="invitation-accept"),
     path("organization/", views.organization_settings, name="organization-settings"),
     path("organization/switch/", views.switch, name="organization-switch"),
+    path("organization/members/role/", views.member_role, name="member-role"),
+    path("organization/members/remove/", views.member_remove, name="member-remove"),
+    path(
+        "organization/invitations/<str:invitation_id>/revoke/",
+        views.invitation_remove,
+        name="invitation-revoke",
+    ),
     path("account/ssh-keys/", views.ssh_keys, name="ssh-keys"),
     path("account/ssh-keys/<str:key_id>/remove/", views.ssh_key_remove, name="ssh-key-remove"),
     path("account/tokens/", views.api_tokens, name="api-tokens"),

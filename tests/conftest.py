@@ -67,3 +67,9 @@ def api_client_for(user: User, organization: Organization | None = None) -> APIC
 def api_as():  # type: ignore[no-untyped-def]
     """`api_as(alice)` gives an API client with a bearer token of Alice's."""
     return api_client_for
+
+
+# --- Browser (issue 6): fast password hashing in tests (Django's default costs ~0.5 s per user).
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

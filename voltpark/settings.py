@@ -218,3 +218,28 @@ CELERY_BEAT_SCHEDULE.update(
         "telemetry-cleanup": {"task": "clusters.tasks.telemetry_cleanup", "schedule": 3600.0},
     }
 )
+
+# --- Browser pages (issue 6): assets from npm packages, a content security policy, navigation.
+# htmx is served from node_modules under a static prefix (installed by `make install` via
+# `npm ci`); without it the pages still work, htmx only enhances them.
+HTMX_DIST_DIR = BASE_DIR / "node_modules" / "htmx.org" / "dist"
+if HTMX_DIST_DIR.is_dir():
+    STATICFILES_DIRS.append(("vendor/htmx", HTMX_DIST_DIR))
+INSTALLED_APPS.append("csp")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("whitenoise.middleware.WhiteNoiseMiddleware") + 1, "csp.middleware.CSPMiddleware"
+)
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("voltpark.navigation.navigation")  # type: ignore[index]
+# Nothing from another site, no inline scripts or styles, never framed. form-action is left
+# to default so a POST may redirect to Stripe's hosted payment page.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}

@@ -111,6 +111,26 @@ def invitation_create(*, actor: User, organization: Organization, email: str, ro
 
 
 @transaction.atomic
+def invitation_revoke(*, actor: User, invitation: Invitation) -> None:
+    """Withdraw a pending invitation: its link stops working at once; the audit row keeps the record."""
+    _require_owner(actor, invitation.organization)
+    # Lock the row so a revoke and an accept of the same link cannot both succeed.
+    locked = Invitation.objects.select_for_update().filter(pk=invitation.pk).first()
+    if locked is None:
+        raise ValidationError("This invitation was already revoked.")
+    if locked.accepted_at is not None:
+        raise ValidationError("This invitation was already accepted; remove the member instead.")
+    audit_record(
+        actor=actor,
+        action="invitation.revoke",
+        obj=locked,
+        organization=locked.organization,
+        before={"email": locked.email, "role": locked.role},
+    )
+    locked.delete()
+
+
+@transaction.atomic
 def invitation_accept(*, user: User, secret: str) -> Membership:
     """Join the organization of the invitation with this secret; it works once, before it expires."""
     invitation = (

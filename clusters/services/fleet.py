@@ -1,6 +1,5 @@
 """Creating the fleet: regions, clusters of 32 nodes, eight GPUs a node."""
 
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -11,6 +10,7 @@ from billing.models import PriceBookEntry
 from clusters.choices import GPUS_PER_NODE, LeaseKind, Pool
 from clusters.crypto import encrypt_agent_token
 from clusters.models import GPU, Cluster, Node, Region
+from nodeagent import simulated_gpu_uuid
 
 REGIONS = (
     ("us-tx-1", "Texas 1", "Texas", "tx1"),
@@ -32,8 +32,8 @@ class SeedResult:
 
 
 def gpu_uuid(hostname: str, index: int) -> str:
-    """The GPU's UUID; the simulated node agent reports the same one."""
-    return "GPU-" + str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{hostname}/gpu{index}"))
+    """The GPU's UUID: the one the simulated node agent reports for it."""
+    return simulated_gpu_uuid(hostname, index)
 
 
 def hostname_for(prefix: str, cluster_number: int, node_number: int) -> str:

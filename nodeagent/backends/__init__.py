@@ -1,0 +1,1 @@
+"""Backends that read GPUs and manage lease keys: NVML on a real node, or simulated."""

@@ -1,0 +1,53 @@
+"""The harness itself: a real Celery worker reaches the test database; Chromium loads our pages."""
+
+import time
+import uuid
+
+import pytest
+
+from accounts.models import AuditEntry
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+def celery_worker_options() -> dict[str, object]:
+    return {"beat": False, "include": ["tests.browser.worker_probe"]}
+
+
+def test_a_task_sent_through_redis_runs_in_the_worker_on_the_test_database(celery_worker) -> None:  # type: ignore[no-untyped-def]
+    from voltpark.celery import app
+
+    marker = uuid.uuid4().hex
+    app.send_task("tests.browser.worker_probe.probe", kwargs={"marker": marker})
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not AuditEntry.objects.filter(object_id=marker).exists():
+        time.sleep(0.2)
+    assert AuditEntry.objects.filter(action="worker.probe", object_id=marker).count() == 1
+
+
+def test_pages_load_htmx_and_our_script_without_breaking_the_policy(page, page_problems, live_server) -> None:  # type: ignore[no-untyped-def]
+    response = page.goto("/")
+    assert response is not None and "default-src 'self'" in response.headers["content-security-policy"]
+    assert page.evaluate("typeof window.htmx") == "object"
+    assert page.evaluate("htmx.version") == "2.0.11"
+    assert page.locator("style").count() == 0  # htmx did not inject its indicator styles
+    assert page_problems == []
+
+
+def test_keyboard_focus_is_visible(page, page_problems) -> None:  # type: ignore[no-untyped-def]
+    page.goto("/")
+    page.keyboard.press("Tab")  # the skip link comes first and shows itself
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Tab")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    width = page.evaluate("parseFloat(getComputedStyle(document.activeElement).outlineWidth)")
+    assert outline == "solid" and width >= 2
+    assert page_problems == []
+
+
+def test_the_api_docs_render_under_their_policy(page, page_problems) -> None:  # type: ignore[no-untyped-def]
+    page.goto("/api/v1/docs/")
+    page.locator(".swagger-ui .info").wait_for()
+    assert page.get_by_text("Voltpark API").first.is_visible()
+    assert page_problems == []

@@ -1,0 +1,102 @@
+"""The navigation shows each person only what their role allows, and no link to a missing page."""
+
+import re
+
+import pytest
+
+from accounts.choices import Role
+from tests.factories import MembershipFactory, OrganizationFactory
+
+NAV = re.compile(r'<nav class="main-nav".*?</nav>', re.S)
+
+
+@pytest.fixture
+def everyone(alice, bob, fiona, charlie, stella, frank):  # type: ignore[no-untyped-def]
+    return {"alice": alice, "bob": bob, "fiona": fiona, "charlie": charlie, "stella": stella, "frank": frank}
+
+
+def nav_labels(client) -> set[str]:  # type: ignore[no-untyped-def]
+    nav = NAV.search(client.get("/").content.decode())
+    assert nav is not None
+    return set(re.findall(r'<a href="[^"]+"[^>]*>([^<]+)</a>', nav.group(0)))
+
+
+@pytest.mark.parametrize(
+    ("who", "expected"),
+    [
+        ("alice", {"Organization", "SSH keys", "API tokens"}),
+        ("bob", {"Organization", "SSH keys", "API tokens"}),
+        ("fiona", {"API tokens"}),
+        ("charlie", {"Organization", "SSH keys", "API tokens"}),
+        ("stella", {"SSH keys", "API tokens", "Admin"}),
+        ("frank", {"SSH keys", "API tokens"}),
+    ],
+)
+def test_the_navigation_shows_only_routed_pages_the_role_allows(client, everyone, who, expected) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(everyone[who])
+    assert nav_labels(client) == expected
+
+
+@pytest.mark.urls("tests.web.urls_with_wave2_pages")
+@pytest.mark.parametrize(
+    ("who", "expected"),
+    [
+        ("alice", {"Book GPUs", "Leases", "Billing", "Organization", "SSH keys", "API tokens"}),
+        ("bob", {"Book GPUs", "Leases", "Organization", "SSH keys", "API tokens"}),
+        ("fiona", {"Billing", "API tokens"}),
+        ("stella", {"Fleet", "Early-stage queue", "All leases", "Admin", "SSH keys", "API tokens"}),
+        ("frank", {"Finance", "SSH keys", "API tokens"}),
+    ],
+)
+def test_entries_appear_once_their_pages_are_routed(client, everyone, who, expected) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(everyone[who])
+    assert nav_labels(client) == expected
+
+
+def test_an_anonymous_visitor_sees_log_in_and_sign_up(client, db) -> None:  # type: ignore[no-untyped-def]
+    assert nav_labels(client) == {"Log in", "Sign up"}
+
+
+def test_the_current_page_is_marked(client, alice) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(alice)
+    page = client.get("/account/ssh-keys/").content.decode()
+    assert re.search(r'<a href="/account/ssh-keys/" aria-current="page">SSH keys</a>', page)
+
+
+def test_the_switcher_appears_for_people_in_several_organizations(client, alice, globex) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(alice)
+    assert 'id="org-switch"' not in client.get("/").content.decode()
+    MembershipFactory(user=alice, organization=globex, role=Role.FINANCE)
+    page = client.get("/").content.decode()
+    assert 'id="org-switch"' in page and '<label for="org-switch">' in page
+
+
+def test_switching_changes_the_organization_and_the_navigation(client, alice, globex) -> None:  # type: ignore[no-untyped-def]
+    MembershipFactory(user=alice, organization=globex, role=Role.FINANCE)
+    client.force_login(alice)
+    response = client.post("/organization/switch/", {"slug": "globex", "next": "/account/tokens/"})
+    assert response["Location"] == "/account/tokens/"
+    assert client.session["organization_slug"] == "globex"
+    assert nav_labels(client) == {"API tokens"}  # a finance member in Globex
+    assert client.get("/organization/").status_code == 403
+
+
+def test_switching_never_redirects_to_another_site(client, alice, globex) -> None:  # type: ignore[no-untyped-def]
+    MembershipFactory(user=alice, organization=globex)
+    client.force_login(alice)
+    response = client.post("/organization/switch/", {"slug": "globex", "next": "https://evil.example/"})
+    assert response["Location"] == "/"
+
+
+def test_the_viewer_costs_one_query_however_many_organizations(client, alice) -> None:  # type: ignore[no-untyped-def]
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(alice)
+    with CaptureQueriesContext(connection) as few:
+        client.get("/account/ssh-keys/")
+    for _ in range(10):
+        MembershipFactory(user=alice, organization=OrganizationFactory())
+    with CaptureQueriesContext(connection) as many:
+        client.get("/account/ssh-keys/")
+    assert len(many) == len(few)

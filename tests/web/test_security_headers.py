@@ -1,0 +1,81 @@
+"""The content security policy: nothing from other sites, no inline script or style, never framed."""
+
+import re
+
+import pytest
+from django.contrib.staticfiles import finders
+
+PAGES_ANONYMOUS = ["/", "/login/", "/signup/", "/password-reset/"]
+PAGES_SIGNED_IN = ["/", "/organization/", "/account/ssh-keys/", "/account/tokens/"]
+
+
+def directives(response) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    header = response["Content-Security-Policy"]
+    return {part.split()[0]: part.strip() for part in header.split(";") if part.strip()}
+
+
+def assert_strict(response) -> None:  # type: ignore[no-untyped-def]
+    policy = directives(response)
+    assert policy["default-src"] == "default-src 'self'"
+    assert policy["script-src"] == "script-src 'self'"
+    assert policy["style-src"] == "style-src 'self'"
+    assert policy["frame-ancestors"] == "frame-ancestors 'none'"
+    assert "unsafe" not in response["Content-Security-Policy"]
+
+
+def assert_no_inline_code(html: str) -> None:
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "inline <script>"
+    assert "<style" not in html, "inline <style>"
+    assert not re.search(r"\sstyle=", html), "style attribute"
+    assert not re.search(r"\son[a-z]+=", html), "inline event handler"
+    assert not re.search(r"(src|href)=\"(https?:)?//", html), "a resource from another site"
+
+
+@pytest.mark.parametrize("url", PAGES_ANONYMOUS)
+def test_anonymous_pages_carry_the_policy_and_no_inline_code(client, db, url) -> None:  # type: ignore[no-untyped-def]
+    response = client.get(url)
+    assert response.status_code == 200
+    assert_strict(response)
+    assert_no_inline_code(response.content.decode())
+
+
+@pytest.mark.parametrize("url", PAGES_SIGNED_IN)
+def test_signed_in_pages_carry_the_policy_and_no_inline_code(client, alice, globex, url) -> None:  # type: ignore[no-untyped-def]
+    from tests.factories import MembershipFactory
+
+    MembershipFactory(user=alice, organization=globex)  # two organizations: the switcher renders too
+    client.force_login(alice)
+    response = client.get(url)
+    assert response.status_code == 200
+    assert_strict(response)
+    assert_no_inline_code(response.content.decode())
+
+
+def test_refusals_carry_the_policy_too(client, fiona) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(fiona)
+    response = client.get("/organization/")
+    assert response.status_code == 403
+    assert_strict(response)
+
+
+def test_only_the_api_docs_relax_styles_and_load_their_script_from_a_file(client, alice) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(alice)
+    response = client.get("/api/v1/docs/")
+    assert response.status_code == 200
+    policy = directives(response)
+    assert "'unsafe-inline'" in policy["style-src"] and "'unsafe-inline'" not in policy.get("script-src", "")
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", response.content.decode())
+
+
+def test_htmx_comes_from_the_pinned_npm_package() -> None:
+    path = finders.find("vendor/htmx/htmx.min.js")
+    if path is None:
+        pytest.skip("node_modules is absent (npm not installed): pages work without htmx")
+    with open(path, encoding="utf-8") as handle:
+        assert '"2.0.11"' in handle.read()
+
+
+def test_the_layout_loads_htmx_and_tells_it_not_to_inject_styles(client, db) -> None:  # type: ignore[no-untyped-def]
+    page = client.get("/").content.decode()
+    assert '<script src="/static/vendor/htmx/htmx.min.js" defer></script>' in page
+    assert '"includeIndicatorStyles": false' in page
