@@ -20,6 +20,8 @@ from accounts.models import Organization, User
 from clusters.choices import LeaseKind, LeaseState
 from clusters.crypto import encrypt_agent_token
 from clusters.models import GPU, Allocation, Lease, Node
+from nodeagent import SimulatedFleet, account_for_lease
+from nodeagent.server import start_in_thread
 from tests.factories import ClusterFactory, NodeFactory
 
 AGENT_TOKEN = "test-agent-token"
@@ -92,7 +94,6 @@ class Fleet:
     nodes: list[Node]
 
     def keys_file(self, node: Node, lease: Lease) -> Path:
-        from nodeagent import account_for_lease
 
         return (
             self.lease_root / node.hostname / account_for_lease(str(lease.public_id)) / ".ssh/authorized_keys"
@@ -120,9 +121,6 @@ def make_nodes(count: int, base_url: str, *, prefix: str = "sim") -> list[Node]:
 @pytest.fixture
 def fleet_of(db: None, tmp_path: Path) -> Iterator[Callable[..., Fleet]]:
     """`fleet_of(3)`: three nodes in the database, served by a simulated agent over loopback HTTP."""
-    SimulatedFleet = pytest.importorskip("nodeagent").SimulatedFleet
-    start_in_thread = pytest.importorskip("nodeagent.server").start_in_thread
-
     stops: list[Callable[[], None]] = []
 
     def make(count: int, *, prefix: str = "sim") -> Fleet:
