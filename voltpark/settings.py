@@ -196,7 +196,6 @@ LEASE_AGENT_TIMEOUT_MS = envint("LEASE_AGENT_TIMEOUT_MS", 5000, minimum=50)
 LEASE_CLEANUP_INTERVAL_S = envint("LEASE_CLEANUP_INTERVAL_S", 30, minimum=1)
 LEASE_ENDING_NOTICE_MINUTES = (60, 10)
 METRICS_SCRAPE_TOKEN = envstr("METRICS_SCRAPE_TOKEN", "")
-LOGGING["loggers"]["httpx"] = {"level": "WARNING"}  # a line per agent request would drown the workers' logs
 # Ticks expire after one interval, so a backlog of beats never runs a sweep twice in a row.
 CELERY_BEAT_SCHEDULE.update(
     {
