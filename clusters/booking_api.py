@@ -25,7 +25,7 @@ from clusters.capacity import Window
 from clusters.choices import LeaseKind, LeaseState
 from clusters.errors import BookingRefused, QuotaExceeded
 from clusters.idempotency import idempotent
-from clusters.models import Lease
+from clusters.models import Lease, Region
 from clusters.selectors import (
     availability_for,
     capacity_timeline,
@@ -52,18 +52,20 @@ class AwareDateTimeField(serializers.DateTimeField):
     }
 
 
-class RegionCodeField(serializers.CharField):
+class RegionCodeField(serializers.SlugRelatedField):
     """A region's code, turned into the region."""
 
-    def to_internal_value(self, value: Any) -> Any:
-        region = region_or_none(super().to_internal_value(value))
-        if region is None:
-            raise ValidationError("No region has this code.")
-        return region
+    default_error_messages = {
+        **serializers.SlugRelatedField.default_error_messages,
+        "does_not_exist": "No region has this code.",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(slug_field="code", queryset=Region.objects.all(), **kwargs)
 
 
 class BookingSerializer(serializers.Serializer):
-    region = RegionCodeField(max_length=20)
+    region = RegionCodeField()
     gpus = serializers.IntegerField(min_value=1, max_value=10_000)
     kind = serializers.ChoiceField(choices=LeaseKind.choices)
     start = AwareDateTimeField(required=False, allow_null=True)
@@ -90,7 +92,7 @@ class ExtendSerializer(serializers.Serializer):
 
 
 class AvailabilityQuerySerializer(serializers.Serializer):
-    region = RegionCodeField(max_length=20)
+    region = RegionCodeField()
     gpus = serializers.IntegerField(min_value=1, max_value=10_000)
     start = AwareDateTimeField(required=False)
     end = AwareDateTimeField(required=False)
