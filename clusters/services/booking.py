@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 from psycopg2.extras import DateTimeTZRange
 
@@ -27,6 +27,7 @@ from clusters.selectors import availability_for, gpus_held_at_peak
 from clusters.services.placement import PlacedGpu, place
 
 EXCLUSION_VIOLATION = "23P01"
+DEADLOCK_DETECTED = "40P01"
 
 
 def lease_book(
@@ -57,8 +58,8 @@ def lease_book(
                 window=window,
                 ssh_keys=ssh_keys,
             )
-        except IntegrityError as error:
-            if not is_exclusion_violation(error):
+        except (IntegrityError, OperationalError) as error:
+            if not lost_race(error):
                 raise
     available = availability_for(region=region, window=window, gpus=gpus, organization=organization)
     raise NoCapacity(gpus=gpus, max_gpus_available=available.max_gpus_available)
@@ -195,6 +196,11 @@ def _allocate(lease: Lease, placed: Iterable[PlacedGpu], window: Window) -> None
     Allocation.objects.bulk_create(
         Allocation(lease=lease, gpu_id=gpu.gpu_id, node_id=gpu.node_id, period=period) for gpu in placed
     )
+
+
+def lost_race(error: Exception) -> bool:
+    """Another booking took a GPU first (exclusion constraint), or two waited on each other's nodes."""
+    return getattr(error.__cause__, "pgcode", None) in (EXCLUSION_VIOLATION, DEADLOCK_DETECTED)
 
 
 def is_exclusion_violation(error: IntegrityError) -> bool:

@@ -7,9 +7,10 @@ the same state. A larger lease takes whole nodes in the cluster with the fewest 
 nodes that still fits it. Pools are tried in the organization's order of preference.
 
 Concurrency: the chosen node rows are locked `FOR NO KEY UPDATE SKIP LOCKED`, so concurrent
-bookings of one region spread over different nodes instead of all colliding on the best one,
-and the free GPUs are then read again in a fresh statement (READ COMMITTED), which sees every
-booking committed by an earlier holder of the lock. The exclusion constraint still referees:
+bookings of one region spread over different nodes instead of all colliding on the best one;
+only when every candidate is locked does a booking wait for the best one. The free GPUs are
+then read again in a fresh statement (READ COMMITTED), which sees every booking committed by
+an earlier holder of the lock. The exclusion constraint still referees:
 a writer that does not take these locks makes the insert fail and booking retries.
 """
 
@@ -23,6 +24,7 @@ from clusters.choices import GPUS_PER_NODE
 
 # How many nodes one placement may lock and find already taken before it gives up.
 MAX_STALE_NODES = 8
+SKIP, WAIT = "SKIP LOCKED", ""
 
 LOCK_ONE_NODE_SQL = f"""
 WITH {FREE_NODES_CTE}
@@ -32,7 +34,7 @@ JOIN ranked r ON r.node_id = n.id
 WHERE r.free >= %(gpus)s AND n.state = 'available' AND n.id <> ALL(%(skip)s::bigint[])
 ORDER BY r.pool_rank, r.free, r.cluster_whole, r.hostname
 LIMIT 1
-FOR NO KEY UPDATE OF n SKIP LOCKED
+FOR NO KEY UPDATE OF n {{wait}}
 """
 
 CLUSTERS_WITH_WHOLE_NODES_SQL = f"""
@@ -51,7 +53,7 @@ SELECT id FROM clusters_node
 WHERE id = ANY(%(ids)s::bigint[]) AND state = 'available'
 ORDER BY hostname
 LIMIT %(nodes)s
-FOR NO KEY UPDATE SKIP LOCKED
+FOR NO KEY UPDATE {wait}
 """
 
 FREE_GPUS_SQL = """
@@ -86,8 +88,12 @@ def _place_on_one_node(params: dict[str, object], gpus: int) -> list[PlacedGpu] 
     stale: list[int] = []
     with connection.cursor() as cursor:
         for _ in range(MAX_STALE_NODES):
-            cursor.execute(LOCK_ONE_NODE_SQL, {**params, "gpus": gpus, "skip": stale})
-            row = cursor.fetchone()
+            row = None
+            for wait in (SKIP, WAIT):
+                cursor.execute(LOCK_ONE_NODE_SQL.format(wait=wait), {**params, "gpus": gpus, "skip": stale})
+                row = cursor.fetchone()
+                if row is not None:
+                    break
             if row is None:
                 return None
             free = _free_gpus(cursor, params, [row[0]])
@@ -100,8 +106,13 @@ def _place_on_one_node(params: dict[str, object], gpus: int) -> list[PlacedGpu] 
 def _place_on_whole_nodes(params: dict[str, object], nodes: int) -> list[PlacedGpu] | None:
     with connection.cursor() as cursor:
         cursor.execute(CLUSTERS_WITH_WHOLE_NODES_SQL, {**params, "nodes": nodes})
-        for (node_ids,) in cursor.fetchall():
-            cursor.execute(LOCK_NODES_SQL, {"ids": node_ids, "nodes": nodes})
+        clusters = [node_ids for (node_ids,) in cursor.fetchall()]
+        # First the clusters whose nodes nobody is booking right now, then wait for the best one.
+        attempts = [(SKIP, node_ids) for node_ids in clusters] + [
+            (WAIT, node_ids) for node_ids in clusters[:1]
+        ]
+        for wait, node_ids in attempts:
+            cursor.execute(LOCK_NODES_SQL.format(wait=wait), {"ids": node_ids, "nodes": nodes})
             locked = [node_id for (node_id,) in cursor.fetchall()]
             if len(locked) < nodes:
                 continue
