@@ -1,19 +1,28 @@
-"""Run every benchmark module of bench/ that has a main(), in name order."""
+"""Run every benchmark module (bench/*.py with a `main()`), each in its own process."""
 
-import importlib
-import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 
-def main() -> None:
-    for module in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
-        if module.name.startswith("_"):
-            continue
-        bench = importlib.import_module(f"bench.{module.name}")
-        if callable(getattr(bench, "main", None)):
-            print(f"== bench.{module.name}", flush=True)
-            bench.main()
+def modules() -> list[str]:
+    """Benchmark modules: bench/*.py defining `def main(`, in name order."""
+    here = Path(__file__).parent
+    return sorted(
+        p.stem
+        for p in here.glob("*.py")
+        if not p.stem.startswith("_") and "\ndef main(" in p.read_text(encoding="utf-8")
+    )
+
+
+def main() -> int:
+    failed = 0
+    for name in modules():
+        print(f"== bench.{name}", flush=True)
+        # A process each: every module configures Django (its own database) before importing it.
+        failed += subprocess.run([sys.executable, "-m", f"bench.{name}"], check=False).returncode != 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

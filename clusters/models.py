@@ -95,6 +95,14 @@ class GPU(models.Model):
             models.UniqueConstraint(fields=["node", "index"], name="gpu_index_once_per_node"),
             models.CheckConstraint(condition=Q(index__lte=7), name="gpu_index_0_to_7"),
         ]
+        # Placement subtracts the few GPUs that cannot take a lease; this keeps finding them cheap.
+        indexes = [
+            models.Index(
+                fields=["node"],
+                condition=~Q(health=GpuHealth.HEALTHY) | Q(needs_cleanup=True),
+                name="gpu_unplaceable",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.node.hostname}/{self.index}"
@@ -244,3 +252,22 @@ class LeaseNotice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lease_id} {self.kind}"
+
+
+class IdempotencyKey(models.Model):
+    """A POST made with an Idempotency-Key header and the answer it got, replayed for duplicates."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the method, path and body.")
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "key"], name="idempotency_key_once_per_org")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status_code})"

@@ -121,6 +121,16 @@ if STRIPE_ENABLED and not (STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET):
 INVITATION_TTL = timedelta(days=envint("INVITATION_TTL_DAYS", 7, minimum=1))
 API_TOKEN_TOUCH_INTERVAL = timedelta(seconds=60)
 
+# --- Booking: the limits of a lease (each a setting, so tests can shorten them).
+BOOKING_MAX_AHEAD = timedelta(days=envint("BOOKING_MAX_DAYS_AHEAD", 180, minimum=1))
+BOOKING_MIN_DURATION = timedelta(minutes=envint("BOOKING_MIN_MINUTES", 60, minimum=1))
+BOOKING_MAX_DURATION = timedelta(days=envint("BOOKING_MAX_DAYS", 90, minimum=1))
+BOOKING_TIME_STEP = timedelta(minutes=1)
+BOOKING_PLACEMENT_RETRIES = envint("BOOKING_PLACEMENT_RETRIES", 3, minimum=0)
+BOOKING_CLEANUP_HORIZON = timedelta(minutes=15)
+BOOKING_TIMELINE_DAYS = 14
+# --- End of booking.
+
 # --- Internationalization: UTC everywhere; templates convert for the viewer.
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

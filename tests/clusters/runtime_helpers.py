@@ -94,7 +94,6 @@ class Fleet:
     nodes: list[Node]
 
     def keys_file(self, node: Node, lease: Lease) -> Path:
-
         return (
             self.lease_root / node.hostname / account_for_lease(str(lease.public_id)) / ".ssh/authorized_keys"
         )

@@ -1,0 +1,358 @@
+"""Booking: a lease is booked, extended, released or cancelled here, each with an audit row.
+
+The database referees: the organization's row is locked for the quota, the chosen nodes are
+locked for placement (see placement.py), and the exclusion constraint on allocations makes an
+overlap impossible. When that constraint fires anyway, placement is retried with fresh data a
+bounded number of times (BOOKING_PLACEMENT_RETRIES) and then the answer is "no capacity".
+"""
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, OperationalError, connection, transaction
+from django.utils import timezone
+from psycopg2.extras import DateTimeTZRange
+
+from accounts.models import Organization, SshKey, User
+from accounts.services.audit import audit_record
+from billing.selectors import NoPrice, price_for
+from clusters.capacity import Window, is_valid_size, pools_for
+from clusters.choices import LIVE_LEASE_STATES, LeaseKind, LeaseState
+from clusters.errors import InvalidState, NoCapacity, NotExtendable, PriceMissing, QuotaExceeded
+from clusters.models import Allocation, Lease, Node, Region
+from clusters.selectors import availability_for, gpus_held_at_peak
+from clusters.services.placement import PlacedGpu, place
+
+EXCLUSION_VIOLATION = "23P01"
+DEADLOCK_DETECTED = "40P01"
+
+
+def lease_book(
+    *,
+    user: User,
+    organization: Organization,
+    region: Region,
+    gpus: int,
+    kind: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    ssh_keys: Sequence[SshKey] = (),
+) -> Lease:
+    """Book `gpus` GPUs in `region`: a reserved window [start, end), or on-demand from now.
+
+    Each attempt is its own atomic block (a savepoint inside a caller's transaction), so losing
+    a race for a GPU rolls back only that attempt before placement runs again on fresh data.
+    """
+    window = booking_window(kind=kind, start=start, end=end, gpus=gpus)
+    for _ in range(settings.BOOKING_PLACEMENT_RETRIES + 1):
+        try:
+            return _lease_book_once(
+                user=user,
+                organization=organization,
+                region=region,
+                gpus=gpus,
+                kind=kind,
+                window=window,
+                ssh_keys=ssh_keys,
+            )
+        except (IntegrityError, OperationalError) as error:
+            if not lost_race(error):
+                raise
+    available = availability_for(region=region, window=window, gpus=gpus, organization=organization)
+    raise NoCapacity(gpus=gpus, max_gpus_available=available.max_gpus_available)
+
+
+@transaction.atomic
+def _lease_book_once(
+    *,
+    user: User,
+    organization: Organization,
+    region: Region,
+    gpus: int,
+    kind: str,
+    window: Window,
+    ssh_keys: Sequence[SshKey],
+) -> Lease:
+    organization = _lock_organization(organization)
+    _check_quota(organization=organization, window=window, gpus=gpus)
+    price = _price(kind=kind, region=region)
+    placed = place(region_id=region.pk, window=window, gpus=gpus, pools=pools_for(organization))
+    if placed is None:
+        available = availability_for(region=region, window=window, gpus=gpus, organization=organization)
+        raise NoCapacity(gpus=gpus, max_gpus_available=available.max_gpus_available)
+    lease = Lease.objects.create(
+        organization=organization,
+        booked_by=user,
+        region=region,
+        gpus=gpus,
+        kind=kind,
+        start=window.start,
+        end=window.end,
+        price_per_gpu_hour=price,
+        ssh_public_keys=[key.public_key for key in ssh_keys],
+    )
+    _allocate(lease, placed, window)
+    if ssh_keys:
+        lease.ssh_keys.set(ssh_keys)
+    audit_record(actor=user, action="lease.book", obj=lease, organization=organization, after=snapshot(lease))
+    return lease
+
+
+def booking_window(*, kind: str, start: datetime | None, end: datetime | None, gpus: int) -> Window:
+    """The lease's window, or a ValidationError naming each field that breaks a booking rule."""
+    errors: dict[str, str] = {}
+    if not is_valid_size(gpus):
+        errors["gpus"] = "Book 1, 2, 4 or 8 GPUs on one node, or a multiple of 8 (whole nodes) above 8."
+    now = timezone.now()
+    if kind == LeaseKind.ON_DEMAND:
+        for field, value in (("start", start), ("end", end)):
+            if value is not None:
+                errors[field] = "An on-demand lease starts now and runs until released: leave it out."
+        window = Window(start=now, end=None)
+    else:
+        errors.update(_reserved_window_errors(start, end, now))
+        window = Window(start=start, end=end)  # type: ignore[arg-type]
+    if errors:
+        raise ValidationError(errors)
+    return window
+
+
+def _reserved_window_errors(start: datetime | None, end: datetime | None, now: datetime) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for field, value in (("start", start), ("end", end)):
+        if value is None:
+            errors[field] = "A reserved lease needs a start and an end."
+        elif not _on_step(value):
+            errors[field] = "Times must fall on whole minutes (no seconds)."
+    if errors:
+        return errors
+    assert start is not None and end is not None
+    if start < _floor_to_step(now):
+        errors["start"] = "The start may not be in the past."
+    elif start > now + settings.BOOKING_MAX_AHEAD:
+        errors["start"] = f"The start may be at most {describe(settings.BOOKING_MAX_AHEAD)} ahead."
+    errors.update(_duration_errors(start, end))
+    return errors
+
+
+def _duration_errors(start: datetime, end: datetime) -> dict[str, str]:
+    if end <= start:
+        return {"end": "The end must be after the start."}
+    if end - start < settings.BOOKING_MIN_DURATION:
+        return {"end": f"A lease lasts at least {describe(settings.BOOKING_MIN_DURATION)}."}
+    if end - start > settings.BOOKING_MAX_DURATION:
+        return {"end": f"A lease lasts at most {describe(settings.BOOKING_MAX_DURATION)}."}
+    return {}
+
+
+def _on_step(value: datetime) -> bool:
+    return _floor_to_step(value) == value
+
+
+def _floor_to_step(value: datetime) -> datetime:
+    step = settings.BOOKING_TIME_STEP
+    return value - (value - datetime.min.replace(tzinfo=value.tzinfo)) % step
+
+
+def describe(span: timedelta) -> str:
+    """A duration in words: '180 days', '1 hour', '90 minutes'."""
+    for unit, size in (
+        ("day", timedelta(days=1)),
+        ("hour", timedelta(hours=1)),
+        ("minute", timedelta(minutes=1)),
+    ):
+        if span % size == timedelta(0):
+            count = span // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return str(span)
+
+
+def _lock_organization(organization: Organization) -> Organization:
+    # Serializes one organization's bookings so the quota is checked against committed leases;
+    # NO KEY UPDATE leaves rows that merely reference the organization free to be written.
+    return Organization.objects.select_for_update(no_key=True).get(pk=organization.pk)
+
+
+def _check_quota(
+    *, organization: Organization, window: Window, gpus: int, exclude: int | None = None
+) -> None:
+    held = gpus_held_at_peak(organization=organization, window=window, exclude_lease_id=exclude)
+    if held + gpus > organization.gpu_quota:
+        raise QuotaExceeded(quota=organization.gpu_quota, gpus_held=held, gpus=gpus)
+
+
+def _price(*, kind: str, region: Region) -> Any:
+    try:
+        return price_for(kind=kind, region=region, at=timezone.now())
+    except NoPrice as error:
+        raise PriceMissing(f"No price is set for {kind} GPUs in {region.code}.") from error
+
+
+def _allocate(lease: Lease, placed: Iterable[PlacedGpu], window: Window) -> None:
+    period = DateTimeTZRange(window.start, window.end, "[)")
+    Allocation.objects.bulk_create(
+        Allocation(lease=lease, gpu_id=gpu.gpu_id, node_id=gpu.node_id, period=period) for gpu in placed
+    )
+
+
+def lost_race(error: Exception) -> bool:
+    """Another booking took a GPU first (exclusion constraint), or two waited on each other's nodes."""
+    return getattr(error.__cause__, "pgcode", None) in (EXCLUSION_VIOLATION, DEADLOCK_DETECTED)
+
+
+def is_exclusion_violation(error: IntegrityError) -> bool:
+    """Whether the error is the allocation exclusion constraint firing (another lease took a GPU)."""
+    return getattr(error.__cause__, "pgcode", None) == EXCLUSION_VIOLATION
+
+
+def snapshot(lease: Lease) -> dict[str, object]:
+    """What the audit trail records of a lease."""
+    return {
+        "state": lease.state,
+        "gpus": lease.gpus,
+        "kind": lease.kind,
+        "region": lease.region.code,
+        "start": lease.start.isoformat(),
+        "end": lease.end.isoformat() if lease.end else None,
+        "price_per_gpu_hour": str(lease.price_per_gpu_hour),
+    }
+
+
+@transaction.atomic
+def lease_extend(*, user: User, lease: Lease, end: datetime) -> Lease:
+    """Move a reserved lease's end later, on the same GPUs, if they are free until then."""
+    lease = _lock_lease(lease)
+    if lease.kind != LeaseKind.RESERVED or lease.state not in LIVE_LEASE_STATES:
+        raise InvalidState(
+            f"Only a scheduled or active reserved lease can be extended; this one is {lease.state}."
+        )
+    old_end: datetime = lease.end  # type: ignore[assignment]
+    _check_extension(lease, old_end, end)
+    organization = _lock_organization(lease.organization)
+    _check_quota(organization=organization, window=Window(old_end, end), gpus=lease.gpus, exclude=lease.pk)
+    _lock_nodes_of(lease)
+    _check_gpus_free(lease, old_end, end)
+    before = snapshot(lease)
+    _stretch_allocations(lease, old_end, end)
+    lease.end = end
+    lease.save(update_fields=["end"])
+    audit_record(
+        actor=user,
+        action="lease.extend",
+        obj=lease,
+        organization=organization,
+        before=before,
+        after=snapshot(lease),
+    )
+    return lease
+
+
+def _lock_lease(lease: Lease) -> Lease:
+    return (
+        Lease.objects.select_for_update(of=("self",))
+        .select_related("region", "organization")
+        .get(pk=lease.pk)
+    )
+
+
+def _check_extension(lease: Lease, old_end: datetime, end: datetime) -> None:
+    if not _on_step(end):
+        raise ValidationError({"end": "Times must fall on whole minutes (no seconds)."})
+    if end <= old_end:
+        raise ValidationError({"end": "The new end must be later than the current end."})
+    if end <= timezone.now():
+        raise ValidationError({"end": "The new end must be in the future."})
+    if end - lease.start > settings.BOOKING_MAX_DURATION:
+        raise ValidationError({"end": f"A lease lasts at most {describe(settings.BOOKING_MAX_DURATION)}."})
+
+
+def _lock_nodes_of(lease: Lease) -> None:
+    # The same node locks placement takes: no new lease lands on these GPUs while we look.
+    node_ids = lease.allocations.filter(is_live=True).values("node_id")
+    list(Node.objects.select_for_update(no_key=True).filter(pk__in=node_ids).order_by("pk").values_list("pk"))
+
+
+def _check_gpus_free(lease: Lease, old_end: datetime, end: datetime) -> None:
+    gpu_ids = lease.allocations.filter(is_live=True).values("gpu_id")
+    clash = (
+        Allocation.objects.filter(gpu_id__in=gpu_ids, is_live=True, period__overlap=(old_end, end))
+        .exclude(lease=lease)
+        .order_by("period__startswith")
+        .values_list("period__startswith", flat=True)
+        .first()
+    )
+    if clash is not None:
+        raise NotExtendable(free_until=max(clash, old_end))
+
+
+def _stretch_allocations(lease: Lease, old_end: datetime, end: datetime) -> None:
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE clusters_allocation SET period = tstzrange(lower(period), %s, '[)') "
+                "WHERE lease_id = %s AND is_live",
+                [end, lease.pk],
+            )
+    except IntegrityError as error:
+        if not is_exclusion_violation(error):
+            raise
+        raise NotExtendable(free_until=old_end) from error
+
+
+@transaction.atomic
+def lease_cancel(*, user: User, lease: Lease) -> Lease:
+    """Cancel a scheduled lease before its start: its allocations stop holding GPUs."""
+    lease = _lock_lease(lease)
+    if lease.state != LeaseState.SCHEDULED:
+        raise InvalidState(f"Only a scheduled lease can be cancelled; this one is {lease.state}.")
+    if lease.start <= timezone.now():
+        raise InvalidState("This lease has already started; release it instead.")
+    return _cancel(user=user, lease=lease, reason="Cancelled before its start.")
+
+
+def _cancel(*, user: User, lease: Lease, reason: str) -> Lease:
+    before = snapshot(lease)
+    lease.allocations.update(is_live=False)
+    lease.state, lease.state_reason = LeaseState.CANCELLED, reason
+    lease.save(update_fields=["state", "state_reason"])
+    audit_record(
+        actor=user,
+        action="lease.cancel",
+        obj=lease,
+        organization=lease.organization,
+        before=before,
+        after=snapshot(lease),
+    )
+    return lease
+
+
+@transaction.atomic
+def lease_release(*, user: User, lease: Lease) -> Lease:
+    """End an active lease now (the run-time sweeper finishes it); a scheduled one is cancelled."""
+    lease = _lock_lease(lease)
+    if lease.state == LeaseState.SCHEDULED:
+        return _cancel(user=user, lease=lease, reason="Released before it started.")
+    now = timezone.now()
+    if lease.state != LeaseState.ACTIVE or (lease.end is not None and lease.end <= now) or lease.start >= now:
+        raise InvalidState(f"Only a running lease can be released; this one is {lease.state}.")
+    before = snapshot(lease)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE clusters_allocation SET period = tstzrange(lower(period), %s, '[)') "
+            "WHERE lease_id = %s AND is_live AND (upper_inf(period) OR upper(period) > %s)",
+            [now, lease.pk, now],
+        )
+    lease.end = now
+    lease.save(update_fields=["end"])
+    audit_record(
+        actor=user,
+        action="lease.release",
+        obj=lease,
+        organization=lease.organization,
+        before=before,
+        after=snapshot(lease),
+    )
+    return lease
