@@ -4,6 +4,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from voltpark import embedded
@@ -101,6 +102,20 @@ CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+
+# --- Billing: hourly metering (a few minutes past the hour) and the month close on the 1st.
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "billing-meter-recent-hours": {
+            "task": "billing.tasks.meter_recent_hours",
+            "schedule": crontab(minute=5),
+        },
+        "billing-close-previous-month": {
+            "task": "billing.tasks.close_previous_month",
+            "schedule": crontab(minute=30, hour=0, day_of_month=1),
+        },
+    }
+)
 
 # --- Email.
 vars().update(email_settings(envstr("EMAIL_URL", "console://")))
