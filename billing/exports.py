@@ -167,9 +167,10 @@ def focus_rows(usage: QuerySet[UsageHour]) -> Iterator[list[Any]]:
     invoice = Invoice.objects.filter(
         organization=OuterRef("organization"),
         kind=InvoiceKind.INVOICE,
-        period_start=TruncMonth(OuterRef("hour")),
+        period_start=OuterRef("month"),
     )
-    rows = usage.annotate(invoice_number=Subquery(invoice.values("number")[:1])).values_list(
+    months = usage.annotate(month=TruncMonth("hour"))
+    rows = months.annotate(invoice_number=Subquery(invoice.values("number")[:1])).values_list(
         "hour",
         "gpu_seconds",
         "price_per_gpu_hour",

@@ -18,3 +18,22 @@ def celery_runs_tasks_inline():  # type: ignore[no-untyped-def]
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = before
+
+
+@pytest.fixture
+def march_invoices(acme, globex):  # type: ignore[no-untyped-def]
+    """March 2026 closed: Acme has two leases in two regions, Globex one; returns {slug: invoice}."""
+    from datetime import UTC, datetime, timedelta
+
+    from billing.models import Invoice
+    from billing.services.invoicing import month_close
+    from tests.billing.factories import make_lease
+    from tests.factories import RegionFactory
+
+    march = datetime(2026, 3, 1, tzinfo=UTC)
+    virginia = RegionFactory(code="us-va-1", name="Virginia 1", us_state="Virginia")
+    make_lease(organization=acme, start=march, end=march + timedelta(hours=10), gpus=8, price="1.9900")
+    make_lease(organization=acme, start=march, end=march + timedelta(hours=2), gpus=1, region=virginia)
+    make_lease(organization=globex, start=march, end=march + timedelta(hours=3), gpus=2, price="2.4900")
+    month_close(period_start=march, now=datetime(2026, 4, 1, 1, tzinfo=UTC))
+    return {invoice.organization.slug: invoice for invoice in Invoice.objects.select_related("organization")}
