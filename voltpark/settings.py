@@ -116,6 +116,13 @@ CELERY_BEAT_SCHEDULE.update(
         },
     }
 )
+# (and the API schema's names for billing's and the early-stage program's choice sets)
+BILLING_ENUM_NAMES = {
+    "InvoiceStatusEnum": "billing.choices.InvoiceStatus",
+    "InvoiceKindEnum": "billing.choices.InvoiceKind",
+    "InvoiceLineKindEnum": "billing.choices.LineKind",
+    "ApplicationStatusEnum": "accounts.choices.ApplicationStatus",
+}
 
 # --- Email.
 vars().update(email_settings(envstr("EMAIL_URL", "console://")))
@@ -168,6 +175,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(BILLING_ENUM_NAMES)  # type: ignore[union-attr]
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not DEBUG
