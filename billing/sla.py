@@ -12,7 +12,7 @@ from billing.money import amount_for
 # Every live allocation of the period paired with every health event on its node that overlaps
 # it; bounds truncated to the second like metering, open ends clipped at the period's end.
 SLA_SQL = """
-SELECT a.id, l.organization_id, a.lease_id, l.region_id, l.price_per_gpu_hour, e.id,
+SELECT a.id, l.organization_id, a.lease_id, l.region_id, l.price_per_gpu_hour, e.id, e.public_id,
        GREATEST(date_trunc('second', lower(a.period)), %(s)s) AS a_lo,
        LEAST(date_trunc('second', COALESCE(upper(a.period), %(e)s)), %(e)s) AS a_hi,
        date_trunc('second', e.started_at) AS e_lo,
@@ -35,6 +35,7 @@ class SlaCredit:
     lease_id: int
     region_id: int
     health_event_id: int
+    health_event_public_id: str
     gpu_seconds: int
     price: Decimal
 
@@ -49,14 +50,28 @@ def sla_credits_between(start: datetime, end: datetime) -> list[SlaCredit]:
     covered: dict[int, datetime] = {}
     with connection.cursor() as cursor:
         cursor.execute(SLA_SQL, {"s": start, "e": end})
-        for alloc, org, lease, region, price, event, a_lo, a_hi, e_lo, e_hi in cursor.fetchall():
+        for (
+            alloc,
+            org,
+            lease,
+            region,
+            price,
+            event,
+            event_public_id,
+            a_lo,
+            a_hi,
+            e_lo,
+            e_hi,
+        ) in cursor.fetchall():
             # An allocation's time already credited to an earlier event is not credited again.
             lo = max(e_lo, a_lo, covered.get(alloc, a_lo))
             hi = min(e_hi, a_hi)
             if hi > lo:
-                seconds[(org, lease, region, event, price)] += int((hi - lo).total_seconds())
+                seconds[(org, lease, region, event, event_public_id, price)] += int((hi - lo).total_seconds())
                 covered[alloc] = hi
     return [
-        SlaCredit(org, lease, region, event, secs, price)
-        for (org, lease, region, event, price), secs in sorted(seconds.items(), key=lambda kv: kv[0][:4])
+        SlaCredit(org, lease, region, event, str(public_id), secs, price)
+        for (org, lease, region, event, public_id, price), secs in sorted(
+            seconds.items(), key=lambda kv: kv[0][:4]
+        )
     ]

@@ -139,7 +139,7 @@ def _sla_line(invoice: Invoice, position: int, credit: SlaCredit, amount: Decima
         invoice=invoice,
         position=position,
         kind=LineKind.SLA_CREDIT,
-        description=f"SLA credit: node unhealthy during the lease (health event {credit.health_event_id})",
+        description=f"SLA credit: node unhealthy during the lease, event {credit.health_event_public_id[:8]}",
         lease_id=credit.lease_id,
         region_id=credit.region_id,
         health_event_id=credit.health_event_id,
