@@ -4,8 +4,16 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
 
-from accounts.choices import Role
-from accounts.models import ApiToken, Invitation, Membership, Organization, SshKey, User
+from accounts.choices import ApplicationStatus, Role
+from accounts.models import (
+    ApiToken,
+    EarlyStageApplication,
+    Invitation,
+    Membership,
+    Organization,
+    SshKey,
+    User,
+)
 
 
 def organizations_of(user: User) -> QuerySet[Organization]:
@@ -97,3 +105,14 @@ def get_by_public_id_or_404(queryset: QuerySet, public_id: object):  # type: ign
         return queryset.get(public_id=public_id)
     except (queryset.model.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("Not found.") from None
+
+
+def early_stage_applications_of(organization: Organization) -> QuerySet[EarlyStageApplication]:
+    """The organization's own applications, newest first."""
+    return EarlyStageApplication.objects.filter(organization=organization).order_by("-submitted_at")
+
+
+def early_stage_queue() -> QuerySet[EarlyStageApplication]:
+    """Applications waiting for staff, oldest first."""
+    pending = EarlyStageApplication.objects.filter(status=ApplicationStatus.PENDING)
+    return pending.select_related("organization", "submitted_by").order_by("submitted_at")

@@ -1,9 +1,56 @@
 from django.contrib import admin
 
-from billing.models import PriceBookEntry
+from billing.models import CreditGrant, Invoice, InvoiceLine, PriceBookEntry, StripeEvent
 
 
 @admin.register(PriceBookEntry)
 class PriceBookEntryAdmin(admin.ModelAdmin):
     list_display = ["kind", "region", "price_per_gpu_hour", "currency", "effective_from"]
     list_filter = ["kind", "region"]
+
+
+class InvoiceLineInline(admin.TabularInline):
+    model = InvoiceLine
+    extra = 0
+    can_delete = False
+    readonly_fields = [
+        "position",
+        "kind",
+        "description",
+        "region",
+        "gpus",
+        "gpu_hours",
+        "price_per_gpu_hour",
+        "amount",
+    ]
+    fields = readonly_fields
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(admin.ModelAdmin):
+    """Read-only: invoices change only through the billing services."""
+
+    list_display = ["number", "organization", "kind", "status", "period_start", "total", "issued_at"]
+    list_filter = ["status", "kind", "period_start"]
+    search_fields = ["number", "organization__name"]
+    inlines = [InvoiceLineInline]
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(CreditGrant)
+class CreditGrantAdmin(admin.ModelAdmin):
+    list_display = ["organization", "source", "amount", "remaining", "granted_at", "expires_at"]
+    readonly_fields = ["remaining"]
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(admin.ModelAdmin):
+    list_display = ["event_id", "type", "object_id", "received_at"]

@@ -4,6 +4,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from voltpark import embedded
@@ -102,6 +103,27 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
 
+# --- Billing: hourly metering (a few minutes past the hour) and the month close on the 1st.
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "billing-meter-recent-hours": {
+            "task": "billing.tasks.meter_recent_hours",
+            "schedule": crontab(minute=5),
+        },
+        "billing-close-previous-month": {
+            "task": "billing.tasks.close_previous_month",
+            "schedule": crontab(minute=30, hour=0, day_of_month=1),
+        },
+    }
+)
+# (and the API schema's names for billing's and the early-stage program's choice sets)
+BILLING_ENUM_NAMES = {
+    "InvoiceStatusEnum": "billing.choices.InvoiceStatus",
+    "InvoiceKindEnum": "billing.choices.InvoiceKind",
+    "InvoiceLineKindEnum": "billing.choices.LineKind",
+    "ApplicationStatusEnum": "accounts.choices.ApplicationStatus",
+}
+
 # --- Email.
 vars().update(email_settings(envstr("EMAIL_URL", "console://")))
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "Voltpark <noreply@voltpark.example>")
@@ -163,6 +185,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(BILLING_ENUM_NAMES)  # type: ignore[union-attr]
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not DEBUG

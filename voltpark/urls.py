@@ -14,6 +14,7 @@ swagger_ui = csp_update({"style-src": ["'unsafe-inline'"], "img-src": ["data:"]}
 api_v1 = [
     path("", include("accounts.api_urls")),
     path("", include("clusters.api_urls")),
+    path("", include("billing.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", swagger_ui, name="api-docs"),
 ]

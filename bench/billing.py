@@ -1,0 +1,387 @@
+"""Billing benchmark: closing a month for 2,000 organizations (500,000 usage-hour rows) and
+exporting a million invoice lines as CSV, each against a raw-SQL baseline of the same sums.
+
+Runs against its own database (`BENCH_DATABASE_URL`, else DATABASE_URL's name + `_bench`), which it
+empties first. Each measured step runs in a fresh process that reports its time and peak memory.
+Results go under "## Billing" in docs/benchmarks.md.
+
+    python -m bench.billing            # seed, measure, write docs/benchmarks.md
+"""
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ORGANIZATIONS = 2000
+HOURS_PER_LEASE = 250  # 2,000 one-GPU leases × 250 hours = 500,000 usage-hour rows
+EXPORT_LINES = 1_000_000
+MARCH = datetime(2026, 3, 1, tzinfo=UTC)
+FEBRUARY = datetime(2026, 2, 1, tzinfo=UTC)
+NOW = datetime(2026, 4, 2, tzinfo=UTC)
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def bench_database_url() -> str | None:
+    if os.environ.get("BENCH_DATABASE_URL"):
+        return os.environ["BENCH_DATABASE_URL"]
+    base = os.environ.get("DATABASE_URL")
+    if not base:
+        return None
+    parts = urlsplit(base)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_bench"))
+
+
+def setup_django(url: str) -> None:
+    os.environ["DATABASE_URL"] = os.environ["BENCH_DATABASE_URL"] = url  # children inherit both
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voltpark.settings")
+    import django
+    from django.conf import settings
+
+    django.setup()
+    settings.CELERY_BROKER_URL = "memory://"  # tasks queued on commit (PDFs) stay out of Redis
+
+
+def create_database(url: str) -> None:
+    import psycopg2
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        if cursor.fetchone() is None:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
+
+
+# --- seeding (in the parent process)
+
+
+def empty_tables() -> None:
+    from django.apps import apps
+    from django.db import connection
+
+    tables = [
+        m._meta.db_table
+        for app in ("accounts", "clusters", "billing")
+        for m in apps.get_app_config(app).get_models()
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+
+
+def seed_fleet_and_leases() -> None:
+    """2,000 organizations, each with one one-GPU lease of 250 hours in March, on its own GPU."""
+    from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
+
+    from accounts.models import Organization, User
+    from clusters.models import GPU, Allocation, Cluster, Lease, Node, Region
+
+    user = User.objects.create_user("bench@voltpark.example", "bench-password-123")
+    User.objects.create_user("frank@voltpark.example", "bench-password-123", is_finance_staff=True)
+    regions = [Region.objects.create(code=f"us-r{i}", name=f"Region {i}", us_state="Texas") for i in range(3)]
+    clusters = [Cluster.objects.create(region=r, name=f"c-{r.code}") for r in regions]
+    nodes = Node.objects.bulk_create(
+        Node(cluster=clusters[i % 3], hostname=f"b-n{i:04d}") for i in range(250)
+    )
+    gpus = GPU.objects.bulk_create(
+        GPU(node=n, index=i, uuid=f"GPU-{n.hostname}-{i}") for n in nodes for i in range(8)
+    )
+    orgs = Organization.objects.bulk_create(
+        Organization(name=f"Org {i}", slug=f"org-{i}", billing_email=f"b{i}@example.com")
+        for i in range(ORGANIZATIONS)
+    )
+    leases = []
+    for i, org in enumerate(orgs):
+        start = MARCH + timedelta(hours=i % 400, minutes=i % 60, seconds=i % 7)
+        leases.append(
+            Lease(
+                organization=org,
+                booked_by=user,
+                region=gpus[i].node.cluster.region,
+                gpus=1,
+                kind="reserved",
+                start=start,
+                end=start + timedelta(hours=HOURS_PER_LEASE),
+                state="ended",
+                price_per_gpu_hour="2.4900",
+            )
+        )
+    Lease.objects.bulk_create(leases)
+    Allocation.objects.bulk_create(
+        Allocation(
+            lease=lease, gpu=gpu, node_id=gpu.node_id, period=DateTimeTZRange(lease.start, lease.end, "[)")
+        )
+        for lease, gpu in zip(leases, gpus, strict=True)
+    )
+
+
+def seed_export_lines() -> None:
+    """A million invoice lines: 2,000 February invoices of 500 lines each, written in SQL."""
+    from django.db import connection
+
+    sql = """
+    INSERT INTO billing_invoice (public_id, organization_id, kind, status, number, period_start, period_end,
+        currency, subtotal, credits, total, note, created_at, issued_at, stripe_hosted_url)
+    SELECT gen_random_uuid(), o.id, 'invoice', 'open', 'VP-2026-B' || lpad(o.id::text, 6, '0'),
+        %(feb)s, %(mar)s, 'USD', 500 * 12.45, 0, 500 * 12.45, '', now(), now(), ''
+    FROM accounts_organization o;
+    INSERT INTO billing_invoiceline (invoice_id, position, kind, description, lease_id, region_id, gpus,
+        gpu_hours, price_per_gpu_hour, amount)
+    SELECT i.id, p, 'usage', '1× H100 reserved, lease "' || l.public_id || '", hours, in ' || r.code,
+        l.id, l.region_id, 1, 5.000, 2.4900, 12.45
+    FROM billing_invoice i JOIN clusters_lease l ON l.organization_id = i.organization_id
+    JOIN clusters_region r ON r.id = l.region_id CROSS JOIN generate_series(1, %(per)s) AS p
+    WHERE i.period_start = %(feb)s;
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"feb": FEBRUARY, "mar": MARCH, "per": EXPORT_LINES // ORGANIZATIONS})
+        cursor.execute("ANALYZE")
+
+
+# --- measured steps (each in its own process)
+
+BASELINE_CLOSE_SQL = """
+SELECT l.organization_id, SUM(ROUND(
+    EXTRACT(EPOCH FROM LEAST(upper(a.period), %(e)s) - GREATEST(lower(a.period), %(s)s))
+    * l.price_per_gpu_hour / 3600, 2)) AS owed
+FROM clusters_allocation a JOIN clusters_lease l ON l.id = a.lease_id
+WHERE a.is_live AND a.period && tstzrange(%(s)s, %(e)s, '[)')
+GROUP BY l.organization_id
+"""
+
+# The same sums hour by hour, as metering computes them, but only read: no rows written.
+BASELINE_HOURLY_SQL = """
+WITH held AS (
+    SELECT l.organization_id, l.price_per_gpu_hour AS price,
+           GREATEST(date_trunc('second', lower(a.period)), %(s)s) AS lo,
+           LEAST(date_trunc('second', upper(a.period)), %(e)s) AS hi
+    FROM clusters_allocation a JOIN clusters_lease l ON l.id = a.lease_id
+    WHERE a.is_live AND a.period && tstzrange(%(s)s, %(e)s, '[)')
+), hours AS (
+    SELECT organization_id, price,
+           EXTRACT(EPOCH FROM LEAST(hi, h + interval '1 hour') - GREATEST(lo, h))::bigint AS secs
+    FROM held CROSS JOIN LATERAL generate_series(date_trunc('hour', lo), hi - interval '1 microsecond',
+                                                  interval '1 hour') AS h
+)
+SELECT organization_id, ROUND(SUM(secs * price) / 3600, 2), count(*) FROM hours GROUP BY organization_id
+"""
+
+BASELINE_EXPORT_SQL = """
+COPY (SELECT i.number, i.status, o.name, i.period_start, l.position, l.kind, l.description, r.code, l.gpus,
+             l.gpu_hours, l.price_per_gpu_hour, l.amount, i.currency, le.public_id
+      FROM billing_invoiceline l JOIN billing_invoice i ON i.id = l.invoice_id
+      JOIN accounts_organization o ON o.id = i.organization_id
+      LEFT JOIN clusters_region r ON r.id = l.region_id LEFT JOIN clusters_lease le ON le.id = l.lease_id
+      WHERE i.period_start >= %(feb)s AND i.period_start < %(mar)s
+      ORDER BY i.period_start, l.invoice_id, l.position) TO STDOUT WITH (FORMAT csv, HEADER)
+"""
+
+
+class Counter:
+    """A sink that counts what is written to it."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    def write(self, data: Any) -> int:
+        self.bytes += len(data)
+        return len(data)
+
+
+def step_baseline_close() -> dict[str, Any]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(BASELINE_CLOSE_SQL, {"s": MARCH, "e": datetime(2026, 4, 1, tzinfo=UTC)})
+        owed = cursor.fetchall()
+    return {"organizations": len(owed), "total": str(sum(row[1] for row in owed))}
+
+
+def step_baseline_hourly() -> dict[str, Any]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(BASELINE_HOURLY_SQL, {"s": MARCH, "e": datetime(2026, 4, 1, tzinfo=UTC)})
+        owed = cursor.fetchall()
+    return {"hour_rows": sum(row[2] for row in owed), "total": str(sum(row[1] for row in owed))}
+
+
+def step_close() -> dict[str, Any]:
+    from django.db.models import Sum
+
+    from billing.models import Invoice, UsageHour
+    from billing.services.invoicing import month_close
+
+    result = month_close(period_start=MARCH, now=NOW)
+    total = Invoice.objects.filter(period_start=MARCH).aggregate(s=Sum("subtotal"))["s"]
+    return {"invoices": result.finalized, "usage_rows": UsageHour.objects.count(), "total": str(total)}
+
+
+def step_baseline_export() -> dict[str, Any]:
+    from django.db import connection
+
+    sink = Counter()
+    with connection.cursor() as cursor:
+        cursor.cursor.copy_expert(
+            cursor.mogrify(BASELINE_EXPORT_SQL, {"feb": FEBRUARY, "mar": MARCH}).decode(), sink
+        )
+    return {"bytes": sink.bytes}
+
+
+def step_export() -> dict[str, Any]:
+    from rest_framework.test import APIClient
+
+    from accounts.models import User
+
+    client = APIClient()
+    client.force_authenticate(User.objects.get(email="frank@voltpark.example"))
+    response = client.get("/api/v1/exports/invoice-lines.csv?period_from=2026-02-01&period_to=2026-03-01")
+    size = lines = 0
+    for chunk in response.streaming_content:
+        size += len(chunk)
+        lines += chunk.count(b"\r\n")
+    return {"bytes": size, "csv_records_and_line_breaks": lines, "status": response.status_code}
+
+
+STEPS = {
+    "baseline_close": step_baseline_close,
+    "baseline_hourly": step_baseline_hourly,
+    "close": step_close,
+    "baseline_export": step_baseline_export,
+    "export": step_export,
+}
+
+
+def run_step(name: str) -> None:
+    """Child process: run one step and print its time and peak memory as JSON."""
+    setup_django(bench_database_url() or "")
+    started = time.perf_counter()
+    result = STEPS[name]()
+    seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        json.dumps({"step": name, "seconds": round(seconds, 3), "peak_rss_mb": round(peak_mb, 1), **result})
+    )
+
+
+def measure(name: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.billing", "--step", name], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"bench.billing step {name} failed:\n{done.stderr}")
+    output = done.stdout
+    measured = json.loads(output.strip().splitlines()[-1])
+    print(f"  {name}: {measured}", flush=True)
+    return measured
+
+
+# --- report
+
+
+def machine() -> str:
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line), "?")
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    memory_gb = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal")) / 1024 / 1024
+    return f"{os.cpu_count()} cores ({cpu}), {memory_gb:.0f} GB RAM, Python {platform.python_version()}"
+
+
+def _cost(step: dict[str, Any]) -> str:
+    return f"{step['seconds']:.2f} s, {step['peak_rss_mb']:.0f} MB"
+
+
+def report(results: dict[str, dict[str, Any]]) -> str:
+    close, export = results["close"], results["export"]
+    base, hourly, copy = results["baseline_close"], results["baseline_hourly"], results["baseline_export"]
+    rows = [
+        (
+            f"close March: meter {close['usage_rows']:,} usage-hour rows from allocations, "
+            f"{close['invoices']:,} invoices (lines, SLA credits, credits, numbers, audit)",
+            close,
+            base,
+            "one query: each organization's rounded sum straight from allocations",
+        ),
+        (
+            "(same close)",
+            close,
+            hourly,
+            f"one query: the same {hourly['hour_rows']:,} lease-hours expanded and summed, nothing written",
+        ),
+        (
+            f"export {EXPORT_LINES:,} invoice lines as CSV through the API view "
+            f"({export['bytes'] / 1e6:.0f} MB)",
+            export,
+            copy,
+            "PostgreSQL `COPY … TO STDOUT WITH CSV` of the same join",
+        ),
+    ]
+    table = [
+        f"| {what} | {_cost(step)} | {_cost(base_)} ({how}) | {step['seconds'] / base_['seconds']:.1f}× |"
+        for what, step, base_, how in rows
+    ]
+    return "\n".join(
+        [
+            "## Billing",
+            "",
+            f"`python -m bench.billing`, {datetime.now(UTC):%Y-%m-%d}, on {machine()}; PostgreSQL 15 on the "
+            "same machine. Each step runs in a fresh process; memory is that process's peak resident set "
+            "size. Most of the close is writing the usage rows (a unique key, two indexes and foreign keys).",
+            "",
+            "| step | time, peak memory | baseline in the same run: time, peak memory | ratio |",
+            "| --- | --- | --- | --- |",
+            *table,
+            "",
+            f"Check: the invoices' subtotals add up to {close['total']} USD; the baselines to "
+            f"{base['total']} and {hourly['total']} USD. "
+            "Aims: the close under 60 s, the export under 200 MB.",
+            "",
+        ]
+    )
+
+
+def write_report(section: str) -> None:
+    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\n"
+    start = text.find("## Billing")
+    if start >= 0:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + text[end + 1 :] if end >= 0 else text[:start]
+    DOCS.write_text(text.rstrip("\n") + "\n\n" + section)
+
+
+def main() -> None:
+    url = bench_database_url()
+    if url is None:
+        print("bench.billing: set DATABASE_URL (or BENCH_DATABASE_URL) to a PostgreSQL server; skipped.")
+        return
+    create_database(url)
+    setup_django(url)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    print("  seeding…", flush=True)
+    empty_tables()
+    seed_fleet_and_leases()
+    results = {name: measure(name) for name in ("baseline_close", "baseline_hourly", "close")}
+    seed_export_lines()
+    results |= {name: measure(name) for name in ("baseline_export", "export")}
+    section = report(results)
+    write_report(section)
+    print(section)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--step":
+        run_step(sys.argv[2])
+    else:
+        main()

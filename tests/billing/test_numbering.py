@@ -1,0 +1,69 @@
+"""Invoice numbers are gapless per year, even when many invoices are finalized at once."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import IntegrityError, connection
+
+from billing.choices import InvoiceStatus
+from billing.models import Invoice
+from billing.services.invoicing import invoice_finalize, month_close
+from tests.billing.factories import make_lease
+from tests.factories import OrganizationFactory
+
+MARCH = datetime(2026, 3, 1, tzinfo=UTC)
+NOW = datetime(2026, 4, 2, tzinfo=UTC)
+THREADS = 8
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_finalizations_take_consecutive_numbers_without_gaps_or_duplicates() -> None:
+    for n in range(THREADS):
+        make_lease(organization=OrganizationFactory(), start=MARCH, end=MARCH + timedelta(hours=n + 1))
+    month_close(period_start=MARCH, now=NOW, finalize=False)
+    drafts = list(Invoice.objects.filter(status=InvoiceStatus.DRAFT))
+    barrier = threading.Barrier(THREADS)
+    errors: list[BaseException] = []
+
+    def finalize(invoice: Invoice) -> None:
+        try:
+            barrier.wait()
+            invoice_finalize(actor=None, invoice=invoice, now=NOW)
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+        finally:
+            connection.close()  # each thread had its own connection
+
+    threads = [threading.Thread(target=finalize, args=(invoice,)) for invoice in drafts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    numbers = sorted(Invoice.objects.values_list("number", flat=True))
+    assert numbers == [f"VP-2026-{n:06d}" for n in range(1, THREADS + 1)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_finalization_that_fails_gives_its_number_back() -> None:
+    org = OrganizationFactory()
+    make_lease(organization=org, start=MARCH, end=MARCH + timedelta(hours=1))
+    month_close(period_start=MARCH, now=NOW, finalize=False)
+    invoice = Invoice.objects.get()
+    # A stray row already holding the first number makes the finalization fail after reserving it.
+    blocker = Invoice.objects.create(
+        organization=org,
+        kind="credit_note",
+        status="void",
+        number="VP-2026-000001",
+        period_start=MARCH,
+        period_end=NOW,
+    )
+    with pytest.raises(IntegrityError):
+        invoice_finalize(actor=None, invoice=invoice, now=NOW)
+    assert Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.DRAFT
+    blocker.delete()
+    invoice_finalize(actor=None, invoice=invoice, now=NOW)
+    assert Invoice.objects.get().number == "VP-2026-000001"
