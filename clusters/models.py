@@ -222,7 +222,7 @@ class GpuSample(models.Model):
 class LeaseUsageHour(models.Model):
     """What a lease's GPUs did in one clock hour: mean utilization, peak memory, energy."""
 
-    lease = models.ForeignKey(Lease, on_delete=models.CASCADE, related_name="usage_hours")
+    lease = models.ForeignKey(Lease, on_delete=models.CASCADE, related_name="telemetry_hours")
     hour = models.DateTimeField(help_text="The start of the UTC hour.")
     readings = models.PositiveIntegerField(default=0, help_text="GPU readings summed in this row.")
     utilization_sum = models.BigIntegerField(default=0)

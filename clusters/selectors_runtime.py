@@ -52,7 +52,7 @@ def lease_telemetry(lease: Lease, *, since: datetime) -> LeaseTelemetry:
         {"uuid": a.gpu.uuid, "index": a.gpu.index, "node": a.node.hostname, "samples": by_gpu[a.gpu_id]}
         for a in allocations
     ]
-    hours = list(lease.usage_hours.filter(hour__gte=since.replace(minute=0, second=0, microsecond=0)))
+    hours = list(lease.telemetry_hours.filter(hour__gte=since.replace(minute=0, second=0, microsecond=0)))
     return LeaseTelemetry(lease, since, gpus, sorted(hours, key=lambda h: h.hour), len(rows) > MAX_SAMPLES)
 
 

@@ -63,6 +63,7 @@ class NodeFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = Node
+        skip_postgeneration_save = True
 
     cluster = factory.SubFactory(ClusterFactory)
     hostname = factory.Sequence(lambda n: f"test-n{n:04d}")

@@ -141,7 +141,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='leaseusagehour',
             name='lease',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='usage_hours', to='clusters.lease'),
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='telemetry_hours', to='clusters.lease'),
         ),
         migrations.AddIndex(
             model_name='gpusample',
