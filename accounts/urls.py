@@ -31,3 +31,20 @@ urlpatterns = [
     path("account/tokens/", views.api_tokens, name="api-tokens"),
     path("account/tokens/<str:token_id>/revoke/", views.api_token_remove, name="api-token-revoke"),
 ]
+
+# --- Staff pages (issue 6): the early-stage queue.
+from accounts import views_staff  # noqa: E402
+
+urlpatterns += [
+    path("staff/early-stage/", views_staff.early_stage_queue_page, name="early-stage-queue"),
+    path(
+        "staff/early-stage/<str:application_id>/approve/",
+        views_staff.early_stage_approve_page,
+        name="early-stage-approve",
+    ),
+    path(
+        "staff/early-stage/<str:application_id>/reject/",
+        views_staff.early_stage_reject_page,
+        name="early-stage-reject",
+    ),
+]
