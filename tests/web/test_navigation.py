@@ -28,8 +28,8 @@ def nav_labels(client) -> set[str]:  # type: ignore[no-untyped-def]
         ("bob", {"Organization", "SSH keys", "API tokens"}),
         ("fiona", {"API tokens"}),
         ("charlie", {"Organization", "SSH keys", "API tokens"}),
-        ("stella", {"SSH keys", "API tokens", "Admin"}),
-        ("frank", {"SSH keys", "API tokens"}),
+        ("stella", {"Fleet", "Early-stage queue", "All leases", "Admin", "SSH keys", "API tokens"}),
+        ("frank", {"Finance", "SSH keys", "API tokens"}),
     ],
 )
 def test_the_navigation_shows_only_routed_pages_the_role_allows(client, everyone, who, expected) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,222 @@
+"""Staff pages of the fleet and of every organization's leases: roles, grid, drain and undrain, filters."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import AuditEntry
+from clusters.choices import GpuHealth, HealthEventKind, LeaseKind, LeaseState, NodeState, Pool
+from clusters.models import HealthEvent, Node
+from tests.clusters.runtime_helpers import gpus_of, lease_on
+from tests.factories import ClusterFactory, LeaseFactory, NodeFactory, OrganizationFactory, RegionFactory
+from tests.web.staff_helpers import csrf_client, queries_for
+
+FLEET = "/staff/fleet/"
+LEASES = "/staff/leases/"
+
+
+@pytest.fixture
+def everyone(alice, bob, fiona, charlie, stella, frank):  # type: ignore[no-untyped-def]
+    return {"alice": alice, "bob": bob, "fiona": fiona, "charlie": charlie, "stella": stella, "frank": frank}
+
+
+@pytest.fixture
+def node(db) -> Node:  # type: ignore[no-untyped-def]
+    return NodeFactory(hostname="tx1-c01-n001", cluster__name="tx1-c01")
+
+
+def node_url(node: Node, action: str = "") -> str:
+    return f"{FLEET}nodes/{node.public_id}/{action + '/' if action else ''}"
+
+
+@pytest.mark.parametrize(
+    ("who", "status"),
+    [("alice", 403), ("bob", 403), ("fiona", 403), ("charlie", 403), ("stella", 200), ("frank", 403)],
+)
+def test_fleet_node_and_lease_pages_answer_staff_admins_only(client, everyone, node, who, status) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(everyone[who])
+    assert [client.get(url).status_code for url in (FLEET, node_url(node), LEASES)] == [status] * 3
+
+
+def test_anonymous_visitors_are_sent_to_log_in(client, node) -> None:  # type: ignore[no-untyped-def]
+    for url in (FLEET, node_url(node), LEASES):
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_the_grid_shows_every_node_by_state_with_a_text_and_shape_cue(client, stella, node) -> None:  # type: ignore[no-untyped-def]
+    sick = NodeFactory(
+        hostname="tx1-c01-n002", cluster=node.cluster, state=NodeState.UNHEALTHY, pool=Pool.EARLY_STAGE
+    )
+    sick.gpus.filter(index=3).update(health=GpuHealth.FAILED)
+    HealthEvent.objects.create(
+        node=sick, gpu=sick.gpus.get(index=3), kind=HealthEventKind.XID, detail="GPU 3 reported XID 79."
+    )
+    client.force_login(stella)
+    html = client.get(FLEET).content.decode()
+    chip = re.search(r'<a class="node-chip ([^"]+)"[^>]*data-node="tx1-c01-n002".*?</a>', html, re.S)
+    assert chip is not None
+    assert set(chip.group(1).split()) == {"state-unhealthy", "pool-early_stage", "degraded"}
+    assert "▲" in chip.group(
+        0
+    ) and "tx1-c01-n002: Unhealthy, Early-stage pool, 7 of 8 GPUs healthy" in chip.group(0)
+    assert 'data-node="tx1-c01-n001" data-state="available"' in html
+    assert "GPU 3 reported XID 79." in html  # the open health events list
+    legend = re.search(r'<ul class="legend">.*?</ul>', html, re.S).group(0)  # type: ignore[union-attr]
+    assert all(label in legend for label in NodeState.labels)
+
+
+def test_the_grid_filters_by_region_and_state(client, stella, node) -> None:  # type: ignore[no-untyped-def]
+    virginia = ClusterFactory(region=RegionFactory(code="us-va-1", name="Virginia 1"), name="va1-c01")
+    NodeFactory(hostname="va1-c01-n001", cluster=virginia, state=NodeState.DRAINING)
+    client.force_login(stella)
+    only_virginia = client.get(FLEET, {"region": "us-va-1"}).content.decode()
+    assert 'data-node="va1-c01-n001"' in only_virginia and 'data-node="tx1-c01-n001"' not in only_virginia
+    draining = client.get(FLEET, {"state": "draining"}).content.decode()
+    assert 'data-node="va1-c01-n001"' in draining and 'data-node="tx1-c01-n001"' not in draining
+
+
+def test_the_node_page_shows_each_gpus_latest_reading_and_its_leases(
+    client, stella, node, acme, alice
+) -> None:  # type: ignore[no-untyped-def]
+    node.gpus.filter(index=2).update(
+        read_at=timezone.now(),
+        utilization_pct=93,
+        memory_used_bytes=60 * 1024**3,
+        memory_total_bytes=80 * 1024**3,
+        temperature_c=71,
+        power_draw_w=612.4,
+        power_limit_w=700,
+        ecc_uncorrectable=0,
+    )
+    lease_on(gpus_of(node, [0, 1, 2, 3]), organization=acme, booked_by=alice, state=LeaseState.ACTIVE)
+    client.force_login(stella)
+    html = client.get(node_url(node)).content.decode()
+    row = re.search(r'<tr data-gpu="2">.*?</tr>', html, re.S).group(0)  # type: ignore[union-attr]
+    for text in ["93 %", "60.0 / 80.0 GiB", "71 °C", "612 / 700 W"]:
+        assert text in row
+    leases = re.search(r'<table id="node-leases">.*?</table>', html, re.S).group(0)  # type: ignore[union-attr]
+    assert "Acme AI" in leases and "4 of 4" in leases
+
+
+def test_an_unknown_node_is_a_404(client, stella) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(stella)
+    assert client.get(f"{FLEET}nodes/not-a-node/").status_code == 404
+
+
+def test_drain_and_undrain_need_a_reason_and_leave_an_audit_row(client, stella, node) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(stella)
+    missing = client.post(node_url(node, "drain"), {"reason": ""})
+    assert missing.status_code == 400 and "This field is required." in missing.content.decode()
+    node.refresh_from_db()
+    assert node.state == NodeState.AVAILABLE
+    drained = client.post(node_url(node, "drain"), {"reason": "Replacing a fan"}, follow=True)
+    assert "tx1-c01-n001 is draining" in drained.content.decode()
+    node.refresh_from_db()
+    assert (node.state, node.state_reason) == (NodeState.DRAINING, "Replacing a fan")
+    client.post(node_url(node, "undrain"), {"reason": "Fan replaced"})
+    node.refresh_from_db()
+    assert (node.state, node.state_reason) == (NodeState.AVAILABLE, "Fan replaced")
+    actions = list(AuditEntry.objects.filter(object_id=str(node.public_id)).values_list("action", "actor"))
+    assert actions == [("node.drained", stella.pk), ("node.undrained", stella.pk)]
+
+
+def test_undraining_an_unhealthy_node_ends_its_open_events(client, stella, node) -> None:  # type: ignore[no-untyped-def]
+    Node.objects.filter(pk=node.pk).update(state=NodeState.UNHEALTHY)
+    event = HealthEvent.objects.create(node=node, kind=HealthEventKind.OVERHEAT, detail="hot")
+    client.force_login(stella)
+    assert "Undrain node" in client.get(node_url(node)).content.decode()
+    client.post(node_url(node, "undrain"), {"reason": "Cooling fixed"})
+    event.refresh_from_db()
+    node.refresh_from_db()
+    assert node.state == NodeState.AVAILABLE and event.ended_at is not None
+
+
+def test_a_refused_change_is_explained(client, stella, node) -> None:  # type: ignore[no-untyped-def]
+    Node.objects.filter(pk=node.pk).update(state=NodeState.OFFLINE)
+    client.force_login(stella)
+    response = client.post(node_url(node, "drain"), {"reason": "Try"}, follow=True)
+    assert "only an available node can be drained" in response.content.decode()
+    node.refresh_from_db()
+    assert node.state == NodeState.OFFLINE
+
+
+def test_draining_is_for_staff_admins_with_a_csrf_token(client, alice, stella, node) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(alice)
+    assert client.post(node_url(node, "drain"), {"reason": "x"}).status_code == 403
+    assert csrf_client(stella).post(node_url(node, "drain"), {"reason": "x"}).status_code == 403
+    node.refresh_from_db()
+    assert node.state == NodeState.AVAILABLE
+
+
+def test_the_fleet_costs_the_same_queries_for_2_or_20_nodes(client, stella) -> None:  # type: ignore[no-untyped-def]
+    cluster = ClusterFactory()
+    client.force_login(stella)
+    for _ in range(2):
+        HealthEvent.objects.create(node=NodeFactory(cluster=cluster), kind=HealthEventKind.UNREACHABLE)
+    few = queries_for(client, FLEET)
+    for _ in range(18):
+        HealthEvent.objects.create(
+            node=NodeFactory(cluster=ClusterFactory()), kind=HealthEventKind.UNREACHABLE
+        )
+    assert queries_for(client, FLEET) == few
+
+
+def leases(count: int, **fields: object) -> None:
+    for _ in range(count):
+        LeaseFactory(**fields)
+
+
+def lease_ids(html: str) -> list[str]:
+    return re.findall(r'<tr data-lease="([^"]+)">', html)
+
+
+def test_every_organizations_leases_are_listed_and_filtered(
+    client, stella, acme, globex, node, alice
+) -> None:  # type: ignore[no-untyped-def]
+    held = lease_on(gpus_of(node, [0, 1]), organization=acme, booked_by=alice, state=LeaseState.ACTIVE)
+    other = LeaseFactory(organization=globex, kind=LeaseKind.ON_DEMAND, end=None, state=LeaseState.ENDED)
+    virginia = LeaseFactory(organization=globex, region=RegionFactory(code="us-va-1"))
+    client.force_login(stella)
+    everything = client.get(LEASES).content.decode()
+    assert set(lease_ids(everything)) == {str(held.public_id), str(other.public_id), str(virginia.public_id)}
+    assert "tx1-c01-n001" in everything  # the node the lease holds
+    cases = [
+        ({"organization": "acme-ai"}, [held]),
+        ({"state": "ended"}, [other]),
+        ({"kind": "on_demand"}, [other]),
+        ({"region": "us-va-1"}, [virginia]),
+        ({"organization": "globex", "kind": "reserved"}, [virginia]),
+    ]
+    for query, expected in cases:
+        assert lease_ids(client.get(LEASES, query).content.decode()) == [
+            str(x.public_id) for x in expected
+        ], query
+
+
+def test_leases_are_paginated_keeping_the_filter(client, stella, globex) -> None:  # type: ignore[no-untyped-def]
+    leases(51, organization=globex)
+    client.force_login(stella)
+    first = client.get(LEASES, {"organization": "globex"}).content.decode()
+    assert len(lease_ids(first)) == 50 and "page 1 of 2" in first
+    assert 'href="?organization=globex&amp;page=2"' in first
+    second = client.get(LEASES, {"organization": "globex", "page": 2}).content.decode()
+    assert len(lease_ids(second)) == 1
+
+
+def test_the_lease_list_costs_the_same_queries_for_2_or_20_leases(client, stella, node, alice, acme) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(stella)
+    start = timezone.now()
+    for n in range(2):
+        lease_on(gpus_of(node, [n]), organization=acme, booked_by=alice, start=start)
+    few = queries_for(client, LEASES)
+    for n in range(18):
+        lease_on(
+            gpus_of(NodeFactory(), [0]),
+            organization=OrganizationFactory(),
+            booked_by=alice,
+            start=start + timedelta(minutes=n),
+        )
+    assert queries_for(client, LEASES) == few
