@@ -8,7 +8,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 
 from billing.choices import InvoiceKind, InvoiceStatus
 from billing.models import Invoice, MonthClose
-from billing.periods import month_of
+from billing.periods import month_of, next_month
 from billing.selectors import RevenueRow
 
 
@@ -82,9 +82,20 @@ def invoices_for_finance(status: str = "") -> QuerySet[Invoice]:
     return invoices.order_by("-period_start", "-number", "-pk")
 
 
-def revenue_by_month(rows: list[RevenueRow]) -> tuple[list[str], list[str], dict[str, dict[str, RevenueRow]]]:
-    """The months and regions of a revenue summary, and each (month, region) row, for a chart."""
-    months = sorted({f"{row.month:%Y-%m}" for row in rows})
+def months_between(start: datetime, end: datetime) -> list[str]:
+    """Every month (YYYY-MM) that [start, end) touches."""
+    months, month = [], month_of(start)
+    while month < end:
+        months.append(f"{month:%Y-%m}")
+        month = next_month(month)
+    return months
+
+
+def revenue_by_month(
+    rows: list[RevenueRow], months: list[str]
+) -> tuple[list[str], list[str], dict[str, dict[str, RevenueRow]]]:
+    """The months (those given, empty ones too) and regions of a revenue summary, and each cell's row."""
+    months = sorted(set(months) | {f"{row.month:%Y-%m}" for row in rows})
     regions = sorted({row.region for row in rows})
     cells: dict[str, dict[str, RevenueRow]] = {month: {} for month in months}
     for row in rows:

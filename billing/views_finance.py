@@ -20,6 +20,7 @@ from billing.selectors_finance import (
     invoice_status_counts,
     invoices_for_finance,
     month_statuses,
+    months_between,
     past_months,
     revenue_by_month,
 )
@@ -52,9 +53,9 @@ def _default_period() -> tuple[date, date]:
 
 
 def _revenue(period_from: date, period_to: date) -> dict[str, object]:
-    end = min(midnight(period_to), timezone.now())
-    rows = revenue_summary(midnight(period_from), end) if end > midnight(period_from) else []
-    months, regions, cells = revenue_by_month(rows)
+    start, end = midnight(period_from), min(midnight(period_to), timezone.now())
+    rows = revenue_summary(start, end) if end > start else []
+    months, regions, cells = revenue_by_month(rows, months_between(start, end))
     revenue = [BarSeries(r, [cells[m][r].revenue if r in cells[m] else 0 for m in months]) for r in regions]
     utilization = [
         BarSeries(r, [cells[m][r].utilization * 100 if r in cells[m] else 0 for m in months]) for r in regions
