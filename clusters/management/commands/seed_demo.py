@@ -1,4 +1,4 @@
-"""manage.py seed_demo: the demo fleet (pointed at the simulated agent) and demo accounts."""
+"""manage.py seed_demo: the demo fleet (pointed at the simulated agent), demo accounts, and life in it."""
 
 from argparse import ArgumentParser
 
@@ -9,6 +9,7 @@ from django.db import transaction
 from accounts.choices import Role
 from accounts.models import Membership, Organization, User
 from accounts.services.organizations import organization_create
+from clusters.demo import demo_closed_month, demo_running_leases, demo_startup_applying
 from clusters.models import Node
 from clusters.services.fleet import fleet_seed
 
@@ -21,6 +22,7 @@ PEOPLE = [
     ("finance@demo.voltpark.dev", "Fay Finance", False, False),
     ("admin@demo.voltpark.dev", "Ada Admin", True, False),
     ("cfo@demo.voltpark.dev", "Carl Staff-Finance", False, True),
+    ("founder@demo.voltpark.dev", "Nora Founder", False, False),
 ]
 
 
@@ -38,13 +40,32 @@ class Command(BaseCommand):
         hosts.write_text(
             "\n".join(Node.objects.order_by("hostname").values_list("hostname", flat=True)) + "\n"
         )
-        self._people()
+        users = self._people()
+        self._lively(users)
         self.stdout.write(self.style.SUCCESS(f"Demo accounts (password: {DEMO_PASSWORD}):"))
         for email, name, *_ in PEOPLE:
             self.stdout.write(f"  {email:32} {name}")
 
+    def _lively(self, users: dict[str, User]) -> None:
+        """Leases running, an early-stage application waiting, last month closed (issue 6)."""
+        owner, founder = users["owner@demo.voltpark.dev"], users["founder@demo.voltpark.dev"]
+        application = demo_startup_applying(founder=founder)
+        closed = demo_closed_month(bookers={"acme-ai": owner, "nebula-labs": founder})
+        booked = demo_running_leases(
+            organization=Organization.objects.get(slug="acme-ai"), user=users["member@demo.voltpark.dev"]
+        )
+        self.stdout.write(
+            f"Early-stage application of {application.organization.name}: {application.status}."
+        )
+        if closed is not None:
+            self.stdout.write(f"Closed {closed.period_start:%Y-%m}: {closed.invoices_created} invoices.")
+        if booked:
+            self.stdout.write(
+                f"Booked {len(booked)} leases for Acme AI; the sweeper starts them within a minute."
+            )
+
     @transaction.atomic
-    def _people(self) -> None:
+    def _people(self) -> dict[str, User]:
         users = {}
         for email, name, staff, finance in PEOPLE:
             user = User.objects.filter(email=email).first() or User.objects.create_user(
@@ -64,3 +85,4 @@ class Command(BaseCommand):
             ("finance@demo.voltpark.dev", Role.FINANCE),
         ]:
             Membership.objects.get_or_create(user=users[email], organization=org, defaults={"role": role})
+        return users

@@ -1,0 +1,50 @@
+"""`manage.py seed_demo` makes a lively demo: leases booked, an application waiting, last month closed."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from accounts.choices import ApplicationStatus
+from accounts.models import EarlyStageApplication, User
+from billing.choices import InvoiceStatus
+from billing.models import Invoice, MonthClose
+from billing.periods import previous_month
+from clusters.choices import LeaseState
+from clusters.models import Allocation, Lease
+
+
+@pytest.fixture
+def seed(db, settings, tmp_path):  # type: ignore[no-untyped-def]
+    settings.DATA_DIR = tmp_path
+
+    def run() -> str:
+        out = StringIO()
+        call_command("seed_demo", nodes=12, agent_port=18690, stdout=out)
+        return out.getvalue()
+
+    return run
+
+
+def test_the_demo_has_leases_an_application_and_a_closed_month(seed) -> None:  # type: ignore[no-untyped-def]
+    output = seed()
+    assert "founder@demo.voltpark.dev" in output and "Booked 3 leases for Acme AI" in output
+    live = Lease.objects.filter(organization__slug="acme-ai", state=LeaseState.SCHEDULED)
+    assert sorted(live.values_list("gpus", flat=True)) == [2, 4, 8]
+    assert Allocation.objects.filter(lease__in=live, is_live=True).count() == 14
+    application = EarlyStageApplication.objects.get()
+    assert (application.organization.slug, application.status) == ("nebula-labs", ApplicationStatus.PENDING)
+    month = previous_month()
+    assert MonthClose.objects.get(period_start=month).invoices_created == 2
+    invoices = Invoice.objects.filter(period_start=month)
+    assert {i.organization.slug for i in invoices} == {"acme-ai", "nebula-labs"}
+    assert all(i.status == InvoiceStatus.OPEN and i.total > 0 for i in invoices)
+
+
+def test_seeding_again_changes_nothing(seed) -> None:  # type: ignore[no-untyped-def]
+    seed()
+    counts = (Lease.objects.count(), Invoice.objects.count(), EarlyStageApplication.objects.count())
+    output = seed()
+    assert "Booked" not in output and "Closed" not in output
+    assert (Lease.objects.count(), Invoice.objects.count(), EarlyStageApplication.objects.count()) == counts
+    assert User.objects.filter(email__endswith="@demo.voltpark.dev").count() == 6
