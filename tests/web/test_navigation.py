@@ -24,10 +24,10 @@ def nav_labels(client) -> set[str]:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(
     ("who", "expected"),
     [
-        ("alice", {"Organization", "SSH keys", "API tokens"}),
-        ("bob", {"Organization", "SSH keys", "API tokens"}),
+        ("alice", {"Book GPUs", "Leases", "Organization", "SSH keys", "API tokens"}),
+        ("bob", {"Book GPUs", "Leases", "Organization", "SSH keys", "API tokens"}),
         ("fiona", {"API tokens"}),
-        ("charlie", {"Organization", "SSH keys", "API tokens"}),
+        ("charlie", {"Book GPUs", "Leases", "Organization", "SSH keys", "API tokens"}),
         ("stella", {"SSH keys", "API tokens", "Admin"}),
         ("frank", {"SSH keys", "API tokens"}),
     ],
