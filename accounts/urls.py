@@ -31,3 +31,8 @@ urlpatterns = [
     path("account/tokens/", views.api_tokens, name="api-tokens"),
     path("account/tokens/<str:token_id>/revoke/", views.api_token_remove, name="api-token-revoke"),
 ]
+
+# --- Startup pages (issue 6): the early-stage program application and its status.
+from accounts import views_application  # noqa: E402
+
+urlpatterns += [path("organization/early-stage/", views_application.early_stage, name="early-stage")]

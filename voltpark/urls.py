@@ -24,4 +24,5 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("", include("accounts.urls")),
     path("", include("clusters.urls")),
+    path("", include("billing.urls")),
 ]
