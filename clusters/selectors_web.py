@@ -170,8 +170,9 @@ def lease_charts(lease: Lease, now: datetime | None = None) -> LeaseCharts:
 def _metric(gpus: list[dict[str, Any]], key: str, title: str, unit: str) -> MetricSeries:
     scale = 1 / 2**30 if key == "memory_used_bytes" else 1
     metric = MetricSeries(key, title, unit)
+    one_node = len({gpu["node"] for gpu in gpus}) == 1
     per_gpu = {
-        f"{gpu['node']} GPU {gpu['index']}": [
+        (f"GPU {gpu['index']}" if one_node else f"{gpu['node']}/{gpu['index']}"): [
             (s["at"], None if s[key] is None else s[key] * scale) for s in gpu["samples"]
         ]
         for gpu in gpus

@@ -126,6 +126,8 @@ def booking_check(request: HttpRequest) -> HttpResponse:
     assert organization is not None
     form = _form(request, request.GET)
     check = booking_check_for(form, organization)
+    if "tz" in form.cleaned_data:
+        remember_zone(request, form.cleaned_data["tz"])  # the browser's zone, for the pages that follow
     return render_in_zone(request, "clusters/_booking_check.html", {"form": form, "check": check})
 
 

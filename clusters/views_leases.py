@@ -1,6 +1,6 @@
 """The organization's leases: the list, one lease with its nodes and charts, extend and release."""
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 from django.conf import settings
 from django.contrib import messages
@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
+from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
 from accounts.choices import ROLES_THAT_BOOK
@@ -18,7 +19,14 @@ from clusters.errors import BookingRefused
 from clusters.forms_booking import ExtendForm
 from clusters.models import Lease
 from clusters.selectors import lease_of_organization_or_404
-from clusters.selectors_web import LeaseCharts, lease_charts, lease_nodes, lease_usage_until, leases_grouped
+from clusters.selectors_web import (
+    LeaseCharts,
+    MetricSeries,
+    lease_charts,
+    lease_nodes,
+    lease_usage_until,
+    leases_grouped,
+)
 from clusters.services.booking import lease_extend, lease_release
 from voltpark.charts import Series, line_chart
 from voltpark.timezones import remember_zone, render_in_zone, viewer_zone
@@ -90,24 +98,23 @@ def duration_words(span: timedelta) -> str:
     return f"{minutes} min" if minutes else "under a minute"
 
 
-def _svgs(charts: LeaseCharts, request: HttpRequest) -> list[object]:
+def _svgs(charts: LeaseCharts, request: HttpRequest) -> list[tuple[str, SafeString]]:
+    """Each metric's caption and its SVG chart."""
     zone = viewer_zone(request)
-    svgs = []
-    for metric in charts.metrics:
-        series = [Series(name, points) for name, points in metric.lines.items()]
-        svgs.append(
-            line_chart(
-                title=metric.title,
-                description=f"{metric.title} ({metric.unit}) of each GPU of the lease over time.",
-                series=series,
-                y_label=metric.unit,
-                y_max=100 if metric.key == "utilization_pct" else None,
-                tz=zone,
-                width=560,
-                height=220,
-            )
-        )
-    return svgs
+    return [(f"{metric.title} ({metric.unit})", _chart(metric, zone)) for metric in charts.metrics]
+
+
+def _chart(metric: MetricSeries, zone: tzinfo) -> SafeString:
+    return line_chart(
+        title=metric.title,
+        description=f"{metric.title} ({metric.unit}) of each GPU of the lease over time.",
+        series=[Series(name, points) for name, points in metric.lines.items()],
+        y_label=metric.unit,
+        y_max=100 if metric.key == "utilization_pct" else None,
+        tz=zone,
+        width=560,
+        height=220,
+    )
 
 
 def _extendable(lease: Lease) -> bool:

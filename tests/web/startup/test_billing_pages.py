@@ -45,7 +45,12 @@ def test_an_invoice_answers_each_role_and_hides_it_from_other_organizations(
 
 
 def test_the_page_lists_the_organizations_invoices_only(client_as, march) -> None:  # type: ignore[no-untyped-def]
-    html = client_as("fiona").get("/billing/").content.decode()
+    client = client_as("fiona")
+    session = client.session
+    session["time_zone"] = "America/Chicago"  # billing months are UTC months, wherever the viewer is
+    session.save()
+    html = client.get("/billing/").content.decode()
+    assert "March 2026" in html and "February 2026" not in html
     assert march["acme-ai"].number in html and "$159.20" in html  # 80 GPU-hours × $1.99
     assert march["globex"].number not in html
     assert f'href="/billing/invoices/{march["acme-ai"].public_id}/pdf/"' in html
