@@ -48,3 +48,8 @@ urlpatterns += [
         name="early-stage-reject",
     ),
 ]
+
+# --- Startup pages (issue 6): the early-stage program application and its status.
+from accounts import views_application  # noqa: E402
+
+urlpatterns += [path("organization/early-stage/", views_application.early_stage, name="early-stage")]

@@ -23,3 +23,16 @@ urlpatterns += [
     ),
     path("staff/leases/", views_staff.staff_leases, name="staff-leases"),
 ]
+
+# --- Browser pages for startups (issue 6): booking and the organization's leases.
+from clusters import views_booking, views_leases  # noqa: E402
+
+urlpatterns += [
+    path("book/", views_booking.booking, name="booking"),
+    path("book/check/", views_booking.booking_check, name="booking-check"),
+    path("leases/", views_leases.lease_list, name="lease-list"),
+    path("leases/<str:lease_id>/", views_leases.lease_detail, name="lease-detail"),
+    path("leases/<str:lease_id>/live/", views_leases.lease_live, name="lease-live"),
+    path("leases/<str:lease_id>/extend/", views_leases.lease_extend_view, name="lease-extend"),
+    path("leases/<str:lease_id>/release/", views_leases.lease_release_view, name="lease-release"),
+]

@@ -275,3 +275,6 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     }
 }
+
+# --- Startup pages (issue 6): how often a running lease's page refreshes its state and charts.
+LEASE_PAGE_REFRESH_S = envint("LEASE_PAGE_REFRESH_S", 10, minimum=1)

@@ -24,6 +24,6 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("", include("accounts.urls")),
     path("", include("clusters.urls")),
-    # --- Staff finance page (issue 6).
+    path("", include("billing.urls")),
     path("", include("billing.finance_urls")),
 ]

@@ -41,7 +41,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PORTS = range(18400, 18500)
+# The live server's loopback ports; BROWSER_TEST_PORTS ("18500-18549") moves them, so several
+# checkouts on one machine can run the browser tests side by side.
+_PORTS_FROM, _PORTS_TO = (int(p) for p in os.environ.get("BROWSER_TEST_PORTS", "18400-18499").split("-"))
+PORTS = range(_PORTS_FROM, _PORTS_TO + 1)
 SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -130,8 +133,9 @@ def screenshot(page: Any, name: str, *, phone: bool = False) -> Path:
 
 @pytest.fixture
 def celery_worker_options() -> dict[str, Any]:
-    """Override in a test module: `beat` (run the periodic schedule) and `include` (extra task modules)."""
-    return {"beat": True, "include": []}
+    """Override in a test module: `beat` (run the periodic schedule), `include` (extra task modules)
+    and `env` (extra environment variables of the worker, e.g. shorter sweep intervals)."""
+    return {"beat": True, "include": [], "env": {}}
 
 
 @pytest.fixture
@@ -146,7 +150,7 @@ def celery_worker(
         process = subprocess.Popen(
             command,
             cwd=settings.BASE_DIR,
-            env=_worker_env(),
+            env={**_worker_env(), **celery_worker_options.get("env", {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -24,10 +24,10 @@ def nav_labels(client) -> set[str]:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(
     ("who", "expected"),
     [
-        ("alice", {"Organization", "SSH keys", "API tokens"}),
-        ("bob", {"Organization", "SSH keys", "API tokens"}),
-        ("fiona", {"API tokens"}),
-        ("charlie", {"Organization", "SSH keys", "API tokens"}),
+        ("alice", {"Book GPUs", "Leases", "Billing", "Organization", "SSH keys", "API tokens"}),
+        ("bob", {"Book GPUs", "Leases", "Organization", "SSH keys", "API tokens"}),
+        ("fiona", {"Billing", "API tokens"}),
+        ("charlie", {"Book GPUs", "Leases", "Billing", "Organization", "SSH keys", "API tokens"}),
         ("stella", {"Fleet", "Early-stage queue", "All leases", "Admin", "SSH keys", "API tokens"}),
         ("frank", {"Finance", "SSH keys", "API tokens"}),
     ],
@@ -77,7 +77,7 @@ def test_switching_changes_the_organization_and_the_navigation(client, alice, gl
     response = client.post("/organization/switch/", {"slug": "globex", "next": "/account/tokens/"})
     assert response["Location"] == "/account/tokens/"
     assert client.session["organization_slug"] == "globex"
-    assert nav_labels(client) == {"API tokens"}  # a finance member in Globex
+    assert nav_labels(client) == {"Billing", "API tokens"}  # a finance member in Globex
     assert client.get("/organization/").status_code == 403
 
 
