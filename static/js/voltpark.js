@@ -33,3 +33,12 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("button[data-copy]").forEach(enhanceCopy);
   document.querySelectorAll("form[data-confirm]").forEach(enhanceConfirm);
 });
+
+// Leaving a page aborts its htmx requests (a lease page polls while it runs), so a poll cut off by
+// the navigation ends quietly instead of being reported as a failed request.
+window.addEventListener("beforeunload", () => {
+  if (!window.htmx) return;
+  document.querySelectorAll("[hx-get], [hx-post]").forEach((element) => {
+    window.htmx.trigger(element, "htmx:abort");
+  });
+});

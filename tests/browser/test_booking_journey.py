@@ -206,4 +206,4 @@ def test_a_startup_books_8_gpus_watches_them_releases_them_and_finds_the_invoice
     assert "8" in line.inner_text() and f"${invoice.lines.get(lease=lease).amount}" in line.inner_text()
     screenshot(page, "14-invoice")
     screenshot(page, "14-invoice-phone", phone=True)
-    assert page_problems == []
+    assert page_problems == [], page_problems

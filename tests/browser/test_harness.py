@@ -32,7 +32,7 @@ def test_pages_load_htmx_and_our_script_without_breaking_the_policy(page, page_p
     assert page.evaluate("typeof window.htmx") == "object"
     assert page.evaluate("htmx.version") == "2.0.11"
     assert page.locator("style").count() == 0  # htmx did not inject its indicator styles
-    assert page_problems == []
+    assert page_problems == [], page_problems
 
 
 def test_keyboard_focus_is_visible(page, page_problems) -> None:  # type: ignore[no-untyped-def]
@@ -43,11 +43,11 @@ def test_keyboard_focus_is_visible(page, page_problems) -> None:  # type: ignore
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     width = page.evaluate("parseFloat(getComputedStyle(document.activeElement).outlineWidth)")
     assert outline == "solid" and width >= 2
-    assert page_problems == []
+    assert page_problems == [], page_problems
 
 
 def test_the_api_docs_render_under_their_policy(page, page_problems) -> None:  # type: ignore[no-untyped-def]
     page.goto("/api/v1/docs/")
     page.locator(".swagger-ui .info").wait_for()
     assert page.get_by_text("Voltpark API").first.is_visible()
-    assert page_problems == []
+    assert page_problems == [], page_problems

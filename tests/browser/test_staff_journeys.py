@@ -166,7 +166,7 @@ def test_an_admin_approves_a_startup_which_then_books_the_early_stage_pool(  # n
     screenshot(page, "staff-05-node")
     node = Node.objects.get(hostname="tx1-c01-n003")
     assert (node.state, node.state_reason) == (NodeState.DRAINING, "Swapping a PSU")
-    assert page_problems == []
+    assert page_problems == [], page_problems
 
 
 @pytest.fixture

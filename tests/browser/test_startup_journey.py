@@ -75,7 +75,7 @@ def test_a_new_startup_signs_up_adds_a_key_makes_a_token_and_invites_a_colleague
         None,
     )
     assert [m.to for m in mail.outbox] == [["omar@nebula.example"]]
-    assert page_problems == []
+    assert page_problems == [], page_problems
 
 
 def test_the_switcher_changes_organization_with_javascript(page, page_problems, live_server) -> None:  # type: ignore[no-untyped-def]
@@ -100,4 +100,4 @@ def test_the_switcher_changes_organization_with_javascript(page, page_problems, 
     assert page.get_by_label("Organization", exact=True).input_value() == "globex"
     assert main_nav.get_by_role("link", name="Organization").count() == 0  # a finance member there
     screenshot(page, "07-switcher")
-    assert page_problems == []
+    assert page_problems == [], page_problems
