@@ -6,7 +6,6 @@ from rest_framework.views import APIView
 
 from accounts.choices import ROLES_THAT_BOOK, ROLES_THAT_SEE_INVOICES
 from accounts.context import current_organization
-from accounts.models import ApiToken, Organization
 from accounts.selectors import role_in
 
 
@@ -20,18 +19,7 @@ class _OrganizationRole(BasePermission):
             self.message = "Act in an organization: use a token made for one, or join one first."
             return False
         request.organization = organization  # type: ignore[attr-defined]
-        return _role(request, organization) in self.roles
-
-
-def _role(request: Request, organization: Organization) -> str | None:
-    token = getattr(request, "auth", None)
-    if (
-        isinstance(token, ApiToken)
-        and token.organization_id == organization.pk
-        and hasattr(token, "member_role")
-    ):
-        return token.member_role  # read with the token by api_token_authenticate
-    return role_in(request.user, organization)
+        return role_in(request.user, organization) in self.roles
 
 
 class CanBook(_OrganizationRole):

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from accounts.models import ApiToken, Membership, Organization, User
+from accounts.models import ApiToken, Organization, User
 from accounts.services.audit import audit_record
 
 TOKEN_PREFIX = "vp_"
@@ -57,12 +56,8 @@ def api_token_revoke(*, actor: User, token: ApiToken) -> None:
 
 def api_token_authenticate(secret: str) -> ApiToken | None:
     """The live token with this secret, its last-used time refreshed at most once a minute."""
-    # The user's role in the token's organization comes with it (`member_role`), so permission
-    # checks need no second query on every API request.
-    role = Membership.objects.filter(user_id=OuterRef("user_id"), organization_id=OuterRef("organization_id"))
     token = (
         ApiToken.objects.select_related("user", "organization")
-        .annotate(member_role=Subquery(role.values("role")[:1]))
         .filter(token_hash=hash_token(secret), revoked_at__isnull=True, user__is_active=True)
         .first()
     )
