@@ -68,17 +68,36 @@ RAW_LEASE_SQL = (
 RAW_ALLOCATIONS_SQL = "INSERT INTO clusters_allocation (lease_id, gpu_id, node_id, period, is_live) VALUES "
 
 
-LIMITS = """What limits it (read from EXPLAIN ANALYZE and per-query timings of `lease_book` on this data):
-every booking runs the free-GPUs-per-node query of `clusters/capacity.py` once, and that query is a
-GiST range scan that returns every live allocation overlapping the window in *all* regions (~7,300
-rows at ~35 % utilization), aggregated per node: ~11-13 ms of PostgreSQL CPU plus ~1.5 ms planning,
-the same cost as the availability query above. On 2 cores that alone caps bookings near 80/s; the
-rest of a booking (auth, quota, price, inserts, audit, the response) costs about as much again in
-Python. The aim of 250 bookings/s is **not met**. Next steps, in order of expected gain: keep the
-region (or cluster) on each allocation with a GiST index on (region, period) so the scan covers one
-region (about 3x fewer rows); give one-node leases a candidate-first path (probe nodes in preference
-order through the (gpu, period) exclusion index, stopping at the first fit) and keep the full
-best-fit scan for multi-node leases; cache the plan with a prepared statement.
+LIMITS = """Before and after the booking performance work (2026-11-26, the same database, three runs of
+the old and the new code interleaved, each its own same-run raw-SQL baseline; the machine was shared
+with other engineers' test runs, load average 6-8 on 2 cores, so absolute rates swing by 2x between
+runs and the CPU time per booking is the steadier measure; each run adds ~1,700 leases, so the
+allocations grew from 222k to 380k over the six runs, alike for both):
+
+| | before (b783259) | after |
+| --- | --- | --- |
+| HTTP bookings per second (3 runs) | 35.7, 32.5, 40.2 | 44.9, 77.7, 86.7 |
+| ratio to the same-run raw-SQL baseline | 0.029, 0.033, 0.042 | 0.054, 0.069, 0.097 |
+| CPU/booking, workers+PostgreSQL | 16.1+16.7, 20.3+20.6, 16.9+19.1 ms | 12.8+9.5, 12.2+9.4, 10.6+8.8 ms |
+| availability p50 / p95 | 12.8/37.7, 13.3/28.6, 18.8/39.1 ms | 7.0/26.6, 6.0/11.0, 5.9/12.8 ms |
+
+What changed: the free-GPUs query scans one region's live allocations with an index-only scan
+(allocation.region, GiST (region, period) INCLUDE (node, gpu)) instead of every region's rows from the
+heap; the allocations are inserted by the statement that re-reads the locked node's free GPUs; the lock
+joins only the 64 best candidates to their nodes; the booked lease is rendered without reading it back;
+the price is one query. A booking is now 10 statements (was 15).
+
+What limits it now: CPU. A booking costs ~21 ms of CPU on this machine (~11-12 ms of Python in the
+gunicorn worker, ~9 ms in PostgreSQL), so even with both cores to itself it would top out near
+90 bookings/s: the aim of 250/s is **not met**. In PostgreSQL, the placement query is ~4-5 ms (index
+scan of 2,000-5,500 allocation rows of the region, their de-duplication per GPU, ranking ~750 nodes,
+~0.6 ms of planning); the other nine statements are ~0.1-0.3 ms each. In Python, the Django ORM
+builds about 8 queries per booking (API token, membership, region, organization lock, quota, price,
+lease, audit row) at 0.2-0.9 ms each, and Django/DRF request handling costs ~2-3 ms. Next steps, in
+order of expected gain: prepared statements for the placement query (no planning); raw SQL for the
+hot-path reads (token + role, organization + quota, price) or caching the price book and regions per
+process; fewer indexes to maintain per allocation row (three GiST and four B-tree today).
+Availability p95 is under the 25 ms aim in quieter runs and ~27 ms under the heaviest load.
 """
 
 
@@ -228,11 +247,16 @@ async def _post_all(bodies: list[dict[str, Any]], secrets: list[str]) -> tuple[f
         return time.perf_counter() - began, statuses, latencies
 
 
-def bench_http(secrets: list[str]) -> dict[str, Any]:
+def bench_http(secrets: list[str], server: subprocess.Popen[bytes]) -> dict[str, Any]:
     asyncio.run(_post_all(booking_bodies(200, seed=1), secrets))  # warm up workers and connections
+    processes = {"gunicorn workers": _children(server.pid), "PostgreSQL backends": _backends()}
+    before = {name: _cpu_seconds(pids) for name, pids in processes.items()}
+    client_before = time.process_time()
     elapsed, statuses, latencies = asyncio.run(
         _post_all(booking_bodies(BOOKINGS, seed=int(time.time())), secrets)
     )
+    cpu = {name: _cpu_seconds(pids) - before[name] for name, pids in processes.items()}
+    cpu["benchmark client"] = time.process_time() - client_before
     counts = {code: statuses.count(code) for code in sorted(set(statuses))}
     return {
         "per_second": len(statuses) / elapsed,
@@ -240,7 +264,36 @@ def bench_http(secrets: list[str]) -> dict[str, Any]:
         "statuses": counts,
         "p50_ms": percentile(latencies, 50) * 1000,
         "p95_ms": percentile(latencies, 95) * 1000,
+        "cpu_ms": {name: seconds * 1000 / len(statuses) for name, seconds in cpu.items()},
     }
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def _backends() -> list[int]:
+    """The PostgreSQL server processes serving this database (on this machine), other than ours."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        pids = [pid for (pid,) in cursor.fetchall()]
+    connections.close_all()
+    return pids
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far (Linux /proc; 0 where unreadable)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def bench_availability() -> dict[str, float]:
@@ -337,6 +390,10 @@ def write_report(http: dict[str, Any], availability: dict[str, float], raw: floa
         ("raw-SQL baseline: the same insert (lease + allocations, one transaction) per second", f"{raw:.0f}"),
         ("**ratio HTTP bookings / raw-SQL inserts**", f"**{http['per_second'] / raw:.3f}**"),
         (
+            "CPU per booking: " + ", ".join(http["cpu_ms"]),
+            " / ".join(f"{ms:.1f} ms" for ms in http["cpu_ms"].values()),
+        ),
+        (
             f"availability query (selector, {AVAILABILITY_QUERIES} random windows) p50 / p95",
             f"{availability['p50_ms']:.1f} ms / {availability['p95_ms']:.1f} ms",
         ),
@@ -377,7 +434,7 @@ def main() -> None:
     connections.close_all()
     server = start_gunicorn()
     try:
-        http = bench_http(secrets)
+        http = bench_http(secrets, server)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 
 from accounts.models import Organization, User
@@ -21,11 +21,14 @@ class NoPrice(LookupError):
 
 def price_for(*, kind: str, region: Region, at: datetime) -> Decimal:
     """The GPU-hour price in force at `at`: the region's own if it has one, else the general one."""
-    entries = PriceBookEntry.objects.filter(kind=kind, effective_from__lte=at).filter(
-        Q(region=region) | Q(region__isnull=True)
+    # One query: the region's own entries sort before the general ones (NULLs last).
+    entry = (
+        PriceBookEntry.objects.filter(kind=kind, effective_from__lte=at)
+        .filter(Q(region=region) | Q(region__isnull=True))
+        .order_by(F("region").asc(nulls_last=True), "-effective_from")
+        .only("price_per_gpu_hour")
+        .first()
     )
-    regional = entries.filter(region=region).order_by("-effective_from").first()
-    entry = regional or entries.filter(region__isnull=True).order_by("-effective_from").first()
     if entry is None:
         raise NoPrice(f"No {kind} price for {region.code} at {at.isoformat()}")
     return entry.price_per_gpu_hour

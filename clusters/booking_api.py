@@ -292,7 +292,8 @@ class LeaseListApi(ListAPIView):
                 end=data.get("end"),
                 ssh_keys=data["ssh_key_ids"],
             )
-        return Response(_fresh(lease), status=status.HTTP_201_CREATED)
+        # The booked lease knows the rows it wrote (see lease_book): rendered without reading back.
+        return Response(lease_json(lease), status=status.HTTP_201_CREATED)
 
 
 class LeaseDetailApi(APIView):

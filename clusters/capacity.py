@@ -1,8 +1,9 @@
 """Free GPUs per node for a window: the SQL shared by availability and placement.
 
-The busy GPUs come from one range scan of the GiST index on `Allocation.period` (allocations
-overlapping the window) plus the few unplaceable GPUs (partial index `gpu_unplaceable`);
-each eligible node's free count is its eight GPUs minus those. No per-GPU anti-join.
+The busy GPUs come from one index-only range scan of the region's live allocations overlapping
+the window (GiST index `allocation_region_period` on (region, period), covering node and GPU)
+plus the few unplaceable GPUs (partial index `gpu_unplaceable`); each eligible node's free count
+is its eight GPUs minus those. No per-GPU anti-join, no other region's rows.
 """
 
 from dataclasses import dataclass
@@ -40,25 +41,31 @@ def pools_for(organization: Organization) -> list[str]:
 
 
 # Parameters: region, start, end (NULL: open), pools (text[] in preference order), soon (bool).
+# `busy` is an index-only scan of one region's live allocations overlapping the window (index
+# allocation_region_period) plus the few unplaceable GPUs; UNION counts a GPU once however many
+# allocations it has in the window. The region is cast to bigint: an int4 literal would not match
+# the index's btree_gist int8 operator class and the region would become a filter, not a key.
 FREE_NODES_CTE = f"""
 busy AS (
-    SELECT a.gpu_id, a.node_id
+    SELECT a.node_id, a.gpu_id
     FROM clusters_allocation a
-    WHERE a.is_live AND a.period && tstzrange(%(start)s, %(end)s, '[)')
+    WHERE a.region_id = %(region)s::bigint AND a.is_live AND a.period && tstzrange(%(start)s, %(end)s, '[)')
   UNION
-    SELECT g.id, g.node_id
+    SELECT g.node_id, g.id
     FROM clusters_gpu g
     WHERE (g.health <> 'healthy' OR g.needs_cleanup) AND (g.health <> 'healthy' OR %(soon)s)
+),
+busy_per_node AS (
+    SELECT node_id, count(*) AS busy FROM busy GROUP BY node_id
 ),
 free AS (
     SELECT n.id AS node_id, n.cluster_id, n.pool, n.hostname,
            array_position(%(pools)s::text[], n.pool::text) AS pool_rank,
-           {GPUS_PER_NODE} - count(b.gpu_id) AS free
+           {GPUS_PER_NODE} - coalesce(b.busy, 0) AS free
     FROM clusters_node n
     JOIN clusters_cluster c ON c.id = n.cluster_id
-    LEFT JOIN busy b ON b.node_id = n.id
-    WHERE c.region_id = %(region)s AND n.state = 'available' AND n.pool = ANY(%(pools)s::text[])
-    GROUP BY n.id
+    LEFT JOIN busy_per_node b ON b.node_id = n.id
+    WHERE c.region_id = %(region)s::bigint AND n.state = 'available' AND n.pool = ANY(%(pools)s::text[])
 ),
 ranked AS (
     SELECT f.*, sum((f.free = {GPUS_PER_NODE})::int) OVER (PARTITION BY f.cluster_id, f.pool) AS cluster_whole

@@ -162,6 +162,13 @@ class Allocation(models.Model):
     node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="allocations")
     period = DateTimeRangeField(help_text="[start, end); open above while on-demand runs.")
     is_live = models.BooleanField(default=True)
+    # The node's region, kept here so that placement and availability scan one region's
+    # allocations (index allocation_region_period) instead of every region's. A database
+    # trigger (migration 0004) sets it from the node on every insert and keeps it right when a
+    # node or cluster moves, whatever the writer: code need not (and cannot usefully) set it.
+    region = models.ForeignKey(
+        Region, on_delete=models.PROTECT, related_name="+", editable=False, db_index=False
+    )
 
     class Meta:
         constraints = [
@@ -171,7 +178,16 @@ class Allocation(models.Model):
                 condition=Q(is_live=True),
             )
         ]
-        indexes = [GistIndex(fields=["period"], name="allocation_period_gist")]
+        indexes = [
+            GistIndex(fields=["period"], name="allocation_period_gist"),
+            # Covering (index-only scans): the busy GPUs of one region in a window, without the heap.
+            GistIndex(
+                fields=["region", "period"],
+                include=["node", "gpu"],
+                condition=Q(is_live=True),
+                name="allocation_region_period",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.gpu} for {self.lease_id}"

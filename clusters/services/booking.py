@@ -6,13 +6,14 @@ overlap impossible. When that constraint fires anyway, placement is retried with
 bounded number of times (BOOKING_PLACEMENT_RETRIES) and then the answer is "no capacity".
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, OperationalError, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from psycopg2.extras import DateTimeTZRange
 
@@ -22,7 +23,7 @@ from billing.selectors import NoPrice, price_for
 from clusters.capacity import Window, is_valid_size, pools_for
 from clusters.choices import LIVE_LEASE_STATES, LeaseKind, LeaseState
 from clusters.errors import InvalidState, NoCapacity, NotExtendable, PriceMissing, QuotaExceeded
-from clusters.models import Allocation, Lease, Node, Region
+from clusters.models import GPU, Allocation, Lease, Node, Region
 from clusters.selectors import availability_for, gpus_held_at_peak
 from clusters.services.placement import PlacedGpu, place
 
@@ -79,10 +80,8 @@ def _lease_book_once(
     organization = _lock_organization(organization)
     _check_quota(organization=organization, window=window, gpus=gpus)
     price = _price(kind=kind, region=region)
-    placed = place(region_id=region.pk, window=window, gpus=gpus, pools=pools_for(organization))
-    if placed is None:
-        available = availability_for(region=region, window=window, gpus=gpus, organization=organization)
-        raise NoCapacity(gpus=gpus, max_gpus_available=available.max_gpus_available)
+    # The lease row first: placement writes the allocations in the statement that picks the GPUs.
+    # Refused for want of capacity, this attempt's atomic block takes the lease row back with it.
     lease = Lease.objects.create(
         organization=organization,
         booked_by=user,
@@ -94,10 +93,18 @@ def _lease_book_once(
         price_per_gpu_hour=price,
         ssh_public_keys=[key.public_key for key in ssh_keys],
     )
-    _allocate(lease, placed, window)
+    placed = place(
+        lease_id=lease.pk, region_id=region.pk, window=window, gpus=gpus, pools=pools_for(organization)
+    )
+    if placed is None:
+        available = availability_for(region=region, window=window, gpus=gpus, organization=organization)
+        raise NoCapacity(gpus=gpus, max_gpus_available=available.max_gpus_available)
     if ssh_keys:
-        lease.ssh_keys.set(ssh_keys)
+        Lease.ssh_keys.through.objects.bulk_create(
+            Lease.ssh_keys.through(lease_id=lease.pk, sshkey_id=key.pk) for key in ssh_keys
+        )
     audit_record(actor=user, action="lease.book", obj=lease, organization=organization, after=snapshot(lease))
+    _remember(lease, placed, window, ssh_keys)
     return lease
 
 
@@ -191,11 +198,37 @@ def _price(*, kind: str, region: Region) -> Any:
         raise PriceMissing(f"No price is set for {kind} GPUs in {region.code}.") from error
 
 
-def _allocate(lease: Lease, placed: Iterable[PlacedGpu], window: Window) -> None:
+def _remember(lease: Lease, placed: Sequence[PlacedGpu], window: Window, ssh_keys: Sequence[SshKey]) -> None:
+    """Cache on the lease the rows just written, as prefetch_related would, so rendering reads nothing back.
+
+    The node and GPU instances carry only what placement returned; any other field of theirs
+    is deferred and loads from the database if read.
+    """
     period = DateTimeTZRange(window.start, window.end, "[)")
-    Allocation.objects.bulk_create(
-        Allocation(lease=lease, gpu_id=gpu.gpu_id, node_id=gpu.node_id, period=period) for gpu in placed
-    )
+    allocations = []
+    for gpu in placed:
+        allocation = Allocation.from_db(
+            DEFAULT_DB_ALIAS,
+            ["id", "lease_id", "gpu_id", "node_id", "period", "is_live"],
+            [gpu.allocation_id, lease.pk, gpu.gpu_id, gpu.node_id, period, True],
+        )
+        allocation.lease = lease
+        allocation.node = Node.from_db(DEFAULT_DB_ALIAS, ["id", "hostname"], [gpu.node_id, gpu.hostname])
+        allocation.gpu = GPU.from_db(
+            DEFAULT_DB_ALIAS, ["id", "node_id", "index"], [gpu.gpu_id, gpu.node_id, gpu.index]
+        )
+        allocations.append(allocation)
+    lease._prefetched_objects_cache = {  # type: ignore[attr-defined]
+        "allocations": _prefetched(lease.allocations.all(), allocations),
+        "ssh_keys": _prefetched(lease.ssh_keys.all(), list(ssh_keys)),
+    }
+
+
+def _prefetched(queryset: QuerySet[Any], rows: list[Any]) -> QuerySet[Any]:
+    # What prefetch_related stores for a relation: a queryset whose results are already known.
+    queryset._result_cache = rows  # type: ignore[attr-defined]
+    queryset._prefetch_done = True  # type: ignore[attr-defined]
+    return queryset
 
 
 def lost_race(error: Exception) -> bool:

@@ -8,10 +8,12 @@ nodes that still fits it. Pools are tried in the organization's order of prefere
 
 Concurrency: the chosen node rows are locked `FOR NO KEY UPDATE SKIP LOCKED`, so concurrent
 bookings of one region spread over different nodes instead of all colliding on the best one;
-only when every candidate is locked does a booking wait for the best one. The free GPUs are
-then read again in a fresh statement (READ COMMITTED), which sees every booking committed by
-an earlier holder of the lock. The exclusion constraint still referees:
-a writer that does not take these locks makes the insert fail and booking retries.
+only when every candidate is locked does a booking wait for the best one. The allocations are
+then written by one statement that reads the locked nodes' free GPUs afresh (READ COMMITTED: a
+new statement sees every booking committed by an earlier holder of the lock) and inserts them
+only if there are enough, so a node taken meanwhile costs no write and no savepoint. The
+exclusion constraint still referees: a writer that does not take these locks makes the insert
+fail and booking retries.
 """
 
 from dataclasses import dataclass
@@ -26,12 +28,23 @@ from clusters.choices import GPUS_PER_NODE
 MAX_STALE_NODES = 8
 SKIP, WAIT = "SKIP LOCKED", ""
 
+# The best candidates only (a few dozen): joined back to their node rows by primary key, which
+# costs far less than joining every node of the fleet; with that many of them locked at once by
+# other bookings, the booking waits for the best one instead of looking further.
+CANDIDATES = 64
 LOCK_ONE_NODE_SQL = f"""
-WITH {FREE_NODES_CTE}
+WITH {FREE_NODES_CTE},
+candidates AS (
+    SELECT r.node_id, r.pool_rank, r.free, r.cluster_whole, r.hostname
+    FROM ranked r
+    WHERE r.free >= %(gpus)s AND r.node_id <> ALL(%(skip)s::bigint[])
+    ORDER BY r.pool_rank, r.free, r.cluster_whole, r.hostname
+    LIMIT {CANDIDATES}
+)
 SELECT n.id
-FROM clusters_node n
-JOIN ranked r ON r.node_id = n.id
-WHERE r.free >= %(gpus)s AND n.state = 'available' AND n.id <> ALL(%(skip)s::bigint[])
+FROM candidates r
+JOIN clusters_node n ON n.id = r.node_id
+WHERE n.state = 'available'
 ORDER BY r.pool_rank, r.free, r.cluster_whole, r.hostname
 LIMIT 1
 FOR NO KEY UPDATE OF n {{wait}}
@@ -56,29 +69,50 @@ LIMIT %(nodes)s
 FOR NO KEY UPDATE {wait}
 """
 
-FREE_GPUS_SQL = """
-SELECT g.id, g.node_id
-FROM clusters_gpu g
-WHERE g.node_id = ANY(%(ids)s::bigint[]) AND g.health = 'healthy' AND NOT (g.needs_cleanup AND %(soon)s)
-  AND NOT EXISTS (
-      SELECT 1 FROM clusters_allocation a
-      WHERE a.gpu_id = g.id AND a.is_live AND a.period && tstzrange(%(start)s, %(end)s, '[)')
-  )
-ORDER BY array_position(%(ids)s::bigint[], g.node_id), g.index
+# Parameters: ids (the locked nodes, in order of preference), gpus, lease, start, end, soon.
+# Writes nothing unless all `gpus` are free; answers the allocations written with their places.
+ALLOCATE_SQL = """
+WITH free AS (
+    SELECT g.id, g.node_id, g.index, n.hostname
+    FROM clusters_gpu g
+    JOIN clusters_node n ON n.id = g.node_id
+    WHERE g.node_id = ANY(%(ids)s::bigint[]) AND g.health = 'healthy' AND NOT (g.needs_cleanup AND %(soon)s)
+      AND NOT EXISTS (
+          SELECT 1 FROM clusters_allocation a
+          WHERE a.gpu_id = g.id AND a.is_live AND a.period && tstzrange(%(start)s, %(end)s, '[)')
+      )
+    ORDER BY array_position(%(ids)s::bigint[], g.node_id), g.index
+    LIMIT %(gpus)s
+),
+written AS (
+    INSERT INTO clusters_allocation (lease_id, gpu_id, node_id, period, is_live)
+    SELECT %(lease)s, f.id, f.node_id, tstzrange(%(start)s, %(end)s, '[)'), true
+    FROM free f
+    WHERE (SELECT count(*) FROM free) = %(gpus)s
+    RETURNING id, gpu_id
+)
+SELECT w.id, f.id, f.node_id, f.hostname, f.index
+FROM written w JOIN free f ON f.id = w.gpu_id
+ORDER BY f.hostname, f.index
 """
 
 
 @dataclass(frozen=True)
 class PlacedGpu:
-    """A GPU chosen for the lease, with its node."""
+    """A GPU allocated to the lease: the allocation row, the GPU and where it is."""
 
+    allocation_id: int
     gpu_id: int
     node_id: int
+    hostname: str
+    index: int
 
 
-def place(*, region_id: int, window: Window, gpus: int, pools: list[str]) -> list[PlacedGpu] | None:
-    """Choose and lock GPUs for `gpus` in the region (inside a transaction); None if none fit."""
-    params = capacity_params(region_id=region_id, window=window, pools=pools)
+def place(
+    *, lease_id: int, region_id: int, window: Window, gpus: int, pools: list[str]
+) -> list[PlacedGpu] | None:
+    """Choose, lock and allocate `gpus` GPUs of the region to the lease (in a transaction); None: none fit."""
+    params = {**capacity_params(region_id=region_id, window=window, pools=pools), "lease": lease_id}
     if gpus <= GPUS_PER_NODE:
         return _place_on_one_node(params, gpus)
     return _place_on_whole_nodes(params, gpus // GPUS_PER_NODE)
@@ -96,9 +130,9 @@ def _place_on_one_node(params: dict[str, object], gpus: int) -> list[PlacedGpu] 
                     break
             if row is None:
                 return None
-            free = _free_gpus(cursor, params, [row[0]])
-            if len(free) >= gpus:
-                return free[:gpus]
+            placed = _allocate(cursor, params, [row[0]], gpus)
+            if placed:
+                return placed
             stale.append(row[0])
     return None
 
@@ -116,12 +150,15 @@ def _place_on_whole_nodes(params: dict[str, object], nodes: int) -> list[PlacedG
             locked = [node_id for (node_id,) in cursor.fetchall()]
             if len(locked) < nodes:
                 continue
-            free = _free_gpus(cursor, params, locked)
-            if len(free) == nodes * GPUS_PER_NODE:
-                return free
+            placed = _allocate(cursor, params, locked, nodes * GPUS_PER_NODE)
+            if placed:
+                return placed
     return None
 
 
-def _free_gpus(cursor: CursorWrapper, params: dict[str, object], node_ids: list[int]) -> list[PlacedGpu]:
-    cursor.execute(FREE_GPUS_SQL, {**params, "ids": node_ids})
-    return [PlacedGpu(gpu_id=gpu_id, node_id=node_id) for gpu_id, node_id in cursor.fetchall()]
+def _allocate(
+    cursor: CursorWrapper, params: dict[str, object], node_ids: list[int], gpus: int
+) -> list[PlacedGpu]:
+    """Allocate `gpus` free GPUs of the locked nodes (in their order), or nothing if too few are free."""
+    cursor.execute(ALLOCATE_SQL, {**params, "ids": node_ids, "gpus": gpus})
+    return [PlacedGpu(*row) for row in cursor.fetchall()]
