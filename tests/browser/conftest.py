@@ -23,12 +23,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from pytest_django.live_server_helper import LiveServer
+
+from tests.live import worker_environment
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -173,12 +173,7 @@ def _worker_command(name: str, options: dict[str, Any], tmp_path: Path) -> list[
 
 
 def _worker_env() -> dict[str, str]:
-    db = connection.settings_dict  # the test database, once pytest-django has created it
-    auth = quote(db["USER"] or "", safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else "")
-    url = f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
-    env.update(DATABASE_URL=url, REDIS_URL=settings.REDIS_URL, CELERY_TASK_ALWAYS_EAGER="false")
-    return env
+    return worker_environment(CELERY_TASK_ALWAYS_EAGER="false")
 
 
 def _wait_until_worker_answers(name: str, process: subprocess.Popen[bytes], log_path: Path) -> None:

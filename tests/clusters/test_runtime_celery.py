@@ -12,12 +12,10 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
 from django.conf import settings as django_settings
-from django.db import connection
 from django.utils import timezone
 
 from accounts.models import AuditEntry, Organization, User
@@ -25,6 +23,7 @@ from clusters.choices import LeaseState
 from clusters.models import Lease
 from clusters.services.lifecycle import leases_enforce
 from tests.clusters.runtime_helpers import Fleet, gpus_of, lease_on
+from tests.live import worker_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -44,12 +43,8 @@ class Celery:
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
         self.procs: list[subprocess.Popen[bytes]] = []
-        parts = urlsplit(os.environ["DATABASE_URL"])
-        test_db = connection.settings_dict["NAME"]
         self.env = {
-            **os.environ,
-            "DATABASE_URL": urlunsplit(parts._replace(path=f"/{test_db}")),
-            "REDIS_URL": django_settings.REDIS_URL,
+            **worker_environment(),
             "LEASE_SWEEP_INTERVAL_S": "1",
             "POLL_INTERVAL_S": "3600",
             "LEASE_CLEANUP_INTERVAL_S": "3600",
