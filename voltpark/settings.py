@@ -6,6 +6,7 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from voltpark import embedded
 from voltpark.env import email_settings, envbool, envint, envlist, envstr, envurl
@@ -222,7 +223,7 @@ HEALTH_XID_CRITICAL_CODES = frozenset(
 )
 HEALTH_ECC_UNCORRECTABLE_MAX = envint("HEALTH_ECC_UNCORRECTABLE_MAX", 0, minimum=0)
 HEALTH_MAX_TEMPERATURE_C = envint("HEALTH_MAX_TEMPERATURE_C", 87, minimum=1)
-LEASE_SWEEP_INTERVAL_S = envint("LEASE_SWEEP_INTERVAL_S", 2, minimum=1)
+LEASE_SWEEP_INTERVAL_S = envint("LEASE_SWEEP_INTERVAL_S", 1, minimum=1)
 LEASE_SWEEP_BATCH = envint("LEASE_SWEEP_BATCH", 500, minimum=1)
 LEASE_START_TIMEOUT_S = envint("LEASE_START_TIMEOUT_S", 180, minimum=1)
 LEASE_AGENT_TIMEOUT_MS = envint("LEASE_AGENT_TIMEOUT_MS", 5000, minimum=50)
@@ -250,6 +251,11 @@ CELERY_BEAT_SCHEDULE.update(
         "telemetry-cleanup": {"task": "clusters.tasks.telemetry_cleanup", "schedule": 3600.0},
     }
 )
+# Lease sweeps have their own queue, so a tick never waits behind a backlog of poll chunks (lease
+# start lateness, docs/decisions.md). A worker started without -Q consumes every queue listed here;
+# production can give `-Q leases` a worker of its own.
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("leases"))
+CELERY_TASK_ROUTES = {"clusters.tasks.leases_enforce": {"queue": "leases"}}
 
 # --- Browser pages (issue 6): assets from npm packages, a content security policy, navigation.
 # htmx is served from node_modules under a static prefix (installed by `make install` via

@@ -1,5 +1,6 @@
 """Polling the fleet: every node's agent read at once, the readings written in bulk."""
 
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -10,7 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from clusters.choices import NodeState
-from clusters.models import GPU, GpuSample, Node
+from clusters.models import GpuSample, Node
 from clusters.services.agent import AgentAnswer, AgentCall, call_agents, parse_xid
 from clusters.services.health import health_evaluate
 
@@ -74,11 +75,30 @@ def fleet_poll(*, node_ids: list[int] | None = None, now: datetime | None = None
     return report
 
 
+NODE_FIELDS = ("id", "hostname", "agent_url", "agent_token_encrypted", "state", "undrained_at")
+GPU_FIELDS = ("id", "node_id", "index", "uuid", "read_at")
+
+
+def _rows(sql: str, params: list[Any], fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Rows as dicts straight from the cursor: the ORM spends 0.2 s building 24,000 of them."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [dict(zip(fields, row, strict=True)) for row in cursor.fetchall()]
+
+
 def _poll(node_ids: list[int]) -> list[NodePoll]:
-    fields = ("id", "hostname", "agent_url", "agent_token_encrypted", "state", "undrained_at")
-    nodes = list(Node.objects.filter(pk__in=node_ids).values(*fields))
+    nodes = _rows(
+        f"SELECT {', '.join(NODE_FIELDS)} FROM clusters_node WHERE id = ANY(%s::bigint[])",
+        [pg_array(node_ids)],
+        NODE_FIELDS,
+    )
     gpus_by_node: dict[int, list[dict[str, Any]]] = {node["id"]: [] for node in nodes}
-    for gpu in GPU.objects.filter(node_id__in=node_ids).values("id", "node_id", "index", "uuid", "read_at"):
+    gpus = _rows(
+        'SELECT id, node_id, "index", uuid, read_at FROM clusters_gpu WHERE node_id = ANY(%s::bigint[])',
+        [pg_array(list(gpus_by_node))],
+        GPU_FIELDS,
+    )
+    for gpu in gpus:
         gpus_by_node[gpu["node_id"]].append(gpu)
     calls = [
         AgentCall(node["id"], "GET", node["agent_url"], node["agent_token_encrypted"], "v1/gpus")
@@ -114,12 +134,38 @@ def _store_reachability(polls: list[NodePoll], now: datetime) -> dict[int, int]:
         return dict(cursor.fetchall())
 
 
-def _int(value: object) -> int | None:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+SMALLINT_MAX = 2**15 - 1
+
+
+def _int(value: object, high: int = INT32_MAX) -> int | None:
+    """A reading's integer, or None when it is missing or cannot fit its column (never fail the sweep)."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return None
+    return int(value) if 0 <= value <= high else None
 
 
 def _float(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def pg_array(values: list[Any]) -> str:
+    """A PostgreSQL array literal ('{1,NULL,2.5}') for numbers, timestamps and None.
+
+    Passed as one text parameter and cast (`%s::int[]`), it is parsed by array_in in one pass;
+    psycopg2's own list adaptation sends ARRAY[...] expressions whose 24,000 elements each the SQL
+    parser turns into a node (0.4 s a sweep here).
+    """
+    return "{" + ",".join([_pg_element(value) for value in values]) + "}"
+
+
+def _pg_element(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    return f'"{value.isoformat()}"' if isinstance(value, datetime) else str(value)
 
 
 def _store_readings(polls: list[NodePoll], now: datetime) -> tuple[int, int]:
@@ -151,14 +197,14 @@ def _latest_row(gpu_id: int, reading: dict[str, Any]) -> tuple[Any, ...]:
     xid_code, xid_at = parse_xid(reading)
     return (
         gpu_id,
-        _int(reading.get("utilization_pct")),
-        _int(reading.get("memory_used_bytes")),
-        _int(reading.get("memory_total_bytes")),
-        _int(reading.get("temperature_c")),
+        _int(reading.get("utilization_pct"), SMALLINT_MAX),
+        _int(reading.get("memory_used_bytes"), INT64_MAX),
+        _int(reading.get("memory_total_bytes"), INT64_MAX),
+        _int(reading.get("temperature_c"), SMALLINT_MAX),
         _float(reading.get("power_draw_w")),
         _float(reading.get("power_limit_w")),
         _int(reading.get("ecc_uncorrectable_volatile")),
-        xid_code,
+        _int(xid_code),
         xid_at,
     )
 
@@ -169,12 +215,15 @@ def _sample_due(previous: datetime | None, now: datetime) -> bool:
     return previous is None or int(previous.timestamp() // step) != int(now.timestamp() // step)
 
 
-def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
-    return [list(column) for column in zip(*rows, strict=True)]
+def _columns(rows: list[tuple[Any, ...]]) -> list[str]:
+    """The rows' columns, each as one array literal."""
+    return [pg_array(list(column)) for column in zip(*rows, strict=True)]
 
 
 def _update_latest(rows: list[tuple[Any, ...]], now: datetime) -> None:
     # One UPDATE ... FROM unnest(...) for the whole sweep: Django's bulk_update writes CASE chains instead.
+    # No indexed column changes and clusters_gpu keeps free room on each page (fillfactor, migration
+    # 0003), so these are HOT updates: no index entries written, 4-8x faster than without.
     if not rows:
         return
     with connection.cursor() as cursor:

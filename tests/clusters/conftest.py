@@ -11,7 +11,7 @@ from django.utils import timezone
 from billing.models import PriceBookEntry
 from clusters.choices import LeaseKind
 from clusters.models import Node, Region
-from tests.clusters.runtime_helpers import fleet_of  # noqa: F401
+from tests.clusters.runtime_helpers import booking, fleet_of  # noqa: F401
 from tests.factories import ClusterFactory, NodeFactory, RegionFactory
 
 

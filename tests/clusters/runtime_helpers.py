@@ -1,14 +1,15 @@
-"""Helpers for the run-time tests: leases with allocations made directly, and a simulated fleet.
-
-The booking service creates leases in production; the enforcement services only read the rows, so
-tests create them here. The simulated fleet is the real node agent (nodeagent) served over HTTP on
-loopback: the boundary where the GPUs are faked.
+"""Helpers for the run-time tests: leases booked through booking's service (or, where a test needs
+a lease booking would refuse, such as one that started in the past, made directly), and a simulated
+fleet: the real node agent (nodeagent) served over HTTP on loopback, the boundary where the GPUs are
+faked. RUNTIME_TEST_PORTS ("18300-18400" by default) is the range of loopback ports they may use.
 """
 
+import os
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +17,19 @@ import pytest
 from django.contrib.postgres.fields.ranges import DateTimeTZRange
 from django.utils import timezone
 
-from accounts.models import Organization, User
+from accounts.models import Organization, SshKey, User
+from accounts.services.ssh_keys import ssh_key_add
+from billing.models import PriceBookEntry
 from clusters.choices import LeaseKind, LeaseState
 from clusters.crypto import encrypt_agent_token
 from clusters.models import GPU, Allocation, Lease, Node
+from clusters.services.booking import lease_book
 from nodeagent import SimulatedFleet, account_for_lease
 from nodeagent.server import start_in_thread
 from tests.factories import ClusterFactory, NodeFactory
 
 AGENT_TOKEN = "test-agent-token"
-PORTS = range(18300, 18400)
+PORTS = range(*(int(p) for p in os.environ.get("RUNTIME_TEST_PORTS", "18300-18400").split("-")))
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIqI4910CfGV/VLbLTy6XXLKZwm/HZQSG/N0iAG0D29c alice@laptop"
 
 
@@ -39,7 +43,7 @@ def free_port() -> int:
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port in 18300-18399")
+    raise RuntimeError(f"no free port in {PORTS}")
 
 
 def lease_on(
@@ -76,6 +80,63 @@ def lease_on(
         for gpu in gpus
     )
     return lease
+
+
+@pytest.fixture
+def booking(db: None, settings: Any, acme: Organization, alice: User) -> "Booking":
+    """Booking's own service with its limits shortened: whole seconds, leases from one second long."""
+    settings.BOOKING_TIME_STEP = timedelta(seconds=1)
+    settings.BOOKING_MIN_DURATION = timedelta(seconds=1)
+    acme.gpu_quota = 1000
+    acme.save(update_fields=["gpu_quota"])
+    since = datetime(2020, 1, 1, tzinfo=UTC)
+    for kind, price in ((LeaseKind.RESERVED, "1.9900"), (LeaseKind.ON_DEMAND, "2.4900")):
+        PriceBookEntry.objects.get_or_create(
+            kind=kind, region=None, defaults={"price_per_gpu_hour": Decimal(price), "effective_from": since}
+        )
+    return Booking(acme, alice, ssh_key_add(user=alice, public_key=SSH_KEY))
+
+
+@dataclass
+class Booking:
+    """Books as Alice (owner of Acme) with her SSH key, through `lease_book`."""
+
+    organization: Organization
+    user: User
+    key: SshKey
+
+    def reserved(self, node: Node, gpus: int, *, start: datetime, end: datetime) -> Lease:
+        return lease_book(
+            user=self.user,
+            organization=self.organization,
+            region=node.cluster.region,
+            gpus=gpus,
+            kind=LeaseKind.RESERVED,
+            start=start,
+            end=end,
+            ssh_keys=[self.key],
+        )
+
+    def on_demand(self, node: Node, gpus: int) -> Lease:
+        return lease_book(
+            user=self.user,
+            organization=self.organization,
+            region=node.cluster.region,
+            gpus=gpus,
+            kind=LeaseKind.ON_DEMAND,
+            ssh_keys=[self.key],
+        )
+
+
+def whole_second(after: timedelta) -> datetime:
+    """The first whole second at least `after` from now (booking's step, shortened in tests)."""
+    moment = timezone.now() + after
+    return moment.replace(microsecond=0) + timedelta(seconds=1 if moment.microsecond else 0)
+
+
+def nodes_of(lease: Lease) -> set[str]:
+    """Hostnames of the nodes a lease was placed on."""
+    return set(lease.allocations.values_list("node__hostname", flat=True))
 
 
 def gpus_of(node: Node, indices: list[int] | None = None) -> list[GPU]:

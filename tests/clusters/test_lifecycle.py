@@ -227,3 +227,26 @@ def test_two_sweepers_at_once_end_each_lease_exactly_once(
     assert Lease.objects.filter(state=LeaseState.ENDED).count() == 32
     ended = AuditEntry.objects.filter(action="lease.ended")
     assert ended.count() == 32 and ended.values("object_id").distinct().count() == 32
+
+
+def test_lease_sweeps_have_their_own_queue_which_a_worker_without_q_also_consumes() -> None:
+    from voltpark.celery import app
+
+    route = app.amqp.router.route({}, "clusters.tasks.leases_enforce")
+    poll_route = app.amqp.router.route({}, "clusters.tasks.fleet_poll_chunk")
+
+    assert route["queue"].name == "leases" and poll_route["queue"].name == "celery"
+    assert {queue.name for queue in app.amqp.queues.values()} >= {"celery", "leases"}
+
+
+def test_started_at_is_when_the_keys_went_in_not_when_the_sweep_began(
+    fleet_of: Callable[..., Fleet], acme: Organization, alice: User
+) -> None:
+    node = fleet_of(1).nodes[0]
+    began = timezone.now() - timedelta(seconds=30)
+    lease = lease_on(gpus_of(node, [0]), organization=acme, booked_by=alice, start=began)
+
+    leases_enforce(now=began)
+
+    lease.refresh_from_db()
+    assert lease.state == LeaseState.ACTIVE and lease.started_at > began + timedelta(seconds=29)

@@ -242,3 +242,23 @@ def test_poll_fleet_once_prints_what_it_found(fleet_of: Callable[..., Fleet], ca
     out = capsys.readouterr().out
     assert "Polled 2 nodes" in out and "1 answered, 1 unreachable; 8 GPU readings" in out
     assert f"Now unhealthy: {fleet.nodes[1].hostname}" in out
+
+
+def test_a_reading_that_fits_no_column_is_stored_as_unknown_instead_of_failing_the_sweep() -> None:
+    from clusters.services.telemetry import _latest_row, pg_array
+
+    row = _latest_row(
+        7,
+        {
+            "utilization_pct": 10**6,
+            "memory_used_bytes": -1,
+            "memory_total_bytes": 80 * 2**30,
+            "temperature_c": float("nan"),
+            "power_draw_w": float("inf"),
+            "power_limit_w": 700,
+            "ecc_uncorrectable_volatile": True,
+        },
+    )
+
+    assert row[:8] == (7, None, None, 80 * 2**30, None, None, 700.0, None)
+    assert pg_array([1, None, 2.5]) == "{1,NULL,2.5}"
