@@ -226,6 +226,8 @@ HEALTH_MAX_TEMPERATURE_C = envint("HEALTH_MAX_TEMPERATURE_C", 87, minimum=1)
 LEASE_SWEEP_INTERVAL_S = envint("LEASE_SWEEP_INTERVAL_S", 1, minimum=1)
 LEASE_SWEEP_BATCH = envint("LEASE_SWEEP_BATCH", 500, minimum=1)
 LEASE_START_TIMEOUT_S = envint("LEASE_START_TIMEOUT_S", 180, minimum=1)
+# A lease started later than this past its start is billed from when its keys went in.
+LEASE_LATE_START_GRACE_S = envint("LEASE_LATE_START_GRACE_S", 60, minimum=0)
 LEASE_AGENT_TIMEOUT_MS = envint("LEASE_AGENT_TIMEOUT_MS", 5000, minimum=50)
 LEASE_CLEANUP_INTERVAL_S = envint("LEASE_CLEANUP_INTERVAL_S", 30, minimum=1)
 LEASE_ENDING_NOTICE_MINUTES = (60, 10)

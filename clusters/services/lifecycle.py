@@ -187,7 +187,9 @@ def _start_batch(now: datetime, seen: set[int], report: EnforceReport, client: A
     ready = [lease for lease in leases if lease.pk not in waiting_on]
     # started_at is when the keys are in, not when the sweep began: what the owner sees, and what
     # the lateness measurement (bench/fleet.py) reads.
-    started = _transition(ready, LeaseState.SCHEDULED, LeaseState.ACTIVE, started_at=timezone.now())
+    started_at = timezone.now()
+    started = _transition(ready, LeaseState.SCHEDULED, LeaseState.ACTIVE, started_at=started_at)
+    _bill_from_late_start(started, started_at)
     report.started += len(started)
     deadline = now - timedelta(seconds=settings.LEASE_START_TIMEOUT_S)
     stuck = [lease for lease in leases if lease.pk in waiting_on]
@@ -200,6 +202,27 @@ def _start_batch(now: datetime, seen: set[int], report: EnforceReport, client: A
     report.waiting += len(stuck) - len(overdue)
     report.problems += [f"{lease.public_id}: {'; '.join(waiting_on[lease.pk])}" for lease in stuck]
     return True
+
+
+LATE_START_SQL = """
+UPDATE clusters_allocation
+SET period = tstzrange(LEAST(%(at)s, COALESCE(upper(period), 'infinity')), upper(period), '[)')
+WHERE lease_id = ANY(%(ids)s::bigint[]) AND is_live AND lower(period) < %(late_after)s
+"""
+
+
+def _bill_from_late_start(leases: list[Lease], started_at: datetime) -> None:
+    """A lease whose keys went in late is billed from then: its periods start at `started_at`.
+
+    Usage is derived from allocation periods, so moving their lower bound is the whole change;
+    lateness within LEASE_LATE_START_GRACE_S (a normal sweep) keeps the booked window.
+    """
+    if not leases:
+        return
+    late_after = started_at - timedelta(seconds=settings.LEASE_LATE_START_GRACE_S)
+    params = {"at": started_at, "ids": [lease.pk for lease in leases], "late_after": late_after}
+    with connection.cursor() as cursor:
+        cursor.execute(LATE_START_SQL, params)
 
 
 def _fail(

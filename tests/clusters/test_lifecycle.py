@@ -250,3 +250,22 @@ def test_started_at_is_when_the_keys_went_in_not_when_the_sweep_began(
 
     lease.refresh_from_db()
     assert lease.state == LeaseState.ACTIVE and lease.started_at > began + timedelta(seconds=29)
+
+
+def test_a_lease_that_starts_late_is_billed_from_when_its_keys_went_in(
+    fleet_of: Callable[..., Fleet], acme: Organization, alice: User
+) -> None:
+    fleet = fleet_of(1)
+    node = fleet.nodes[0]
+    booked_start = timezone.now().replace(microsecond=0) - timedelta(seconds=120)
+    late = lease_on(gpus_of(node, [0, 1]), organization=acme, booked_by=alice, start=booked_start)
+    on_time = lease_on(gpus_of(node, [2]), organization=acme, booked_by=alice, start=timezone.now())
+
+    leases_enforce()
+
+    late.refresh_from_db()
+    periods = list(Allocation.objects.filter(lease=late).values_list("period", flat=True))
+    assert late.state == LeaseState.ACTIVE and late.start == booked_start
+    assert len(periods) == 2 and all(period.lower == late.started_at for period in periods)
+    kept = Allocation.objects.get(lease=on_time).period.lower
+    assert kept == Lease.objects.get(pk=on_time.pk).start
