@@ -159,9 +159,10 @@ def invitation_accept(*, user: User, secret: str) -> Membership:
 def membership_set_role(*, actor: User, membership: Membership, role: str) -> Membership:
     """Change a member's role; an organization always keeps at least one owner."""
     _require_owner(actor, membership.organization)
+    owners = _lock_owners(membership.organization_id)
     locked = Membership.objects.select_for_update().get(pk=membership.pk)
     if locked.role == Role.OWNER and role != Role.OWNER:
-        _require_another_owner(locked)
+        _require_another_owner(locked, owners)
     before = {"role": locked.role}
     locked.role = role
     locked.save(update_fields=["role"])
@@ -180,9 +181,10 @@ def membership_set_role(*, actor: User, membership: Membership, role: str) -> Me
 def membership_remove(*, actor: User, membership: Membership) -> None:
     """Remove a member; the last owner cannot be removed."""
     _require_owner(actor, membership.organization)
+    owners = _lock_owners(membership.organization_id)
     locked = Membership.objects.select_for_update().get(pk=membership.pk)
     if locked.role == Role.OWNER:
-        _require_another_owner(locked)
+        _require_another_owner(locked, owners)
     audit_record(
         actor=actor,
         action="membership.remove",
@@ -193,10 +195,16 @@ def membership_remove(*, actor: User, membership: Membership) -> None:
     locked.delete()
 
 
-def _require_another_owner(membership: Membership) -> None:
-    # Lock every owner row so two owners cannot demote each other at once.
-    owners = Membership.objects.select_for_update().filter(
-        organization=membership.organization, role=Role.OWNER
-    )
-    if owners.exclude(pk=membership.pk).count() == 0:
+def _lock_owners(organization_id: int) -> list[int]:
+    """Lock every owner row (in one order, before the row to change) and return their ids.
+
+    Two owners demoting or removing each other at once then queue; the second sees the first's
+    change. (A `.count()` would not lock: Django drops FOR UPDATE from an aggregate.)
+    """
+    owners = Membership.objects.select_for_update().filter(organization_id=organization_id, role=Role.OWNER)
+    return list(owners.order_by("pk").values_list("pk", flat=True))
+
+
+def _require_another_owner(membership: Membership, owners: list[int]) -> None:
+    if not [pk for pk in owners if pk != membership.pk]:
         raise ValidationError({"role": "An organization must keep at least one owner."})

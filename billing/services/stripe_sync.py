@@ -95,7 +95,11 @@ def _record_and_apply(event: Any, object_id: str, state: tuple[str, int | None] 
     )
     if not created:
         return "duplicate"
-    invoice = Invoice.objects.filter(stripe_invoice_id=object_id).first() if object_id else None
+    # Locked: two events about one invoice (paid, then paid again under another id) racing here
+    # must see each other's change, not both find it open.
+    invoice = (
+        Invoice.objects.select_for_update().filter(stripe_invoice_id=object_id).first() if object_id else None
+    )
     if invoice is None or state is None:
         return "ignored"
     status, paid_at = state

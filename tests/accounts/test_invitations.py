@@ -13,12 +13,20 @@ from accounts.services.organizations import invitation_accept, invitation_create
 from tests.factories import UserFactory
 
 
-def test_an_owner_invites_and_the_invitee_joins_with_the_role(alice, acme) -> None:  # type: ignore[no-untyped-def]
-    issued = invitation_create(actor=alice, organization=acme, email="Dan@acme.example", role=Role.FINANCE)
-    assert mail.outbox == [] or issued.path in mail.outbox[0].body
+def test_an_owner_invites_and_the_invitee_joins_with_the_role(
+    alice, acme, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    with django_capture_on_commit_callbacks(execute=True):
+        issued = invitation_create(
+            actor=alice, organization=acme, email="Dan@acme.example", role=Role.FINANCE
+        )
+    assert [m.to for m in mail.outbox] == [["dan@acme.example"]] and issued.path in mail.outbox[0].body
     dan = UserFactory(email="dan@acme.example")
     membership = invitation_accept(user=dan, secret=issued.secret)
     assert (membership.organization, membership.role) == (acme, Role.FINANCE)
+    assert Membership.objects.get(user=dan).role == Role.FINANCE
+    invitation = Invitation.objects.get(pk=issued.invitation.pk)
+    assert invitation.accepted_by == dan and invitation.accepted_at is not None
 
 
 def test_the_invitation_email_carries_the_link(alice, acme, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
@@ -56,7 +64,9 @@ def test_a_member_may_not_invite(bob, acme) -> None:  # type: ignore[no-untyped-
 def test_accepting_through_the_page_twice_says_it_was_used(client, alice, acme) -> None:  # type: ignore[no-untyped-def]
     issued = invitation_create(actor=alice, organization=acme, email="dan@acme.example", role=Role.MEMBER)
     client.force_login(UserFactory(email="dan@acme.example"))
-    client.post(issued.path)
+    first = client.post(issued.path)
+    assert first.status_code == 302
+    assert Membership.objects.filter(organization=acme, user__email="dan@acme.example").exists()
     second = client.post(issued.path, follow=True)
     assert "already been used" in second.content.decode()
     assert Membership.objects.filter(organization=acme, user__email="dan@acme.example").count() == 1

@@ -1,6 +1,6 @@
 """Alice and Bob (Acme) and Charlie (Globex) never see each other's things: a foreign id is a 404."""
 
-from accounts.models import SshKey
+from accounts.models import Invitation, SshKey
 from accounts.services.ssh_keys import ssh_key_add
 from accounts.services.tokens import api_token_create
 from tests.accounts.test_ssh_keys import ALICE_KEY
@@ -35,8 +35,12 @@ def test_a_malformed_id_is_a_404_not_an_error(api_as, alice) -> None:  # type: i
 
 def test_bob_sees_acme_members_but_cannot_invite(client, alice, bob) -> None:  # type: ignore[no-untyped-def]
     client.force_login(bob)
-    page = client.get("/organization/").content.decode()
+    response = client.get("/organization/")
+    page = response.content.decode()
+    assert response.status_code == 200
     assert "alice@acme.example" in page and "Send invitation" not in page
+    assert client.post("/organization/", {"email": "x@acme.example", "role": "member"}).status_code == 403
+    assert not Invitation.objects.exists()
 
 
 def test_ids_in_urls_are_random_uuids_not_sequences(alice) -> None:  # type: ignore[no-untyped-def]

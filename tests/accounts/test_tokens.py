@@ -17,10 +17,14 @@ def test_it_stores_only_a_hash_of_the_token(alice, acme) -> None:  # type: ignor
 
 
 def test_a_token_authenticates_and_records_its_last_use(client, alice, acme) -> None:  # type: ignore[no-untyped-def]
+    from django.utils import timezone
+
     issued = api_token_create(user=alice, organization=acme, name="ci")
+    assert issued.token.last_used_at is None
+    before = timezone.now()
     response = client.get("/api/v1/ssh-keys/", HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
     assert response.status_code == 200
-    assert ApiToken.objects.get(pk=issued.token.pk).last_used_at is not None
+    assert before <= ApiToken.objects.get(pk=issued.token.pk).last_used_at <= timezone.now()
 
 
 def test_a_revoked_token_is_refused(client, alice, acme) -> None:  # type: ignore[no-untyped-def]

@@ -11,11 +11,19 @@ import json
 import secrets
 import threading
 import time
+import warnings
 from typing import Any
 
 from aiohttp import web
-from localstripe import resources as localstripe_resources
-from localstripe import server as localstripe_server
+
+# localstripe registers its 59 routes with plain (non-async) handlers when its server module is
+# imported, and aiohttp warns about each: "Bare functions are deprecated". Its code, not ours (the
+# node agent's handlers are all coroutines, tests/nodeagent/test_http_api.py checks): silenced for
+# this import only.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "Bare functions are deprecated", DeprecationWarning)
+    from localstripe import resources as localstripe_resources
+    from localstripe import server as localstripe_server
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -1,9 +1,11 @@
 """Who may see and change invoices: every role against every invoice and export endpoint."""
 
+from decimal import Decimal
+
 import pytest
 
-from billing.choices import InvoiceStatus
-from billing.models import Invoice
+from billing.choices import InvoiceKind, InvoiceStatus
+from billing.models import Invoice, InvoicePdf
 
 LISTINGS = [
     "/api/v1/invoices/",
@@ -85,7 +87,10 @@ def test_the_pdf_is_a_pdf_with_the_invoice_number(api_as, alice, march_invoices)
     response = api_as(alice).get(f"/api/v1/invoices/{invoice.public_id}/pdf/")
     assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
     assert response.content.startswith(b"%PDF") and invoice.number in response["Content-Disposition"]
-    assert invoice.pdf.content  # stored once rendered
+    stored = InvoicePdf.objects.get(invoice=invoice)  # stored once rendered, and served from there
+    assert bytes(stored.content) == response.content
+    assert api_as(alice).get(f"/api/v1/invoices/{invoice.public_id}/pdf/").content == response.content
+    assert InvoicePdf.objects.filter(invoice=invoice).count() == 1
 
 
 def test_a_malformed_invoice_id_is_a_404(api_as, alice, march_invoices) -> None:  # type: ignore[no-untyped-def]
@@ -113,7 +118,8 @@ def test_only_staff_finance_change_invoices(
 
 def test_frank_marks_paid_and_a_second_time_is_a_409(api_as, frank, march_invoices) -> None:  # type: ignore[no-untyped-def]
     url = f"/api/v1/invoices/{march_invoices['acme-ai'].public_id}/mark-paid/"
-    assert api_as(frank).post(url).json()["status"] == "paid"
+    first = api_as(frank).post(url)
+    assert first.status_code == 200 and first.json()["status"] == "paid"
     again = api_as(frank).post(url)
     assert again.status_code == 409 and again.json()["code"] == "invoice_state"
     assert Invoice.objects.get(pk=march_invoices["acme-ai"].pk).status == InvoiceStatus.PAID
@@ -133,6 +139,15 @@ def test_frank_voids_and_issues_credit_notes(api_as, frank, march_invoices) -> N
         f"/api/v1/invoices/{acme.public_id}/credit-notes/", {"amount": "99999", "reason": "x"}, format="json"
     )
     assert too_much.status_code == 409 and too_much.json()["code"] == "credit_note_too_large"
+    [credit_note] = Invoice.objects.filter(kind=InvoiceKind.CREDIT_NOTE)
+    assert (credit_note.corrects_id, credit_note.total, str(credit_note.public_id)) == (
+        acme.pk,
+        Decimal("3.50"),
+        note.json()["id"],
+    )
+    voided = Invoice.objects.get(pk=globex.pk)
+    assert (voided.status, voided.number, voided.note) == (InvoiceStatus.VOID, globex.number, "dup")
+    assert Invoice.objects.get(pk=acme.pk).status == InvoiceStatus.OPEN
 
 
 def test_usage_is_visible_to_every_member_of_the_organization_only(

@@ -160,4 +160,5 @@ def test_an_event_about_an_unknown_invoice_is_stored_and_ignored(db, stripe, cli
             "data": {"object": {"id": "cus_1", "object": "customer"}},
         },
     )
-    assert response.json() == {"status": "ignored"} and StripeEvent.objects.get().type == "customer.created"
+    assert response.status_code == 200 and response.json() == {"status": "ignored"}
+    assert StripeEvent.objects.get().type == "customer.created"

@@ -3,6 +3,7 @@ the admin drains a node; finance closes a month and downloads the three exports,
 
 import csv
 import io
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -38,7 +39,9 @@ from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery staple"  # tests.factories.UserFactory's
 AGENT_TOKEN = "journey-agent-token"
-AGENT_PORTS = range(18600, 18650)
+# BROWSER_AGENT_PORTS (as in test_booking_journey.py) moves them, so that parallel runs do not collide.
+_AGENT_FROM, _AGENT_TO = (int(p) for p in os.environ.get("BROWSER_AGENT_PORTS", "18600-18649").split("-"))
+AGENT_PORTS = range(_AGENT_FROM, _AGENT_TO + 1)
 
 
 def free_port() -> int:
@@ -49,7 +52,7 @@ def free_port() -> int:
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port in 18600-18649")
+    raise RuntimeError(f"no free port in {AGENT_PORTS.start}-{AGENT_PORTS.stop - 1}")
 
 
 @pytest.fixture

@@ -166,6 +166,7 @@ def test_a_quote_is_gpus_times_hours_times_the_price(api_as, alice, fleet) -> No
     assert Decimal(response.json()["total"]) == Decimal("1.99") * 4 * Decimal("2.5") == Decimal("19.90")
     assert response.json()["price_per_gpu_hour"] == "1.9900" and response.json()["hours"] == "2.5000"
     on_demand = api_as(alice).post("/api/v1/quotes/", {"region": "us-tx-1", "gpus": 8, "kind": "on_demand"})
+    assert on_demand.status_code == 200
     assert on_demand.json()["total"] is None and on_demand.json()["per_hour"] == "19.92"
     assert not Lease.objects.exists()
 

@@ -1,5 +1,6 @@
 """Idempotency-Key: a repeated POST returns the first answer and books nothing twice."""
 
+from accounts.models import AuditEntry
 from clusters.models import IdempotencyKey, Lease
 from tests.clusters.test_booking_api import reserved
 
@@ -50,4 +51,7 @@ def test_lease_actions_honour_the_key(api_as, alice, fleet) -> None:  # type: ig
     second = client.post(url, HTTP_IDEMPOTENCY_KEY="cancel-1")
     third = client.post(url)
     assert first.status_code == second.status_code == 200 and second.json()["state"] == "cancelled"
+    assert second.headers["Idempotent-Replayed"] == "true"
     assert third.status_code == 409
+    assert Lease.objects.get(public_id=lease["id"]).state == "cancelled"
+    assert AuditEntry.objects.filter(action="lease.cancel", object_id=lease["id"]).count() == 1

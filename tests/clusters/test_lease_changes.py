@@ -59,6 +59,7 @@ def test_it_refuses_to_extend_into_someone_elses_booking_saying_until_when_it_is
         f"/api/v1/leases/{mine['id']}/extend/", {"end": later(3).isoformat()}, format="json"
     )
     assert fits.status_code == 200
+    assert Lease.objects.get(public_id=mine["id"]).end == later(3)
 
 
 def test_extending_respects_the_quota(api_as, alice, fleet, acme) -> None:  # type: ignore[no-untyped-def]
@@ -122,7 +123,9 @@ def test_releasing_a_scheduled_lease_cancels_it(api_as, alice, fleet) -> None:  
     lease = book(client, gpus=1)
     response = client.post(f"/api/v1/leases/{lease['id']}/release/")
     assert response.status_code == 200 and response.json()["state"] == "cancelled"
+    assert Lease.objects.get(public_id=lease["id"]).state == LeaseState.CANCELLED
     assert not Allocation.objects.filter(lease__public_id=lease["id"], is_live=True).exists()
+    assert AuditEntry.objects.filter(action="lease.cancel", object_id=lease["id"]).count() == 1
 
 
 def test_cancelling_a_scheduled_lease_frees_its_gpus(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]

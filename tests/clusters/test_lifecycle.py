@@ -179,12 +179,15 @@ def test_owners_are_warned_60_and_10_minutes_before_a_reserved_lease_ends_once_e
 def test_enforce_leases_once_prints_what_it_did(
     fleet_of: Callable[..., Fleet], acme: Organization, alice: User, capsys
 ) -> None:
-    node = fleet_of(1).nodes[0]
-    lease_on(gpus_of(node), organization=acme, booked_by=alice)
+    fleet = fleet_of(1)
+    node = fleet.nodes[0]
+    lease = lease_on(gpus_of(node), organization=acme, booked_by=alice)
 
     call_command("enforce_leases", "--once")
 
     assert "Leases: 1 started, 0 ended, 0 failed" in capsys.readouterr().out
+    assert Lease.objects.get(pk=lease.pk).state == LeaseState.ACTIVE
+    assert fleet.keys_file(node, lease).exists()
 
 
 @pytest.mark.slow

@@ -242,6 +242,8 @@ def test_poll_fleet_once_prints_what_it_found(fleet_of: Callable[..., Fleet], ca
     out = capsys.readouterr().out
     assert "Polled 2 nodes" in out and "1 answered, 1 unreachable; 8 GPU readings" in out
     assert f"Now unhealthy: {fleet.nodes[1].hostname}" in out
+    assert Node.objects.get(pk=fleet.nodes[1].pk).state == NodeState.UNHEALTHY
+    assert Node.objects.get(pk=fleet.nodes[0].pk).state == NodeState.AVAILABLE
 
 
 def test_a_reading_that_fits_no_column_is_stored_as_unknown_instead_of_failing_the_sweep() -> None:

@@ -260,3 +260,22 @@ def test_a_bug_answers_500_json_and_the_agent_keeps_serving(
     monkeypatch.setattr(served_fleet.fleet.node(NODE), "read_gpus", broken)
     assert_error(served_fleet.client.get(served_fleet.url(NODE, "v1/gpus")), 500, "internal_error", "log")
     assert served_fleet.client.get(served_fleet.url("tx1-c01-n002", "v1/gpus")).status_code == 200
+
+
+def test_every_handler_of_the_agent_is_a_coroutine(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+    import warnings
+
+    from nodeagent import SimulatedFleet, SimulatedNode
+    from nodeagent.app import create_fleet_app, create_node_app, hash_token
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)  # aiohttp warns about plain functions
+        apps = [
+            create_fleet_app(SimulatedFleet([NODE], tmp_path / "fleet"), hash_token(TOKEN)),
+            create_node_app(SimulatedNode(NODE, tmp_path / "node"), hash_token(TOKEN)),
+        ]
+    handlers = [route.handler for app in apps for route in app.router.routes()]
+    names = {"health", "gpus", "put_lease", "delete_lease", "get_faults", "post_fault", "delete_faults"}
+    assert {handler.__name__ for handler in handlers} == names
+    assert all(asyncio.iscoroutinefunction(handler) for handler in handlers)

@@ -76,6 +76,8 @@ def test_htmx_comes_from_the_pinned_npm_package() -> None:
 
 
 def test_the_layout_loads_htmx_and_tells_it_not_to_inject_styles(client, db) -> None:  # type: ignore[no-untyped-def]
-    page = client.get("/").content.decode()
+    response = client.get("/")
+    assert response.status_code == 200
+    page = response.content.decode()
     assert '<script src="/static/vendor/htmx/htmx.min.js" defer></script>' in page
     assert '"includeIndicatorStyles": false' in page

@@ -66,7 +66,7 @@ def test_the_invoice_page_shows_its_lines(client_as, march) -> None:  # type: ig
 
 def test_the_pdf_is_a_pdf(client_as, march) -> None:  # type: ignore[no-untyped-def]
     response = client_as("alice").get(f"/billing/invoices/{march['acme-ai'].public_id}/pdf/")
-    assert response["Content-Type"] == "application/pdf"
+    assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
     assert response.content.startswith(b"%PDF")
 
 
@@ -113,7 +113,7 @@ def test_the_billing_page_costs_the_same_queries_for_2_or_20_invoices(client_as,
 
     invoices(range(2))
     with CaptureQueriesContext(connection) as few:
-        client.get("/billing/")
+        assert client.get("/billing/").status_code == 200
     invoices(range(2, 20))
     with CaptureQueriesContext(connection) as many:
         assert client.get("/billing/").content.decode().count("VP-TEST-") >= 20
@@ -149,8 +149,9 @@ def test_a_paid_invoice_is_not_paid_twice(client_as, march, settings) -> None:  
     Invoice.objects.filter(pk=invoice.pk).update(status=InvoiceStatus.PAID)
     client = client_as("alice")
     response = client.post(f"/billing/invoices/{invoice.public_id}/pay/")
-    assert response["Location"] == "/billing/"
+    assert response.status_code == 302 and response["Location"] == "/billing/"
     assert "is paid: nothing to pay" in client.get("/billing/").content.decode()
+    assert Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.PAID
 
 
 def test_another_organization_cannot_pay_or_see_an_invoice(client_as, march, settings) -> None:  # type: ignore[no-untyped-def]

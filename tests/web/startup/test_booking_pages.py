@@ -72,6 +72,7 @@ def test_more_gpus_than_are_free_names_what_would_fit(client_as, fleet, acme) ->
 
 def test_over_the_quota_is_refused_on_the_gpus_field(client_as, fleet) -> None:  # type: ignore[no-untyped-def]
     response = client_as("alice").post("/book/", on_demand(gpus="16"))
+    assert response.status_code == 200
     assert "your organization's quota is 8" in response.context["form"].errors["gpus"][0]
     assert Lease.objects.count() == 0
 
@@ -80,6 +81,7 @@ def test_an_end_before_the_start_is_refused_on_the_end_field(client_as, fleet) -
     day = (timezone.now() + timedelta(days=2)).date()
     fields = {"kind": "reserved", "start": f"{day}T10:00", "end": f"{day}T09:00"}
     response = client_as("alice").post("/book/", on_demand(**fields))
+    assert response.status_code == 200
     assert response.context["form"].errors["end"] == ["The end must be after the start."]
     assert Lease.objects.count() == 0
 
@@ -97,6 +99,7 @@ def test_an_unknown_time_zone_is_refused(client_as, fleet) -> None:  # type: ign
 def test_someone_elses_ssh_key_cannot_be_installed(client_as, fleet, charlie) -> None:  # type: ignore[no-untyped-def]
     key = ssh_key_add(user=charlie, name="charlie", public_key=SSH_KEY)
     response = client_as("alice").post("/book/", on_demand(ssh_keys=str(key.public_id)))
+    assert response.status_code == 200
     assert "ssh_keys" in response.context["form"].errors
     assert Lease.objects.count() == 0
 

@@ -149,7 +149,8 @@ def test_releasing_a_scheduled_lease_cancels_it(client_as, fleet, acme, alice) -
     later = lease_on(gpus_of(tx_node(fleet), [0, 1]), organization=acme, booked_by=alice, start=start)
     page = client_as("alice").get(f"/leases/{later.public_id}/release/").content.decode()
     assert "nothing is billed" in page
-    client_as("alice").post(f"/leases/{later.public_id}/release/")
+    response = client_as("alice").post(f"/leases/{later.public_id}/release/")
+    assert response.status_code == 302
     later.refresh_from_db()
     assert later.state == LeaseState.CANCELLED
     assert not later.allocations.filter(is_live=True).exists()
@@ -194,7 +195,8 @@ def test_an_extension_that_is_not_later_is_refused_with_a_message(client_as, fle
     before = lease.end
     client = client_as("alice")
     earlier = (before - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M")
-    client.post(f"/leases/{lease.public_id}/extend/", {"end": earlier, "tz": "UTC"})
+    response = client.post(f"/leases/{lease.public_id}/extend/", {"end": earlier, "tz": "UTC"})
+    assert response.status_code == 302 and response["Location"] == f"/leases/{lease.public_id}/"
     html = client.get(f"/leases/{lease.public_id}/").content.decode()
     assert "New end: The new end must be later than the current end." in html
     lease.refresh_from_db()

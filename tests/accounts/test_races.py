@@ -1,0 +1,137 @@
+"""Account rules that must hold when requests race: threads, each with its own database connection."""
+
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from accounts.choices import ApplicationStatus, Role
+from accounts.models import AuditEntry, EarlyStageApplication, Invitation, Membership, Organization, User
+from accounts.services.early_stage import early_stage_apply, early_stage_approve, early_stage_reject
+from accounts.services.organizations import invitation_accept, invitation_create, membership_set_role
+from accounts.services.tokens import api_token_create
+from billing.models import CreditGrant
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+from tests.races import errors_of, race
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def test_an_invitation_raced_by_six_people_is_accepted_exactly_once(alice, acme) -> None:  # type: ignore[no-untyped-def]
+    issued = invitation_create(actor=alice, organization=acme, email="dan@acme.example", role=Role.MEMBER)
+    racers = [UserFactory(email=f"racer{n}@elsewhere.example") for n in range(6)]
+    results = race([lambda user=user: invitation_accept(user=user, secret=issued.secret) for user in racers])
+    joined = [result for result in results if isinstance(result, Membership)]
+    refused = errors_of(results)
+    assert len(joined) == 1 and len(refused) == 5
+    assert all(isinstance(error, ValidationError) and "already been used" in str(error) for error in refused)
+    assert Membership.objects.filter(organization=acme, user__in=racers).count() == 1
+    invitation = Invitation.objects.get(pk=issued.invitation.pk)
+    assert invitation.accepted_by == joined[0].user and invitation.accepted_at is not None
+    assert AuditEntry.objects.filter(action="invitation.accept").count() == 1
+
+
+@pytest.fixture
+def token_touches() -> Iterator[callable]:  # type: ignore[valid-type]
+    """Counts every UPDATE that sets an API token's last_used_at (a trigger, removed afterwards)."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE test_token_touch (token_id bigint NOT NULL)")
+        cursor.execute(
+            "CREATE FUNCTION test_token_touched() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN INSERT INTO test_token_touch VALUES (NEW.id); RETURN NEW; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER test_token_touched AFTER UPDATE OF last_used_at ON accounts_apitoken "
+            "FOR EACH ROW EXECUTE FUNCTION test_token_touched()"
+        )
+
+    def count() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM test_token_touch")
+            return cursor.fetchone()[0]
+
+    yield count
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER test_token_touched ON accounts_apitoken")
+        cursor.execute("DROP FUNCTION test_token_touched()")
+        cursor.execute("DROP TABLE test_token_touch")
+
+
+def test_concurrent_requests_with_one_token_touch_its_last_use_once(alice, acme, token_touches) -> None:  # type: ignore[no-untyped-def]
+    issued = api_token_create(user=alice, organization=acme, name="ci")
+    assert issued.token.last_used_at is None
+
+    def request() -> int:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
+        return client.get("/api/v1/ssh-keys/").status_code
+
+    before = timezone.now()
+    assert race([request] * 8) == [200] * 8
+    assert token_touches() == 1
+    issued.token.refresh_from_db()
+    assert before <= issued.token.last_used_at <= timezone.now()
+    # Within the touch interval, a later request does not write again.
+    assert request() == 200 and token_touches() == 1
+
+
+def test_two_owners_demoting_each_other_at_once_leave_one_owner() -> None:
+    # Whether the two overlap depends on the scheduler: eight organizations, eight races.
+    for _ in range(8):
+        organization = OrganizationFactory()
+        first, second = (MembershipFactory(organization=organization, role=Role.OWNER) for _ in range(2))
+        results = race(
+            [
+                lambda f=first, s=second: membership_set_role(actor=f.user, membership=s, role=Role.MEMBER),
+                lambda f=first, s=second: membership_set_role(actor=s.user, membership=f, role=Role.MEMBER),
+            ]
+        )
+        refused = errors_of(results)
+        assert len(refused) == 1, results
+        # Refused as the last owner, or (if the other change committed first) as no longer an owner.
+        assert (isinstance(refused[0], ValidationError) and "at least one owner" in str(refused[0])) or (
+            isinstance(refused[0], PermissionDenied)
+        ), refused
+        assert Membership.objects.filter(organization=organization, role=Role.OWNER).count() == 1
+        changes = AuditEntry.objects.filter(action="membership.set_role", organization=organization)
+        assert changes.count() == 1
+
+
+def test_an_application_approved_and_rejected_at_once_is_decided_once(alice, acme, stella) -> None:  # type: ignore[no-untyped-def]
+    application = early_stage_apply(
+        actor=alice,
+        organization=acme,
+        what_we_build="Protein folding models",
+        stage="seed",
+        funding="$2M seed",
+        gpus_wanted=32,
+        why="Training runs",
+    )
+    other_admin = User.objects.create(email="sam@voltpark.example", is_staff=True, password="!")
+    approve = lambda: early_stage_approve(  # noqa: E731
+        actor=stella,
+        application=application,
+        gpu_quota=64,
+        credit_amount=Decimal("5000"),
+        credit_expires_at=timezone.now() + timedelta(days=90),
+    )
+    results = race(
+        [approve, lambda: early_stage_reject(actor=other_admin, application=application, note="No")]
+    )
+    refused = errors_of(results)
+    assert len(refused) == 1 and isinstance(refused[0], ValidationError)
+    assert "already" in str(refused[0])
+    decided = EarlyStageApplication.objects.get(pk=application.pk)
+    grants = CreditGrant.objects.filter(organization=acme).count()
+    audits = AuditEntry.objects.filter(action__in=["early_stage.approve", "early_stage.reject"]).count()
+    assert audits == 1
+    if decided.status == ApplicationStatus.APPROVED:
+        assert grants == 1 and Organization.objects.get(pk=acme.pk).gpu_quota == 64
+    else:
+        assert decided.status == ApplicationStatus.REJECTED
+        assert grants == 0 and Organization.objects.get(pk=acme.pk).early_stage_approved is False
