@@ -5,9 +5,7 @@ Everything is real except the GPUs: the live server, Chromium, a Celery worker w
 every second) and the node agent, simulated over loopback HTTP for the seeded fleet.
 """
 
-import os
 import re
-import socket
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -30,12 +28,11 @@ from nodeagent.server import start_in_thread
 from tests.accounts.test_ssh_keys import ALICE_KEY
 from tests.browser.conftest import DESKTOP, screenshot
 from tests.factories import MembershipFactory, OrganizationFactory
+from tests.live import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 AGENT_TOKEN = "browser-journey-agent-token"
-_AGENT_FROM, _AGENT_TO = (int(p) for p in os.environ.get("BROWSER_AGENT_PORTS", "18550-18599").split("-"))
-AGENT_PORTS = range(_AGENT_FROM, _AGENT_TO + 1)
 CHICAGO = "America/Chicago"
 WAIT_S = 20
 
@@ -53,21 +50,10 @@ def celery_worker_options() -> dict[str, Any]:
     return {"beat": True, "include": [], "env": env}
 
 
-def _free_port() -> int:
-    for port in AGENT_PORTS:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {AGENT_PORTS.start}-{AGENT_PORTS.stop - 1}")
-
-
 @pytest.fixture
 def simulated_fleet(transactional_db: None, tmp_path: Path) -> Iterator[SimulatedFleet]:
     """Six nodes (two per region) whose agents are one simulated fleet on a loopback port."""
-    port = _free_port()
+    port = free_port("BROWSER_AGENT_PORTS", "18550-18599")
     fleet_seed(nodes=6, agent_base=f"http://127.0.0.1:{port}", agent_token=AGENT_TOKEN)
     sim = SimulatedFleet(list(Node.objects.values_list("hostname", flat=True)), tmp_path / "leases")
     _, stop = start_in_thread(sim, token=AGENT_TOKEN, port=port)

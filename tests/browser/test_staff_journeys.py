@@ -3,8 +3,6 @@ the admin drains a node; finance closes a month and downloads the three exports,
 
 import csv
 import io
-import os
-import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -35,30 +33,17 @@ from tests.billing.factories import make_lease
 from tests.billing.test_exports import FOCUS_REQUIRED
 from tests.browser.conftest import screenshot
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+from tests.live import free_port
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery staple"  # tests.factories.UserFactory's
 AGENT_TOKEN = "journey-agent-token"
-# BROWSER_AGENT_PORTS (as in test_booking_journey.py) moves them, so that parallel runs do not collide.
-_AGENT_FROM, _AGENT_TO = (int(p) for p in os.environ.get("BROWSER_AGENT_PORTS", "18600-18649").split("-"))
-AGENT_PORTS = range(_AGENT_FROM, _AGENT_TO + 1)
-
-
-def free_port() -> int:
-    for port in AGENT_PORTS:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {AGENT_PORTS.start}-{AGENT_PORTS.stop - 1}")
 
 
 @pytest.fixture
 def simulated_fleet(tmp_path: Path) -> Iterator[SimulatedFleet]:
     """Twelve nodes (four a region, one of them early-stage) whose agents answer over loopback HTTP."""
-    port = free_port()
+    port = free_port("BROWSER_AGENT_PORTS", "18600-18649")
     fleet_seed(nodes=12, agent_base=f"http://127.0.0.1:{port}", agent_token=AGENT_TOKEN)
     sim = SimulatedFleet(list(Node.objects.values_list("hostname", flat=True)), tmp_path / "leases")
     _, stop = start_in_thread(sim, token=AGENT_TOKEN, port=port)

@@ -4,8 +4,6 @@ fleet: the real node agent (nodeagent) served over HTTP on loopback, the boundar
 faked. RUNTIME_TEST_PORTS ("18300-18400" by default) is the range of loopback ports they may use.
 """
 
-import os
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,23 +25,10 @@ from clusters.services.booking import lease_book
 from nodeagent import SimulatedFleet, account_for_lease
 from nodeagent.server import start_in_thread
 from tests.factories import ClusterFactory, NodeFactory
+from tests.live import free_port
 
 AGENT_TOKEN = "test-agent-token"
-PORTS = range(*(int(p) for p in os.environ.get("RUNTIME_TEST_PORTS", "18300-18400").split("-")))
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIqI4910CfGV/VLbLTy6XXLKZwm/HZQSG/N0iAG0D29c alice@laptop"
-
-
-def free_port() -> int:
-    """A free loopback port in the range these tests may use."""
-    for port in PORTS:
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {PORTS}")
 
 
 def lease_on(
@@ -184,7 +169,7 @@ def fleet_of(db: None, tmp_path: Path) -> Iterator[Callable[..., Fleet]]:
     stops: list[Callable[[], None]] = []
 
     def make(count: int, *, prefix: str = "sim") -> Fleet:
-        port = free_port()
+        port = free_port("RUNTIME_TEST_PORTS", "18300-18400")
         nodes = make_nodes(count, f"http://127.0.0.1:{port}", prefix=prefix)
         sim = SimulatedFleet([node.hostname for node in nodes], tmp_path / "leases")
         base_url, stop = start_in_thread(sim, token=AGENT_TOKEN, port=port)
