@@ -13,7 +13,12 @@ from rest_framework.test import APIClient
 from accounts.choices import ApplicationStatus, Role
 from accounts.models import AuditEntry, EarlyStageApplication, Invitation, Membership, Organization, User
 from accounts.services.early_stage import early_stage_apply, early_stage_approve, early_stage_reject
-from accounts.services.organizations import invitation_accept, invitation_create, membership_set_role
+from accounts.services.organizations import (
+    invitation_accept,
+    invitation_create,
+    membership_remove,
+    membership_set_role,
+)
 from accounts.services.tokens import api_token_create
 from billing.models import CreditGrant
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
@@ -135,3 +140,31 @@ def test_an_application_approved_and_rejected_at_once_is_decided_once(alice, acm
     else:
         assert decided.status == ApplicationStatus.REJECTED
         assert grants == 0 and Organization.objects.get(pk=acme.pk).early_stage_approved is False
+
+
+def test_two_owners_removing_each_other_at_once_leave_exactly_one_owner() -> None:
+    # Whether the two overlap depends on the scheduler: eight organizations, eight races.
+    last_owner_refusals = 0
+    for _ in range(8):
+        organization = OrganizationFactory()
+        first, second = (MembershipFactory(organization=organization, role=Role.OWNER) for _ in range(2))
+        results = race(
+            [
+                lambda f=first, s=second: membership_remove(actor=f.user, membership=s),
+                lambda f=first, s=second: membership_remove(actor=s.user, membership=f),
+            ]
+        )
+        refused = errors_of(results)
+        assert len(refused) == 1, results
+        # Refused as the last owner, or (if the other removal committed first) as no longer an owner.
+        assert (isinstance(refused[0], ValidationError) and "at least one owner" in str(refused[0])) or (
+            isinstance(refused[0], PermissionDenied)
+        ), refused
+        last_owner_refusals += isinstance(refused[0], ValidationError)
+        remaining = Membership.objects.filter(organization=organization)
+        assert remaining.count() == 1 and remaining.get().role == Role.OWNER
+        removals = AuditEntry.objects.filter(action="membership.remove", organization=organization)
+        assert removals.count() == 1
+        removed = first if remaining.get().pk == second.pk else second
+        assert removals.get().object_id == str(removed.pk) and removals.get().actor != removed.user
+    assert last_owner_refusals >= 1  # at least one race really overlapped
