@@ -158,8 +158,9 @@ def invitation_accept(*, user: User, secret: str) -> Membership:
 @transaction.atomic
 def membership_set_role(*, actor: User, membership: Membership, role: str) -> Membership:
     """Change a member's role; an organization always keeps at least one owner."""
-    _require_owner(actor, membership.organization)
     owners = _lock_owners(membership.organization_id)
+    # Checked after the lock: an owner removed or demoted meanwhile has lost the right to do this.
+    _require_owner(actor, membership.organization)
     locked = Membership.objects.select_for_update().get(pk=membership.pk)
     if locked.role == Role.OWNER and role != Role.OWNER:
         _require_another_owner(locked, owners)
@@ -180,8 +181,9 @@ def membership_set_role(*, actor: User, membership: Membership, role: str) -> Me
 @transaction.atomic
 def membership_remove(*, actor: User, membership: Membership) -> None:
     """Remove a member; the last owner cannot be removed."""
-    _require_owner(actor, membership.organization)
     owners = _lock_owners(membership.organization_id)
+    # Checked after the lock: an owner removed or demoted meanwhile has lost the right to do this.
+    _require_owner(actor, membership.organization)
     locked = Membership.objects.select_for_update().get(pk=membership.pk)
     if locked.role == Role.OWNER:
         _require_another_owner(locked, owners)
