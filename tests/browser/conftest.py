@@ -107,7 +107,7 @@ def page(browser: Any, live_server: LiveServer, page_problems: list[str]) -> Ite
     context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)
     context.set_default_timeout(10_000)
     tab = context.new_page()
-    tab.on("console", lambda msg: msg.type == "error" and page_problems.append(f"console: {msg.text}"))
+    tab.on("console", lambda msg: _is_problem(msg) and page_problems.append(f"console: {msg.text}"))
     tab.on("pageerror", lambda error: page_problems.append(f"page error: {error}"))
     tab.on(
         "response",
@@ -115,6 +115,16 @@ def page(browser: Any, live_server: LiveServer, page_problems: list[str]) -> Ite
     )
     yield tab
     context.close()
+
+
+# A request cut off by leaving the page (voltpark.js aborts them) is not a failure: htmx logs it as
+# sendAbort plus afterRequest. A real failure still shows as htmx:responseError or htmx:sendError,
+# and as the response's status.
+BENIGN_HTMX_ERRORS = ("htmx:sendAbort", "htmx:afterRequest")
+
+
+def _is_problem(message: Any) -> bool:
+    return message.type == "error" and not message.text.startswith(BENIGN_HTMX_ERRORS)
 
 
 def screenshot(page: Any, name: str, *, phone: bool = False) -> Path:
