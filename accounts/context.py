@@ -7,7 +7,7 @@ from django.http import HttpRequest
 
 from accounts.choices import ROLES_THAT_BOOK, ROLES_THAT_MANAGE_MEMBERS, ROLES_THAT_SEE_INVOICES
 from accounts.models import ApiToken, Membership, Organization, User
-from accounts.selectors import memberships_of, organizations_of
+from accounts.selectors import memberships_of
 
 SESSION_KEY = "organization_slug"
 HEADER = "HTTP_X_VOLTPARK_ORGANIZATION"
@@ -19,16 +19,7 @@ def current_organization(request: HttpRequest) -> Organization | None:
     auth = getattr(request, "auth", None)
     if isinstance(auth, ApiToken):
         return auth.organization
-    user = request.user
-    if not user.is_authenticated:
-        return None
-    mine = organizations_of(user)
-    wanted = request.META.get(HEADER) or request.session.get(SESSION_KEY)
-    if wanted:
-        chosen = mine.filter(slug=wanted).first()
-        if chosen is not None:
-            return chosen
-    return mine.first()
+    return viewer_of(request).organization
 
 
 def switch_organization(request: HttpRequest, organization: Organization) -> None:
