@@ -40,10 +40,6 @@ class NavLink:
     current: bool
 
 
-def _owner_or_member(viewer: Viewer) -> bool:
-    return viewer.is_owner or viewer.can_book
-
-
 def _signed_in(viewer: Viewer) -> bool:
     return viewer.user.is_authenticated
 
@@ -56,7 +52,7 @@ NAV_ENTRIES: list[NavEntry] = [
     NavEntry("Book GPUs", "booking", Section.ORGANIZATION, lambda v: v.can_book),
     NavEntry("Leases", "lease-list", Section.ORGANIZATION, lambda v: v.can_book),
     NavEntry("Billing", "billing", Section.ORGANIZATION, lambda v: v.sees_invoices),
-    NavEntry("Organization", "organization-settings", Section.ORGANIZATION, _owner_or_member),
+    NavEntry("Organization", "organization-settings", Section.ORGANIZATION, lambda v: v.can_book),
     NavEntry("SSH keys", "ssh-keys", Section.ACCOUNT, _has_ssh_use),
     NavEntry("API tokens", "api-tokens", Section.ACCOUNT, _signed_in),
     NavEntry("Fleet", "fleet", Section.STAFF, lambda v: v.is_staff_admin),
