@@ -1,9 +1,7 @@
 """Accounts API: the caller's SSH keys."""
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -38,10 +36,7 @@ class SshKeyListApi(APIView):
     def post(self, request: Request) -> Response:
         data = SshKeyCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            key = ssh_key_add(user=request.user, **data.validated_data)
-        except DjangoValidationError as error:
-            raise ValidationError(error.message_dict) from None
+        key = ssh_key_add(user=request.user, **data.validated_data)
         return Response(SshKeySerializer(key).data, status=status.HTTP_201_CREATED)
 
 

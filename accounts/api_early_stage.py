@@ -2,11 +2,8 @@
 
 from decimal import Decimal
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -63,17 +60,6 @@ class InAnOrganization(BasePermission):
         return request.organization is not None  # type: ignore[attr-defined]
 
 
-def _service_call(call, **kwargs):  # type: ignore[no-untyped-def]
-    try:
-        return call(**kwargs)
-    except DjangoPermissionDenied as error:
-        raise PermissionDenied(str(error)) from None
-    except DjangoValidationError as error:
-        raise ValidationError(
-            error.message_dict if hasattr(error, "error_dict") else error.messages
-        ) from None
-
-
 class ApplicationListApi(APIView):
     """The organization's applications, or a new one (owners)."""
 
@@ -88,8 +74,8 @@ class ApplicationListApi(APIView):
     def post(self, request: Request) -> Response:
         data = ApplicationSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        application = _service_call(
-            early_stage_apply, actor=request.user, organization=request.organization, **data.validated_data
+        application = early_stage_apply(
+            actor=request.user, organization=request.organization, **data.validated_data
         )
         return Response(ApplicationSerializer(application).data, status=status.HTTP_201_CREATED)
 
@@ -114,9 +100,7 @@ class ApplicationApproveApi(APIView):
         application = get_by_public_id_or_404(EarlyStageApplication.objects.all(), application_id)
         data = ApproveSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        decided = _service_call(
-            early_stage_approve, actor=request.user, application=application, **data.validated_data
-        )
+        decided = early_stage_approve(actor=request.user, application=application, **data.validated_data)
         return Response(ApplicationSerializer(decided).data)
 
 
@@ -130,7 +114,5 @@ class ApplicationRejectApi(APIView):
         application = get_by_public_id_or_404(EarlyStageApplication.objects.all(), application_id)
         data = RejectSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        decided = _service_call(
-            early_stage_reject, actor=request.user, application=application, **data.validated_data
-        )
+        decided = early_stage_reject(actor=request.user, application=application, **data.validated_data)
         return Response(ApplicationSerializer(decided).data)

@@ -2,8 +2,10 @@
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import status
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -22,6 +24,7 @@ class ApiError(APIException):
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, reshaped so every error body has `code` and `detail`."""
+    exc = _from_service(exc)
     if isinstance(exc, ApiError):
         return Response({"code": exc.code, "detail": str(exc.detail), **exc.extra}, status=exc.status_code)
     response = drf_exception_handler(exc, context)
@@ -42,3 +45,15 @@ def _sentence(fields: dict[str, Any]) -> str:
         message = errors[0] if isinstance(errors, list) and errors else errors
         parts.append(f"{field}: {message}")
     return "; ".join(parts)
+
+
+def _from_service(exc: Exception) -> Exception:
+    """A service's Django refusal as DRF's: 400 `invalid` with its fields, or 403 with its sentence.
+
+    (DRF's own handler would turn PermissionDenied into 403 but drop the service's sentence.)
+    """
+    if isinstance(exc, DjangoValidationError):
+        return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    if isinstance(exc, DjangoPermissionDenied) and str(exc):
+        return PermissionDenied(str(exc))
+    return exc
