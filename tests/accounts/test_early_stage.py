@@ -126,6 +126,7 @@ def test_the_api_lets_an_owner_apply_and_see_only_its_own(api_as, alice, charlie
 def test_the_api_refuses_a_member_applying(api_as, bob) -> None:  # type: ignore[no-untyped-def]
     response = api_as(bob).post("/api/v1/early-stage/applications/", FORM, format="json")
     assert response.status_code == 403 and response.json()["code"] == "permission_denied"
+    assert response.json()["detail"] == "Only an owner of the organization may apply."
     assert not EarlyStageApplication.objects.exists()
 
 
@@ -147,6 +148,7 @@ def test_staff_reject_through_the_api_and_a_second_decision_is_refused(api_as, a
     assert api_as(stella).post(url, {"note": "Not yet"}, format="json").status_code == 200
     again = api_as(stella).post(url, {"note": "Again"}, format="json")
     assert again.status_code == 400 and again.json()["code"] == "invalid"
+    assert "already rejected" in again.json()["detail"]
     application.refresh_from_db()
     assert application.decision_note == "Not yet"
 
