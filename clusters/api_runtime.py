@@ -14,12 +14,9 @@ from rest_framework.views import APIView
 from accounts.permissions import CanBook, IsStaffAdmin
 from clusters.choices import NodeState
 from clusters.models import Node
-from clusters.selectors_runtime import (
-    lease_of_organization_or_404,
-    lease_telemetry,
-    node_for_staff_or_404,
-    nodes_for_staff,
-)
+from clusters.selectors import lease_of_organization_or_404
+from clusters.selectors_runtime import lease_telemetry, nodes_for_staff
+from clusters.selectors_staff import node_for_staff
 from clusters.services.health import NodeStateError, node_drain, node_undrain
 from voltpark.api import ApiError
 
@@ -142,7 +139,7 @@ class _NodeStateApi(APIView):
     def post(self, request: Request, public_id: str) -> Response:
         form = ReasonSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        node = node_for_staff_or_404(public_id)
+        node = node_for_staff(public_id)
         try:
             node = self.change(node, request, form.validated_data["reason"])
         except NodeStateError as exc:

@@ -7,8 +7,6 @@ from typing import Any
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from accounts.models import Organization
-from accounts.selectors import get_by_public_id_or_404
 from clusters.choices import GpuHealth, LeaseState
 from clusters.models import GPU, Allocation, GpuSample, HealthEvent, Lease, LeaseUsageHour, Node
 
@@ -24,11 +22,6 @@ class LeaseTelemetry:
     gpus: list[dict[str, Any]]
     hours: list[LeaseUsageHour]
     truncated: bool
-
-
-def lease_of_organization_or_404(organization: Organization, public_id: object) -> Lease:
-    """One of the organization's leases; another organization's id (or a malformed one) is a 404."""
-    return get_by_public_id_or_404(Lease.objects.filter(organization=organization), public_id)
 
 
 def lease_telemetry(lease: Lease, *, since: datetime) -> LeaseTelemetry:
@@ -71,11 +64,6 @@ def nodes_for_staff(*, state: str | None = None, region: str | None = None) -> Q
         gpus_healthy=Count("gpus", filter=Q(gpus__health=GpuHealth.HEALTHY)),
         gpus_need_cleanup=Count("gpus", filter=Q(gpus__needs_cleanup=True)),
     ).prefetch_related(Prefetch("health_events", queryset=open_events, to_attr="open_events"))
-
-
-def node_for_staff_or_404(public_id: object) -> Node:
-    """A node by its public id."""
-    return get_by_public_id_or_404(Node.objects.all(), public_id)
 
 
 def gpus_for_metrics() -> list[dict[str, Any]]:

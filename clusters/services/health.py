@@ -10,11 +10,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from accounts.selectors import owners_of
 from accounts.services.audit import audit_record
 from clusters.choices import GpuHealth, HealthEventKind, LeaseState, NodeState
 from clusters.models import GPU, HealthEvent, Lease, Node
 from clusters.services.agent import parse_xid
+from clusters.services.lifecycle import owner_emails
 
 if TYPE_CHECKING:
     from clusters.services.telemetry import NodePoll, SweepReport
@@ -160,7 +160,7 @@ def node_health_fail(*, node_id: int, problems: dict[Problem, str], now: datetim
     audit_record(
         actor=None, action="node.health_failed", obj=node, after={"problems": list(problems.values())}
     )
-    transaction.on_commit(lambda: _notify_owners(node.hostname, newly_flagged, list(problems.values())))
+    transaction.on_commit(lambda: _notify_owners(newly_flagged, list(problems.values())))
     flagged = [str(lease.public_id) for lease in newly_flagged]
     return NodeFailure(node.hostname, list(problems.values()), turned, flagged)
 
@@ -170,21 +170,23 @@ def _set_state(node: Node, state: str, reason: str, now: datetime) -> None:
     node.save(update_fields=["state", "state_reason", "state_changed_at"])
 
 
-def _notify_owners(hostname: str, leases: list[Lease], problems: list[str]) -> None:
+def _notify_owners(leases: list[Lease], problems: list[str]) -> None:
     """One email per organization whose leases run on the failing node."""
     by_org: dict[int, list[Lease]] = {}
     for lease in leases:
         by_org.setdefault(lease.organization_id, []).append(lease)
+    owners = owner_emails(by_org)
     messages = []
-    for org_leases in by_org.values():
-        owners = [user.email for user in owners_of(org_leases[0].organization)]
+    for org_id, org_leases in by_org.items():
+        if not owners.get(org_id):
+            continue
         ids = ", ".join(str(lease.public_id) for lease in org_leases)
         body = (
             f"A node running your lease(s) {ids} failed a health check:\n- "
             + "\n- ".join(problems)
             + "\n\nWe are looking into it; time lost is credited on your invoice."
         )
-        messages.append(("Voltpark: a GPU node of your lease has a problem", body, None, owners))
+        messages.append(("Voltpark: a GPU node of your lease has a problem", body, None, owners[org_id]))
     send_mass_mail(messages, fail_silently=True)
 
 

@@ -357,13 +357,18 @@ def _failed_message(lease: Lease) -> tuple[str, str]:
     )
 
 
-def _email_owners(leases: list[Lease], message: Any) -> None:
-    """One email per lease to its organization's owners."""
+def owner_emails(organization_ids: Iterable[int]) -> dict[int, list[str]]:
+    """The owners' email addresses of each organization, in one query."""
     owners: dict[int, list[str]] = {}
-    org_ids = {lease.organization_id for lease in leases}
-    memberships = Membership.objects.filter(organization_id__in=org_ids, role=Role.OWNER)
+    memberships = Membership.objects.filter(organization_id__in=set(organization_ids), role=Role.OWNER)
     for org_id, email in memberships.values_list("organization_id", "user__email"):
         owners.setdefault(org_id, []).append(email)
+    return owners
+
+
+def _email_owners(leases: list[Lease], message: Any) -> None:
+    """One email per lease to its organization's owners."""
+    owners = owner_emails(lease.organization_id for lease in leases)
     messages = []
     for lease in leases:
         if owners.get(lease.organization_id):

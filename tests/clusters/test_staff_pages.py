@@ -138,9 +138,11 @@ def test_a_refused_change_is_explained(client, stella, node) -> None:  # type: i
     Node.objects.filter(pk=node.pk).update(state=NodeState.OFFLINE)
     client.force_login(stella)
     response = client.post(node_url(node, "drain"), {"reason": "Try"}, follow=True)
+    assert response.status_code == 200 and response.redirect_chain == [(node_url(node), 302)]
     assert "only an available node can be drained" in response.content.decode()
     node.refresh_from_db()
     assert node.state == NodeState.OFFLINE
+    assert not AuditEntry.objects.filter(object_type="Node", object_id=str(node.public_id)).exists()
 
 
 def test_draining_is_for_staff_admins_with_a_csrf_token(client, alice, stella, node) -> None:  # type: ignore[no-untyped-def]
@@ -149,6 +151,7 @@ def test_draining_is_for_staff_admins_with_a_csrf_token(client, alice, stella, n
     assert csrf_client(stella).post(node_url(node, "drain"), {"reason": "x"}).status_code == 403
     node.refresh_from_db()
     assert node.state == NodeState.AVAILABLE
+    assert not AuditEntry.objects.filter(object_type="Node", object_id=str(node.public_id)).exists()
 
 
 def test_the_fleet_costs_the_same_queries_for_2_or_20_nodes(client, stella) -> None:  # type: ignore[no-untyped-def]
