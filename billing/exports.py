@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import IO, Any
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import DateTimeField, Model, OuterRef, QuerySet, Subquery
 from django.db.models.functions import TruncMonth
 from openpyxl import Workbook
 
@@ -25,39 +25,42 @@ from billing.periods import month_of, next_month
 CHUNK = 2000
 HOUR = timedelta(hours=1)
 
-INVOICE_COLUMNS = [
-    "number",
-    "kind",
-    "status",
-    "organization",
-    "organization_id",
-    "period_start",
-    "period_end",
-    "currency",
-    "subtotal",
-    "credits",
-    "total",
-    "issued_at",
-    "paid_at",
-    "voided_at",
-    "invoice_id",
+# (column, field) pairs: the column names are the export's contract, the fields where each is read.
+INVOICE_FIELDS = [
+    ("number", "number"),
+    ("kind", "kind"),
+    ("status", "status"),
+    ("organization", "organization__name"),
+    ("organization_id", "organization__public_id"),
+    ("period_start", "period_start"),
+    ("period_end", "period_end"),
+    ("currency", "currency"),
+    ("subtotal", "subtotal"),
+    ("credits", "credits"),
+    ("total", "total"),
+    ("issued_at", "issued_at"),
+    ("paid_at", "paid_at"),
+    ("voided_at", "voided_at"),
+    ("invoice_id", "public_id"),
 ]
-LINE_COLUMNS = [
-    "invoice_number",
-    "invoice_status",
-    "organization",
-    "period_start",
-    "position",
-    "kind",
-    "description",
-    "region",
-    "gpus",
-    "gpu_hours",
-    "price_per_gpu_hour",
-    "amount",
-    "currency",
-    "lease_id",
+LINE_FIELDS = [
+    ("invoice_number", "invoice__number"),
+    ("invoice_status", "invoice__status"),
+    ("organization", "invoice__organization__name"),
+    ("period_start", "invoice__period_start"),
+    ("position", "position"),
+    ("kind", "kind"),
+    ("description", "description"),
+    ("region", "region__code"),
+    ("gpus", "gpus"),
+    ("gpu_hours", "gpu_hours"),
+    ("price_per_gpu_hour", "price_per_gpu_hour"),
+    ("amount", "amount"),
+    ("currency", "invoice__currency"),
+    ("lease_id", "lease__public_id"),
 ]
+INVOICE_COLUMNS = [column for column, _ in INVOICE_FIELDS]
+LINE_COLUMNS = [column for column, _ in LINE_FIELDS]
 
 # FOCUS 1.2 columns written for every row: the mandatory ones and those that apply to GPU rental.
 FOCUS_COLUMNS = [
@@ -111,55 +114,26 @@ def iso(value: datetime | None) -> str:
 
 
 def invoice_rows(invoices: QuerySet[Invoice]) -> Iterator[list[Any]]:
-    rows = invoices.values_list(
-        "number",
-        "kind",
-        "status",
-        "organization__name",
-        "organization__public_id",
-        "period_start",
-        "period_end",
-        "currency",
-        "subtotal",
-        "credits",
-        "total",
-        "issued_at",
-        "paid_at",
-        "voided_at",
-        "public_id",
-    )
-    for row in rows.iterator(chunk_size=CHUNK):
-        yield [
-            *row[:5],
-            iso(row[5]),
-            iso(row[6]),
-            *row[7:11],
-            iso(row[11]),
-            iso(row[12]),
-            iso(row[13]),
-            row[14],
-        ]
+    return _rows(invoices, INVOICE_FIELDS)
 
 
 def line_rows(lines: QuerySet[InvoiceLine]) -> Iterator[list[Any]]:
-    rows = lines.values_list(
-        "invoice__number",
-        "invoice__status",
-        "invoice__organization__name",
-        "invoice__period_start",
-        "position",
-        "kind",
-        "description",
-        "region__code",
-        "gpus",
-        "gpu_hours",
-        "price_per_gpu_hour",
-        "amount",
-        "invoice__currency",
-        "lease__public_id",
-    )
-    for row in rows.iterator(chunk_size=CHUNK):
-        yield [*row[:3], iso(row[3]), *row[4:]]
+    return _rows(lines, LINE_FIELDS)
+
+
+def _rows(queryset: QuerySet[Any], fields: list[tuple[str, str]]) -> Iterator[list[Any]]:
+    """The fields' values in column order, instants (empty ones too) as ISO 8601 UTC text."""
+    names = [field for _, field in fields]
+    instants = [_is_instant(queryset.model, field) for field in names]
+    for row in queryset.values_list(*names).iterator(chunk_size=CHUNK):
+        yield [iso(value) if instant else value for value, instant in zip(row, instants, strict=True)]
+
+
+def _is_instant(model: type[Model], path: str) -> bool:
+    *relations, name = path.split("__")
+    for relation in relations:
+        model = model._meta.get_field(relation).related_model  # type: ignore[assignment]
+    return isinstance(model._meta.get_field(name), DateTimeField)
 
 
 def focus_rows(usage: QuerySet[UsageHour]) -> Iterator[list[Any]]:

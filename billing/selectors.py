@@ -10,7 +10,7 @@ from django.db.models.functions import TruncMonth
 from accounts.models import Organization, User
 from accounts.selectors import get_by_public_id_or_404
 from billing.models import Invoice, InvoiceLine, PriceBookEntry, UsageHour
-from billing.money import SECONDS_PER_HOUR, cents
+from billing.money import SECONDS_PER_HOUR, cents, gpu_hours
 from billing.periods import next_month
 from clusters.models import Region
 
@@ -163,6 +163,6 @@ def _revenue_row(row: dict, gpus: int, start: datetime, end: datetime) -> Revenu
         month=month,
         region=row["region__code"],
         revenue=cents(row["amount"]),
-        gpu_hours_sold=(Decimal(row["seconds"]) / SECONDS_PER_HOUR).quantize(Decimal("0.001")),
+        gpu_hours_sold=gpu_hours(row["seconds"]),
         gpu_hours_available=gpus * hours,
     )

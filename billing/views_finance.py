@@ -17,6 +17,7 @@ from billing.forms_finance import CloseMonthForm, InvoiceStateForm, PeriodForm, 
 from billing.periods import month_of, next_month, parse_month
 from billing.selectors import revenue_summary
 from billing.selectors_finance import (
+    MonthStatus,
     invoice_status_counts,
     invoices_for_finance,
     month_statuses,
@@ -39,8 +40,11 @@ EXPORTS = [
 ]
 
 
-def _close_form(data: object = None) -> CloseMonthForm:
-    statuses = month_statuses(past_months(timezone.now(), MONTHS_SHOWN))
+def _recent_months() -> list[MonthStatus]:
+    return month_statuses(past_months(timezone.now(), MONTHS_SHOWN))
+
+
+def _close_form(statuses: list[MonthStatus], data: object = None) -> CloseMonthForm:
     choices = [(f"{s.start:%Y-%m}", f"{s.start:%B %Y}{' (closed)' if s.close else ''}") for s in statuses]
     return CloseMonthForm(data, months=choices)
 
@@ -91,9 +95,10 @@ def _finance_page(
     wanted = state.cleaned_data.get("status", "") if state.is_valid() else ""
     page = Paginator(invoices_for_finance(wanted), INVOICES_PER_PAGE).get_page(request.GET.get("page"))
     query = urlencode({"period_from": period_from.isoformat(), "period_to": period_to.isoformat()})
+    months = _recent_months()
     context = {
-        "months": month_statuses(past_months(timezone.now(), MONTHS_SHOWN)),
-        "close_form": close_form or _close_form(),
+        "months": months,
+        "close_form": close_form or _close_form(months),
         "status_counts": invoice_status_counts(),
         "state_form": state,
         "page": page,
@@ -116,7 +121,7 @@ def finance(request: HttpRequest) -> HttpResponse:
 @require_POST
 def finance_close_month(request: HttpRequest) -> HttpResponse:
     """Close a finished month: every organization with usage in it gets its invoice."""
-    form = _close_form(request.POST)
+    form = _close_form(_recent_months(), request.POST)
     if not form.is_valid():
         return _finance_page(request, form, status=400)
     try:

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Organization, User
@@ -90,9 +91,9 @@ def _credit_line(invoice: Invoice, grant: CreditGrant, spent: Decimal, position:
 def credits_restore(*, invoice: Invoice) -> Decimal:
     """Give a voided invoice's program credits back to their grants; returns the amount restored."""
     restored = Decimal("0.00")
-    for line in invoice.lines.filter(kind=LineKind.PROGRAM_CREDIT).select_related("credit_grant"):
-        grant = CreditGrant.objects.select_for_update().get(pk=line.credit_grant_id)
-        grant.remaining += -line.amount
-        grant.save(update_fields=["remaining"])
-        restored += -line.amount
+    spent = invoice.lines.filter(kind=LineKind.PROGRAM_CREDIT).values_list("credit_grant_id", "amount")
+    for grant_id, amount in spent:
+        # One UPDATE adds in the database under the row's lock, so a concurrent spend is not lost.
+        CreditGrant.objects.filter(pk=grant_id).update(remaining=F("remaining") - amount)
+        restored -= amount
     return restored

@@ -64,7 +64,8 @@ def test_frank_staff_finance_sees_every_organization(api_as, frank, march_invoic
 
 @pytest.mark.parametrize("url", LISTINGS)
 def test_stella_staff_admin_is_not_finance(api_as, stella, march_invoices, url) -> None:  # type: ignore[no-untyped-def]
-    assert api_as(stella).get(url).status_code == 403
+    response = api_as(stella).get(url)
+    assert response.status_code == 403 and response.json()["code"] == "permission_denied"
 
 
 @pytest.mark.parametrize("url", DETAILS)

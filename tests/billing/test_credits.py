@@ -86,9 +86,16 @@ def test_a_grant_given_after_the_month_does_not_pay_for_it(acme) -> None:  # typ
 def test_voiding_gives_the_credits_back(acme, frank) -> None:  # type: ignore[no-untyped-def]
     g = grant(acme, "15.00", MARCH, NOW + timedelta(days=90))
     invoice = bill(acme, 2)
+    g.refresh_from_db()
+    assert (invoice.credits, invoice.total, g.remaining) == (
+        Decimal("15.00"),
+        Decimal("5.00"),
+        Decimal("0.00"),
+    )
     invoice_void(actor=frank, invoice=invoice, reason="Wrong rate")
     g.refresh_from_db()
     assert g.remaining == Decimal("15.00")
+    assert Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.VOID
 
 
 def test_a_grant_must_be_positive_and_expire_after_it_is_given(acme) -> None:  # type: ignore[no-untyped-def]
