@@ -6,10 +6,10 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.utils import timezone
 
+from billing.money import amount_for, cents
 from billing.selectors import price_for
 from clusters.models import Region
 
-CENT = Decimal("0.01")
 CURRENCY = "USD"
 
 
@@ -30,13 +30,13 @@ def quote(
 ) -> Quote:
     """The price of `gpus` GPUs of `kind` in `region` over [start, end) at the price in force at `at` (now).
 
-    The total is computed from exact minutes and rounded once, to the cent, half up.
+    The total is computed from exact minutes and rounded once, by billing.money's rule (cent, half up).
     """
     price = price_for(kind=kind, region=region, at=at or timezone.now())
-    per_hour = (price * gpus).quantize(CENT, rounding=ROUND_HALF_UP)
+    per_hour = cents(price * gpus)
     if end is None:
         return Quote(price_per_gpu_hour=price, gpus=gpus, hours=None, per_hour=per_hour, total=None)
     minutes = Decimal((end - start) // timedelta(minutes=1))
-    total = (price * gpus * minutes / 60).quantize(CENT, rounding=ROUND_HALF_UP)
+    total = amount_for(price * gpus * minutes * 60)  # GPU-seconds × price, as invoices bill
     hours = (minutes / 60).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
     return Quote(price_per_gpu_hour=price, gpus=gpus, hours=hours, per_hour=per_hour, total=total)

@@ -23,7 +23,7 @@ from billing.quotes import quote
 from billing.selectors import NoPrice
 from clusters.capacity import Window
 from clusters.choices import LeaseKind, LeaseState
-from clusters.errors import BookingRefused, QuotaExceeded
+from clusters.errors import BookingRefused, PriceMissing, QuotaExceeded
 from clusters.idempotency import idempotent
 from clusters.models import Lease, Region
 from clusters.selectors import (
@@ -233,18 +233,17 @@ class QuoteApi(APIView):
         body = BookingSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
         data, window = body.validated_data, body.validated_data["window"]
-        try:
-            found = quote(
-                kind=data["kind"],
-                region=data["region"],
-                gpus=data["gpus"],
-                start=window.start,
-                end=window.end,
-            )
-        except NoPrice:
-            raise ApiError(
-                code="no_price", detail="No price is set for this kind and region.", status_code=409
-            ) from None
+        with service_errors():
+            try:
+                found = quote(
+                    kind=data["kind"],
+                    region=data["region"],
+                    gpus=data["gpus"],
+                    start=window.start,
+                    end=window.end,
+                )
+            except NoPrice as error:
+                raise PriceMissing(kind=data["kind"], region_code=data["region"].code) from error
         return Response(
             {
                 "region": data["region"].code,

@@ -64,3 +64,6 @@ class InvalidState(BookingRefused):
 
 class PriceMissing(BookingRefused):
     code = "no_price"
+
+    def __init__(self, *, kind: str, region_code: str) -> None:
+        super().__init__(f"No price is set for {kind} GPUs in {region_code}.")

@@ -17,7 +17,7 @@ from billing.selectors import NoPrice
 from clusters.choices import LeaseKind
 from clusters.errors import BookingRefused, NoCapacity, QuotaExceeded
 from clusters.forms_booking import BookingForm
-from clusters.models import Region
+from clusters.models import Lease, Region
 from clusters.selectors import Availability, availability_for
 from clusters.selectors_web import RegionTimeline, booking_calendar, quota_left
 from clusters.services.booking import lease_book
@@ -62,16 +62,18 @@ DEFAULT_GPUS = 8
 
 
 def _form(request: HttpRequest, data: object = None) -> BookingForm:
-    return BookingForm(data, user=request.user, initial={"region": _first_region()})  # type: ignore[arg-type]
+    # A bound form shows its data, never its initial values: look the first region up only when unbound.
+    initial = {"region": _first_region()} if data is None else {}
+    return BookingForm(data, user=request.user, initial=initial)  # type: ignore[arg-type]
 
 
 def _first_region() -> str | None:
     return Region.objects.order_by("code").values_list("code", flat=True).first()
 
 
-def _probe(request: HttpRequest) -> BookingForm:
-    """The form as first shown, bound, so the page opens with its check filled in."""
-    initial = {"region": _first_region(), "gpus": DEFAULT_GPUS, "kind": LeaseKind.ON_DEMAND, "tz": "UTC"}
+def _probe(request: HttpRequest, blank: BookingForm) -> BookingForm:
+    """The blank form as first shown, bound, so the page opens with its check filled in."""
+    initial = {**blank.initial, "gpus": DEFAULT_GPUS, "kind": LeaseKind.ON_DEMAND, "tz": "UTC"}
     return _form(request, initial)
 
 
@@ -86,7 +88,7 @@ def booking(request: HttpRequest) -> HttpResponse:
         lease = _book(request, form, organization)
         if lease is not None:
             return redirect("lease-detail", lease_id=lease.public_id)
-    check = booking_check_for(form if form.is_bound else _probe(request), organization)
+    check = booking_check_for(form if form.is_bound else _probe(request, form), organization)
     context = {
         "form": form,
         "check": check,
@@ -96,7 +98,7 @@ def booking(request: HttpRequest) -> HttpResponse:
     return render_in_zone(request, "clusters/booking.html", context)
 
 
-def _book(request: HttpRequest, form: BookingForm, organization: Organization):  # type: ignore[no-untyped-def]
+def _book(request: HttpRequest, form: BookingForm, organization: Organization) -> Lease | None:
     data = form.cleaned_data
     try:
         return lease_book(

@@ -195,7 +195,7 @@ def _price(*, kind: str, region: Region) -> Any:
     try:
         return price_for(kind=kind, region=region, at=timezone.now())
     except NoPrice as error:
-        raise PriceMissing(f"No price is set for {kind} GPUs in {region.code}.") from error
+        raise PriceMissing(kind=kind, region_code=region.code) from error
 
 
 def _remember(lease: Lease, placed: Sequence[PlacedGpu], window: Window, ssh_keys: Sequence[SshKey]) -> None:

@@ -7,6 +7,7 @@ import pytest
 
 from accounts.models import AuditEntry
 from accounts.services.ssh_keys import ssh_key_add
+from billing.models import PriceBookEntry
 from clusters.models import Allocation, Lease
 from tests.accounts.test_ssh_keys import ALICE_KEY
 from tests.clusters.conftest import later
@@ -169,6 +170,16 @@ def test_a_quote_is_gpus_times_hours_times_the_price(api_as, alice, fleet) -> No
     assert on_demand.status_code == 200
     assert on_demand.json()["total"] is None and on_demand.json()["per_hour"] == "19.92"
     assert not Lease.objects.exists()
+
+
+def test_a_quote_without_a_price_is_refused_as_a_booking_would_be(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]
+    PriceBookEntry.objects.filter(kind="reserved").delete()
+    quoted = api_as(alice).post("/api/v1/quotes/", reserved(4), format="json")
+    booked = api_as(alice).post("/api/v1/leases/", reserved(4), format="json")
+    assert quoted.status_code == booked.status_code == 409
+    assert quoted.json() == booked.json()
+    assert quoted.json()["code"] == "no_price" and "reserved GPUs in us-tx-1" in quoted.json()["detail"]
+    assert not Lease.objects.exists() and not Allocation.objects.exists()
 
 
 def test_leases_can_be_listed_by_state(api_as, alice, bob, fleet, acme) -> None:  # type: ignore[no-untyped-def]

@@ -19,10 +19,11 @@ def test_a_repeated_key_returns_the_first_answer_and_books_once(api_as, alice, f
 
 def test_a_key_reused_for_a_different_request_is_refused(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]
     client = api_as(alice)
-    client.post("/api/v1/leases/", reserved(1), format="json", HTTP_IDEMPOTENCY_KEY="abc-2")
+    first = client.post("/api/v1/leases/", reserved(1), format="json", HTTP_IDEMPOTENCY_KEY="abc-2")
     refused = client.post("/api/v1/leases/", reserved(2), format="json", HTTP_IDEMPOTENCY_KEY="abc-2")
+    assert first.status_code == 201
     assert refused.status_code == 422 and refused.json()["code"] == "idempotency_key_reused"
-    assert Lease.objects.count() == 1
+    assert Lease.objects.get().gpus == 1
 
 
 def test_a_refusal_is_replayed_too(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]
@@ -32,6 +33,8 @@ def test_a_refusal_is_replayed_too(api_as, alice, fleet) -> None:  # type: ignor
     second = client.post("/api/v1/leases/", body, format="json", HTTP_IDEMPOTENCY_KEY="abc-3")
     assert first.status_code == second.status_code == 403
     assert first.json() == second.json() and first.json()["code"] == "quota_exceeded"
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert IdempotencyKey.objects.get().status_code == 403
     assert not Lease.objects.exists()
 
 
