@@ -5,7 +5,6 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
@@ -159,11 +158,10 @@ REFUSAL_STATUS = {QuotaExceeded: status.HTTP_403_FORBIDDEN}
 
 @contextmanager
 def service_errors() -> Iterator[None]:
-    """Turn a service's refusal into the API's: validation → 400 `invalid`, rules → 403/409 with a code."""
+    """Turn a booking rule's refusal into the API's 403/409 with a code (a Django ValidationError
+    becomes 400 `invalid` in the shared handler, voltpark/api.py)."""
     try:
         yield
-    except DjangoValidationError as error:
-        raise ValidationError(error.message_dict) from None
     except BookingRefused as refusal:
         raise ApiError(
             code=refusal.code,

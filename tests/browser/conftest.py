@@ -21,6 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -101,20 +102,29 @@ def page_problems() -> list[str]:
     return []
 
 
+@contextmanager
+def open_page(browser: Any, base_url: str, problems: list[str], **context_options: Any) -> Iterator[Any]:
+    """A fresh browser context and page at desktop size whose problems are collected in `problems`."""
+    context = browser.new_context(base_url=base_url, viewport=DESKTOP, **context_options)
+    context.set_default_timeout(10_000)
+    tab = context.new_page()
+    tab.on("console", lambda msg: _is_problem(msg) and problems.append(f"console: {msg.text}"))
+    tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    tab.on(
+        "response",
+        lambda response: response.status >= 400 and problems.append(f"{response.status} {response.url}"),
+    )
+    try:
+        yield tab
+    finally:
+        context.close()
+
+
 @pytest.fixture
 def page(browser: Any, live_server: LiveServer, page_problems: list[str]) -> Iterator[Any]:
     """A fresh browser context and page at desktop size, with relative URLs on the live server."""
-    context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    tab.on("console", lambda msg: _is_problem(msg) and page_problems.append(f"console: {msg.text}"))
-    tab.on("pageerror", lambda error: page_problems.append(f"page error: {error}"))
-    tab.on(
-        "response",
-        lambda response: response.status >= 400 and page_problems.append(f"{response.status} {response.url}"),
-    )
-    yield tab
-    context.close()
+    with open_page(browser, live_server.url, page_problems) as tab:
+        yield tab
 
 
 # A request cut off by leaving the page (voltpark.js aborts them) is not a failure: htmx logs it as

@@ -26,7 +26,7 @@ from clusters.services.fleet import fleet_seed
 from nodeagent import SimulatedFleet, account_for_lease
 from nodeagent.server import start_in_thread
 from tests.accounts.test_ssh_keys import ALICE_KEY
-from tests.browser.conftest import DESKTOP, screenshot
+from tests.browser.conftest import open_page, screenshot
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.live import free_port
 
@@ -64,17 +64,8 @@ def simulated_fleet(transactional_db: None, tmp_path: Path) -> Iterator[Simulate
 @pytest.fixture
 def page(browser: Any, live_server: Any, page_problems: list[str]) -> Iterator[Any]:
     """The harness's page, in a browser that lives in Chicago (times typed and shown there)."""
-    context = browser.new_context(base_url=live_server.url, viewport=DESKTOP, timezone_id=CHICAGO)
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    tab.on("console", lambda msg: msg.type == "error" and page_problems.append(f"console: {msg.text}"))
-    tab.on("pageerror", lambda error: page_problems.append(f"page error: {error}"))
-    tab.on(
-        "response",
-        lambda response: response.status >= 400 and page_problems.append(f"{response.status} {response.url}"),
-    )
-    yield tab
-    context.close()
+    with open_page(browser, live_server.url, page_problems, timezone_id=CHICAGO) as tab:
+        yield tab
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
