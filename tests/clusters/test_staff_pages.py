@@ -119,7 +119,9 @@ def test_drain_and_undrain_need_a_reason_and_leave_an_audit_row(client, stella, 
     client.post(node_url(node, "undrain"), {"reason": "Fan replaced"})
     node.refresh_from_db()
     assert (node.state, node.state_reason) == (NodeState.AVAILABLE, "Fan replaced")
-    actions = list(AuditEntry.objects.filter(object_id=str(node.public_id)).values_list("action", "actor"))
+    actions = list(
+        AuditEntry.objects.filter(object_id=str(node.public_id)).order_by("pk").values_list("action", "actor")
+    )
     assert actions == [("node.drained", stella.pk), ("node.undrained", stella.pk)]
 
 
