@@ -20,17 +20,3 @@ class Role(models.TextChoices):
 ROLES_THAT_BOOK = {Role.OWNER, Role.MEMBER}
 ROLES_THAT_SEE_INVOICES = {Role.OWNER, Role.FINANCE}
 ROLES_THAT_MANAGE_MEMBERS = {Role.OWNER}
-
-
-class CompanyStage(models.TextChoices):
-    PRE_SEED = "pre_seed", "Pre-seed"
-    SEED = "seed", "Seed"
-    SERIES_A = "series_a", "Series A"
-    LATER = "later", "Series B or later"
-    RESEARCH = "research", "Research group"
-
-
-class ApplicationStatus(models.TextChoices):
-    PENDING = "pending", "Pending review"
-    APPROVED = "approved", "Approved"
-    REJECTED = "rejected", "Rejected"

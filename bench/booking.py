@@ -40,9 +40,8 @@ from django.utils import timezone  # noqa: E402
 from accounts.choices import Role  # noqa: E402
 from accounts.models import Membership, Organization, User  # noqa: E402
 from accounts.services.tokens import api_token_create  # noqa: E402
-from clusters.capacity import Window  # noqa: E402
 from clusters.models import Allocation, Region  # noqa: E402
-from clusters.selectors import availability_for  # noqa: E402
+from clusters.selectors.capacity import Window, availability_for  # noqa: E402
 from clusters.services.fleet import fleet_seed  # noqa: E402
 
 NODES = 3000

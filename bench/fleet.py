@@ -43,7 +43,7 @@ def setup_django() -> None:
     call_command("migrate", verbosity=0)
 
 
-LEASE_TABLES = "clusters_leaseusagehour, clusters_leasenotice, clusters_allocation, clusters_lease"
+LEASE_TABLES = "clusters_leasetelemetryhour, clusters_leasenotice, clusters_allocation, clusters_lease"
 
 
 def reset_database() -> None:
@@ -308,7 +308,7 @@ def bench_lateness(workdir: Path, *, polling: bool) -> dict[str, Any]:
     from django.utils import timezone
 
     from clusters.models import Lease
-    from nodeagent import account_for_lease
+    from nodeagent.protocol import account_for_lease
 
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {LEASE_TABLES}, accounts_auditentry CASCADE")

@@ -1,12 +1,6 @@
 from django.contrib import admin
 
-from billing.models import CreditGrant, Invoice, InvoiceLine, PriceBookEntry, StripeEvent
-
-
-@admin.register(PriceBookEntry)
-class PriceBookEntryAdmin(admin.ModelAdmin):
-    list_display = ["kind", "region", "price_per_gpu_hour", "currency", "effective_from"]
-    list_filter = ["kind", "region"]
+from billing.models import CreditGrant, Invoice, InvoiceLine, StripeEvent
 
 
 class InvoiceLineInline(admin.TabularInline):

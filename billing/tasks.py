@@ -7,11 +7,11 @@ from celery import shared_task
 from django.utils import timezone
 
 from billing.models import Invoice
-from billing.periods import floor_hour, previous_month
 from billing.services.documents import invoice_pdf_render
 from billing.services.invoicing import month_close
 from billing.services.metering import usage_meter
 from billing.services.stripe_sync import invoice_push_to_stripe as push
+from core.periods import floor_hour, previous_month
 
 
 @shared_task

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from clusters.models import GPU, Allocation, Cluster, Lease, Node, Region
+from clusters.models import GPU, Allocation, Cluster, Lease, Node, PriceBookEntry, Region
 
 
 @admin.register(Region)
@@ -48,3 +48,9 @@ class LeaseAdmin(admin.ModelAdmin):
     list_filter = ["state", "kind", "region"]
     raw_id_fields = ["organization", "booked_by"]
     inlines = [AllocationInline]
+
+
+@admin.register(PriceBookEntry)
+class PriceBookEntryAdmin(admin.ModelAdmin):
+    list_display = ["kind", "region", "price_per_gpu_hour", "currency", "effective_from"]
+    list_filter = ["kind", "region"]

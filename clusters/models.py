@@ -1,9 +1,10 @@
-"""The fleet (regions, clusters, nodes, GPUs) and the leases that hold its GPUs."""
+"""The fleet (regions, clusters, nodes, GPUs), the leases that hold its GPUs, and their prices."""
 
 from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
 from django.contrib.postgres.indexes import GistIndex
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -17,7 +18,7 @@ from clusters.choices import (
     NodeState,
     Pool,
 )
-from voltpark.db import PublicIdModel
+from core.db import PublicIdModel
 
 
 class Region(models.Model):
@@ -235,7 +236,7 @@ class GpuSample(models.Model):
         return f"{self.gpu_id} at {self.at:%Y-%m-%d %H:%M:%S}"
 
 
-class LeaseUsageHour(models.Model):
+class LeaseTelemetryHour(models.Model):
     """What a lease's GPUs did in one clock hour: mean utilization, peak memory, energy."""
 
     lease = models.ForeignKey(Lease, on_delete=models.CASCADE, related_name="telemetry_hours")
@@ -246,7 +247,7 @@ class LeaseUsageHour(models.Model):
     energy_wh = models.FloatField(default=0.0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["lease", "hour"], name="lease_usage_hour_once")]
+        constraints = [models.UniqueConstraint(fields=["lease", "hour"], name="lease_telemetry_hour_once")]
 
     def __str__(self) -> str:
         return f"{self.lease_id} {self.hour:%Y-%m-%d %H:00}"
@@ -254,6 +255,40 @@ class LeaseUsageHour(models.Model):
     @property
     def mean_utilization_pct(self) -> float:
         return self.utilization_sum / self.readings if self.readings else 0.0
+
+
+class PriceBookEntry(models.Model):
+    """The price of a GPU-hour for a lease kind (in one region, or everywhere) from a date on."""
+
+    kind = models.CharField(max_length=20, choices=LeaseKind)
+    region = models.ForeignKey(
+        Region,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="prices",
+        help_text="Empty: the price everywhere without a regional price.",
+    )
+    price_per_gpu_hour = models.DecimalField(
+        max_digits=10, decimal_places=4, validators=[MinValueValidator(0)]
+    )
+    currency = models.CharField(max_length=3, default="USD")
+    effective_from = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "price book entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "region", "effective_from"],
+                name="price_once_per_kind_region_instant",
+                nulls_distinct=False,
+            )
+        ]
+        indexes = [models.Index(fields=["kind", "effective_from"], name="price_kind_from")]
+
+    def __str__(self) -> str:
+        where = self.region.code if self.region_id else "all regions"
+        return f"{self.kind} {where} ${self.price_per_gpu_hour}/GPU-h from {self.effective_from:%Y-%m-%d}"
 
 
 class LeaseNotice(models.Model):

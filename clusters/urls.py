@@ -1,38 +1,57 @@
+"""Routes of clusters: home, booking, leases, the staff fleet, /metrics; pages and API."""
+
 from django.urls import path
 
-from clusters import views
+from clusters.api import capacity as capacity_api
+from clusters.api import leases as leases_api
+from clusters.api import nodes as nodes_api
+from clusters.api import regions as regions_api
+from clusters.api import telemetry as telemetry_api
+from clusters.views import booking, fleet, home, leases, metrics
 
 urlpatterns = [
-    path("", views.home, name="home"),
-]
-
-# --- Run time: the Prometheus scrape endpoint (no trailing slash, as scrapers expect).
-from clusters.metrics import metrics  # noqa: E402
-
-urlpatterns += [path("metrics", metrics, name="metrics")]
-
-# --- Staff pages (issue 6): the fleet, its nodes, every organization's leases.
-from clusters import views_staff  # noqa: E402
-
-urlpatterns += [
-    path("staff/fleet/", views_staff.fleet, name="fleet"),
-    path("staff/fleet/nodes/<str:node_id>/", views_staff.fleet_node, name="fleet-node"),
-    path("staff/fleet/nodes/<str:node_id>/drain/", views_staff.fleet_node_drain, name="fleet-node-drain"),
+    path("", home.home, name="home"),
+    # No trailing slash, as Prometheus scrapers expect.
+    path("metrics", metrics.metrics, name="metrics"),
+    path("book/", booking.booking, name="booking"),
+    path("book/check/", booking.booking_check, name="booking-check"),
+    path("leases/", leases.lease_list, name="lease-list"),
+    path("leases/<str:lease_id>/", leases.lease_detail, name="lease-detail"),
+    path("leases/<str:lease_id>/live/", leases.lease_live, name="lease-live"),
+    path("leases/<str:lease_id>/extend/", leases.lease_extend_view, name="lease-extend"),
+    path("leases/<str:lease_id>/release/", leases.lease_release_view, name="lease-release"),
+    path("staff/fleet/", fleet.fleet, name="fleet"),
+    path("staff/fleet/nodes/<str:node_id>/", fleet.fleet_node, name="fleet-node"),
+    path("staff/fleet/nodes/<str:node_id>/drain/", fleet.fleet_node_drain, name="fleet-node-drain"),
+    path("staff/fleet/nodes/<str:node_id>/undrain/", fleet.fleet_node_undrain, name="fleet-node-undrain"),
+    path("staff/leases/", leases.staff_leases, name="staff-leases"),
+    path("api/v1/regions/", regions_api.RegionListApi.as_view(), name="api-regions"),
     path(
-        "staff/fleet/nodes/<str:node_id>/undrain/", views_staff.fleet_node_undrain, name="fleet-node-undrain"
+        "api/v1/regions/<slug:code>/timeline/", capacity_api.TimelineApi.as_view(), name="api-region-timeline"
     ),
-    path("staff/leases/", views_staff.staff_leases, name="staff-leases"),
-]
-
-# --- Browser pages for startups (issue 6): booking and the organization's leases.
-from clusters import views_booking, views_leases  # noqa: E402
-
-urlpatterns += [
-    path("book/", views_booking.booking, name="booking"),
-    path("book/check/", views_booking.booking_check, name="booking-check"),
-    path("leases/", views_leases.lease_list, name="lease-list"),
-    path("leases/<str:lease_id>/", views_leases.lease_detail, name="lease-detail"),
-    path("leases/<str:lease_id>/live/", views_leases.lease_live, name="lease-live"),
-    path("leases/<str:lease_id>/extend/", views_leases.lease_extend_view, name="lease-extend"),
-    path("leases/<str:lease_id>/release/", views_leases.lease_release_view, name="lease-release"),
+    path("api/v1/availability/", capacity_api.AvailabilityApi.as_view(), name="api-availability"),
+    path("api/v1/quotes/", capacity_api.QuoteApi.as_view(), name="api-quotes"),
+    path("api/v1/leases/", leases_api.LeaseListApi.as_view(), name="api-leases"),
+    path("api/v1/leases/<str:lease_id>/", leases_api.LeaseDetailApi.as_view(), name="api-lease"),
+    path(
+        "api/v1/leases/<str:lease_id>/extend/", leases_api.LeaseExtendApi.as_view(), name="api-lease-extend"
+    ),
+    path(
+        "api/v1/leases/<str:lease_id>/release/",
+        leases_api.LeaseReleaseApi.as_view(),
+        name="api-lease-release",
+    ),
+    path(
+        "api/v1/leases/<str:lease_id>/cancel/", leases_api.LeaseCancelApi.as_view(), name="api-lease-cancel"
+    ),
+    path(
+        "api/v1/leases/<str:public_id>/telemetry/",
+        telemetry_api.LeaseTelemetryApi.as_view(),
+        name="api-lease-telemetry",
+    ),
+    path("api/v1/nodes/", nodes_api.NodeListApi.as_view(), name="api-nodes"),
+    path("api/v1/nodes/<str:public_id>/drain/", nodes_api.NodeDrainApi.as_view(), name="api-node-drain"),
+    path(
+        "api/v1/nodes/<str:public_id>/undrain/", nodes_api.NodeUndrainApi.as_view(), name="api-node-undrain"
+    ),
 ]

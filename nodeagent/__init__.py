@@ -1,11 +1,5 @@
-"""Voltpark node agent: reads a node's GPUs through NVML and manages lease SSH keys.
+"""Voltpark node agent: reads a node's GPUs through NVML and manages lease accounts and keys.
 
-No Django here: the agent is deployed alone on every GPU node. This package root
-imports no aiohttp, so the platform can take simulated_gpu_uuid cheaply; the
-servers (start_in_thread, start_node_in_thread) live in nodeagent.server.
+No Django here: the agent is deployed alone on every GPU node. The platform imports only
+`nodeagent.protocol`, the rules both sides share; everything else is the agent's own.
 """
-
-from nodeagent.backends.simulated import SimulatedFleet, SimulatedNode, simulated_gpu_uuid
-from nodeagent.keys import account_for_lease
-
-__all__ = ["SimulatedFleet", "SimulatedNode", "account_for_lease", "simulated_gpu_uuid"]

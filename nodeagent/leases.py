@@ -9,8 +9,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from nodeagent.keys import account_for_lease
 from nodeagent.model import AgentError
+from nodeagent.protocol import account_for_lease
 
 ACTIVE = "active"
 REVOKED = "revoked"

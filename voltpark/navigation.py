@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 
-from accounts.context import Viewer, viewer_of
+from accounts.selectors.viewer import Viewer, viewer_of
 
 
 class Section:

@@ -38,7 +38,9 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "accounts",
     "clusters",
+    "programs",
     "billing",
+    "voltpark",
 ]
 
 MIDDLEWARE = [
@@ -69,7 +71,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "accounts.context_processors.organization",
+                "accounts.views.context_processors.organization",
             ]
         },
     }
@@ -122,7 +124,7 @@ BILLING_ENUM_NAMES = {
     "InvoiceStatusEnum": "billing.choices.InvoiceStatus",
     "InvoiceKindEnum": "billing.choices.InvoiceKind",
     "InvoiceLineKindEnum": "billing.choices.LineKind",
-    "ApplicationStatusEnum": "accounts.choices.ApplicationStatus",
+    "ApplicationStatusEnum": "programs.choices.ApplicationStatus",
 }
 
 # --- Email.
@@ -167,14 +169,14 @@ STATIC_ROOT.mkdir(exist_ok=True)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "accounts.authentication.BearerTokenAuthentication",
+        "accounts.api.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
-    "EXCEPTION_HANDLER": "voltpark.api.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Voltpark API",

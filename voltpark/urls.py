@@ -11,19 +11,12 @@ swagger_ui = csp_update({"style-src": ["'unsafe-inline'"], "img-src": ["data:"]}
     SpectacularSwaggerSplitView.as_view(url_name="api-schema")
 )
 
-api_v1 = [
-    path("", include("accounts.api_urls")),
-    path("", include("clusters.api_urls")),
-    path("", include("billing.api_urls")),
-    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", swagger_ui, name="api-docs"),
-]
-
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/v1/", include(api_v1)),
+    path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/v1/docs/", swagger_ui, name="api-docs"),
     path("", include("accounts.urls")),
     path("", include("clusters.urls")),
+    path("", include("programs.urls")),
     path("", include("billing.urls")),
-    path("", include("billing.finance_urls")),
 ]

@@ -5,7 +5,7 @@ from django.db import transaction
 
 from accounts.models import SshKey, User
 from accounts.services.audit import audit_record
-from accounts.sshkeys import InvalidSshKey, parse_ssh_public_key
+from nodeagent.protocol import InvalidSshKey, parse_ssh_public_key
 
 
 @transaction.atomic

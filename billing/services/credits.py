@@ -12,7 +12,7 @@ from accounts.models import Organization, User
 from accounts.services.audit import audit_record
 from billing.choices import CreditSource, LineKind
 from billing.models import CreditGrant, Invoice, InvoiceLine
-from billing.money import cents
+from core.money import cents
 
 
 @transaction.atomic

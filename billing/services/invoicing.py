@@ -13,14 +13,14 @@ from django.utils import timezone
 from accounts.models import Organization, User
 from accounts.services.audit import audit_record
 from billing.choices import INVOICE_NUMBER_PREFIX, InvoiceKind, InvoiceStatus, LineKind
-from billing.errors import CreditNoteTooLarge, InvoiceStateError, MonthNotOver
 from billing.models import CreditGrant, Invoice, InvoiceLine, MonthClose, UsageHour
-from billing.money import amount_for, cents, gpu_hours
-from billing.periods import next_month
+from billing.selectors.sla import SlaCredit, sla_credits_between
 from billing.services.credits import credits_apply, credits_restore
 from billing.services.metering import usage_meter
 from billing.services.numbering import reserve_numbers
-from billing.sla import SlaCredit, sla_credits_between
+from billing.services.refusals import CreditNoteTooLarge, InvoiceStateError, MonthNotOver
+from core.money import amount_for, cents, gpu_hours
+from core.periods import next_month
 
 ZERO = Decimal("0.00")
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from billing.periods import floor_hour
+from core.periods import floor_hour
 
 # One statement computes every lease-hour in the window from the allocation periods (bounds
 # truncated to the second, an open period clipped at now), upserts the rows that changed and

@@ -11,7 +11,7 @@ from accounts.services.audit import audit_record
 from billing.choices import InvoiceKind, InvoiceStatus
 from billing.models import Invoice, StripeEvent
 from billing.services.invoicing import invoice_mark_paid, invoice_void
-from billing.stripe_gateway import (
+from billing.services.stripe_gateway import (
     WEBHOOK_TOLERANCE_SECONDS,
     customer_id_for,
     stripe_client,

@@ -12,7 +12,7 @@ import aiohttp
 from django.utils.dateparse import parse_datetime
 from yarl import URL
 
-from clusters.crypto import decrypt_agent_token
+from clusters.services.agent_tokens import decrypt_agent_token
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,12 @@ from psycopg2.extras import DateTimeTZRange
 
 from accounts.models import Organization, SshKey, User
 from accounts.services.audit import audit_record
-from billing.selectors import NoPrice, price_for
-from clusters.capacity import Window, is_valid_size, pools_for
 from clusters.choices import LIVE_LEASE_STATES, LeaseKind, LeaseState
-from clusters.errors import InvalidState, NoCapacity, NotExtendable, PriceMissing, QuotaExceeded
 from clusters.models import GPU, Allocation, Lease, Node, Region
-from clusters.selectors import availability_for, gpus_held_at_peak
+from clusters.selectors.capacity import Window, availability_for, gpus_held_at_peak, is_valid_size, pools_for
+from clusters.selectors.prices import NoPrice, price_for
 from clusters.services.placement import PlacedGpu, place
+from clusters.services.refusals import InvalidState, NoCapacity, NotExtendable, PriceMissing, QuotaExceeded
 
 EXCLUSION_VIOLATION = "23P01"
 DEADLOCK_DETECTED = "40P01"

@@ -6,11 +6,10 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from billing.models import PriceBookEntry
 from clusters.choices import GPUS_PER_NODE, LeaseKind, Pool
-from clusters.crypto import encrypt_agent_token
-from clusters.models import GPU, Cluster, Node, Region
-from nodeagent import simulated_gpu_uuid
+from clusters.models import GPU, Cluster, Node, PriceBookEntry, Region
+from clusters.services.agent_tokens import encrypt_agent_token
+from nodeagent.protocol import simulated_gpu_uuid
 
 REGIONS = (
     ("us-tx-1", "Texas 1", "Texas", "tx1"),

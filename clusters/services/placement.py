@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
 
-from clusters.capacity import FREE_NODES_CTE, Window, capacity_params
 from clusters.choices import GPUS_PER_NODE
+from clusters.selectors.capacity import FREE_NODES_CTE, Window, capacity_params
 
 # How many nodes one placement may lock and find already taken before it gives up.
 MAX_STALE_NODES = 8

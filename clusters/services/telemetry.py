@@ -268,7 +268,7 @@ def _upsert_usage(rows: list[tuple[Any, ...]], now: datetime) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            INSERT INTO clusters_leaseusagehour (lease_id, hour, readings, utilization_sum,
+            INSERT INTO clusters_leasetelemetryhour (lease_id, hour, readings, utilization_sum,
                                                  memory_peak_bytes, energy_wh)
             SELECT a.lease_id, date_trunc('hour', %s::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
                    count(*), coalesce(sum(v.util), 0), coalesce(max(v.mem), 0),
@@ -279,11 +279,11 @@ def _upsert_usage(rows: list[tuple[Any, ...]], now: datetime) -> None:
             JOIN clusters_lease l ON l.id = a.lease_id AND l.state = 'active'
             GROUP BY a.lease_id ORDER BY a.lease_id
             ON CONFLICT (lease_id, hour) DO UPDATE SET
-                readings = clusters_leaseusagehour.readings + EXCLUDED.readings,
-                utilization_sum = clusters_leaseusagehour.utilization_sum + EXCLUDED.utilization_sum,
-                memory_peak_bytes = GREATEST(clusters_leaseusagehour.memory_peak_bytes,
+                readings = clusters_leasetelemetryhour.readings + EXCLUDED.readings,
+                utilization_sum = clusters_leasetelemetryhour.utilization_sum + EXCLUDED.utilization_sum,
+                memory_peak_bytes = GREATEST(clusters_leasetelemetryhour.memory_peak_bytes,
                                              EXCLUDED.memory_peak_bytes),
-                energy_wh = clusters_leaseusagehour.energy_wh + EXCLUDED.energy_wh
+                energy_wh = clusters_leasetelemetryhour.energy_wh + EXCLUDED.energy_wh
             """,
             [now, *_columns(rows), now],
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from nodeagent.model import (
     Xid,
     utc_iso,
 )
+from nodeagent.protocol import simulated_gpu_uuid
 
 GPU_NAME = "NVIDIA H100 80GB HBM3"
 MEMORY_TOTAL_BYTES = 80 * 1024**3
@@ -31,11 +31,6 @@ BUCKET_S = 5.0
 GPU_FAULTS = ("xid", "ecc", "overheat", "gpu_lost")
 NODE_FAULTS = ("slow", "refuse", "nvml_error")
 FAULTS = GPU_FAULTS + NODE_FAULTS
-
-
-def simulated_gpu_uuid(hostname: str, index: int) -> str:
-    """The UUID of a simulated GPU; the platform's fleet seeder uses the same."""
-    return "GPU-" + str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{hostname}/gpu{index}"))
 
 
 def simulated_hostnames(prefix: str, count: int) -> list[str]:

@@ -7,10 +7,11 @@ import pytest
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from accounts.choices import ApplicationStatus
-from accounts.models import AuditEntry, EarlyStageApplication
-from accounts.services.early_stage import early_stage_apply, early_stage_approve, early_stage_reject
+from accounts.models import AuditEntry
 from billing.models import CreditGrant
+from programs.choices import ApplicationStatus
+from programs.models import EarlyStageApplication
+from programs.services.early_stage import early_stage_apply, early_stage_approve, early_stage_reject
 
 EXPIRES = datetime(2027, 6, 30, tzinfo=UTC)
 FORM = {

@@ -7,10 +7,12 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from accounts.choices import ApplicationStatus, Role
-from accounts.models import AuditEntry, EarlyStageApplication, Organization
-from accounts.services.early_stage import early_stage_apply
+from accounts.choices import Role
+from accounts.models import AuditEntry, Organization
 from billing.models import CreditGrant
+from programs.choices import ApplicationStatus
+from programs.models import EarlyStageApplication
+from programs.services.early_stage import early_stage_apply
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.web.staff_helpers import csrf_client, queries_for
 

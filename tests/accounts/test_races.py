@@ -10,9 +10,8 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.choices import ApplicationStatus, Role
-from accounts.models import AuditEntry, EarlyStageApplication, Invitation, Membership, Organization, User
-from accounts.services.early_stage import early_stage_apply, early_stage_approve, early_stage_reject
+from accounts.choices import Role
+from accounts.models import AuditEntry, Invitation, Membership, Organization, User
 from accounts.services.organizations import (
     invitation_accept,
     invitation_create,
@@ -21,6 +20,9 @@ from accounts.services.organizations import (
 )
 from accounts.services.tokens import api_token_create
 from billing.models import CreditGrant
+from programs.choices import ApplicationStatus
+from programs.models import EarlyStageApplication
+from programs.services.early_stage import early_stage_apply, early_stage_approve, early_stage_reject
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from tests.races import errors_of, race
 

@@ -5,7 +5,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from accounts.models import SshKey
-from accounts.sshkeys import InvalidSshKey, parse_ssh_public_key
+from nodeagent.protocol import InvalidSshKey, parse_ssh_public_key
 
 # Made with `ssh-keygen -t ed25519 -C alice@laptop`; `ssh-keygen -l` printed the fingerprint below.
 ALICE_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO9b5HXZXuZRtv+JcQ1bV/JpWNj7FXofAzvQyLj7ValI alice@laptop"
@@ -87,5 +87,5 @@ def test_the_key_page_shows_the_error_next_to_the_field(client, alice) -> None: 
     client.force_login(alice)
     response = client.post("/account/ssh-keys/", {"name": "x", "public_key": "ssh-rsa AAAA"})
     assert response.status_code == 200
-    assert "not a valid ssh-rsa key; was it cut" in response.content.decode()
+    assert "not a valid ssh-rsa key (the key data is truncated); was it cut" in response.content.decode()
     assert not SshKey.objects.filter(user=alice).exists()

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 from openpyxl import load_workbook
 
-from billing.exports import FOCUS_COLUMNS
 from billing.models import Invoice, InvoiceLine, UsageHour
+from billing.selectors.exports import FOCUS_COLUMNS
 from billing.services.invoicing import invoice_mark_paid
 
 FOCUS_REQUIRED = {

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from billing.choices import InvoiceStatus
 from billing.models import Invoice, MonthClose
-from billing.periods import month_of, previous_month
 from billing.services.invoicing import invoice_mark_paid, month_close
+from core.periods import month_of, previous_month
 from tests.billing.factories import make_lease
 from tests.factories import OrganizationFactory
 from tests.web.staff_helpers import csrf_client, queries_for

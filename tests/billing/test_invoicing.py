@@ -8,7 +8,6 @@ from django.core.management import CommandError, call_command
 
 from accounts.models import AuditEntry
 from billing.choices import InvoiceKind, InvoiceStatus, LineKind
-from billing.errors import CreditNoteTooLarge, InvoiceStateError, MonthNotOver
 from billing.models import Invoice, InvoiceLine, MonthClose
 from billing.services.invoicing import (
     credit_note_create,
@@ -17,6 +16,7 @@ from billing.services.invoicing import (
     invoice_void,
     month_close,
 )
+from billing.services.refusals import CreditNoteTooLarge, InvoiceStateError, MonthNotOver
 from tests.billing.factories import make_lease, unhealthy
 
 MARCH = datetime(2026, 3, 1, tzinfo=UTC)

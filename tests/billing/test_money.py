@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from billing.models import Invoice
-from billing.money import amount_for, cents, gpu_hours
 from billing.services.invoicing import month_close
+from core.money import amount_for, cents, gpu_hours
 from tests.billing.factories import make_lease
 
 

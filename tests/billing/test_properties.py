@@ -11,11 +11,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from billing.choices import LineKind
-from billing.models import Invoice, InvoiceLine, PriceBookEntry, UsageHour
-from billing.selectors import price_for
+from billing.models import Invoice, InvoiceLine, UsageHour
 from billing.services.invoicing import month_close
 from billing.services.metering import usage_meter
 from clusters.choices import LeaseKind, LeaseState
+from clusters.models import PriceBookEntry
+from clusters.selectors.prices import price_for
 from tests.billing.factories import make_lease, release, unhealthy
 from tests.factories import OrganizationFactory, RegionFactory
 

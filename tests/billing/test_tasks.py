@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from billing import tasks
 from billing.models import Invoice, InvoicePdf, UsageHour
-from billing.periods import floor_hour, previous_month
+from core.periods import floor_hour, previous_month
 from tests.billing.factories import make_lease
 
 

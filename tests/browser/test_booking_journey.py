@@ -17,13 +17,14 @@ from django.utils import timezone
 
 from accounts.models import SshKey
 from billing.models import Invoice
-from billing.periods import month_of, next_month
 from billing.services.invoicing import month_close
 from clusters.choices import LeaseKind, LeaseState
 from clusters.models import GpuSample, Lease, Node, Region
 from clusters.services.booking import lease_book
 from clusters.services.fleet import fleet_seed
-from nodeagent import SimulatedFleet, account_for_lease
+from core.periods import month_of, next_month
+from nodeagent.backends.simulated import SimulatedFleet
+from nodeagent.protocol import account_for_lease
 from nodeagent.server import start_in_thread
 from tests.accounts.test_ssh_keys import ALICE_KEY
 from tests.browser.conftest import open_page, screenshot

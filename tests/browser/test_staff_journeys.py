@@ -16,19 +16,21 @@ from django.db import connection
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from accounts.choices import ApplicationStatus, Role
-from accounts.models import EarlyStageApplication, Organization
-from accounts.services.early_stage import early_stage_apply
+from accounts.choices import Role
+from accounts.models import Organization
 from accounts.services.tokens import api_token_create
-from billing.exports import FOCUS_COLUMNS
 from billing.models import CreditGrant, Invoice, InvoicePdf, MonthClose
-from billing.periods import previous_month
+from billing.selectors.exports import FOCUS_COLUMNS
 from clusters.choices import NodeState, Pool
 from clusters.models import Allocation, Node
 from clusters.services.fleet import fleet_seed
 from clusters.services.telemetry import fleet_poll
-from nodeagent import SimulatedFleet
+from core.periods import previous_month
+from nodeagent.backends.simulated import SimulatedFleet
 from nodeagent.server import start_in_thread
+from programs.choices import ApplicationStatus
+from programs.models import EarlyStageApplication
+from programs.services.early_stage import early_stage_apply
 from tests.billing.factories import make_lease
 from tests.billing.test_exports import FOCUS_REQUIRED
 from tests.browser.conftest import screenshot

@@ -8,9 +8,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from billing.models import PriceBookEntry
 from clusters.choices import LeaseKind
-from clusters.models import Node, Region
+from clusters.models import Node, PriceBookEntry, Region
 from tests.clusters.runtime_helpers import booking, fleet_of  # noqa: F401
 from tests.factories import ClusterFactory, NodeFactory, RegionFactory
 

@@ -17,12 +17,12 @@ from django.utils import timezone
 
 from accounts.models import Organization, SshKey, User
 from accounts.services.ssh_keys import ssh_key_add
-from billing.models import PriceBookEntry
 from clusters.choices import LeaseKind, LeaseState
-from clusters.crypto import encrypt_agent_token
-from clusters.models import GPU, Allocation, Lease, Node
+from clusters.models import GPU, Allocation, Lease, Node, PriceBookEntry
+from clusters.services.agent_tokens import encrypt_agent_token
 from clusters.services.booking import lease_book
-from nodeagent import SimulatedFleet, account_for_lease
+from nodeagent.backends.simulated import SimulatedFleet
+from nodeagent.protocol import account_for_lease
 from nodeagent.server import start_in_thread
 from tests.factories import ClusterFactory, NodeFactory
 from tests.live import free_port

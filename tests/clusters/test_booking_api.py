@@ -7,8 +7,7 @@ import pytest
 
 from accounts.models import AuditEntry
 from accounts.services.ssh_keys import ssh_key_add
-from billing.models import PriceBookEntry
-from clusters.models import Allocation, Lease
+from clusters.models import Allocation, Lease, PriceBookEntry
 from tests.accounts.test_ssh_keys import ALICE_KEY
 from tests.clusters.conftest import later
 

@@ -14,9 +14,9 @@ from psycopg2.extras import DateTimeTZRange
 
 from accounts.choices import Role
 from accounts.models import User
-from clusters.errors import NoCapacity
 from clusters.models import GPU, Allocation, Lease
 from clusters.services.booking import lease_book
+from clusters.services.refusals import NoCapacity
 from tests.clusters.conftest import build_fleet, later
 from tests.clusters.test_booking_api import reserved
 from tests.conftest import api_client_for

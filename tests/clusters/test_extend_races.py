@@ -6,9 +6,9 @@ import pytest
 
 from accounts.models import AuditEntry, Organization, User
 from clusters.choices import LeaseKind
-from clusters.errors import NoCapacity, NotExtendable
 from clusters.models import Allocation, Lease
 from clusters.services.booking import lease_book, lease_extend
+from clusters.services.refusals import NoCapacity, NotExtendable
 from tests.clusters.conftest import Fleet, build_fleet, later
 from tests.clusters.test_booking_races import overlapping_allocations
 from tests.races import race

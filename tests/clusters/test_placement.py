@@ -6,9 +6,9 @@ import pytest
 from django.utils import timezone
 
 from clusters.choices import GpuHealth, LeaseKind, NodeState, Pool
-from clusters.errors import NoCapacity
 from clusters.models import GPU, Lease, Node
 from clusters.services.booking import lease_book, lease_cancel
+from clusters.services.refusals import NoCapacity
 from tests.clusters.conftest import later
 
 pytestmark = pytest.mark.usefixtures("big_quota")

@@ -12,12 +12,11 @@ from hypothesis import strategies as st
 from psycopg2.extras import DateTimeTZRange
 
 from accounts.models import Organization, User
-from clusters.capacity import Window
 from clusters.choices import GPUS_PER_NODE, GpuHealth, LeaseKind, NodeState, Pool
-from clusters.errors import NoCapacity
 from clusters.models import GPU, Allocation, Cluster, Node
-from clusters.selectors import availability_for
+from clusters.selectors.capacity import Window, availability_for
 from clusters.services.booking import lease_book
+from clusters.services.refusals import NoCapacity
 from tests.clusters.conftest import Fleet, build_fleet, later
 from tests.factories import ClusterFactory, LeaseFactory, NodeFactory, RegionFactory
 

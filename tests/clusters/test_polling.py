@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import AuditEntry, Organization, User
 from clusters.choices import GpuHealth, HealthEventKind, LeaseState, NodeState
-from clusters.models import GPU, GpuSample, HealthEvent, Lease, LeaseUsageHour, Node
+from clusters.models import GPU, GpuSample, HealthEvent, Lease, LeaseTelemetryHour, Node
 from clusters.services.telemetry import fleet_poll, telemetry_cleanup
 from tests.clusters.runtime_helpers import Fleet, gpus_of, lease_on
 
@@ -205,7 +205,7 @@ def test_each_poll_adds_to_the_lease_hour_summary(
     fleet_poll(now=now)
     fleet_poll(now=now + timedelta(seconds=settings.POLL_INTERVAL_S))
 
-    hour = LeaseUsageHour.objects.get()
+    hour = LeaseTelemetryHour.objects.get()
     assert hour.lease == lease and hour.hour == now.replace(minute=0, second=0, microsecond=0)
     assert hour.readings == 4
     gpus = GPU.objects.filter(node=fleet.nodes[0], index__in=[0, 1])

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from accounts.models import AuditEntry, Organization, User
 from clusters.choices import HealthEventKind, LeaseState, NodeState
-from clusters.models import GpuSample, HealthEvent, LeaseUsageHour
+from clusters.models import GpuSample, HealthEvent, LeaseTelemetryHour
 from clusters.services.telemetry import fleet_poll
 from tests.clusters.runtime_helpers import Fleet, gpus_of, lease_on
 from tests.factories import NodeFactory
@@ -51,7 +51,7 @@ def test_a_member_sees_the_samples_of_the_lease_gpus_since_a_moment(
     since_hour = (now - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
     hours = [datetime.fromisoformat(h["hour"]) for h in body["hours"]]
     assert hours and min(hours) >= since_hour and body["hours"][-1]["energy_wh"] > 0
-    assert GpuSample.objects.count() == 16 and LeaseUsageHour.objects.filter(lease=lease).count() == 2
+    assert GpuSample.objects.count() == 16 and LeaseTelemetryHour.objects.filter(lease=lease).count() == 2
 
 
 def test_another_organization_gets_404_for_a_lease_telemetry(

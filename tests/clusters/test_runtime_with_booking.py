@@ -8,10 +8,10 @@ import pytest
 
 from accounts.models import AuditEntry
 from clusters.choices import LeaseState, NodeState
-from clusters.errors import NoCapacity
 from clusters.models import GPU, Lease
 from clusters.services.booking import lease_release
 from clusters.services.lifecycle import gpus_cleanup_check, leases_enforce
+from clusters.services.refusals import NoCapacity
 from clusters.services.telemetry import fleet_poll
 from tests.clusters.runtime_helpers import SSH_KEY, Booking, Fleet, nodes_of
 

@@ -5,13 +5,14 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from accounts.choices import ApplicationStatus
-from accounts.models import EarlyStageApplication, User
+from accounts.models import User
 from billing.choices import InvoiceStatus
 from billing.models import Invoice, MonthClose
-from billing.periods import previous_month
 from clusters.choices import LeaseState
 from clusters.models import Allocation, Lease
+from core.periods import previous_month
+from programs.choices import ApplicationStatus
+from programs.models import EarlyStageApplication
 
 
 @pytest.fixture

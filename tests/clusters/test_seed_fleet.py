@@ -5,9 +5,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db.models import Count
 
-from billing.models import PriceBookEntry
 from clusters.choices import Pool
-from clusters.models import GPU, Cluster, Node, Region
+from clusters.models import GPU, Cluster, Node, PriceBookEntry, Region
 
 
 def test_it_creates_three_regions_clusters_of_32_and_eight_gpus_a_node(db) -> None:  # type: ignore[no-untyped-def]

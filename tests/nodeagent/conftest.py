@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from nodeagent import SimulatedFleet
+from nodeagent.backends.simulated import SimulatedFleet
 from nodeagent.server import start_in_thread
 from tests.nodeagent.fakes import HOSTNAMES, TOKEN, FakeNvml, FleetServer
 

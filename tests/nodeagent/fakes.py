@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pynvml
 
-from nodeagent import SimulatedFleet
+from nodeagent.backends.simulated import SimulatedFleet
 from nodeagent.server import node_url
 
 TOKEN = "test-agent-token-0123456789"

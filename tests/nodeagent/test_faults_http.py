@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from nodeagent import SimulatedNode
+from nodeagent.backends.simulated import SimulatedNode
 from nodeagent.server import start_node_in_thread
 from tests.nodeagent.fakes import TOKEN, FleetServer
 

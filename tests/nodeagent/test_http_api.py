@@ -266,8 +266,8 @@ def test_every_handler_of_the_agent_is_a_coroutine(tmp_path) -> None:  # type: i
     import asyncio
     import warnings
 
-    from nodeagent import SimulatedFleet, SimulatedNode
     from nodeagent.app import create_fleet_app, create_node_app, hash_token
+    from nodeagent.backends.simulated import SimulatedFleet, SimulatedNode
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)  # aiohttp warns about plain functions

@@ -7,8 +7,9 @@ import struct
 
 import pytest
 
-from nodeagent.keys import account_for_lease, normalize_public_key, validate_lease_id
+from nodeagent.keys import normalize_public_key, validate_lease_id
 from nodeagent.model import AgentError
+from nodeagent.protocol import account_for_lease
 
 
 def wire(*fields: bytes) -> str:
@@ -49,7 +50,7 @@ def test_it_refuses_a_blob_that_is_not_base64() -> None:
 
 def test_it_refuses_a_blob_whose_embedded_type_differs(ssh_keys: dict[str, str]) -> None:
     rsa_blob = ssh_keys["rsa"].split()[1]
-    assert "the blob says 'ssh-rsa'" in refusal(f"ssh-ed25519 {rsa_blob} x").detail
+    assert "the body says 'ssh-rsa'" in refusal(f"ssh-ed25519 {rsa_blob} x").detail
 
 
 def test_it_refuses_a_truncated_ed25519_key() -> None:
@@ -79,7 +80,7 @@ def test_it_refuses_authorized_keys_options_before_the_key(ssh_keys: dict[str, s
 
 
 def test_it_refuses_a_key_that_is_not_a_string() -> None:
-    assert "expected a string" in refusal(42).detail
+    assert "one line of text of at most 16 KiB" in refusal(42).detail
 
 
 def test_it_names_the_account_from_the_first_12_alphanumerics() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from nodeagent import SimulatedFleet, SimulatedNode, simulated_gpu_uuid
-from nodeagent.backends.simulated import BUCKET_S, simulated_hostnames
+from nodeagent.backends.simulated import BUCKET_S, SimulatedFleet, SimulatedNode, simulated_hostnames
 from nodeagent.model import AgentError
+from nodeagent.protocol import simulated_gpu_uuid
 
 
 class Clock:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from voltpark.charts import BarSeries, Series, bar_chart, line_chart, nice_ticks, time_ticks
+from core.charts import BarSeries, Series, bar_chart, line_chart, nice_ticks, time_ticks
 
 SVG = "{http://www.w3.org/2000/svg}"
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Organization, User
-from accounts.selectors import organizations_of
+from accounts.selectors.organizations import organizations_of
 from accounts.services.tokens import api_token_create
 
 

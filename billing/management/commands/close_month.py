@@ -5,9 +5,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.errors import MonthNotOver
-from billing.periods import parse_month
 from billing.services.invoicing import month_close
+from billing.services.refusals import MonthNotOver
+from core.periods import parse_month
 
 
 class Command(BaseCommand):

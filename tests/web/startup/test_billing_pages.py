@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from billing.choices import InvoiceStatus
 from billing.models import Invoice
-from billing.periods import month_of, next_month
 from billing.services.credits import credit_grant_create
 from billing.services.invoicing import month_close
+from core.periods import month_of, next_month
 from tests.billing.factories import make_lease
 from tests.web.startup.conftest import PEOPLE, status_of
 

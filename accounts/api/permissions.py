@@ -1,0 +1,70 @@
+"""DRF permissions by role in the organization the request acts in, and by staff role."""
+
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from accounts.choices import ROLES_THAT_BOOK, ROLES_THAT_SEE_INVOICES
+from accounts.selectors.organizations import role_in
+from accounts.selectors.viewer import current_organization
+
+
+class _OrganizationRole(BasePermission):
+    roles: set[str] = set()
+    message = "Your role in this organization does not allow this."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        organization = current_organization(request)
+        if organization is None:
+            self.message = "Act in an organization: use a token made for one, or join one first."
+            return False
+        request.organization = organization  # type: ignore[attr-defined]
+        return role_in(request.user, organization) in self.roles
+
+
+class CanBook(_OrganizationRole):
+    """Owners and members book, extend and release leases."""
+
+    roles = set(ROLES_THAT_BOOK)
+
+
+class CanSeeInvoices(_OrganizationRole):
+    """Owners and finance members see the organization's invoices."""
+
+    roles = set(ROLES_THAT_SEE_INVOICES)
+
+
+class IsStaffAdmin(BasePermission):
+    """Staff admins run the fleet."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return bool(request.user and request.user.is_authenticated and request.user.is_staff)
+
+
+class IsStaffFinance(BasePermission):
+    """Staff finance see every organization's money."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and (user.is_finance_staff or user.is_superuser))
+
+
+class CanSeeMoney(BasePermission):
+    """Staff finance, or an owner or finance member of the organization the request acts in."""
+
+    message = CanSeeInvoices.message
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        if IsStaffFinance().has_permission(request, view):
+            return True
+        check = CanSeeInvoices()
+        allowed = check.has_permission(request, view)
+        self.message = check.message
+        return allowed
+
+
+class CanSeeUsage(BasePermission):
+    """Every member of the organization sees its usage."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return CanBook().has_permission(request, view) or CanSeeInvoices().has_permission(request, view)

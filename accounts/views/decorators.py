@@ -1,0 +1,57 @@
+"""Page-view guards by role: the browser counterpart of accounts.permissions."""
+
+from collections.abc import Callable, Iterable
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+
+from accounts.selectors.viewer import Viewer, viewer_of
+
+View = Callable[..., HttpResponse]
+
+
+def organization_role_required(roles: Iterable[str]) -> Callable[[View], View]:
+    """Let in signed-in people acting in an organization with one of `roles`; 403 for the rest."""
+    allowed = frozenset(roles)
+
+    def check(viewer: Viewer) -> None:
+        if viewer.organization is None:
+            raise PermissionDenied("Join or create an organization first.")
+        if viewer.role not in allowed:
+            raise PermissionDenied("Your role in this organization does not allow this page.")
+
+    return _guard(check)
+
+
+def staff_admin_required(view: View) -> View:
+    """Let in staff admins only."""
+
+    def check(viewer: Viewer) -> None:
+        if not viewer.is_staff_admin:
+            raise PermissionDenied("This page is for Voltpark staff admins.")
+
+    return _guard(check)(view)
+
+
+def staff_finance_required(view: View) -> View:
+    """Let in staff finance only."""
+
+    def check(viewer: Viewer) -> None:
+        if not viewer.is_staff_finance:
+            raise PermissionDenied("This page is for Voltpark finance staff.")
+
+    return _guard(check)(view)
+
+
+def _guard(check: Callable[[Viewer], None]) -> Callable[[View], View]:
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+            check(viewer_of(request))
+            return view(request, *args, **kwargs)
+
+        return login_required(wrapper)
+
+    return decorator

@@ -1,0 +1,142 @@
+"""Organization pages: switching, members and roles, invitations."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from accounts.choices import ROLES_THAT_BOOK, Role
+from accounts.forms.organizations import InvitationForm, MemberForm, MemberRoleForm
+from accounts.selectors.organizations import (
+    members_of,
+    membership_in_org_or_404,
+    organization_for_user_or_404,
+    pending_invitation_of_org_or_404,
+    pending_invitations_of,
+)
+from accounts.selectors.viewer import switch_organization, viewer_of
+from accounts.services.organizations import (
+    invitation_accept,
+    invitation_create,
+    invitation_revoke,
+    membership_remove,
+    membership_set_role,
+)
+from accounts.views.decorators import organization_role_required
+
+
+def invitation(request: HttpRequest, secret: str) -> HttpResponse:
+    """Accept an invitation: log in or sign up first, then join."""
+    if not request.user.is_authenticated:
+        messages.info(request, "Log in or sign up with the invited email, then open the link again.")
+        return redirect(f"/login/?next={request.path}")
+    if request.method == "POST":
+        try:
+            membership = invitation_accept(user=request.user, secret=secret)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+            return redirect("home")
+        switch_organization(request, membership.organization)
+        messages.success(request, f"You joined {membership.organization.name} as {membership.role}.")
+        return redirect("home")
+    return render(request, "accounts/invitation.html")
+
+
+@login_required
+@require_POST
+def switch(request: HttpRequest) -> HttpResponse:
+    """Choose the organization to act in."""
+    switch_organization(request, organization_for_user_or_404(request.user, request.POST.get("slug", "")))
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = "home"
+    return redirect(target)
+
+
+@organization_role_required(ROLES_THAT_BOOK)
+def organization_settings(request: HttpRequest) -> HttpResponse:
+    """Members, roles and invitations of the current organization; owners change them."""
+    viewer = viewer_of(request)
+    org = viewer.organization
+    form = InvitationForm(request.POST or None)
+    if request.method == "POST":
+        if not viewer.is_owner:
+            raise PermissionDenied("Only an owner of the organization may invite.")
+        if form.is_valid():
+            try:
+                issued = invitation_create(actor=request.user, organization=org, **form.cleaned_data)
+            except ValidationError as error:
+                form.add_error("email" if hasattr(error, "error_dict") else None, error.messages)
+            else:
+                messages.success(request, f"Invitation sent to {issued.invitation.email}.")
+                return redirect("organization-settings")
+    context = {
+        "org": org,
+        "is_owner": viewer.is_owner,
+        "form": form,
+        "members": members_of(org),
+        "invitations": pending_invitations_of(org).select_related("invited_by"),
+        "role_choices": Role.choices,
+        "now": timezone.now(),
+    }
+    return render(request, "accounts/organization.html", context)
+
+
+@organization_role_required({Role.OWNER})
+@require_POST
+def member_role(request: HttpRequest) -> HttpResponse:
+    """An owner changes a member's role; the last owner cannot step down."""
+    org = viewer_of(request).organization
+    form = MemberRoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose one of the roles for the member.")
+        return redirect("organization-settings")
+    membership = membership_in_org_or_404(org, form.cleaned_data["email"])
+    try:
+        membership_set_role(actor=request.user, membership=membership, role=form.cleaned_data["role"])
+    except ValidationError as error:
+        messages.error(
+            request,
+            f"{membership.user.email} stays {membership.get_role_display()}: " + " ".join(error.messages),
+        )
+    else:
+        messages.success(request, f"{membership.user.email} is now {Role(form.cleaned_data['role']).label}.")
+    return redirect("organization-settings")
+
+
+@organization_role_required({Role.OWNER})
+@require_POST
+def member_remove(request: HttpRequest) -> HttpResponse:
+    """An owner removes a member; the last owner cannot be removed."""
+    org = viewer_of(request).organization
+    form = MemberForm(request.POST)
+    email = form.cleaned_data["email"] if form.is_valid() else ""
+    membership = membership_in_org_or_404(org, email)
+    try:
+        membership_remove(actor=request.user, membership=membership)
+    except ValidationError as error:
+        messages.error(request, f"{email} was not removed: " + " ".join(error.messages))
+        return redirect("organization-settings")
+    if membership.user_id == request.user.pk:
+        messages.success(request, f"You left {org.name}.")
+        return redirect("home")
+    messages.success(request, f"{email} was removed from {org.name}.")
+    return redirect("organization-settings")
+
+
+@organization_role_required({Role.OWNER})
+@require_POST
+def invitation_remove(request: HttpRequest, invitation_id: str) -> HttpResponse:
+    """An owner revokes a pending invitation; its link stops working."""
+    invitation = pending_invitation_of_org_or_404(viewer_of(request).organization, invitation_id)
+    try:
+        invitation_revoke(actor=request.user, invitation=invitation)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"The invitation for {invitation.email} was revoked.")
+    return redirect("organization-settings")

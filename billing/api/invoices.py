@@ -1,0 +1,200 @@
+"""Invoices API: list, detail, PDF, and staff finance's state changes."""
+
+from decimal import Decimal
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.api.permissions import CanSeeMoney, IsStaffFinance
+from billing.api.filters import FilterSerializer, _filters, _scope
+from billing.models import Invoice, InvoiceLine
+from billing.selectors.exports import (
+    filtered_invoices,
+)
+from billing.selectors.invoices import invoice_visible_or_404
+from billing.services.documents import invoice_pdf_render
+from billing.services.invoicing import credit_note_create, invoice_finalize, invoice_mark_paid, invoice_void
+from billing.services.refusals import BillingError
+from core.api import ApiError
+
+
+class InvoiceLineSerializer(serializers.ModelSerializer):
+    region = serializers.CharField(source="region.code", default=None)
+    lease = serializers.UUIDField(source="lease.public_id", default=None)
+
+    class Meta:
+        model = InvoiceLine
+        fields = [
+            "position",
+            "kind",
+            "description",
+            "region",
+            "lease",
+            "gpus",
+            "gpu_hours",
+            "price_per_gpu_hour",
+            "amount",
+        ]
+
+
+class InvoiceSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id")
+    organization = serializers.CharField(source="organization.slug")
+    pay_url = serializers.CharField(source="stripe_hosted_url")
+
+    class Meta:
+        model = Invoice
+        fields = [
+            "id",
+            "number",
+            "kind",
+            "status",
+            "organization",
+            "period_start",
+            "period_end",
+            "currency",
+            "subtotal",
+            "credits",
+            "total",
+            "issued_at",
+            "paid_at",
+            "voided_at",
+            "pay_url",
+        ]
+
+
+class InvoiceDetailSerializer(InvoiceSerializer):
+    lines = InvoiceLineSerializer(many=True)
+
+    class Meta(InvoiceSerializer.Meta):
+        fields = [*InvoiceSerializer.Meta.fields, "lines"]
+
+
+def _refusal(error: BillingError) -> ApiError:
+    return ApiError(code=error.code, detail=error.message, status_code=status.HTTP_409_CONFLICT)
+
+
+class InvoiceListApi(APIView):
+    """The invoices the caller may see: its organization's, or every one for staff finance."""
+
+    permission_classes = [CanSeeMoney]
+
+    @extend_schema(parameters=[FilterSerializer], responses=InvoiceSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        invoices = filtered_invoices(_scope(request), _filters(request))
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(invoices, request, view=self)
+        return paginator.get_paginated_response(InvoiceSerializer(page, many=True).data)
+
+
+class InvoiceDetailApi(APIView):
+    """One invoice with its lines."""
+
+    permission_classes = [CanSeeMoney]
+
+    @extend_schema(responses=InvoiceDetailSerializer)
+    def get(self, request: Request, invoice_id: str) -> Response:
+        invoice = invoice_visible_or_404(_scope(request), invoice_id)
+        return Response(InvoiceDetailSerializer(invoice).data)
+
+
+class InvoicePdfApi(APIView):
+    """The invoice as a PDF (finalized invoices only)."""
+
+    permission_classes = [CanSeeMoney]
+
+    @extend_schema(responses={(200, "application/pdf"): OpenApiResponse(description="The PDF.")})
+    def get(self, request: Request, invoice_id: str) -> HttpResponse:
+        invoice = invoice_visible_or_404(_scope(request), invoice_id)
+        try:
+            pdf = invoice_pdf_render(invoice=invoice)
+        except BillingError as error:
+            raise _refusal(error) from None
+        response = HttpResponse(bytes(pdf.content), content_type="application/pdf")
+        response["Content-Disposition"] = f'inline; filename="{invoice.number}.pdf"'
+        return response
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300)
+
+
+class CreditNoteSerializer(ReasonSerializer):
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
+
+
+class _InvoiceActionApi(APIView):
+    permission_classes = [IsStaffFinance]
+    body: type[serializers.Serializer] | None = None
+
+    def post(self, request: Request, invoice_id: str) -> Response:
+        invoice = invoice_visible_or_404(_scope(request), invoice_id)
+        data = {}
+        if self.body is not None:
+            body = self.body(data=request.data)
+            body.is_valid(raise_exception=True)
+            data = body.validated_data
+        try:
+            result = self.act(request, invoice, data)
+        except BillingError as error:
+            raise _refusal(error) from None
+        code = status.HTTP_201_CREATED if result.pk != invoice.pk else status.HTTP_200_OK
+        return Response(InvoiceDetailSerializer(result).data, status=code)
+
+    def act(self, request: Request, invoice: Invoice, data: dict) -> Invoice:
+        raise NotImplementedError
+
+
+class InvoiceFinalizeApi(_InvoiceActionApi):
+    """Staff finance: draft → open, numbered."""
+
+    @extend_schema(request=None, responses=InvoiceDetailSerializer)
+    def post(self, request: Request, invoice_id: str) -> Response:
+        return super().post(request, invoice_id)
+
+    def act(self, request: Request, invoice: Invoice, data: dict) -> Invoice:
+        return invoice_finalize(actor=request.user, invoice=invoice)
+
+
+class InvoiceMarkPaidApi(_InvoiceActionApi):
+    """Staff finance: open → paid, for money received outside Stripe."""
+
+    @extend_schema(request=None, responses=InvoiceDetailSerializer)
+    def post(self, request: Request, invoice_id: str) -> Response:
+        return super().post(request, invoice_id)
+
+    def act(self, request: Request, invoice: Invoice, data: dict) -> Invoice:
+        return invoice_mark_paid(actor=request.user, invoice=invoice)
+
+
+class InvoiceVoidApi(_InvoiceActionApi):
+    """Staff finance: open → void; the number stays taken."""
+
+    body = ReasonSerializer
+
+    @extend_schema(request=ReasonSerializer, responses=InvoiceDetailSerializer)
+    def post(self, request: Request, invoice_id: str) -> Response:
+        return super().post(request, invoice_id)
+
+    def act(self, request: Request, invoice: Invoice, data: dict) -> Invoice:
+        return invoice_void(actor=request.user, invoice=invoice, reason=data["reason"])
+
+
+class CreditNoteCreateApi(_InvoiceActionApi):
+    """Staff finance: a correction of an open or paid invoice, as a new numbered credit note."""
+
+    body = CreditNoteSerializer
+
+    @extend_schema(request=CreditNoteSerializer, responses={201: InvoiceDetailSerializer})
+    def post(self, request: Request, invoice_id: str) -> Response:
+        return super().post(request, invoice_id)
+
+    def act(self, request: Request, invoice: Invoice, data: dict) -> Invoice:
+        return credit_note_create(
+            actor=request.user, invoice=invoice, amount=data["amount"], reason=data["reason"]
+        )

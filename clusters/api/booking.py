@@ -1,0 +1,85 @@
+"""The booking body and its fields, shared by booking and quotes."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+
+from accounts.selectors.ssh_keys import ssh_keys_of
+from clusters.choices import LeaseKind
+from clusters.models import Region
+from clusters.services.booking import booking_window
+from clusters.services.refusals import BookingRefused, QuotaExceeded
+from core.api import ApiError
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 time that must carry its offset (2026-05-01T09:00:00Z or +02:00)."""
+
+    def to_internal_value(self, value: Any) -> datetime:
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+        if parsed is not None and parsed.tzinfo is None:
+            self.fail("naive")
+        return super().to_internal_value(value)
+
+    default_error_messages = {
+        **serializers.DateTimeField.default_error_messages,
+        "naive": "Give the time with its offset, such as 2026-05-01T09:00:00Z.",
+    }
+
+
+class RegionCodeField(serializers.SlugRelatedField):
+    """A region's code, turned into the region."""
+
+    default_error_messages = {
+        **serializers.SlugRelatedField.default_error_messages,
+        "does_not_exist": "No region has this code.",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(slug_field="code", queryset=Region.objects.all(), **kwargs)
+
+
+class BookingSerializer(serializers.Serializer):
+    region = RegionCodeField()
+    gpus = serializers.IntegerField(min_value=1, max_value=10_000)
+    kind = serializers.ChoiceField(choices=LeaseKind.choices)
+    start = AwareDateTimeField(required=False, allow_null=True)
+    end = AwareDateTimeField(required=False, allow_null=True)
+    ssh_key_ids = serializers.ListField(child=serializers.UUIDField(), required=False, default=list)
+
+    def validate_ssh_key_ids(self, ids: list[Any]) -> list[Any]:
+        keys = list(ssh_keys_of(self.context["request"].user).filter(public_id__in=ids))
+        unknown = {str(i) for i in ids} - {str(k.public_id) for k in keys}
+        if unknown:
+            raise ValidationError(f"Not one of your SSH keys: {', '.join(sorted(unknown))}.")
+        return keys
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        with service_errors():
+            data["window"] = booking_window(
+                kind=data["kind"], start=data.get("start"), end=data.get("end"), gpus=data["gpus"]
+            )
+        return data
+
+
+REFUSAL_STATUS = {QuotaExceeded: status.HTTP_403_FORBIDDEN}
+
+
+@contextmanager
+def service_errors() -> Iterator[None]:
+    """Turn a booking rule's refusal into the API's 403/409 with a code (a Django ValidationError
+    becomes 400 `invalid` in the shared handler, voltpark/api.py)."""
+    try:
+        yield
+    except BookingRefused as refusal:
+        raise ApiError(
+            code=refusal.code,
+            detail=refusal.detail,
+            status_code=REFUSAL_STATUS.get(type(refusal), status.HTTP_409_CONFLICT),
+            **refusal.extra(),
+        ) from None

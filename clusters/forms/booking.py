@@ -1,0 +1,122 @@
+"""The booking form: times typed in the viewer's zone, keys, size and kind."""
+
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from accounts.models import User
+from accounts.selectors.ssh_keys import ssh_keys_of
+from clusters.choices import LeaseKind
+from clusters.models import Region
+from clusters.selectors.capacity import Window
+from clusters.services.booking import booking_window
+from core.timezones import UTC as UTC_ZONE
+from core.timezones import zone_named
+
+
+class LocalDateTimeField(forms.Field):
+    """A wall-clock time as a datetime-local input sends it (2026-05-01T09:00), left naive.
+
+    The form turns it into an instant once it knows the viewer's zone (another field).
+    """
+
+    widget = forms.DateTimeInput(attrs={"type": "datetime-local", "step": "60"}, format="%Y-%m-%dT%H:%M")
+    default_error_messages = {"invalid": "Enter a date and time, such as 2026-05-01 09:00."}
+
+    def to_python(self, value: Any) -> datetime | None:
+        if value in self.empty_values:
+            return None
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=None)
+        try:
+            parsed = datetime.fromisoformat(str(value).strip().replace(" ", "T"))
+        except ValueError:
+            raise ValidationError(self.error_messages["invalid"], code="invalid") from None
+        if parsed.tzinfo is not None:
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return parsed
+
+
+class ZoneField(forms.CharField):
+    """The viewer's IANA time zone, filled in by static/js/timezone.js; UTC when empty."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        attrs = {"data-detect-tz": ""}
+        super().__init__(required=False, initial="UTC", widget=forms.HiddenInput(attrs=attrs), **kwargs)
+
+    def clean(self, value: Any) -> ZoneInfo:
+        name = super().clean(value)
+        if not name:
+            return UTC_ZONE
+        zone = zone_named(name)
+        if zone is None:
+            raise ValidationError(f"Unknown time zone {name!r}.")
+        return zone
+
+
+def to_utc(local: datetime | None, zone: ZoneInfo) -> datetime | None:
+    """The instant a wall-clock time in `zone` names, in UTC."""
+    return None if local is None else local.replace(tzinfo=zone).astimezone(UTC)
+
+
+class KeyChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.name or 'key'} ({obj.fingerprint})"
+
+
+class BookingForm(forms.Form):
+    """A booking as the page takes it: the same rules as the API, through booking_window."""
+
+    region = forms.ModelChoiceField(
+        queryset=Region.objects.order_by("code"), to_field_name="code", label="Region", empty_label=None
+    )
+    gpus = forms.IntegerField(
+        label="GPUs",
+        min_value=1,
+        max_value=10_000,
+        initial=8,
+        help_text="1, 2, 4 or 8 on one node; above 8, a multiple of 8 (whole nodes in one cluster).",
+    )
+    kind = forms.ChoiceField(
+        label="Kind", choices=LeaseKind.choices, initial=LeaseKind.ON_DEMAND, widget=forms.RadioSelect
+    )
+    start = LocalDateTimeField(label="Start", required=False)
+    end = LocalDateTimeField(label="End", required=False)
+    tz = ZoneField()
+    ssh_keys = KeyChoiceField(
+        label="SSH keys to install",
+        queryset=None,
+        to_field_name="public_id",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["ssh_keys"].queryset = ssh_keys_of(user)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        zone, kind = data["tz"], data["kind"]
+        if kind == LeaseKind.ON_DEMAND:
+            # The reserved-only fields are hidden for on-demand; values left in them do not count.
+            data["start"] = data["end"] = None
+        else:
+            data["start"], data["end"] = to_utc(data.get("start"), zone), to_utc(data.get("end"), zone)
+        try:
+            data["window"] = booking_window(
+                kind=kind, start=data["start"], end=data["end"], gpus=data["gpus"]
+            )
+        except ValidationError as error:
+            for field, messages in error.message_dict.items():
+                self.add_error(field if field in self.fields else None, messages)
+        return data
+
+    @property
+    def window(self) -> Window:
+        return self.cleaned_data["window"]

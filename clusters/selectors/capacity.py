@@ -1,0 +1,262 @@
+"""Capacity reads: free GPUs for a window, the booking calendar, quota left."""
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from accounts.models import Organization
+from clusters.choices import (
+    GPUS_PER_NODE,
+    LIVE_LEASE_STATES,
+    SINGLE_NODE_SIZES,
+    GpuHealth,
+    NodeState,
+    Pool,
+)
+from clusters.models import Lease, Region
+
+
+@dataclass(frozen=True)
+class Window:
+    """A lease's period: [start, end), or open-ended when `end` is None (on-demand)."""
+
+    start: datetime
+    end: datetime | None
+
+    def overlaps_soon(self, now: datetime | None = None) -> bool:
+        """Whether it starts within the horizon in which GPUs awaiting cleanup are not placed."""
+        now = now or timezone.now()
+        return self.start < now + settings.BOOKING_CLEANUP_HORIZON
+
+    @property
+    def hours(self) -> float | None:
+        return None if self.end is None else (self.end - self.start) / timedelta(hours=1)
+
+
+def pools_for(organization: Organization) -> list[str]:
+    """The pools an organization places in, in order of preference."""
+    if organization.early_stage_approved:
+        return [Pool.EARLY_STAGE.value, Pool.GENERAL.value]
+    return [Pool.GENERAL.value]
+
+
+# Parameters: region, start, end (NULL: open), pools (text[] in preference order), soon (bool).
+# `busy` is an index-only scan of one region's live allocations overlapping the window (index
+# allocation_region_period) plus the few unplaceable GPUs; UNION counts a GPU once however many
+# allocations it has in the window. The region is cast to bigint: an int4 literal would not match
+# the index's btree_gist int8 operator class and the region would become a filter, not a key.
+FREE_NODES_CTE = f"""
+busy AS (
+    SELECT a.node_id, a.gpu_id
+    FROM clusters_allocation a
+    WHERE a.region_id = %(region)s::bigint AND a.is_live AND a.period && tstzrange(%(start)s, %(end)s, '[)')
+  UNION
+    SELECT g.node_id, g.id
+    FROM clusters_gpu g
+    WHERE (g.health <> 'healthy' OR g.needs_cleanup) AND (g.health <> 'healthy' OR %(soon)s)
+),
+busy_per_node AS (
+    SELECT node_id, count(*) AS busy FROM busy GROUP BY node_id
+),
+free AS (
+    SELECT n.id AS node_id, n.cluster_id, n.pool, n.hostname,
+           array_position(%(pools)s::text[], n.pool::text) AS pool_rank,
+           {GPUS_PER_NODE} - coalesce(b.busy, 0) AS free
+    FROM clusters_node n
+    JOIN clusters_cluster c ON c.id = n.cluster_id
+    LEFT JOIN busy_per_node b ON b.node_id = n.id
+    WHERE c.region_id = %(region)s::bigint AND n.state = 'available' AND n.pool = ANY(%(pools)s::text[])
+),
+ranked AS (
+    SELECT f.*, sum((f.free = {GPUS_PER_NODE})::int) OVER (PARTITION BY f.cluster_id, f.pool) AS cluster_whole
+    FROM free f
+)
+"""
+
+
+def capacity_params(*, region_id: int, window: Window, pools: list[str]) -> dict[str, object]:
+    """The parameters of FREE_NODES_CTE."""
+    return {
+        "region": region_id,
+        "start": window.start,
+        "end": window.end,
+        "pools": pools,
+        "soon": window.overlaps_soon(),
+    }
+
+
+def largest_placeable(*, max_node_free: int, max_whole_nodes: int) -> int:
+    """The largest valid lease size that fits, given the freest node and the most whole nodes in a cluster."""
+    if max_whole_nodes >= 2:
+        return max_whole_nodes * GPUS_PER_NODE
+    fitting = [size for size in SINGLE_NODE_SIZES if size <= max_node_free]
+    return max(fitting, default=0)
+
+
+def is_valid_size(gpus: int) -> bool:
+    """1, 2, 4 or 8 GPUs on one node; above 8, whole nodes (a multiple of 8)."""
+    return gpus in SINGLE_NODE_SIZES or (gpus > GPUS_PER_NODE and gpus % GPUS_PER_NODE == 0)
+
+
+def regions_with_capacity() -> QuerySet[Region]:
+    """Every region with its GPUs in total, healthy (placeable), and in each pool, in one query."""
+    placeable = Q(clusters__nodes__gpus__health=GpuHealth.HEALTHY, clusters__nodes__state=NodeState.AVAILABLE)
+    return Region.objects.annotate(
+        gpus_total=Count("clusters__nodes__gpus"),
+        gpus_healthy=Count("clusters__nodes__gpus", filter=placeable),
+        gpus_general=Count("clusters__nodes__gpus", filter=Q(clusters__nodes__pool=Pool.GENERAL)),
+        gpus_early_stage=Count("clusters__nodes__gpus", filter=Q(clusters__nodes__pool=Pool.EARLY_STAGE)),
+    ).order_by("code")
+
+
+@dataclass(frozen=True)
+class Availability:
+    """How much of a region is free for a whole window, for one organization's pools."""
+
+    free_gpus: int
+    max_gpus_available: int
+    can_place: bool
+
+
+AVAILABILITY_SQL = f"""
+WITH {FREE_NODES_CTE}
+SELECT coalesce(sum(free), 0), coalesce(max(free), 0), coalesce(max(cluster_whole), 0) FROM ranked
+"""
+
+
+def availability_for(
+    *, region: Region, window: Window, gpus: int, organization: Organization
+) -> Availability:
+    """Free GPUs for the whole window, the largest lease that fits, and whether `gpus` fits."""
+    params = capacity_params(region_id=region.pk, window=window, pools=pools_for(organization))
+    with connection.cursor() as cursor:
+        cursor.execute(AVAILABILITY_SQL, params)
+        free_gpus, max_node_free, max_whole = cursor.fetchone()
+    largest = largest_placeable(max_node_free=max_node_free, max_whole_nodes=max_whole)
+    fits_on = max_node_free if gpus <= GPUS_PER_NODE else max_whole * GPUS_PER_NODE
+    can_place = is_valid_size(gpus) and fits_on >= gpus
+    return Availability(free_gpus=int(free_gpus), max_gpus_available=largest, can_place=can_place)
+
+
+def gpus_held_at_peak(
+    *, organization: Organization, window: Window, exclude_lease_id: int | None = None
+) -> int:
+    """The most GPUs the organization's live leases hold at any instant of the window."""
+    leases = Lease.objects.filter(organization=organization, state__in=LIVE_LEASE_STATES)
+    if window.end is not None:
+        leases = leases.filter(start__lt=window.end)
+    leases = leases.filter(Q(end__isnull=True) | Q(end__gt=window.start)).exclude(pk=exclude_lease_id)
+    events: list[tuple[datetime, int]] = []
+    for start, end, gpus in leases.values_list("start", "end", "gpus"):
+        events.append((max(start, window.start), gpus))
+        if end is not None:
+            events.append((end, -gpus))
+    held = peak = 0
+    # At one instant, ends ([) upper bounds) count before starts.
+    for _, delta in sorted(events, key=lambda e: (e[0], e[1])):
+        held += delta
+        peak = max(peak, held)
+    return peak
+
+
+@dataclass(frozen=True)
+class TimelineHour:
+    """Free GPUs of a region for one hour of the booking calendar."""
+
+    start: datetime
+    free_gpus: int
+
+
+TIMELINE_SQL = """
+WITH eligible AS (
+    SELECT g.id
+    FROM clusters_gpu g
+    JOIN clusters_node n ON n.id = g.node_id
+    JOIN clusters_cluster c ON c.id = n.cluster_id
+    WHERE c.region_id = %(region)s AND n.state = 'available' AND n.pool = ANY(%(pools)s::text[])
+      AND g.health = 'healthy'
+),
+spans AS (
+    SELECT a.gpu_id,
+           greatest(0, floor(extract(epoch FROM lower(a.period) - %(t0)s) / 3600))::int AS lo,
+           least(%(hours)s - 1,
+                 ceil(extract(epoch FROM coalesce(upper(a.period), %(t1)s) - %(t0)s) / 3600)::int - 1) AS hi
+    FROM clusters_allocation a
+    JOIN eligible e ON e.id = a.gpu_id
+    WHERE a.is_live AND a.period && tstzrange(%(t0)s, %(t1)s, '[)')
+),
+marked AS (
+    SELECT gpu_id, lo, hi,
+           CASE WHEN lo <= max(hi) OVER (PARTITION BY gpu_id ORDER BY lo, hi
+                                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+                THEN 0 ELSE 1 END AS opens
+    FROM spans
+),
+islands AS (
+    SELECT gpu_id, min(lo) AS lo, max(hi) AS hi
+    FROM (SELECT *, sum(opens) OVER (PARTITION BY gpu_id ORDER BY lo, hi) AS island FROM marked) m
+    GROUP BY gpu_id, island
+),
+deltas AS (
+    SELECT lo AS hour, 1 AS delta FROM islands
+    UNION ALL
+    SELECT hi + 1, -1 FROM islands
+)
+SELECT h, (SELECT count(*) FROM eligible) - coalesce(sum(sum(d.delta)) OVER (ORDER BY h), 0)
+FROM generate_series(0, %(hours)s - 1) AS h
+LEFT JOIN deltas d ON d.hour = h
+GROUP BY h
+ORDER BY h
+"""
+
+
+def capacity_timeline(*, region: Region, organization: Organization) -> list[TimelineHour]:
+    """Free GPUs (healthy, on available nodes of the organization's pools) per hour from this hour on.
+
+    A GPU counts as busy for an hour when any live allocation touches that hour; overlapping
+    allocations of one GPU are merged first ("islands") so no GPU is counted twice.
+    """
+    hours = settings.BOOKING_TIMELINE_DAYS * 24
+    t0 = timezone.now().replace(minute=0, second=0, microsecond=0)
+    params = {
+        "region": region.pk,
+        "pools": pools_for(organization),
+        "t0": t0,
+        "t1": t0 + timedelta(hours=hours),
+        "hours": hours,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(TIMELINE_SQL, params)
+        return [TimelineHour(start=t0 + timedelta(hours=h), free_gpus=int(free)) for h, free in cursor]
+
+
+def quota_left(*, organization: Organization, window: Window) -> int:
+    """GPUs the organization may still add at the busiest instant of the window."""
+    held = gpus_held_at_peak(organization=organization, window=window)
+    return max(organization.gpu_quota - held, 0)
+
+
+@dataclass(frozen=True)
+class RegionTimeline:
+    """A region's free GPUs per hour over the booking calendar."""
+
+    region: Region
+    hours: list[TimelineHour]
+
+    def daily_minimum(self, zone: tzinfo) -> list[tuple[date, int]]:
+        """The fewest free GPUs of each day in `zone` (what a lease lasting all day could get)."""
+        days: dict[date, int] = {}
+        for hour in self.hours:
+            day = hour.start.astimezone(zone).date()
+            days[day] = min(days.get(day, hour.free_gpus), hour.free_gpus)
+        return list(days.items())
+
+
+def booking_calendar(organization: Organization) -> list[RegionTimeline]:
+    """Every region's free GPUs (in the organization's pools) per hour for the next 14 days."""
+    regions = Region.objects.order_by("code")
+    return [RegionTimeline(r, capacity_timeline(region=r, organization=organization)) for r in regions]

@@ -1,0 +1,62 @@
+"""The price book: the price per GPU-hour in force, and quotes computed from it."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db.models import F, Q
+from django.utils import timezone
+
+from clusters.models import PriceBookEntry, Region
+from core.money import amount_for, cents
+
+
+class NoPrice(LookupError):
+    """No price book entry covers this kind, region and instant."""
+
+
+def price_for(*, kind: str, region: Region, at: datetime) -> Decimal:
+    """The GPU-hour price in force at `at`: the region's own if it has one, else the general one."""
+    # One query: the region's own entries sort before the general ones (NULLs last).
+    entry = (
+        PriceBookEntry.objects.filter(kind=kind, effective_from__lte=at)
+        .filter(Q(region=region) | Q(region__isnull=True))
+        .order_by(F("region").asc(nulls_last=True), "-effective_from")
+        .only("price_per_gpu_hour")
+        .first()
+    )
+    if entry is None:
+        raise NoPrice(f"No {kind} price for {region.code} at {at.isoformat()}")
+    return entry.price_per_gpu_hour
+
+
+CURRENCY = "USD"
+
+
+@dataclass(frozen=True)
+class Quote:
+    """GPUs × hours × the price per GPU-hour; an on-demand quote has no hours or total, only a rate."""
+
+    price_per_gpu_hour: Decimal
+    gpus: int
+    hours: Decimal | None
+    per_hour: Decimal
+    total: Decimal | None
+    currency: str = CURRENCY
+
+
+def quote(
+    *, kind: str, region: Region, gpus: int, start: datetime, end: datetime | None, at: datetime | None = None
+) -> Quote:
+    """The price of `gpus` GPUs of `kind` in `region` over [start, end) at the price in force at `at` (now).
+
+    The total is computed from exact minutes and rounded once, by billing.money's rule (cent, half up).
+    """
+    price = price_for(kind=kind, region=region, at=at or timezone.now())
+    per_hour = cents(price * gpus)
+    if end is None:
+        return Quote(price_per_gpu_hour=price, gpus=gpus, hours=None, per_hour=per_hour, total=None)
+    minutes = Decimal((end - start) // timedelta(minutes=1))
+    total = amount_for(price * gpus * minutes * 60)  # GPU-seconds × price, as invoices bill
+    hours = (minutes / 60).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+    return Quote(price_per_gpu_hour=price, gpus=gpus, hours=hours, per_hour=per_hour, total=total)

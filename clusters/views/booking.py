@@ -1,0 +1,172 @@
+"""The booking page: the form, its live check (fit, price, quota), and the 14-day calendar."""
+
+from dataclasses import dataclass
+from datetime import tzinfo
+
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.utils.safestring import SafeString
+
+from accounts.choices import ROLES_THAT_BOOK
+from accounts.models import Organization
+from accounts.selectors.viewer import viewer_of
+from accounts.views.decorators import organization_role_required
+from clusters.choices import LeaseKind
+from clusters.forms.booking import BookingForm
+from clusters.models import Lease, Region
+from clusters.selectors.capacity import (
+    Availability,
+    RegionTimeline,
+    availability_for,
+    booking_calendar,
+    quota_left,
+)
+from clusters.selectors.prices import NoPrice, Quote, quote
+from clusters.services.booking import lease_book
+from clusters.services.refusals import BookingRefused, NoCapacity, QuotaExceeded
+from core.charts import Series, line_chart
+from core.timezones import remember_zone, render_in_zone, viewer_zone
+
+
+@dataclass(frozen=True)
+class Check:
+    """What the page tells about a booking before it is made."""
+
+    gpus: int
+    availability: Availability
+    quote: Quote | None
+    quota_left: int
+    quota: int
+
+    @property
+    def fits(self) -> bool:
+        return self.availability.can_place and self.gpus <= self.quota_left
+
+
+def booking_check_for(form: BookingForm, organization: Organization) -> Check | None:
+    """Availability, price and quota for a valid form; None while it has errors."""
+    if not form.is_valid():
+        return None
+    data, window = form.cleaned_data, form.window
+    found = availability_for(
+        region=data["region"], window=window, gpus=data["gpus"], organization=organization
+    )
+    try:
+        price: Quote | None = quote(
+            kind=data["kind"], region=data["region"], gpus=data["gpus"], start=window.start, end=window.end
+        )
+    except NoPrice:
+        price = None
+    left = quota_left(organization=organization, window=window)
+    return Check(data["gpus"], found, price, left, organization.gpu_quota)
+
+
+DEFAULT_GPUS = 8
+
+
+def _form(request: HttpRequest, data: object = None) -> BookingForm:
+    # A bound form shows its data, never its initial values: look the first region up only when unbound.
+    initial = {"region": _first_region()} if data is None else {}
+    return BookingForm(data, user=request.user, initial=initial)  # type: ignore[arg-type]
+
+
+def _first_region() -> str | None:
+    return Region.objects.order_by("code").values_list("code", flat=True).first()
+
+
+def _probe(request: HttpRequest, blank: BookingForm) -> BookingForm:
+    """The blank form as first shown, bound, so the page opens with its check filled in."""
+    initial = {**blank.initial, "gpus": DEFAULT_GPUS, "kind": LeaseKind.ON_DEMAND, "tz": "UTC"}
+    return _form(request, initial)
+
+
+@organization_role_required(ROLES_THAT_BOOK)
+def booking(request: HttpRequest) -> HttpResponse:
+    """Book GPUs; without JavaScript the form posts and shows its errors here."""
+    organization = viewer_of(request).organization
+    assert organization is not None
+    form = _form(request, request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        remember_zone(request, form.cleaned_data["tz"])
+        lease = _book(request, form, organization)
+        if lease is not None:
+            return redirect("lease-detail", lease_id=lease.public_id)
+    check = booking_check_for(form if form.is_bound else _probe(request, form), organization)
+    context = {
+        "form": form,
+        "check": check,
+        "calendar": _calendar(organization, request),
+        "org": organization,
+    }
+    return render_in_zone(request, "clusters/booking.html", context)
+
+
+def _book(request: HttpRequest, form: BookingForm, organization: Organization) -> Lease | None:
+    data = form.cleaned_data
+    try:
+        return lease_book(
+            user=request.user,  # type: ignore[arg-type]
+            organization=organization,
+            region=data["region"],
+            gpus=data["gpus"],
+            kind=data["kind"],
+            start=data["start"],
+            end=data["end"],
+            ssh_keys=list(data["ssh_keys"]),
+        )
+    except ValidationError as error:
+        for field, messages in error.message_dict.items():
+            form.add_error(field if field in form.fields else None, messages)
+    except (QuotaExceeded, NoCapacity) as refusal:
+        form.add_error("gpus", refusal.detail)
+    except BookingRefused as refusal:
+        form.add_error(None, refusal.detail)
+    return None
+
+
+@organization_role_required(ROLES_THAT_BOOK)
+def booking_check(request: HttpRequest) -> HttpResponse:
+    """The live part of the booking page (htmx): whether it fits, the price and the quota left."""
+    organization = viewer_of(request).organization
+    assert organization is not None
+    form = _form(request, request.GET)
+    check = booking_check_for(form, organization)
+    if "tz" in form.cleaned_data:
+        remember_zone(request, form.cleaned_data["tz"])  # the browser's zone, for the pages that follow
+    return render_in_zone(request, "clusters/_booking_check.html", {"form": form, "check": check})
+
+
+CALENDAR_DAYS_SHOWN_AS_TABLE = 14
+
+
+def _calendar(organization: Organization, request: HttpRequest) -> dict[str, object]:
+    timelines = booking_calendar(organization)
+    zone = viewer_zone(request)
+    return {
+        "chart": _calendar_chart(timelines, zone),
+        "rows": _calendar_rows(timelines, zone),
+        "regions": [timeline.region.code for timeline in timelines],
+    }
+
+
+def _calendar_chart(timelines: list[RegionTimeline], zone: tzinfo) -> SafeString:
+    series = [Series(t.region.code, [(h.start, h.free_gpus) for h in t.hours]) for t in timelines]
+    return line_chart(
+        title="Free GPUs per hour, next 14 days",
+        description="For each region, the GPUs free to your organization in each hour of the next 14 days.",
+        series=series,
+        y_label="free GPUs",
+        tz=zone,
+        width=720,
+        height=260,
+    )
+
+
+def _calendar_rows(timelines: list[RegionTimeline], zone: tzinfo) -> list[dict[str, object]]:
+    """A table of the fewest free GPUs per day (in the viewer's zone) and region: the chart's numbers."""
+    rows: dict[object, dict[str, object]] = {}
+    for timeline in timelines:
+        for day, free in timeline.daily_minimum(zone)[:CALENDAR_DAYS_SHOWN_AS_TABLE]:
+            rows.setdefault(day, {"day": day, "free": []})["free"].append(free)  # type: ignore[union-attr]
+    return list(rows.values())

@@ -1,0 +1,30 @@
+"""Pages about the fleet."""
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from clusters.choices import LeaseKind
+from clusters.models import Region
+from clusters.selectors.capacity import regions_with_capacity
+from clusters.selectors.prices import NoPrice, price_for
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """The regions, their capacity right now, and the prices."""
+    now = timezone.now()
+    cards = [{"region": region, "prices": _prices(region, now)} for region in regions_with_capacity()]
+    return render(request, "home.html", {"cards": cards})
+
+
+def _prices(region: Region, at: datetime) -> dict[str, Decimal]:
+    prices = {}
+    for kind in LeaseKind:
+        try:
+            prices[kind.label] = price_for(kind=kind, region=region, at=at)
+        except NoPrice:
+            continue
+    return prices

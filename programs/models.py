@@ -1,0 +1,46 @@
+"""The early-stage program's applications and staff's decisions on them."""
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Organization
+from core.db import PublicIdModel
+from programs.choices import ApplicationStatus, CompanyStage
+
+
+class EarlyStageApplication(PublicIdModel):
+    """An organization's request to join the early-stage program, and staff's decision on it."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="early_stage_applications"
+    )
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    what_we_build = models.TextField()
+    stage = models.CharField(max_length=20, choices=CompanyStage)
+    funding = models.CharField(max_length=200, help_text="Funding raised so far, in the applicant's words.")
+    gpus_wanted = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    why = models.TextField()
+    status = models.CharField(max_length=10, choices=ApplicationStatus, default=ApplicationStatus.PENDING)
+    submitted_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+    granted_gpu_quota = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization"],
+                condition=Q(status=ApplicationStatus.PENDING),
+                name="early_stage_one_pending_per_org",
+            )
+        ]
+        indexes = [models.Index(fields=["status", "submitted_at"], name="early_stage_queue")]
+
+    def __str__(self) -> str:
+        return f"{self.organization} ({self.status})"

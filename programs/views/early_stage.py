@@ -1,0 +1,147 @@
+"""Early-stage program pages: an owner's application, and the staff admins' queue."""
+
+from dataclasses import dataclass
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.choices import ROLES_THAT_BOOK
+from accounts.models import AuditEntry
+from accounts.selectors.viewer import viewer_of
+from accounts.views.decorators import organization_role_required, staff_admin_required
+from core.db import get_by_public_id_or_404
+from programs.choices import ApplicationStatus
+from programs.forms.early_stage import ApproveForm, EarlyStageApplicationForm, RejectForm
+from programs.models import EarlyStageApplication
+from programs.selectors.early_stage import (
+    early_stage_applications_of,
+    early_stage_histories,
+    early_stage_queue,
+    early_stage_recent_decisions,
+)
+from programs.services.early_stage import early_stage_apply, early_stage_approve, early_stage_reject
+
+
+@organization_role_required(ROLES_THAT_BOOK)
+def early_stage(request: HttpRequest) -> HttpResponse:
+    """The organization's applications with their status and note; the form while one may apply."""
+    viewer = viewer_of(request)
+    organization = viewer.organization
+    assert organization is not None
+    applications = list(early_stage_applications_of(organization).select_related("decided_by"))
+    pending = any(a.status == ApplicationStatus.PENDING for a in applications)
+    may_apply = viewer.is_owner and not pending and not organization.early_stage_approved
+    form = EarlyStageApplicationForm(request.POST or None)
+    if request.method == "POST":
+        if not may_apply:
+            raise PermissionDenied("Only an owner may apply, once, while no application is waiting.")
+        if form.is_valid():
+            try:
+                early_stage_apply(actor=request.user, organization=organization, **form.cleaned_data)
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                messages.success(request, "Application sent. We usually answer within two working days.")
+                return redirect("early-stage")
+    context = {"org": organization, "applications": applications, "form": form, "may_apply": may_apply}
+    return render(request, "accounts/early_stage.html", context)
+
+
+@dataclass(frozen=True)
+class QueueCard:
+    """One waiting application with its history and its two decision forms."""
+
+    application: EarlyStageApplication
+    history: list[AuditEntry]
+    approve: ApproveForm
+    reject: RejectForm
+
+
+def _approve_form(application: EarlyStageApplication, data: object = None) -> ApproveForm:
+    initial = ApproveForm.initial_for(application.gpus_wanted, application.organization.gpu_quota)
+    return ApproveForm(data, prefix=f"approve-{application.public_id}", initial=initial)
+
+
+def _reject_form(application: EarlyStageApplication, data: object = None) -> RejectForm:
+    return RejectForm(data, prefix=f"reject-{application.public_id}")
+
+
+def _render_queue(
+    request: HttpRequest, bound: ApproveForm | RejectForm | None = None, status: int = 200
+) -> HttpResponse:
+    applications = list(early_stage_queue())
+    histories = early_stage_histories(applications)
+    cards = []
+    for application in applications:
+        approve, reject = _approve_form(application), _reject_form(application)
+        if isinstance(bound, ApproveForm) and bound.prefix == approve.prefix:
+            approve = bound
+        if isinstance(bound, RejectForm) and bound.prefix == reject.prefix:
+            reject = bound
+        cards.append(QueueCard(application, histories.get(application.organization_id, []), approve, reject))
+    context = {"cards": cards, "decided": early_stage_recent_decisions()}
+    return render(request, "staff/early_stage_queue.html", context, status=status)
+
+
+@staff_admin_required
+def early_stage_queue_page(request: HttpRequest) -> HttpResponse:
+    """Applications waiting for a decision, oldest first, each with what was asked and its history."""
+    return _render_queue(request)
+
+
+def _pending_or_404(application_id: str) -> EarlyStageApplication:
+    return get_by_public_id_or_404(
+        EarlyStageApplication.objects.select_related("organization"), application_id
+    )
+
+
+def _refused(request: HttpRequest, form: ApproveForm | RejectForm, error: ValidationError) -> HttpResponse:
+    """A service's refusal: next to its field when it names one, else above the form."""
+    if hasattr(error, "error_dict"):
+        for field, problems in error.message_dict.items():
+            form.add_error(field if field in form.fields else None, problems)
+        return _render_queue(request, bound=form, status=400)
+    messages.error(request, " ".join(error.messages))
+    return redirect("early-stage-queue")
+
+
+@staff_admin_required
+@require_POST
+def early_stage_approve_page(request: HttpRequest, application_id: str) -> HttpResponse:
+    """Approve in one step: quota, the early-stage pool and a credit grant."""
+    application = _pending_or_404(application_id)
+    form = _approve_form(application, request.POST)
+    if not form.is_valid():
+        return _render_queue(request, bound=form, status=400)
+    try:
+        early_stage_approve(
+            actor=request.user,
+            application=application,
+            gpu_quota=form.cleaned_data["gpu_quota"],
+            credit_amount=form.cleaned_data["credit_amount"],
+            credit_expires_at=form.credit_expires_at,
+            note=form.cleaned_data["note"],
+        )
+    except ValidationError as error:
+        return _refused(request, form, error)
+    messages.success(request, f"{application.organization.name} is approved for the early-stage program.")
+    return redirect("early-stage-queue")
+
+
+@staff_admin_required
+@require_POST
+def early_stage_reject_page(request: HttpRequest, application_id: str) -> HttpResponse:
+    """Reject in one step, with a note the applicant receives."""
+    application = _pending_or_404(application_id)
+    form = _reject_form(application, request.POST)
+    if not form.is_valid():
+        return _render_queue(request, bound=form, status=400)
+    try:
+        early_stage_reject(actor=request.user, application=application, note=form.cleaned_data["note"])
+    except ValidationError as error:
+        return _refused(request, form, error)
+    messages.success(request, f"The application of {application.organization.name} was rejected.")
+    return redirect("early-stage-queue")
