@@ -47,5 +47,5 @@ urlpatterns = [
     path("api/v1/exports/focus.csv", exports.FocusCsvApi.as_view(), name="api-export-focus"),
     path("api/v1/usage/", usage.UsageApi.as_view(), name="api-usage"),
     path("api/v1/revenue/", revenue.RevenueApi.as_view(), name="api-revenue"),
-    path("api/v1/stripe/webhook/", webhooks.stripe_webhook, name="api-stripe-webhook"),
+    path("api/v1/stripe/webhook/", webhooks.StripeWebhookApi.as_view(), name="api-stripe-webhook"),
 ]

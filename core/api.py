@@ -4,29 +4,18 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import status
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-
-class ApiError(APIException):
-    """A refusal with a machine-readable code, a sentence, and optional extra fields."""
-
-    def __init__(
-        self, *, code: str, detail: str, status_code: int = status.HTTP_400_BAD_REQUEST, **extra: Any
-    ) -> None:
-        super().__init__(detail=detail, code=code)
-        self.status_code = status_code
-        self.code = code
-        self.extra = extra
+from core.refusals import Refused
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's handler, reshaped so every error body has `code` and `detail`."""
+    """The one place refusals become API answers: every error body has `code` and `detail`."""
+    if isinstance(exc, Refused):
+        return Response({"code": exc.code, "detail": exc.detail, **exc.extra}, status=exc.status)
     exc = _from_service(exc)
-    if isinstance(exc, ApiError):
-        return Response({"code": exc.code, "detail": str(exc.detail), **exc.extra}, status=exc.status_code)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -11,7 +11,6 @@ from billing.selectors.exports import (
     ExportFilter,
 )
 from billing.selectors.invoices import Scope, billing_scope
-from core.api import ApiError
 
 
 class FilterSerializer(serializers.Serializer):
@@ -25,7 +24,7 @@ class FilterSerializer(serializers.Serializer):
         statuses = tuple(s for s in data.get("status", "").split(",") if s)
         unknown = set(statuses) - set(InvoiceStatus.values)
         if unknown:
-            raise ApiError(code="invalid", detail=f"Unknown status: {', '.join(sorted(unknown))}.")
+            raise serializers.ValidationError({"status": f"Unknown status: {', '.join(sorted(unknown))}."})
         return ExportFilter(
             period_from=_midnight(data.get("period_from")),
             period_to=_midnight(data.get("period_to")),

@@ -19,8 +19,6 @@ from billing.selectors.exports import (
 from billing.selectors.invoices import invoice_visible_or_404
 from billing.services.documents import invoice_pdf_render
 from billing.services.invoicing import credit_note_create, invoice_finalize, invoice_mark_paid, invoice_void
-from billing.services.refusals import BillingError
-from core.api import ApiError
 
 
 class InvoiceLineSerializer(serializers.ModelSerializer):
@@ -75,10 +73,6 @@ class InvoiceDetailSerializer(InvoiceSerializer):
         fields = [*InvoiceSerializer.Meta.fields, "lines"]
 
 
-def _refusal(error: BillingError) -> ApiError:
-    return ApiError(code=error.code, detail=error.message, status_code=status.HTTP_409_CONFLICT)
-
-
 class InvoiceListApi(APIView):
     """The invoices the caller may see: its organization's, or every one for staff finance."""
 
@@ -111,10 +105,7 @@ class InvoicePdfApi(APIView):
     @extend_schema(responses={(200, "application/pdf"): OpenApiResponse(description="The PDF.")})
     def get(self, request: Request, invoice_id: str) -> HttpResponse:
         invoice = invoice_visible_or_404(_scope(request), invoice_id)
-        try:
-            pdf = invoice_pdf_render(invoice=invoice)
-        except BillingError as error:
-            raise _refusal(error) from None
+        pdf = invoice_pdf_render(invoice=invoice)
         response = HttpResponse(bytes(pdf.content), content_type="application/pdf")
         response["Content-Disposition"] = f'inline; filename="{invoice.number}.pdf"'
         return response
@@ -139,10 +130,7 @@ class _InvoiceActionApi(APIView):
             body = self.body(data=request.data)
             body.is_valid(raise_exception=True)
             data = body.validated_data
-        try:
-            result = self.act(request, invoice, data)
-        except BillingError as error:
-            raise _refusal(error) from None
+        result = self.act(request, invoice, data)
         code = status.HTTP_201_CREATED if result.pk != invoice.pk else status.HTTP_200_OK
         return Response(InvoiceDetailSerializer(result).data, status=code)
 

@@ -1,20 +1,31 @@
 """Stripe's webhook."""
 
-from django.http import HttpRequest, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from billing.services.stripe_sync import WebhookRefused, stripe_webhook_receive
+from billing.services.stripe_sync import stripe_webhook_receive
 
 
-@csrf_exempt
-@require_POST
-def stripe_webhook(request: HttpRequest) -> JsonResponse:
-    """Stripe's webhook: signature checked, each event stored once, the invoice's state re-read."""
-    try:
+class WebhookOutcomeSerializer(serializers.Serializer):
+    status = serializers.CharField(help_text="applied, duplicate or ignored")
+
+
+class StripeWebhookApi(APIView):
+    """Stripe's webhook: signature checked, each event stored once, the invoice's state re-read.
+
+    Stripe signs the raw body, so it is read as sent (request.body), never parsed first.
+    """
+
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=None, responses=WebhookOutcomeSerializer)
+    def post(self, request: Request) -> Response:
         outcome = stripe_webhook_receive(
             payload=request.body, signature=request.headers.get("Stripe-Signature", "")
         )
-    except WebhookRefused as refused:
-        return JsonResponse({"code": refused.code, "detail": refused.message}, status=400)
-    return JsonResponse({"status": outcome})
+        return Response({"status": outcome})

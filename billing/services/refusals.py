@@ -1,14 +1,12 @@
-"""Refusals of billing services, each with a stable code the API passes on."""
+"""Refusals of billing services, each with a stable code and status the API passes on."""
+
+from core.refusals import Refused
 
 
-class BillingError(Exception):
-    """A billing operation refused; `code` is stable, the message is a sentence for people."""
+class BillingError(Refused):
+    """A billing operation refused."""
 
     code = "billing_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class InvoiceStateError(BillingError):
@@ -21,9 +19,11 @@ class MonthNotOver(BillingError):
     """A month can only be closed once it has ended."""
 
     code = "month_not_over"
+    field = "month"
 
 
 class CreditNoteTooLarge(BillingError):
     """A credit note may not credit more than what is left of the invoice."""
 
     code = "credit_note_too_large"
+    field = "amount"

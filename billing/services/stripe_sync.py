@@ -20,14 +20,13 @@ from billing.services.stripe_gateway import (
     stripe_invoice_items_add,
     stripe_invoice_status,
 )
+from core.refusals import Refused
 
 
-class WebhookRefused(Exception):
+class WebhookRefused(Refused):
     """A webhook that is not from Stripe, or too old to trust."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
+    status = 400
 
 
 def invoice_push_to_stripe(*, invoice: Invoice) -> Invoice:
@@ -81,11 +80,11 @@ def _verified_event(payload: bytes, signature: str) -> Any:
             payload, signature, settings.STRIPE_WEBHOOK_SECRET, tolerance=WEBHOOK_TOLERANCE_SECONDS
         )
     except ValueError:
-        raise WebhookRefused("bad_payload", "The webhook body is not valid JSON.") from None
+        raise WebhookRefused("The webhook body is not valid JSON.", code="bad_payload") from None
     except stripe.SignatureVerificationError as error:
         if "tolerance" in str(error):
-            raise WebhookRefused("stale_signature", "The webhook's timestamp is too old.") from None
-        raise WebhookRefused("bad_signature", "The webhook's signature does not match.") from None
+            raise WebhookRefused("The webhook's timestamp is too old.", code="stale_signature") from None
+        raise WebhookRefused("The webhook's signature does not match.", code="bad_signature") from None
 
 
 @transaction.atomic

@@ -25,6 +25,7 @@ from billing.selectors.revenue import revenue_by_month, revenue_summary
 from billing.services.invoicing import month_close
 from billing.services.refusals import MonthNotOver
 from core.charts import BarSeries, bar_chart
+from core.forms import add_service_error
 from core.periods import month_of, next_month, parse_month
 
 MONTHS_SHOWN = 12
@@ -132,7 +133,7 @@ def finance_close_month(request: HttpRequest) -> HttpResponse:
     try:
         result = month_close(period_start=parse_month(form.cleaned_data["month"]), actor=request.user)
     except MonthNotOver as error:
-        form.add_error("month", error.message)
+        add_service_error(form, error)
         return _finance_page(request, form, status=400)
     messages.success(
         request,

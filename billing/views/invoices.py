@@ -63,7 +63,7 @@ def invoice_pdf(request: HttpRequest, invoice_id: str) -> HttpResponse:
     try:
         pdf = invoice_pdf_render(invoice=invoice)
     except BillingError as error:
-        raise Http404(error.message) from None
+        raise Http404(error.detail) from None
     response = HttpResponse(bytes(pdf.content), content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="{invoice.number}.pdf"'
     return response

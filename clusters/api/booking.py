@@ -1,20 +1,16 @@
 """The booking body and its fields, shared by booking and quotes."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
 from accounts.selectors.ssh_keys import ssh_keys_of
 from clusters.choices import LeaseKind
 from clusters.models import Region
 from clusters.services.booking import booking_window
-from clusters.services.refusals import BookingRefused, QuotaExceeded
-from core.api import ApiError
 
 
 class AwareDateTimeField(serializers.DateTimeField):
@@ -60,26 +56,7 @@ class BookingSerializer(serializers.Serializer):
         return keys
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        with service_errors():
-            data["window"] = booking_window(
-                kind=data["kind"], start=data.get("start"), end=data.get("end"), gpus=data["gpus"]
-            )
+        data["window"] = booking_window(
+            kind=data["kind"], start=data.get("start"), end=data.get("end"), gpus=data["gpus"]
+        )
         return data
-
-
-REFUSAL_STATUS = {QuotaExceeded: status.HTTP_403_FORBIDDEN}
-
-
-@contextmanager
-def service_errors() -> Iterator[None]:
-    """Turn a booking rule's refusal into the API's 403/409 with a code (a Django ValidationError
-    becomes 400 `invalid` in the shared handler, voltpark/api.py)."""
-    try:
-        yield
-    except BookingRefused as refusal:
-        raise ApiError(
-            code=refusal.code,
-            detail=refusal.detail,
-            status_code=REFUSAL_STATUS.get(type(refusal), status.HTTP_409_CONFLICT),
-            **refusal.extra(),
-        ) from None

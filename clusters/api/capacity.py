@@ -12,11 +12,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.permissions import CanBook
-from clusters.api.booking import AwareDateTimeField, BookingSerializer, RegionCodeField, service_errors
+from clusters.api.booking import AwareDateTimeField, BookingSerializer, RegionCodeField
 from clusters.selectors.capacity import Window, availability_for, capacity_timeline
 from clusters.selectors.fleet import region_or_none
-from clusters.selectors.prices import NoPrice, quote
-from clusters.services.refusals import PriceMissing
+from clusters.selectors.prices import quote
 
 
 class AvailabilityQuerySerializer(serializers.Serializer):
@@ -88,17 +87,9 @@ class QuoteApi(APIView):
         body = BookingSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
         data, window = body.validated_data, body.validated_data["window"]
-        with service_errors():
-            try:
-                found = quote(
-                    kind=data["kind"],
-                    region=data["region"],
-                    gpus=data["gpus"],
-                    start=window.start,
-                    end=window.end,
-                )
-            except NoPrice as error:
-                raise PriceMissing(kind=data["kind"], region_code=data["region"].code) from error
+        found = quote(
+            kind=data["kind"], region=data["region"], gpus=data["gpus"], start=window.start, end=window.end
+        )
         return Response(
             {
                 "region": data["region"].code,

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from rest_framework import status
-from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import Organization
 from clusters.models import IdempotencyKey
-from core.api import ApiError, exception_handler
+from core.api import exception_handler
+from core.refusals import Refused
 
 HEADER = "Idempotency-Key"
 
@@ -40,8 +40,8 @@ def idempotent(request: Request, organization: Organization, respond: Callable[[
     if key is None:
         return respond()
     if not key or len(key) > MAX_KEY_LENGTH:
-        raise ApiError(
-            code="invalid", detail=f"The {HEADER} header must be 1 to {MAX_KEY_LENGTH} characters."
+        raise Refused(
+            f"The {HEADER} header must be 1 to {MAX_KEY_LENGTH} characters.", code="invalid", status=400
         )
     fingerprint = _fingerprint(request)
     with transaction.atomic():
@@ -69,10 +69,10 @@ def _claim(organization: Organization, key: str, fingerprint: str) -> int | None
 def _replay(organization: Organization, key: str, fingerprint: str) -> Response:
     first = IdempotencyKey.objects.get(organization=organization, key=key)
     if first.fingerprint != fingerprint:
-        raise ApiError(
+        raise Refused(
+            f"This {HEADER} was already used for a different request; use a new key.",
             code="idempotency_key_reused",
-            detail=f"This {HEADER} was already used for a different request; use a new key.",
-            status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status=status.HTTP_422_UNPROCESSABLE_ENTITY,
         )
     return Response(first.response_body, status=first.status_code, headers={"Idempotent-Replayed": "true"})
 
@@ -81,7 +81,8 @@ def _answer(request: Request, respond: Callable[[], Response]) -> Response:
     """The response, with a refusal rendered as the API renders it, so it is stored and replayed too."""
     try:
         return respond()
-    except APIException as refusal:
+    except Exception as refusal:
         response = exception_handler(refusal, {"request": request})
-        assert response is not None
+        if response is None:
+            raise
         return response

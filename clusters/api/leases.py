@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.permissions import CanBook
-from clusters.api.booking import AwareDateTimeField, BookingSerializer, service_errors
+from clusters.api.booking import AwareDateTimeField, BookingSerializer
 from clusters.api.idempotency import idempotent
 from clusters.choices import LeaseKind, LeaseState
 from clusters.models import Lease
@@ -97,17 +97,16 @@ class LeaseListApi(ListAPIView):
         body = BookingSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        with service_errors():
-            lease = lease_book(
-                user=request.user,
-                organization=request.organization,
-                region=data["region"],
-                gpus=data["gpus"],
-                kind=data["kind"],
-                start=data.get("start"),
-                end=data.get("end"),
-                ssh_keys=data["ssh_key_ids"],
-            )
+        lease = lease_book(
+            user=request.user,
+            organization=request.organization,
+            region=data["region"],
+            gpus=data["gpus"],
+            kind=data["kind"],
+            start=data.get("start"),
+            end=data.get("end"),
+            ssh_keys=data["ssh_key_ids"],
+        )
         # The booked lease knows the rows it wrote (see lease_book): rendered without reading back.
         return Response(lease_json(lease), status=status.HTTP_201_CREATED)
 
@@ -136,8 +135,7 @@ class _LeaseActionApi(APIView):
 
     def _respond(self, request: Request, lease_id: str) -> Response:
         lease = lease_of_organization_or_404(request.organization, lease_id)
-        with service_errors():
-            changed = self.act(request, lease)
+        changed = self.act(request, lease)
         return Response(_fresh(changed))
 
 

@@ -1,7 +1,7 @@
 """Nodes API for staff admins: the fleet's nodes, drain and undrain."""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,8 +11,7 @@ from accounts.api.permissions import IsStaffAdmin
 from clusters.choices import NodeState
 from clusters.models import Node
 from clusters.selectors.fleet import node_for_staff, nodes_for_staff
-from clusters.services.health import NodeStateError, node_drain, node_undrain
-from core.api import ApiError
+from clusters.services.health import node_drain, node_undrain
 
 
 class HealthEventSerializer(serializers.Serializer):
@@ -75,12 +74,7 @@ class _NodeStateApi(APIView):
         form = ReasonSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         node = node_for_staff(public_id)
-        try:
-            node = self.change(node, request, form.validated_data["reason"])
-        except NodeStateError as exc:
-            raise ApiError(
-                code="node_state", detail=str(exc), status_code=status.HTTP_409_CONFLICT, state=node.state
-            ) from None
+        node = self.change(node, request, form.validated_data["reason"])
         return Response(NodeSerializer(nodes_for_staff().get(pk=node.pk)).data)
 
 

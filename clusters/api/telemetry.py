@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from accounts.api.permissions import CanBook
 from clusters.selectors.leases import lease_of_organization_or_404
 from clusters.selectors.telemetry import lease_telemetry
-from core.api import ApiError
+from core.refusals import Refused
 
 DEFAULT_TELEMETRY_WINDOW = timedelta(hours=1)
 
@@ -71,5 +71,5 @@ def _since(raw: str | None) -> datetime:
     except ValueError:
         since = None
     if since is None:
-        raise ApiError(code="invalid_since", detail="since must be an ISO 8601 date and time.")
+        raise Refused("since must be an ISO 8601 date and time.", code="invalid_since", status=400)
     return since if since.tzinfo else since.replace(tzinfo=UTC)

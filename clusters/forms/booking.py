@@ -13,6 +13,7 @@ from clusters.choices import LeaseKind
 from clusters.models import Region
 from clusters.selectors.capacity import Window
 from clusters.services.booking import booking_window
+from core.forms import add_service_error
 from core.timezones import UTC as UTC_ZONE
 from core.timezones import zone_named
 
@@ -113,8 +114,7 @@ class BookingForm(forms.Form):
                 kind=kind, start=data["start"], end=data["end"], gpus=data["gpus"]
             )
         except ValidationError as error:
-            for field, messages in error.message_dict.items():
-                self.add_error(field if field in self.fields else None, messages)
+            add_service_error(self, error)
         return data
 
     @property

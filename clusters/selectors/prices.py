@@ -9,10 +9,13 @@ from django.utils import timezone
 
 from clusters.models import PriceBookEntry, Region
 from core.money import amount_for, cents
+from core.refusals import Refused
 
 
-class NoPrice(LookupError):
+class NoPrice(Refused):
     """No price book entry covers this kind, region and instant."""
+
+    code = "no_price"
 
 
 def price_for(*, kind: str, region: Region, at: datetime) -> Decimal:
@@ -26,7 +29,7 @@ def price_for(*, kind: str, region: Region, at: datetime) -> Decimal:
         .first()
     )
     if entry is None:
-        raise NoPrice(f"No {kind} price for {region.code} at {at.isoformat()}")
+        raise NoPrice(f"No price is set for {kind} GPUs in {region.code}.")
     return entry.price_per_gpu_hour
 
 

@@ -22,9 +22,9 @@ from accounts.services.audit import audit_record
 from clusters.choices import LIVE_LEASE_STATES, LeaseKind, LeaseState
 from clusters.models import GPU, Allocation, Lease, Node, Region
 from clusters.selectors.capacity import Window, availability_for, gpus_held_at_peak, is_valid_size, pools_for
-from clusters.selectors.prices import NoPrice, price_for
+from clusters.selectors.prices import price_for
 from clusters.services.placement import PlacedGpu, place
-from clusters.services.refusals import InvalidState, NoCapacity, NotExtendable, PriceMissing, QuotaExceeded
+from clusters.services.refusals import InvalidState, NoCapacity, NotExtendable, QuotaExceeded
 
 EXCLUSION_VIOLATION = "23P01"
 DEADLOCK_DETECTED = "40P01"
@@ -191,10 +191,7 @@ def _check_quota(
 
 
 def _price(*, kind: str, region: Region) -> Any:
-    try:
-        return price_for(kind=kind, region=region, at=timezone.now())
-    except NoPrice as error:
-        raise PriceMissing(kind=kind, region_code=region.code) from error
+    return price_for(kind=kind, region=region, at=timezone.now())
 
 
 def _remember(lease: Lease, placed: Sequence[PlacedGpu], window: Window, ssh_keys: Sequence[SshKey]) -> None:

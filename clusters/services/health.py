@@ -15,6 +15,7 @@ from clusters.choices import GpuHealth, HealthEventKind, LeaseState, NodeState
 from clusters.models import GPU, HealthEvent, Lease, Node
 from clusters.services.agent import parse_xid
 from clusters.services.lifecycle import owner_emails
+from core.refusals import Refused
 
 if TYPE_CHECKING:
     from clusters.services.telemetry import NodePoll, SweepReport
@@ -32,8 +33,10 @@ GPU_HEALTH_FOR = {
 }
 
 
-class NodeStateError(Exception):
+class NodeStateError(Refused):
     """The node is not in a state this change applies to."""
+
+    code = "node_state"
 
 
 @dataclass
@@ -207,7 +210,9 @@ def node_drain(*, node: Node, actor: User, reason: str) -> Node:
         state=NodeState.DRAINING, state_reason=reason[:200], state_changed_at=now
     )
     if changed != 1:
-        raise NodeStateError(f"Node {node.hostname} is {node.state}; only an available node can be drained.")
+        raise NodeStateError(
+            f"Node {node.hostname} is {node.state}; only an available node can be drained.", state=node.state
+        )
     before = {"state": node.state}
     node.refresh_from_db()
     audit_record(actor=actor, action="node.drained", obj=node, before=before, after=_node_audit(node))
@@ -226,7 +231,9 @@ def node_undrain(*, node: Node, actor: User, reason: str) -> Node:
         unreachable_sweeps=0,
     )
     if changed != 1:
-        raise NodeStateError(f"Node {node.hostname} is {node.state}; it is not out of service.")
+        raise NodeStateError(
+            f"Node {node.hostname} is {node.state}; it is not out of service.", state=node.state
+        )
     before = {"state": node.state}
     HealthEvent.objects.filter(node=node, ended_at__isnull=True).update(ended_at=now)
     GPU.objects.filter(node=node).exclude(health=GpuHealth.HEALTHY).update(health=GpuHealth.HEALTHY)

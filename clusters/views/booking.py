@@ -24,8 +24,9 @@ from clusters.selectors.capacity import (
 )
 from clusters.selectors.prices import NoPrice, Quote, quote
 from clusters.services.booking import lease_book
-from clusters.services.refusals import BookingRefused, NoCapacity, QuotaExceeded
 from core.charts import Series, line_chart
+from core.forms import add_service_error
+from core.refusals import Refused
 from core.timezones import remember_zone, render_in_zone, viewer_zone
 
 
@@ -115,13 +116,8 @@ def _book(request: HttpRequest, form: BookingForm, organization: Organization) -
             end=data["end"],
             ssh_keys=list(data["ssh_keys"]),
         )
-    except ValidationError as error:
-        for field, messages in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, messages)
-    except (QuotaExceeded, NoCapacity) as refusal:
-        form.add_error("gpus", refusal.detail)
-    except BookingRefused as refusal:
-        form.add_error(None, refusal.detail)
+    except (ValidationError, Refused) as error:
+        add_service_error(form, error)
     return None
 
 

@@ -65,7 +65,7 @@ def _change_state(request: HttpRequest, node_id: str, change, done: str) -> Http
     try:
         change(node=node, actor=request.user, reason=form.cleaned_data["reason"])
     except NodeStateError as error:
-        messages.error(request, str(error))
+        messages.error(request, error.detail)
     else:
         messages.success(request, f"{node.hostname} {done}.")
     return redirect("fleet-node", node_id=node.public_id)

@@ -13,6 +13,7 @@ from accounts.models import AuditEntry
 from accounts.selectors.viewer import viewer_of
 from accounts.views.decorators import organization_role_required, staff_admin_required
 from core.db import get_by_public_id_or_404
+from core.forms import add_service_error
 from programs.choices import ApplicationStatus
 from programs.forms.early_stage import ApproveForm, EarlyStageApplicationForm, RejectForm
 from programs.models import EarlyStageApplication
@@ -99,10 +100,9 @@ def _pending_or_404(application_id: str) -> EarlyStageApplication:
 
 
 def _refused(request: HttpRequest, form: ApproveForm | RejectForm, error: ValidationError) -> HttpResponse:
-    """A service's refusal: next to its field when it names one, else above the form."""
+    """A service's refusal: next to its field when it names one, else a message above the queue."""
     if hasattr(error, "error_dict"):
-        for field, problems in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, problems)
+        add_service_error(form, error)
         return _render_queue(request, bound=form, status=400)
     messages.error(request, " ".join(error.messages))
     return redirect("early-stage-queue")

@@ -25,7 +25,7 @@ class Command(BaseCommand):
         try:
             result = month_close(period_start=start, finalize=not keep_drafts)
         except MonthNotOver as error:
-            raise CommandError(error.message) from None
+            raise CommandError(error.detail) from None
         self.stdout.write(
             f"{month}: {result.invoices_created} invoices created ({result.finalized} finalized), "
             f"{result.invoices_existing} already existed."
