@@ -15,17 +15,11 @@ class InvoiceStatus(models.TextChoices):
     VOID = "void", "Void"
 
 
-FINALIZED_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.VOID)
-
-
 class LineKind(models.TextChoices):
     USAGE = "usage", "GPU usage"
     SLA_CREDIT = "sla_credit", "SLA credit"
     PROGRAM_CREDIT = "program_credit", "Program credit"
     CORRECTION = "correction", "Correction"
-
-
-CREDIT_LINE_KINDS = (LineKind.SLA_CREDIT, LineKind.PROGRAM_CREDIT)
 
 
 class CreditSource(models.TextChoices):

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from nodeagent.backends.nvml import DEFAULT_LEASE_ROOT, NvmlBackend
 from nodeagent.backends.simulated import SimulatedFleet, SimulatedNode, simulated_hostnames
-from nodeagent.model import Backend
-from nodeagent.server import Server, fleet_server, node_server, resolve_token_sha256
+from nodeagent.server import Server, node_server, resolve_token_sha256
+from nodeagent.simulator import fleet_server, simulated_node_server
 
 log = logging.getLogger("nodeagent")
 
@@ -74,13 +74,11 @@ def build_server(args: argparse.Namespace) -> tuple[Server, str]:
         fleet = SimulatedFleet(fleet_hostnames(args), lease_root, gpus_per_node=args.gpus_per_node)
         server = fleet_server(fleet, digest, host, args.port)
         return server, f"{len(fleet.nodes)} simulated nodes (leases in {lease_root})"
-    backend: Backend
-    if args.backend == "simulated":
-        backend = SimulatedNode(args.hostname, lease_root, gpus=args.gpus_per_node)
-    else:
-        backend = NvmlBackend(args.hostname, lease_root)
     what = f"{args.backend} node {args.hostname} (leases in {lease_root})"
-    return node_server(backend, digest, host, args.port), what
+    if args.backend == "simulated":
+        node = SimulatedNode(args.hostname, lease_root, gpus=args.gpus_per_node)
+        return simulated_node_server(node, digest, host, args.port), what
+    return node_server(NvmlBackend(args.hostname, lease_root), digest, host, args.port), what
 
 
 async def run(args: argparse.Namespace) -> None:

@@ -1,4 +1,8 @@
-"""The HTTP API of the node agent (aiohttp.web), for one node or a simulated fleet."""
+"""The HTTP API of the node agent (aiohttp.web): readings, and lease accounts installed and removed.
+
+The simulated fleet adds its own routes and middleware to these (nodeagent/simulator.py); nothing
+here knows it exists.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,6 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from nodeagent.backends.simulated import SimulatedFleet, SimulatedNode
 from nodeagent.keys import normalize_public_keys, validate_lease_id
 from nodeagent.model import AgentError, Backend
 
@@ -47,10 +50,6 @@ def error_response(status: int, code: str, detail: str) -> web.Response:
     return json_response({"error": code, "detail": detail}, status)
 
 
-class ConnectionDropped(Exception):
-    """The request's node is refusing: the connection was closed unanswered."""
-
-
 @web.middleware
 async def json_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -60,9 +59,6 @@ async def json_errors(
         return await handler(request)
     except AgentError as exc:
         return error_response(exc.status, exc.code, exc.detail)
-    except ConnectionDropped:
-        # Never sent: the transport is closed, so the client sees a dropped connection.
-        return web.Response(status=503)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -75,7 +71,7 @@ async def json_errors(
         return error_response(500, "internal_error", "The agent failed to answer; see its log.")
 
 
-def _authorize(request: web.Request) -> None:
+def authorize(request: web.Request) -> None:
     """Check the bearer token against the stored SHA-256."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -84,17 +80,9 @@ def _authorize(request: web.Request) -> None:
         raise AgentError(401, "unauthorized", "The bearer token is not this agent's token.")
 
 
-async def _node(request: web.Request) -> Backend:
-    """The request's node, after its simulated delay; refusing nodes drop the connection."""
-    backend = request.app[RESOLVER_KEY](request)
-    disruption = backend.disruption()
-    if disruption.refuse:
-        if request.transport is not None:
-            request.transport.abort()
-        raise ConnectionDropped
-    if disruption.delay_s:
-        await asyncio.sleep(disruption.delay_s)
-    return backend
+def node_of(request: web.Request) -> Backend:
+    """The node this request is for."""
+    return request.app[RESOLVER_KEY](request)
 
 
 async def _call(backend: Backend, fn: Callable[..., T], *args: Any) -> T:
@@ -106,7 +94,7 @@ async def _call(backend: Backend, fn: Callable[..., T], *args: Any) -> T:
 
 async def health(request: web.Request) -> web.Response:
     """GET /v1/health: whether NVML works and every GPU answers; no token needed."""
-    backend = await _node(request)
+    backend = node_of(request)
     reading = await _call(backend, backend.read_gpus)
     ok = not reading.degraded and not any(gpu.lost for gpu in reading.gpus)
     body = {
@@ -120,13 +108,13 @@ async def health(request: web.Request) -> web.Response:
 
 async def gpus(request: web.Request) -> web.Response:
     """GET /v1/gpus: one reading of every GPU."""
-    backend = await _node(request)
-    _authorize(request)
+    backend = node_of(request)
+    authorize(request)
     reading = await _call(backend, backend.read_gpus)
     return web.Response(body=reading.to_json(), content_type="application/json")
 
 
-async def _json_object(request: web.Request) -> dict[str, Any]:
+async def json_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object (413 past the size limit, 400 if not JSON)."""
     if (request.content_length or 0) > MAX_BODY_BYTES:
         raise AgentError(413, "body_too_large", TOO_LARGE)
@@ -160,10 +148,10 @@ def _gpu_indices(value: object, gpu_count: int) -> tuple[int, ...]:
 
 async def put_lease(request: web.Request) -> web.Response:
     """PUT /v1/leases/{lease_id}: install the lease's SSH keys (idempotent)."""
-    backend = await _node(request)
-    _authorize(request)
+    backend = node_of(request)
+    authorize(request)
     lease_id = validate_lease_id(request.match_info["lease_id"])
-    body = await _json_object(request)
+    body = await json_object(request)
     keys = normalize_public_keys(body.get("ssh_public_keys"))
     indices = _gpu_indices(body.get("gpu_indices"), await _call(backend, backend.gpu_count))
     result = await _call(backend, backend.install_lease, lease_id, indices, keys)
@@ -172,68 +160,26 @@ async def put_lease(request: web.Request) -> web.Response:
 
 async def delete_lease(request: web.Request) -> web.Response:
     """DELETE /v1/leases/{lease_id}: revoke the keys, stop the processes (idempotent)."""
-    backend = await _node(request)
-    _authorize(request)
+    backend = node_of(request)
+    authorize(request)
     lease_id = validate_lease_id(request.match_info["lease_id"])
     result = await _call(backend, backend.revoke_lease, lease_id)
     return json_response(asdict(result))
 
 
-def _simulated(request: web.Request) -> SimulatedNode:
-    """The simulated node a fault request is for; the control plane ignores faults."""
-    _authorize(request)
-    backend = request.app[RESOLVER_KEY](request)
-    if not isinstance(backend, SimulatedNode):
-        raise AgentError(404, "not_simulated", "Faults exist only on simulated nodes.")
-    return backend
-
-
-FAULT_PARAMS = {"gpu_index", "code", "count", "temperature_c", "seconds", "message"}
-
-
-async def post_fault(request: web.Request) -> web.Response:
-    """POST /v1/simulate/faults: switch a fault on, e.g. {"fault": "xid", "gpu_index": 3}."""
-    node = _simulated(request)
-    body = await _json_object(request)
-    fault = body.pop("fault", None)
-    unknown = sorted(set(body) - FAULT_PARAMS)
-    if not isinstance(fault, str) or unknown:
-        detail = f"Unknown fields {unknown}." if unknown else "fault must be a string."
-        raise AgentError(400, "invalid_fault", detail)
-    node.set_fault(fault, **body)
-    return json_response({"node": node.hostname, "faults": node.faults_json()})
-
-
-async def delete_faults(request: web.Request) -> web.Response:
-    """DELETE /v1/simulate/faults[?fault=xid]: switch one fault, or all, off."""
-    node = _simulated(request)
-    node.clear_faults(request.query.get("fault"))
-    return json_response({"node": node.hostname, "faults": node.faults_json()})
-
-
-async def get_faults(request: web.Request) -> web.Response:
-    """GET /v1/simulate/faults: the faults switched on."""
-    node = _simulated(request)
-    return json_response({"node": node.hostname, "faults": node.faults_json()})
-
-
-def _add_routes(app: web.Application, prefix: str, simulated: bool) -> None:
+def add_agent_routes(app: web.Application, prefix: str = "") -> None:
     """Register the endpoints under a path prefix ('' for a single node)."""
     app.router.add_get(f"{prefix}/v1/health", health)
     app.router.add_get(f"{prefix}/v1/gpus", gpus)
     app.router.add_put(f"{prefix}/v1/leases/{{lease_id}}", put_lease)
     app.router.add_delete(f"{prefix}/v1/leases/{{lease_id}}", delete_lease)
-    if simulated:
-        app.router.add_get(f"{prefix}/v1/simulate/faults", get_faults)
-        app.router.add_post(f"{prefix}/v1/simulate/faults", post_fault)
-        app.router.add_delete(f"{prefix}/v1/simulate/faults", delete_faults)
 
 
-def _base_app(token_sha256: str, resolver: Resolver) -> web.Application:
-    """An application with the size limit, JSON errors, token and node lookup."""
+def agent_app(token_sha256: str, resolver: Resolver, middlewares: tuple[Any, ...] = ()) -> web.Application:
+    """An application with the size limit, JSON errors (outermost), token and node lookup."""
     if len(token_sha256) != 64 or any(c not in "0123456789abcdef" for c in token_sha256):
         raise ValueError("the token SHA-256 must be 64 lowercase hex digits")
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors])
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors, *middlewares])
     app[TOKEN_KEY] = token_sha256
     app[RESOLVER_KEY] = resolver
     return app
@@ -241,22 +187,6 @@ def _base_app(token_sha256: str, resolver: Resolver) -> web.Application:
 
 def create_node_app(backend: Backend, token_sha256: str) -> web.Application:
     """The agent of one node, serving /v1/... at the root."""
-    app = _base_app(token_sha256, lambda _request: backend)
-    _add_routes(app, "", simulated=isinstance(backend, SimulatedNode))
-    return app
-
-
-def create_fleet_app(fleet: SimulatedFleet, token_sha256: str) -> web.Application:
-    """Many simulated nodes in one process, each under /nodes/<hostname>/v1/..."""
-
-    def resolve(request: web.Request) -> Backend:
-        """Find the node named in the path."""
-        hostname = request.match_info["hostname"]
-        try:
-            return fleet.node(hostname)
-        except KeyError:
-            raise AgentError(404, "unknown_node", f"No simulated node {hostname}.") from None
-
-    app = _base_app(token_sha256, resolve)
-    _add_routes(app, "/nodes/{hostname}", simulated=True)
+    app = agent_app(token_sha256, lambda _request: backend)
+    add_agent_routes(app)
     return app

@@ -118,17 +118,6 @@ class RevokeResult:
     revoked: bool = True
 
 
-@dataclass(frozen=True)
-class Disruption:
-    """How a (simulated) node misbehaves on the network: delay, or no answer."""
-
-    delay_s: float = 0.0
-    refuse: bool = False
-
-
-NO_DISRUPTION = Disruption()
-
-
 class AgentError(Exception):
     """A request the agent must refuse; becomes a JSON 4xx answer."""
 
@@ -163,8 +152,4 @@ class Backend(Protocol):
 
     def revoke_lease(self, lease_id: str) -> RevokeResult:
         """Remove a lease's keys and stop its processes."""
-        ...
-
-    def disruption(self) -> Disruption:
-        """Network misbehaviour to apply before answering."""
         ...

@@ -1,16 +1,25 @@
-"""Running the agent: on a port in this thread's loop, or in a background thread."""
+"""Running an agent app: on a port in this thread's loop, or in a background thread."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 from aiohttp import web
 
-from nodeagent.app import create_fleet_app, create_node_app, hash_token
-from nodeagent.backends.simulated import SimulatedFleet, SimulatedNode
+from nodeagent.app import create_node_app, hash_token
 from nodeagent.model import Backend
+
+
+class Refusable(Protocol):
+    """A node that can stop accepting connections (the simulator's refuse fault)."""
+
+    refuse_listeners: list[Callable[[bool], None]]
+
+    @property
+    def refusing(self) -> bool: ...
 
 
 def resolve_token_sha256(token: str | None, token_sha256: str | None) -> str:
@@ -22,13 +31,8 @@ def resolve_token_sha256(token: str | None, token_sha256: str | None) -> str:
     raise ValueError("give the agent token, or its SHA-256 hex")
 
 
-def node_url(base_url: str, hostname: str) -> str:
-    """Base URL of one simulated node of a fleet server."""
-    return f"{base_url}/nodes/{hostname}/"
-
-
 class Server:
-    """One listening port serving an app; a lone simulated node can close the port."""
+    """One listening port serving an app; a refusable node closes the port while it refuses."""
 
     def __init__(
         self,
@@ -36,7 +40,7 @@ class Server:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        refusable: SimulatedNode | None = None,
+        refusable: Refusable | None = None,
         shutdown_timeout: float = 5.0,
     ) -> None:
         self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
@@ -59,7 +63,7 @@ class Server:
         await self._open()
         if self.refusable is not None:
             self.refusable.refuse_listeners.append(self._on_refuse)
-            if self.refusable.faults.refuse:
+            if self.refusable.refusing:
                 await self._close_port()
 
     async def _open(self) -> None:
@@ -100,19 +104,12 @@ class Server:
         await self.runner.cleanup()
 
 
-def fleet_server(fleet: SimulatedFleet, token_sha256: str, host: str = "127.0.0.1", port: int = 0) -> Server:
-    """A server for a simulated fleet under /nodes/<hostname>/."""
-    return Server(create_fleet_app(fleet, token_sha256), host, port, shutdown_timeout=1.0)
-
-
 def node_server(backend: Backend, token_sha256: str, host: str = "127.0.0.1", port: int = 0) -> Server:
     """A server for one node at /v1/..."""
-    refusable = backend if isinstance(backend, SimulatedNode) else None
-    app = create_node_app(backend, token_sha256)
-    return Server(app, host, port, refusable=refusable, shutdown_timeout=1.0)
+    return Server(create_node_app(backend, token_sha256), host, port, shutdown_timeout=1.0)
 
 
-def _run_in_thread(server: Server) -> tuple[str, Callable[[], None]]:
+def run_in_thread(server: Server) -> tuple[str, Callable[[], None]]:
     """Serve from a daemon thread with its own event loop; returns (url, stop)."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
@@ -148,19 +145,6 @@ def _run_in_thread(server: Server) -> tuple[str, Callable[[], None]]:
     return server.url, stop
 
 
-def start_in_thread(
-    fleet: SimulatedFleet,
-    *,
-    token: str | None = None,
-    token_sha256: str | None = None,
-    host: str = "127.0.0.1",
-    port: int = 0,
-) -> tuple[str, Callable[[], None]]:
-    """Serve a simulated fleet from a background thread; node URLs via node_url()."""
-    server = fleet_server(fleet, resolve_token_sha256(token, token_sha256), host, port)
-    return _run_in_thread(server)
-
-
 def start_node_in_thread(
     backend: Backend,
     *,
@@ -171,4 +155,4 @@ def start_node_in_thread(
 ) -> tuple[str, Callable[[], None]]:
     """Serve one node at <url>/v1/... from a background thread."""
     server = node_server(backend, resolve_token_sha256(token, token_sha256), host, port)
-    return _run_in_thread(server)
+    return run_in_thread(server)

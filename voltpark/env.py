@@ -1,7 +1,6 @@
 """Strict readers of environment variables: a bad value names the variable and stops start-up."""
 
 import os
-from decimal import Decimal, InvalidOperation
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -40,15 +39,6 @@ def envint(name: str, default: int, *, minimum: int | None = None) -> int:
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
     return value
-
-
-def envdecimal(name: str, default: str) -> Decimal:
-    """The variable as a Decimal."""
-    raw = os.environ.get(name, default)
-    try:
-        return Decimal(raw)
-    except InvalidOperation:
-        raise ImproperlyConfigured(f"{name} must be a decimal number, not {raw!r}") from None
 
 
 def envlist(name: str, default: str) -> list[str]:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.http import HttpRequest
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 from accounts.selectors.viewer import Viewer, viewer_of
 
@@ -67,19 +67,12 @@ def nav_links(request: HttpRequest, viewer: Viewer) -> dict[str, list[NavLink]]:
     """The entries this viewer may see, by section, with the current page marked."""
     sections: dict[str, list[NavLink]] = {Section.ORGANIZATION: [], Section.ACCOUNT: [], Section.STAFF: []}
     for entry in NAV_ENTRIES:
-        url = _url_or_none(entry.url_name)
-        if url is None or not entry.allowed(viewer):
+        if not entry.allowed(viewer):
             continue
+        url = reverse(entry.url_name)
         current = request.path == url or (url != "/" and request.path.startswith(url))
         sections[entry.section].append(NavLink(entry.label, url, current))
     return sections
-
-
-def _url_or_none(url_name: str) -> str | None:
-    try:
-        return reverse(url_name)
-    except NoReverseMatch:
-        return None
 
 
 def navigation(request: HttpRequest) -> dict[str, object]:

@@ -6,6 +6,7 @@ from rest_framework.views import APIView
 
 from accounts.choices import ROLES_THAT_BOOK, ROLES_THAT_SEE_INVOICES
 from accounts.selectors.organizations import role_in
+from accounts.selectors.staff import is_staff_admin, is_staff_finance
 from accounts.selectors.viewer import current_organization
 
 
@@ -38,15 +39,14 @@ class IsStaffAdmin(BasePermission):
     """Staff admins run the fleet."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        return bool(request.user and request.user.is_authenticated and request.user.is_staff)
+        return is_staff_admin(request.user)
 
 
 class IsStaffFinance(BasePermission):
     """Staff finance see every organization's money."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and (user.is_finance_staff or user.is_superuser))
+        return is_staff_finance(request.user)
 
 
 class CanSeeMoney(BasePermission):

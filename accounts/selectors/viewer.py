@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from accounts.choices import ROLES_THAT_BOOK, ROLES_THAT_MANAGE_MEMBERS, ROLES_THAT_SEE_INVOICES
 from accounts.models import ApiToken, Membership, Organization, User
 from accounts.selectors.organizations import memberships_of
+from accounts.selectors.staff import is_staff_admin, is_staff_finance
 
 SESSION_KEY = "organization_slug"
 
@@ -59,12 +60,11 @@ class Viewer:
 
     @property
     def is_staff_admin(self) -> bool:
-        return bool(self.user.is_authenticated and self.user.is_staff)
+        return is_staff_admin(self.user)
 
     @property
     def is_staff_finance(self) -> bool:
-        user = self.user
-        return bool(user.is_authenticated and (user.is_finance_staff or user.is_superuser))
+        return is_staff_finance(self.user)
 
 
 def viewer_of(request: HttpRequest) -> Viewer:

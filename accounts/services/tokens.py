@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiToken, Organization, User
+from accounts.selectors.staff import is_staff
 from accounts.services.audit import audit_record
 
 TOKEN_PREFIX = "vp_"
@@ -31,7 +32,7 @@ def hash_token(secret: str) -> str:
 @transaction.atomic
 def api_token_create(*, user: User, organization: Organization | None, name: str) -> IssuedToken:
     """Issue a token acting as `user` in `organization` (None only for staff)."""
-    if organization is None and not (user.is_staff or user.is_finance_staff):
+    if organization is None and not is_staff(user):
         raise ValidationError({"organization": "Choose the organization the token acts in."})
     if organization is not None and not organization.memberships.filter(user=user).exists():
         raise ValidationError({"organization": "You are not a member of that organization."})

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 
 from accounts.models import Organization, User
+from accounts.selectors.staff import is_staff_finance
 from billing.models import Invoice
 from core.db import get_by_public_id_or_404
 
@@ -19,7 +20,7 @@ class Scope:
 
 def billing_scope(user: User, organization: Organization | None) -> Scope:
     """Staff finance see every organization; anyone else only the organization they act in."""
-    if user.is_authenticated and (user.is_finance_staff or user.is_superuser):
+    if is_staff_finance(user):
         return Scope(organization=None, everyone=True)
     return Scope(organization=organization)
 

@@ -19,19 +19,29 @@ def region_or_none(code: str) -> Region | None:
 
 def nodes_for_staff(*, state: str | None = None, region: str | None = None) -> QuerySet[Node]:
     """Every node with its GPU counts and open health events, for the staff fleet view."""
-    nodes = Node.objects.select_related("cluster__region").order_by("hostname")
-    if state:
-        nodes = nodes.filter(state=state)
-    if region:
-        nodes = nodes.filter(cluster__region__code=region)
+    nodes = _with_gpu_counts(_nodes(region=region, state=state).order_by("hostname"))
     open_events = (
         HealthEvent.objects.filter(ended_at__isnull=True).select_related("gpu").order_by("started_at")
     )
+    return nodes.prefetch_related(Prefetch("health_events", queryset=open_events, to_attr="open_events"))
+
+
+def _nodes(*, region: str | None, state: str | None) -> QuerySet[Node]:
+    nodes = Node.objects.select_related("cluster__region")
+    if region:
+        nodes = nodes.filter(cluster__region__code=region)
+    if state:
+        nodes = nodes.filter(state=state)
+    return nodes
+
+
+def _with_gpu_counts(nodes: QuerySet[Node]) -> QuerySet[Node]:
+    """Each node's GPUs: in all, healthy, and waiting for cleanup (one GROUP BY, no query per node)."""
     return nodes.annotate(
         gpus_total=Count("gpus"),
         gpus_healthy=Count("gpus", filter=Q(gpus__health=GpuHealth.HEALTHY)),
         gpus_need_cleanup=Count("gpus", filter=Q(gpus__needs_cleanup=True)),
-    ).prefetch_related(Prefetch("health_events", queryset=open_events, to_attr="open_events"))
+    )
 
 
 @dataclass
@@ -58,18 +68,10 @@ class RegionGrid:
 
 def fleet_grid(*, region: str = "", state: str = "") -> list[RegionGrid]:
     """Every region, cluster and node with its GPU health counts, in one query."""
-    nodes = Node.objects.select_related("cluster__region").order_by(
-        "cluster__region__code", "cluster__name", "hostname"
+    nodes = _nodes(region=region, state=state).order_by("cluster__region__code", "cluster__name", "hostname")
+    nodes = _with_gpu_counts(nodes).only(
+        "public_id", "hostname", "pool", "state", "state_reason", "cluster__name", "cluster__region"
     )
-    if region:
-        nodes = nodes.filter(cluster__region__code=region)
-    if state:
-        nodes = nodes.filter(state=state)
-    nodes = nodes.annotate(
-        gpus_total=Count("gpus"),
-        gpus_healthy=Count("gpus", filter=Q(gpus__health=GpuHealth.HEALTHY)),
-        gpus_need_cleanup=Count("gpus", filter=Q(gpus__needs_cleanup=True)),
-    ).only("public_id", "hostname", "pool", "state", "state_reason", "cluster__name", "cluster__region")
     grids: dict[int, RegionGrid] = {}
     for node in nodes:
         grid = grids.setdefault(node.cluster.region_id, RegionGrid(node.cluster.region))

@@ -26,10 +26,6 @@ class AgentCall:
     path: str
     body: dict[str, Any] | None = None
 
-    @property
-    def url(self) -> str:
-        return self.base_url.rstrip("/") + "/" + self.path.lstrip("/")
-
 
 @dataclass(frozen=True)
 class AgentAnswer:

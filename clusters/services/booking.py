@@ -7,7 +7,7 @@ bounded number of times (BOOKING_PLACEMENT_RETRIES) and then the answer is "no c
 """
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +25,7 @@ from clusters.selectors.capacity import Window, availability_for, gpus_held_at_p
 from clusters.selectors.prices import price_for
 from clusters.services.placement import PlacedGpu, place
 from clusters.services.refusals import InvalidState, NoCapacity, NotExtendable, QuotaExceeded
+from core.durations import duration_words
 
 EXCLUSION_VIOLATION = "23P01"
 DEADLOCK_DETECTED = "40P01"
@@ -139,7 +140,7 @@ def _reserved_window_errors(start: datetime | None, end: datetime | None, now: d
     if start < _floor_to_step(now):
         errors["start"] = "The start may not be in the past."
     elif start > now + settings.BOOKING_MAX_AHEAD:
-        errors["start"] = f"The start may be at most {describe(settings.BOOKING_MAX_AHEAD)} ahead."
+        errors["start"] = f"The start may be at most {duration_words(settings.BOOKING_MAX_AHEAD)} ahead."
     errors.update(_duration_errors(start, end))
     return errors
 
@@ -148,9 +149,9 @@ def _duration_errors(start: datetime, end: datetime) -> dict[str, str]:
     if end <= start:
         return {"end": "The end must be after the start."}
     if end - start < settings.BOOKING_MIN_DURATION:
-        return {"end": f"A lease lasts at least {describe(settings.BOOKING_MIN_DURATION)}."}
+        return {"end": f"A lease lasts at least {duration_words(settings.BOOKING_MIN_DURATION)}."}
     if end - start > settings.BOOKING_MAX_DURATION:
-        return {"end": f"A lease lasts at most {describe(settings.BOOKING_MAX_DURATION)}."}
+        return {"end": f"A lease lasts at most {duration_words(settings.BOOKING_MAX_DURATION)}."}
     return {}
 
 
@@ -161,19 +162,6 @@ def _on_step(value: datetime) -> bool:
 def _floor_to_step(value: datetime) -> datetime:
     step = settings.BOOKING_TIME_STEP
     return value - (value - datetime.min.replace(tzinfo=value.tzinfo)) % step
-
-
-def describe(span: timedelta) -> str:
-    """A duration in words: '180 days', '1 hour', '90 minutes'."""
-    for unit, size in (
-        ("day", timedelta(days=1)),
-        ("hour", timedelta(hours=1)),
-        ("minute", timedelta(minutes=1)),
-    ):
-        if span % size == timedelta(0):
-            count = span // size
-            return f"{count} {unit}{'' if count == 1 else 's'}"
-    return str(span)
 
 
 def _lock_organization(organization: Organization) -> Organization:
@@ -295,7 +283,9 @@ def _check_extension(lease: Lease, old_end: datetime, end: datetime) -> None:
     if end <= timezone.now():
         raise ValidationError({"end": "The new end must be in the future."})
     if end - lease.start > settings.BOOKING_MAX_DURATION:
-        raise ValidationError({"end": f"A lease lasts at most {describe(settings.BOOKING_MAX_DURATION)}."})
+        raise ValidationError(
+            {"end": f"A lease lasts at most {duration_words(settings.BOOKING_MAX_DURATION)}."}
+        )
 
 
 def _lock_nodes_of(lease: Lease) -> None:

@@ -30,6 +30,7 @@ from clusters.selectors.telemetry import LeaseCharts, MetricSeries, lease_charts
 from clusters.services.booking import lease_extend, lease_release
 from clusters.services.refusals import BookingRefused
 from core.charts import Series, line_chart
+from core.durations import duration_words
 from core.timezones import remember_zone, render_in_zone, viewer_zone
 
 
@@ -85,18 +86,6 @@ def _time_left(lease: Lease, now: datetime) -> str | None:
     if lease.state not in LIVE_LEASE_STATES or lease.end is None:
         return None
     return duration_words(max(lease.end - now, timedelta(0)))
-
-
-def duration_words(span: timedelta) -> str:
-    """A short duration to read: '2 d 3 h', '1 h 05 min', '4 min', 'under a minute'."""
-    minutes = int(span.total_seconds() // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h"
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min" if minutes else "under a minute"
 
 
 def _svgs(charts: LeaseCharts, request: HttpRequest) -> list[tuple[str, SafeString]]:

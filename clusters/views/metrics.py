@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from accounts.selectors.staff import is_staff_admin
 from clusters.selectors.telemetry import gpus_for_metrics
 
 LABELS = ["gpu", "UUID", "modelName", "Hostname", "region", "cluster", "node", "lease"]
@@ -80,7 +81,7 @@ def _labels(gpu: dict[str, Any]) -> list[str]:
 
 def _allowed(request: HttpRequest) -> bool:
     """A staff session, or the scrape token as a bearer token (compared in constant time)."""
-    if request.user.is_authenticated and request.user.is_staff:
+    if is_staff_admin(request.user):
         return True
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     expected = settings.METRICS_SCRAPE_TOKEN

@@ -17,8 +17,6 @@ from typing import Any
 
 from nodeagent.leases import LeaseStore
 from nodeagent.model import (
-    NO_DISRUPTION,
-    Disruption,
     GpuReading,
     InstallResult,
     Reading,
@@ -285,7 +283,3 @@ class NvmlBackend:
     def _gpus_clean(self, indices: set[int]) -> bool:
         """Whether no compute process is left on the given GPUs."""
         return self._pids_on(indices) == set()
-
-    def disruption(self) -> Disruption:
-        """A real node never misbehaves on purpose."""
-        return NO_DISRUPTION

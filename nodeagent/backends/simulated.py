@@ -13,7 +13,6 @@ from pathlib import Path
 from nodeagent.leases import LeaseStore
 from nodeagent.model import (
     AgentError,
-    Disruption,
     GpuReading,
     InstallResult,
     Reading,
@@ -178,9 +177,10 @@ class SimulatedNode:
         self._busy = None
         self._version += 1
 
-    def disruption(self) -> Disruption:
-        """The slow and refuse faults, applied by the HTTP layer."""
-        return Disruption(delay_s=self.faults.delay_s, refuse=self.faults.refuse)
+    @property
+    def refusing(self) -> bool:
+        """The refuse fault: the node's server closes its port (nodeagent/simulator.py)."""
+        return self.faults.refuse
 
     def faults_json(self) -> dict[str, object]:
         """The switched-on faults, as the fault endpoints answer them."""

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.choices import Role
 from accounts.models import Membership, Organization, User
+from accounts.selectors.staff import is_staff_admin
 from accounts.services.audit import audit_record
 from programs.choices import ApplicationStatus
 from programs.models import EarlyStageApplication
@@ -55,7 +56,7 @@ def early_stage_apply(
 
 
 def _require_staff_admin(actor: User) -> None:
-    if not (actor.is_authenticated and actor.is_staff):
+    if not is_staff_admin(actor):
         raise PermissionDenied("Only a staff admin may decide on early-stage applications.")
 
 

@@ -25,7 +25,7 @@ from clusters.services.fleet import fleet_seed
 from core.periods import month_of, next_month
 from nodeagent.backends.simulated import SimulatedFleet
 from nodeagent.protocol import account_for_lease
-from nodeagent.server import start_in_thread
+from nodeagent.simulator import start_in_thread
 from tests.accounts.test_ssh_keys import ALICE_KEY
 from tests.browser.conftest import open_page, screenshot
 from tests.factories import MembershipFactory, OrganizationFactory

@@ -27,7 +27,7 @@ from clusters.services.fleet import fleet_seed
 from clusters.services.telemetry import fleet_poll
 from core.periods import previous_month
 from nodeagent.backends.simulated import SimulatedFleet
-from nodeagent.server import start_in_thread
+from nodeagent.simulator import start_in_thread
 from programs.choices import ApplicationStatus
 from programs.models import EarlyStageApplication
 from programs.services.early_stage import early_stage_apply

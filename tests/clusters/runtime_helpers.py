@@ -23,7 +23,7 @@ from clusters.services.agent_tokens import encrypt_agent_token
 from clusters.services.booking import lease_book
 from nodeagent.backends.simulated import SimulatedFleet
 from nodeagent.protocol import account_for_lease
-from nodeagent.server import start_in_thread
+from nodeagent.simulator import start_in_thread
 from tests.factories import ClusterFactory, NodeFactory
 from tests.live import free_port
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from nodeagent.backends.simulated import SimulatedFleet
-from nodeagent.server import start_in_thread
+from nodeagent.simulator import start_in_thread
 from tests.nodeagent.fakes import HOSTNAMES, TOKEN, FakeNvml, FleetServer
 
 

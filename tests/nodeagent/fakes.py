@@ -12,7 +12,7 @@ import httpx
 import pynvml
 
 from nodeagent.backends.simulated import SimulatedFleet
-from nodeagent.server import node_url
+from nodeagent.simulator import node_url
 
 TOKEN = "test-agent-token-0123456789"
 HOSTNAMES = ["tx1-c01-n001", "tx1-c01-n002", "va1-c02-n003"]

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from nodeagent.backends.simulated import SimulatedNode
-from nodeagent.server import start_node_in_thread
+from nodeagent.simulator import start_simulated_node_in_thread
 from tests.nodeagent.fakes import TOKEN, FleetServer
 
 NODE = "tx1-c01-n002"
@@ -122,7 +122,7 @@ def test_a_refusing_node_answers_again_once_cleared(served_fleet: FleetServer) -
 
 def test_a_lone_refusing_node_closes_its_port(tmp_path: Path) -> None:
     node = SimulatedNode("va1-c01-n009", tmp_path)
-    base_url, stop = start_node_in_thread(node, token=TOKEN)
+    base_url, stop = start_simulated_node_in_thread(node, token=TOKEN)
     try:
         assert httpx.get(f"{base_url}/v1/health").status_code == 200
         node.set_fault("refuse")

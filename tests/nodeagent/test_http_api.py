@@ -266,16 +266,26 @@ def test_every_handler_of_the_agent_is_a_coroutine(tmp_path) -> None:  # type: i
     import asyncio
     import warnings
 
-    from nodeagent.app import create_fleet_app, create_node_app, hash_token
+    from nodeagent.app import hash_token
     from nodeagent.backends.simulated import SimulatedFleet, SimulatedNode
+    from nodeagent.simulator import create_fleet_app, create_simulated_node_app
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)  # aiohttp warns about plain functions
         apps = [
             create_fleet_app(SimulatedFleet([NODE], tmp_path / "fleet"), hash_token(TOKEN)),
-            create_node_app(SimulatedNode(NODE, tmp_path / "node"), hash_token(TOKEN)),
+            create_simulated_node_app(SimulatedNode(NODE, tmp_path / "node"), hash_token(TOKEN)),
         ]
     handlers = [route.handler for app in apps for route in app.router.routes()]
     names = {"health", "gpus", "put_lease", "delete_lease", "get_faults", "post_fault", "delete_faults"}
     assert {handler.__name__ for handler in handlers} == names
     assert all(asyncio.iscoroutinefunction(handler) for handler in handlers)
+
+
+def test_a_real_nodes_agent_serves_no_simulator_route(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from nodeagent.app import create_node_app, hash_token
+    from nodeagent.backends.simulated import SimulatedNode
+
+    app = create_node_app(SimulatedNode(NODE, tmp_path / "node"), hash_token(TOKEN))
+    paths = {route.resource.canonical for route in app.router.routes()}
+    assert paths == {"/v1/health", "/v1/gpus", "/v1/leases/{lease_id}"}

@@ -133,10 +133,10 @@ def test_it_refuses_an_unknown_fault_or_gpu(tmp_path: Path) -> None:
 def test_the_fleet_sets_faults_by_hostname(tmp_path: Path) -> None:
     fleet = SimulatedFleet(simulated_hostnames("sim-", 3), tmp_path)
     fleet.set_fault("sim-0002", "slow", seconds=1.5)
-    assert fleet.node("sim-0002").disruption().delay_s == 1.5
-    assert fleet.node("sim-0001").disruption().delay_s == 0
+    assert fleet.node("sim-0002").faults.delay_s == 1.5
+    assert fleet.node("sim-0001").faults.delay_s == 0
     fleet.clear_faults("sim-0002", "slow")
-    assert fleet.node("sim-0002").disruption().delay_s == 0
+    assert fleet.node("sim-0002").faults.delay_s == 0
 
 
 def test_a_restarted_agent_remembers_a_revoked_lease(tmp_path: Path, ssh_keys: dict[str, str]) -> None:

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Organization, User
 from accounts.selectors.organizations import organizations_of
+from accounts.selectors.staff import is_staff
 from accounts.services.tokens import api_token_create
 
 
@@ -41,7 +42,7 @@ class Command(BaseCommand):
         count = mine.count()
         if count == 1:
             return mine.get()
-        if count == 0 and (user.is_staff or user.is_finance_staff):
+        if count == 0 and is_staff(user):
             return None
         if count == 0:
             raise CommandError(f"{user.email} belongs to no organization; create one with create_org")
