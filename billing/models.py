@@ -16,7 +16,7 @@ class UsageHour(models.Model):
     """A lease's GPU-seconds in one clock hour, at its booked price; materialized from allocations.
 
     `amount` is GPU-seconds × price / 3600 kept to 12 decimal places for reading; invoice lines
-    are computed from the exact products (billing/money.py), never from these rounded values.
+    are computed from the exact products (core/money.py), never from these rounded values.
     """
 
     lease = models.ForeignKey("clusters.Lease", on_delete=models.PROTECT, related_name="usage_hours")

@@ -1,4 +1,4 @@
-"""A lively demo (issue 6): leases running on the simulated fleet, an early-stage application waiting,
+"""A lively demo: leases running on the simulated fleet, an early-stage application waiting,
 and last month closed with invoices. Every step is idempotent, so `make demo` may run it again."""
 
 from dataclasses import dataclass

@@ -31,7 +31,7 @@ class Spend:
 
 
 # Usage as billing defines it: the overlap of live allocation periods with the interval, an open
-# period clipped at `at`, bounds truncated to the second (billing/money.py).
+# period clipped at `at`, bounds truncated to the second (core/money.py).
 SPEND_SQL = """
 SELECT coalesce(sum(secs), 0), coalesce(sum(secs * price), 0)
 FROM (

@@ -53,7 +53,7 @@ def quote(
 ) -> Quote:
     """The price of `gpus` GPUs of `kind` in `region` over [start, end) at the price in force at `at` (now).
 
-    The total is computed from exact minutes and rounded once, by billing.money's rule (cent, half up).
+    The total is computed from exact minutes and rounded once, by core.money's rule (cent, half up).
     """
     price = price_for(kind=kind, region=region, at=at or timezone.now())
     per_hour = cents(price * gpus)

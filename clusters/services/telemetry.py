@@ -222,8 +222,8 @@ def _columns(rows: list[tuple[Any, ...]]) -> list[str]:
 
 def _update_latest(rows: list[tuple[Any, ...]], now: datetime) -> None:
     # One UPDATE ... FROM unnest(...) for the whole sweep: Django's bulk_update writes CASE chains instead.
-    # No indexed column changes and clusters_gpu keeps free room on each page (fillfactor, migration
-    # 0003), so these are HOT updates: no index entries written, 4-8x faster than without.
+    # No indexed column changes and clusters_gpu keeps free room on each page (fillfactor 50, migration
+    # 0006), so these are HOT updates: no index entries written, 4-8x faster than without.
     if not rows:
         return
     with connection.cursor() as cursor:

@@ -47,7 +47,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  {email:32} {name}")
 
     def _lively(self, users: dict[str, User]) -> None:
-        """Leases running, an early-stage application waiting, last month closed (issue 6)."""
+        """Leases running, an early-stage application waiting, last month closed."""
         owner, founder = users["owner@demo.voltpark.dev"], users["founder@demo.voltpark.dev"]
         application = demo_startup_applying(founder=founder)
         closed = demo_closed_month(bookers={"acme-ai": owner, "nebula-labs": founder})
