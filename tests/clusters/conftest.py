@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from clusters.choices import LeaseKind
 from clusters.models import Node, PriceBookEntry, Region
-from tests.clusters.runtime_helpers import booking, fleet_of  # noqa: F401
+from tests.clusters.helpers import booking, fleet_of  # noqa: F401
 from tests.factories import ClusterFactory, NodeFactory, RegionFactory
 
 

@@ -12,7 +12,7 @@ from clusters.choices import LeaseState
 from clusters.models import Allocation, Lease
 from clusters.services.lifecycle import leases_enforce
 from tests.clusters.conftest import build_fleet
-from tests.clusters.runtime_helpers import Fleet, gpus_of, lease_on
+from tests.clusters.helpers import Fleet, gpus_of, lease_on
 from tests.clusters.test_booking_api import reserved
 from tests.clusters.test_lease_changes import make_active
 from tests.conftest import api_client_for

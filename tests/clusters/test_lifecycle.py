@@ -14,7 +14,7 @@ from accounts.models import AuditEntry, Organization, User
 from clusters.choices import LeaseKind, LeaseState
 from clusters.models import GPU, Allocation, Lease, LeaseNotice
 from clusters.services.lifecycle import gpus_cleanup_check, leases_end_due, leases_enforce
-from tests.clusters.runtime_helpers import SSH_KEY, Fleet, gpus_of, lease_on
+from tests.clusters.helpers import SSH_KEY, Fleet, gpus_of, lease_on
 
 
 def audits(lease: Lease, action: str) -> int:

@@ -9,7 +9,7 @@ from django.utils import timezone
 from accounts.models import AuditEntry
 from clusters.choices import GpuHealth, HealthEventKind, LeaseKind, LeaseState, NodeState, Pool
 from clusters.models import HealthEvent, Node
-from tests.clusters.runtime_helpers import gpus_of, lease_on
+from tests.clusters.helpers import gpus_of, lease_on
 from tests.factories import ClusterFactory, LeaseFactory, NodeFactory, OrganizationFactory, RegionFactory
 from tests.web.staff_helpers import csrf_client, queries_for
 

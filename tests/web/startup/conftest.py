@@ -12,7 +12,7 @@ from accounts.models import User
 from clusters.choices import LeaseKind, LeaseState
 from clusters.models import GPU, GpuSample, Lease, Node
 from clusters.services.fleet import fleet_seed
-from tests.clusters.runtime_helpers import gpus_of, lease_on
+from tests.clusters.helpers import gpus_of, lease_on
 
 ANONYMOUS = "anonymous"
 PEOPLE = ["alice", "bob", "fiona", "charlie", "stella", "frank", ANONYMOUS]

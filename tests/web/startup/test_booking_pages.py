@@ -10,7 +10,7 @@ from django.utils import timezone
 from accounts.services.ssh_keys import ssh_key_add
 from clusters.choices import LeaseKind, LeaseState
 from clusters.models import Lease
-from tests.clusters.runtime_helpers import SSH_KEY
+from tests.clusters.helpers import SSH_KEY
 from tests.web.startup.conftest import PEOPLE, status_of
 
 EXPECTED = {"alice": 200, "bob": 200, "fiona": 403, "charlie": 200, "stella": 403, "frank": 403}

@@ -12,7 +12,7 @@ from django.utils import timezone
 from clusters.choices import LeaseKind, LeaseState
 from clusters.models import Lease
 from nodeagent.protocol import account_for_lease
-from tests.clusters.runtime_helpers import gpus_of, lease_on
+from tests.clusters.helpers import gpus_of, lease_on
 from tests.factories import LeaseFactory, RegionFactory
 from tests.web.startup.conftest import PEOPLE, active_lease, add_samples, status_of, tx_node
 
