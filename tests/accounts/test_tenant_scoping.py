@@ -3,7 +3,7 @@
 from accounts.models import Invitation, SshKey
 from accounts.services.ssh_keys import ssh_key_add
 from accounts.services.tokens import api_token_create
-from tests.accounts.test_ssh_keys import ALICE_KEY
+from tests.accounts.helpers import ALICE_KEY
 
 
 def test_charlie_does_not_see_alices_keys_and_gets_404_for_their_id(api_as, alice, charlie) -> None:  # type: ignore[no-untyped-def]

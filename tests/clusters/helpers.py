@@ -1,30 +1,35 @@
-"""Helpers for the run-time tests: leases booked through booking's service (or, where a test needs
-a lease booking would refuse, such as one that started in the past, made directly), and a simulated
-fleet: the real node agent (nodeagent) served over HTTP on loopback, the boundary where the GPUs are
-faked. RUNTIME_TEST_PORTS ("18300-18400" by default) is the range of loopback ports they may use.
+"""Helpers of the clusters tests.
+
+- A fleet to book (`build_fleet`: one region, clusters of nodes, the price book) and whole-hour
+  instants (`later`), API bodies (`reserved`), and a check that no GPU is booked twice.
+- Leases booked through booking's service (`Booking`) or, where a test needs a lease booking would
+  refuse (one that started in the past), made directly (`lease_on`, `active_lease`, `make_active`),
+  with telemetry samples (`add_samples`).
+- A simulated fleet (`Fleet`, `make_nodes`): the real node agent (nodeagent) served over HTTP on
+  loopback, the boundary where the GPUs are faked. RUNTIME_TEST_PORTS ("18300-18400" by default) is the
+  range of loopback ports it may use.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
 from django.contrib.postgres.fields.ranges import DateTimeTZRange
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Organization, SshKey, User
-from accounts.services.ssh_keys import ssh_key_add
 from clusters.choices import LeaseKind, LeaseState
-from clusters.models import GPU, Allocation, Lease, Node, PriceBookEntry
+from clusters.models import GPU, Allocation, GpuSample, Lease, Node, PriceBookEntry, Region
 from clusters.services.agent_tokens import encrypt_agent_token
 from clusters.services.booking import lease_book
 from nodeagent.backends.simulated import SimulatedFleet
 from nodeagent.protocol import account_for_lease
 from nodeagent.server import start_in_thread
-from tests.factories import ClusterFactory, NodeFactory
+from tests.factories import ClusterFactory, NodeFactory, RegionFactory
 from tests.live import free_port
 
 AGENT_TOKEN = "test-agent-token"
@@ -65,21 +70,6 @@ def lease_on(
         for gpu in gpus
     )
     return lease
-
-
-@pytest.fixture
-def booking(db: None, settings: Any, acme: Organization, alice: User) -> "Booking":
-    """Booking's own service with its limits shortened: whole seconds, leases from one second long."""
-    settings.BOOKING_TIME_STEP = timedelta(seconds=1)
-    settings.BOOKING_MIN_DURATION = timedelta(seconds=1)
-    acme.gpu_quota = 1000
-    acme.save(update_fields=["gpu_quota"])
-    since = datetime(2020, 1, 1, tzinfo=UTC)
-    for kind, price in ((LeaseKind.RESERVED, "1.9900"), (LeaseKind.ON_DEMAND, "2.4900")):
-        PriceBookEntry.objects.get_or_create(
-            kind=kind, region=None, defaults={"price_per_gpu_hour": Decimal(price), "effective_from": since}
-        )
-    return Booking(acme, alice, ssh_key_add(user=alice, public_key=SSH_KEY))
 
 
 @dataclass
@@ -163,19 +153,121 @@ def make_nodes(count: int, base_url: str, *, prefix: str = "sim") -> list[Node]:
     return nodes
 
 
-@pytest.fixture
-def fleet_of(db: None, tmp_path: Path) -> Iterator[Callable[..., Fleet]]:
-    """`fleet_of(3)`: three nodes in the database, served by a simulated agent over loopback HTTP."""
-    stops: list[Callable[[], None]] = []
+def serve_fleet(count: int, lease_root: Path, *, prefix: str = "sim") -> tuple[Fleet, Callable[[], None]]:
+    """`count` nodes in the database whose agents are one simulated fleet on a free loopback port,
+    and the function that stops serving it."""
+    port = free_port("RUNTIME_TEST_PORTS", "18300-18400")
+    nodes = make_nodes(count, f"http://127.0.0.1:{port}", prefix=prefix)
+    sim = SimulatedFleet([node.hostname for node in nodes], lease_root)
+    base_url, stop = start_in_thread(sim, token=AGENT_TOKEN, port=port)
+    return Fleet(sim, base_url, lease_root, nodes), stop
 
-    def make(count: int, *, prefix: str = "sim") -> Fleet:
-        port = free_port("RUNTIME_TEST_PORTS", "18300-18400")
-        nodes = make_nodes(count, f"http://127.0.0.1:{port}", prefix=prefix)
-        sim = SimulatedFleet([node.hostname for node in nodes], tmp_path / "leases")
-        base_url, stop = start_in_thread(sim, token=AGENT_TOKEN, port=port)
-        stops.append(stop)
-        return Fleet(sim, base_url, tmp_path / "leases", nodes)
 
-    yield make
-    for stop in stops:
-        stop()
+@dataclass
+class RegionFleet:
+    """A fleet to book: with the defaults, `nodes[0..3]` in cluster tx1-c01 and `nodes[4..7]` in tx1-c02."""
+
+    region: Region
+    nodes: list[Node]
+
+
+def build_fleet(clusters: int = 2, nodes_per_cluster: int = 4) -> RegionFleet:
+    """One region (us-tx-1) of `clusters` × `nodes_per_cluster` nodes of 8 GPUs, and its prices."""
+    region = RegionFactory()
+    nodes = []
+    for c in range(1, clusters + 1):
+        cluster = ClusterFactory(region=region, name=f"tx1-c{c:02d}")
+        nodes += [
+            NodeFactory(cluster=cluster, hostname=f"tx1-c{c:02d}-n{n:03d}")
+            for n in range(1, nodes_per_cluster + 1)
+        ]
+    since = datetime(2020, 1, 1, tzinfo=UTC)
+    PriceBookEntry.objects.create(
+        kind=LeaseKind.RESERVED, price_per_gpu_hour=Decimal("1.99"), effective_from=since
+    )
+    PriceBookEntry.objects.create(
+        kind=LeaseKind.ON_DEMAND, price_per_gpu_hour=Decimal("2.49"), effective_from=since
+    )
+    return RegionFleet(region=region, nodes=nodes)
+
+
+def later(hours: float = 0, *, days: int = 1) -> datetime:
+    """A whole-minute instant `days` + `hours` from the start of the next hour."""
+    base = timezone.now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return base + timedelta(days=days, hours=hours)
+
+
+def reserved(gpus: int = 8, start=None, hours: float = 2, **extra):  # type: ignore[no-untyped-def]
+    """The API body booking a reserved lease in us-tx-1 (from `later()` unless `start` is given)."""
+    start = start or later()
+    body = {"region": "us-tx-1", "gpus": gpus, "kind": "reserved", "start": start.isoformat()}
+    body["end"] = (start + timedelta(hours=hours)).isoformat()
+    return {**body, **extra}
+
+
+OVERLAPS_SQL = """
+SELECT count(*) FROM clusters_allocation a
+JOIN clusters_allocation b ON a.gpu_id = b.gpu_id AND a.id < b.id AND a.period && b.period
+WHERE a.is_live AND b.is_live
+"""
+
+
+def overlapping_allocations() -> int:
+    """Pairs of live allocations that hold one GPU at once (read in SQL, past any application rule)."""
+    with connection.cursor() as cursor:
+        cursor.execute(OVERLAPS_SQL)
+        return cursor.fetchone()[0]
+
+
+def make_active(lease_id: str, *, started_hours_ago: float = 1) -> None:
+    """What the run-time sweeper does at start, with the window moved into the past."""
+    lease = Lease.objects.get(public_id=lease_id)
+    shift = lease.start - (timezone.now() - timedelta(hours=started_hours_ago))
+    for allocation in lease.allocations.all():
+        upper = allocation.period.upper - shift if allocation.period.upper else None
+        allocation.period = (allocation.period.lower - shift, upper)
+        allocation.save(update_fields=["period"])
+    Lease.objects.filter(pk=lease.pk).update(
+        state=LeaseState.ACTIVE, start=lease.start - shift, end=lease.end - shift if lease.end else None
+    )
+
+
+def tx_node(fleet: list[Node]) -> Node:
+    """The first Texas node of a seeded fleet."""
+    return next(node for node in fleet if node.hostname.startswith("tx1"))
+
+
+def active_lease(fleet: list[Node], *, organization, booked_by, hours_ago: float = 2, **fields) -> Lease:  # type: ignore[no-untyped-def]
+    """An on-demand lease on a Texas node's eight GPUs, running since `hours_ago`."""
+    start = timezone.now().replace(microsecond=0) - timedelta(hours=hours_ago)
+    return lease_on(
+        gpus_of(tx_node(fleet)),
+        organization=organization,
+        booked_by=booked_by,
+        start=start,
+        end=None,
+        kind=LeaseKind.ON_DEMAND,
+        state=LeaseState.ACTIVE,
+        **fields,
+    )
+
+
+def add_samples(lease: Lease, *, since: datetime, every: timedelta, utilization: int) -> int:
+    """Readings of each of the lease's GPUs from `since` until now."""
+    gpus = GPU.objects.filter(allocations__lease=lease)
+    rows, at, now = [], since, timezone.now()
+    while at <= now:
+        rows += [
+            GpuSample(
+                gpu=gpu,
+                at=at,
+                utilization_pct=utilization,
+                memory_used_bytes=40 * 2**30,
+                temperature_c=61,
+                power_draw_w=350.0,
+            )
+            for gpu in gpus
+        ]
+        at += every
+    GpuSample.objects.bulk_create(rows)
+    return len(rows)

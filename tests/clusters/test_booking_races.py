@@ -4,12 +4,11 @@ import random
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connections, transaction
 from psycopg2.extras import DateTimeTZRange
 
 from accounts.choices import Role
@@ -17,46 +16,12 @@ from accounts.models import User
 from clusters.models import GPU, Allocation, Lease
 from clusters.services.booking import lease_book
 from clusters.services.refusals import NoCapacity
-from tests.clusters.conftest import build_fleet, later
-from tests.clusters.test_booking_api import reserved
-from tests.conftest import api_client_for
+from tests.clusters.helpers import build_fleet, later, overlapping_allocations, reserved
 from tests.factories import LeaseFactory, MembershipFactory
+from tests.helpers import api_client_for
+from tests.races import race
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-OVERLAPS_SQL = """
-SELECT count(*) FROM clusters_allocation a
-JOIN clusters_allocation b ON a.gpu_id = b.gpu_id AND a.id < b.id AND a.period && b.period
-WHERE a.is_live AND b.is_live
-"""
-
-
-def overlapping_allocations() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(OVERLAPS_SQL)
-        return cursor.fetchone()[0]
-
-
-def race(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run every call in its own thread (own connection), released together by a barrier."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = calls[i]()
-        except Exception as error:  # noqa: BLE001 - the test asserts on what each thread got
-            results[i] = error
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def no_password_user() -> User:
