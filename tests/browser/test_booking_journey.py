@@ -27,7 +27,7 @@ from nodeagent.backends.simulated import SimulatedFleet
 from nodeagent.protocol import account_for_lease
 from nodeagent.server import start_in_thread
 from tests.accounts.helpers import ALICE_KEY
-from tests.browser.conftest import open_page, screenshot
+from tests.browser.harness import open_page, screenshot
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.live import free_port
 

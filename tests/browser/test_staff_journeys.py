@@ -33,7 +33,7 @@ from programs.models import EarlyStageApplication
 from programs.services.early_stage import early_stage_apply
 from tests.billing.factories import make_lease
 from tests.billing.helpers import FOCUS_REQUIRED
-from tests.browser.conftest import screenshot
+from tests.browser.harness import screenshot
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from tests.live import free_port
 

@@ -8,7 +8,7 @@ from accounts.choices import Role
 from accounts.models import ApiToken, Invitation, Membership, SshKey, User
 from clusters.services.fleet import fleet_seed
 from tests.accounts.helpers import ALICE_FINGERPRINT, ALICE_KEY
-from tests.browser.conftest import screenshot
+from tests.browser.harness import screenshot
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
 pytestmark = pytest.mark.browser
