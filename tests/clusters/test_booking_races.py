@@ -1,14 +1,13 @@
 """Bookings that really race: threads, each with its own database connection, at the same instant."""
 
 import random
-import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connections, transaction
 from psycopg2.extras import DateTimeTZRange
 
 from accounts.choices import Role
@@ -19,7 +18,7 @@ from clusters.services.refusals import NoCapacity
 from tests.clusters.helpers import build_fleet, later, overlapping_allocations, reserved
 from tests.factories import LeaseFactory, MembershipFactory
 from tests.helpers import api_client_for
-from tests.races import race
+from tests.races import held_open, race
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -115,19 +114,11 @@ def test_concurrent_duplicates_with_one_idempotency_key_book_once(alice) -> None
     assert Lease.objects.count() == 1 and Allocation.objects.count() == 1
 
 
-def hold_gpu_uncommitted(
-    gpu: GPU, window: tuple, holder: Lease, ready: threading.Event, release: threading.Event
-) -> None:
-    """Another writer (not taking placement's locks) inserts an allocation and commits only when told."""
-    try:
-        with transaction.atomic():
-            Allocation.objects.create(
-                lease=holder, gpu=gpu, node=gpu.node, period=DateTimeTZRange(*window, "[)")
-            )
-            ready.set()
-            release.wait(timeout=30)
-    finally:
-        connections.close_all()
+def allocate(gpu: GPU, window: tuple, holder: Lease) -> Callable[[], Allocation]:
+    """Another writer's insert of an allocation, taking none of placement's locks."""
+    return lambda: Allocation.objects.create(
+        lease=holder, gpu=gpu, node=gpu.node, period=DateTimeTZRange(*window, "[)")
+    )
 
 
 def test_when_the_exclusion_constraint_fires_booking_retries_on_fresh_data(alice, settings) -> None:  # type: ignore[no-untyped-def]
@@ -135,21 +126,17 @@ def test_when_the_exclusion_constraint_fires_booking_retries_on_fresh_data(alice
     window = (later(0), later(2))
     holder = LeaseFactory(region=fleet.region, gpus=1)
     gpu0 = GPU.objects.get(index=0)
-    ready, release = threading.Event(), threading.Event()
-    writer = threading.Thread(target=hold_gpu_uncommitted, args=(gpu0, window, holder, ready, release))
-    writer.start()
-    assert ready.wait(10)
-    threading.Timer(0.5, release.set).start()  # commits while our insert waits on the constraint
-    lease = lease_book(
-        user=alice,
-        organization=alice.memberships.get().organization,
-        region=fleet.region,
-        gpus=1,
-        kind="reserved",
-        start=window[0],
-        end=window[1],
-    )
-    writer.join()
+    # The other writer commits while our insert waits on the constraint.
+    with held_open(allocate(gpu0, window, holder), commit_after=0.5):
+        lease = lease_book(
+            user=alice,
+            organization=alice.memberships.get().organization,
+            region=fleet.region,
+            gpus=1,
+            kind="reserved",
+            start=window[0],
+            end=window[1],
+        )
     assert list(lease.allocations.values_list("gpu__index", flat=True)) == [1]
     assert overlapping_allocations() == 0
 
@@ -159,14 +146,8 @@ def test_after_the_last_retry_the_answer_is_no_capacity(alice, settings) -> None
     fleet = build_fleet(clusters=1, nodes_per_cluster=1)
     window = (later(0), later(2))
     holder = LeaseFactory(region=fleet.region, gpus=1)
-    ready, release = threading.Event(), threading.Event()
-    writer = threading.Thread(
-        target=hold_gpu_uncommitted, args=(GPU.objects.get(index=0), window, holder, ready, release)
-    )
-    writer.start()
-    assert ready.wait(10)
-    threading.Timer(0.5, release.set).start()
-    with pytest.raises(NoCapacity) as refused:
+    gpu0 = GPU.objects.get(index=0)
+    with held_open(allocate(gpu0, window, holder), commit_after=0.5), pytest.raises(NoCapacity) as refused:
         lease_book(
             user=alice,
             organization=alice.memberships.get().organization,
@@ -176,7 +157,6 @@ def test_after_the_last_retry_the_answer_is_no_capacity(alice, settings) -> None
             start=window[0],
             end=window[1],
         )
-    writer.join()
     assert refused.value.max_gpus_available == 4  # 7 GPUs free: the largest single-node size is 4
     assert not Lease.objects.filter(booked_by=alice).exists()
     assert overlapping_allocations() == 0
