@@ -16,6 +16,7 @@ from clusters.models import Node
 from clusters.services.fleet import fleet_seed
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from tests.helpers import ANONYMOUS, api_client_for
+from tests.markers import unmarked_slow_tests
 
 
 @pytest.fixture
@@ -94,3 +95,13 @@ def seeded_fleet(db: None) -> list[Node]:
 def _fast_password_hashing(settings) -> None:  # type: ignore[no-untyped-def]
     """Django's default hasher costs ~0.5 s per user; tests make many users and never need a slow hash."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse a slow test left unmarked: `make test-fast` would run it, and slow down, unnoticed."""
+    unmarked = unmarked_slow_tests(items)
+    if unmarked:
+        raise pytest.UsageError(
+            "mark these tests slow (they start a worker or a server, or race threads):\n"
+            + "\n".join(unmarked)
+        )
