@@ -1,5 +1,6 @@
 """Helpers of every app's tests: clients acting as a person, what a page answered, counting queries."""
 
+import re
 from typing import Any
 
 from django.db import connection
@@ -20,6 +21,16 @@ def status_of(response: Any) -> int | str:
     if response.status_code == 302 and response["Location"].startswith("/login/"):
         return "login"
     return response.status_code
+
+
+def html_without_csrf_tokens(response: Any) -> str:
+    """The page's HTML with its CSRF tokens blanked: they are random letters and digits, which can
+    spell a word a test asserts is absent (one spelled "Acme")."""
+    return re.sub(
+        r'name="csrfmiddlewaretoken" value="[^"]*"',
+        'name="csrfmiddlewaretoken" value=""',
+        response.content.decode(),
+    )
 
 
 def queries_for(client: Client, url: str) -> int:
