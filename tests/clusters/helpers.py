@@ -1,11 +1,12 @@
 """Helpers of the clusters tests.
 
-- A fleet to book (`build_fleet`: one region, clusters of nodes, the price book) and whole-hour
-  instants (`later`), API bodies (`reserved`), and a check that no GPU is booked twice.
+- A fleet to book (`build_fleet` makes a `RegionFleet`: one region, clusters of nodes, the price
+  book), whole-hour instants (`later`), API bodies (`reserved`), and a check that no GPU is booked
+  twice (`overlapping_allocations`).
 - Leases booked through booking's service (`Booking`) or, where a test needs a lease booking would
   refuse (one that started in the past), made directly (`lease_on`, `active_lease`, `make_active`),
   with telemetry samples (`add_samples`).
-- A simulated fleet (`Fleet`, `make_nodes`): the real node agent (nodeagent) served over HTTP on
+- A simulated fleet (`serve_fleet` makes a `Fleet`): the real node agent (nodeagent) served over HTTP on
   loopback, the boundary where the GPUs are faked. RUNTIME_TEST_PORTS ("18300-18400" by default) is the
   range of loopback ports it may use.
 """
