@@ -1,4 +1,6 @@
-# Voltpark: `make demo` runs the whole platform with a demo fleet; `make test` runs the suite.
+# Voltpark: `make demo` runs the whole platform with a demo fleet; `make test` runs lint and the whole
+# suite, `make test-fast` all but the browser and slow tests, `make screenshots` the browser tests
+# saving docs/screenshots/.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,7 +9,7 @@ AGENT_PORT ?= 9100
 DEMO_NODES ?= 96
 export DJANGO_SETTINGS_MODULE := voltpark.settings
 
-.PHONY: install demo test lint format bench stop wipe browsers
+.PHONY: install demo test test-fast screenshots lint format bench stop wipe browsers
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +40,14 @@ format: install
 
 test: install lint
 	$(PY) -m pytest
+
+# No lint first: this is the quick loop while editing.
+test-fast: install
+	$(PY) -m pytest -m "not browser and not slow"
+
+# The harness (tests/browser/harness.py) writes docs/screenshots/ only when this variable is true.
+screenshots: install
+	BROWSER_SCREENSHOTS=1 $(PY) -m pytest -m browser tests/browser
 
 bench: install
 	$(PY) -m bench

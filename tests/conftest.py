@@ -1,16 +1,22 @@
-"""Fixtures shared by the whole suite: the named people of the ownership tests.
+"""Fixtures shared by the whole suite: the named people of the ownership tests, clients acting as
+them, and a small fleet in every region.
 
 Alice (owner) and Bob (member) are in Acme; Charlie owns Globex; Fiona is Acme's finance
 member; Stella is a staff admin and Frank staff finance.
 """
 
+from collections.abc import Callable
+
 import pytest
-from rest_framework.test import APIClient
+from django.test import Client
 
 from accounts.choices import Role
 from accounts.models import Organization, User
-from accounts.services.tokens import api_token_create
+from clusters.models import Node
+from clusters.services.fleet import fleet_seed
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+from tests.helpers import ANONYMOUS, api_client_for
+from tests.markers import unmarked_slow_tests
 
 
 @pytest.fixture
@@ -53,14 +59,23 @@ def frank(db: None) -> User:
     return UserFactory(email="frank@voltpark.example", is_finance_staff=True)
 
 
-def api_client_for(user: User, organization: Organization | None = None) -> APIClient:
-    """An API client authenticated by a real bearer token of `user` in `organization`."""
-    if organization is None:
-        organization = user.memberships.first().organization if user.memberships.exists() else None
-    secret = api_token_create(user=user, organization=organization, name="test").secret
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    return client
+@pytest.fixture
+def everyone(alice, bob, fiona, charlie, stella, frank) -> dict[str, User]:  # type: ignore[no-untyped-def]
+    """Everyone above by name, for tests parametrized by who asks."""
+    return {"alice": alice, "bob": bob, "fiona": fiona, "charlie": charlie, "stella": stella, "frank": frank}
+
+
+@pytest.fixture
+def client_as(everyone: dict[str, User]) -> Callable[[str], Client]:
+    """`client_as("bob")`: a test client logged in as Bob (or anonymous)."""
+
+    def make(who: str) -> Client:
+        client = Client()
+        if who != ANONYMOUS:
+            client.force_login(everyone[who])
+        return client
+
+    return make
 
 
 @pytest.fixture
@@ -69,7 +84,24 @@ def api_as():  # type: ignore[no-untyped-def]
     return api_client_for
 
 
-# --- Browser (issue 6): fast password hashing in tests (Django's default costs ~0.5 s per user).
+@pytest.fixture
+def seeded_fleet(db: None) -> list[Node]:
+    """Six nodes, two per region, all in the general pool, with the default price book."""
+    fleet_seed(nodes=6)
+    return list(Node.objects.order_by("hostname"))
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings) -> None:  # type: ignore[no-untyped-def]
+    """Django's default hasher costs ~0.5 s per user; tests make many users and never need a slow hash."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse a slow test left unmarked: `make test-fast` would run it, and slow down, unnoticed."""
+    unmarked = unmarked_slow_tests(items)
+    if unmarked:
+        raise pytest.UsageError(
+            "mark these tests slow (they start a worker or a server, or race threads):\n"
+            + "\n".join(unmarked)
+        )

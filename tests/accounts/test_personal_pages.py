@@ -8,7 +8,8 @@ from django.test.utils import CaptureQueriesContext
 from accounts.models import ApiToken, SshKey
 from accounts.services.ssh_keys import ssh_key_add
 from accounts.services.tokens import api_token_create, hash_token
-from tests.accounts.test_ssh_keys import ALICE_KEY, openssh_line
+from tests.accounts.helpers import ALICE_KEY
+from tests.nodeagent.helpers import openssh_line
 
 
 def _queries(client, url: str) -> int:  # type: ignore[no-untyped-def]

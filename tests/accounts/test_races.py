@@ -1,8 +1,6 @@
 """Account rules that must hold when requests race: threads, each with its own database connection."""
 
 from collections.abc import Iterator
-from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -11,7 +9,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.choices import Role
-from accounts.models import AuditEntry, Invitation, Membership, Organization, User
+from accounts.models import AuditEntry, Invitation, Membership
 from accounts.services.organizations import (
     invitation_accept,
     invitation_create,
@@ -19,10 +17,6 @@ from accounts.services.organizations import (
     membership_set_role,
 )
 from accounts.services.tokens import api_token_create
-from billing.models import CreditGrant
-from programs.choices import ApplicationStatus
-from programs.models import EarlyStageApplication
-from programs.services.early_stage import early_stage_apply, early_stage_approve, early_stage_reject
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from tests.races import errors_of, race
 
@@ -104,41 +98,6 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner() -> None:
         assert Membership.objects.filter(organization=organization, role=Role.OWNER).count() == 1
         changes = AuditEntry.objects.filter(action="membership.set_role", organization=organization)
         assert changes.count() == 1
-
-
-def test_an_application_approved_and_rejected_at_once_is_decided_once(alice, acme, stella) -> None:  # type: ignore[no-untyped-def]
-    application = early_stage_apply(
-        actor=alice,
-        organization=acme,
-        what_we_build="Protein folding models",
-        stage="seed",
-        funding="$2M seed",
-        gpus_wanted=32,
-        why="Training runs",
-    )
-    other_admin = User.objects.create(email="sam@voltpark.example", is_staff=True, password="!")
-    approve = lambda: early_stage_approve(  # noqa: E731
-        actor=stella,
-        application=application,
-        gpu_quota=64,
-        credit_amount=Decimal("5000"),
-        credit_expires_at=timezone.now() + timedelta(days=90),
-    )
-    results = race(
-        [approve, lambda: early_stage_reject(actor=other_admin, application=application, note="No")]
-    )
-    refused = errors_of(results)
-    assert len(refused) == 1 and isinstance(refused[0], ValidationError)
-    assert "already" in str(refused[0])
-    decided = EarlyStageApplication.objects.get(pk=application.pk)
-    grants = CreditGrant.objects.filter(organization=acme).count()
-    audits = AuditEntry.objects.filter(action__in=["early_stage.approve", "early_stage.reject"]).count()
-    assert audits == 1
-    if decided.status == ApplicationStatus.APPROVED:
-        assert grants == 1 and Organization.objects.get(pk=acme.pk).gpu_quota == 64
-    else:
-        assert decided.status == ApplicationStatus.REJECTED
-        assert grants == 0 and Organization.objects.get(pk=acme.pk).early_stage_approved is False
 
 
 def test_two_owners_removing_each_other_at_once_leave_exactly_one_owner() -> None:

@@ -1,21 +1,12 @@
 """SSH public keys: accepted types and sizes, fingerprints as ssh-keygen prints them, clear refusals."""
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from accounts.models import SshKey
 from nodeagent.protocol import InvalidSshKey, parse_ssh_public_key
-
-# Made with `ssh-keygen -t ed25519 -C alice@laptop`; `ssh-keygen -l` printed the fingerprint below.
-ALICE_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO9b5HXZXuZRtv+JcQ1bV/JpWNj7FXofAzvQyLj7ValI alice@laptop"
-ALICE_FINGERPRINT = "SHA256:PXB0DbrO3z8NdHCjRPyItlg5XJBduqf5qF54IRvY5XU"
-
-
-def openssh_line(private_key: object, comment: str = "test") -> str:
-    public = private_key.public_key()  # type: ignore[attr-defined]
-    raw = public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    return f"{raw.decode()} {comment}"
+from tests.accounts.helpers import ALICE_FINGERPRINT, ALICE_KEY
+from tests.nodeagent.helpers import openssh_line
 
 
 def test_it_fingerprints_an_ed25519_key_as_ssh_keygen_does() -> None:

@@ -2,9 +2,8 @@
 
 from accounts.choices import Role
 from accounts.models import Membership
-from tests.clusters.conftest import build_fleet
-from tests.clusters.test_booking_api import reserved
-from tests.conftest import api_client_for
+from tests.clusters.helpers import build_fleet, reserved
+from tests.helpers import api_client_for
 
 
 def test_a_tokens_role_is_read_afresh_on_every_request(bob, acme) -> None:  # type: ignore[no-untyped-def]

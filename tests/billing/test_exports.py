@@ -11,31 +11,8 @@ from openpyxl import load_workbook
 from billing.models import Invoice, InvoiceLine, UsageHour
 from billing.selectors.exports import FOCUS_COLUMNS
 from billing.services.invoicing import invoice_mark_paid
+from tests.billing.helpers import FOCUS_REQUIRED
 
-FOCUS_REQUIRED = {
-    "BilledCost",
-    "BillingAccountId",
-    "BillingAccountName",
-    "BillingAccountType",
-    "BillingCurrency",
-    "BillingPeriodEnd",
-    "BillingPeriodStart",
-    "ChargeCategory",
-    "ChargeClass",
-    "ChargeDescription",
-    "ChargePeriodEnd",
-    "ChargePeriodStart",
-    "ContractedCost",
-    "EffectiveCost",
-    "InvoiceIssuerName",
-    "ListCost",
-    "PricingQuantity",
-    "PricingUnit",
-    "ProviderName",
-    "PublisherName",
-    "ServiceCategory",
-    "ServiceName",
-}
 ISO_Z = "%Y-%m-%dT%H:%M:%SZ"
 
 

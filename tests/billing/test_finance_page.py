@@ -14,15 +14,10 @@ from billing.services.invoicing import invoice_mark_paid, month_close
 from core.periods import month_of, previous_month
 from tests.billing.factories import make_lease
 from tests.factories import OrganizationFactory
-from tests.web.staff_helpers import csrf_client, queries_for
+from tests.helpers import csrf_client, queries_for
 
 FINANCE = "/staff/finance/"
 CLOSE = "/staff/finance/close-month/"
-
-
-@pytest.fixture
-def everyone(alice, bob, fiona, charlie, stella, frank):  # type: ignore[no-untyped-def]
-    return {"alice": alice, "bob": bob, "fiona": fiona, "charlie": charlie, "stella": stella, "frank": frank}
 
 
 @pytest.fixture

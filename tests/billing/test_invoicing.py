@@ -228,3 +228,19 @@ def test_a_draft_cannot_get_a_credit_note(draft, frank) -> None:  # type: ignore
     with pytest.raises(InvoiceStateError):
         credit_note_create(actor=frank, invoice=draft, amount=Decimal("1.00"), reason="x")
     assert not Invoice.objects.filter(kind=InvoiceKind.CREDIT_NOTE).exists()
+
+
+def test_a_line_is_rounded_once_not_hour_by_hour(acme) -> None:  # type: ignore[no-untyped-def]
+    # 10 GPU-seconds in one hour and 8 in the next at 1.00: 0.00278 + 0.00222 = 0.005 → 0.01, where
+    # rounding each hour first would give 0.00 + 0.00.
+    march = datetime(2026, 3, 1, tzinfo=UTC)
+    make_lease(
+        organization=acme,
+        start=march + timedelta(minutes=59, seconds=55),
+        end=march + timedelta(hours=1, seconds=4),
+        price="1.0000",
+        gpus=2,
+    )
+    month_close(period_start=march, now=datetime(2026, 4, 2, tzinfo=UTC))
+    line = Invoice.objects.get().lines.get()
+    assert line.gpu_hours == Decimal("0.005") and line.amount == Decimal("0.01")

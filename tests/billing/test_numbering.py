@@ -1,16 +1,16 @@
 """Invoice numbers are gapless per year, even when many invoices are finalized at once."""
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import IntegrityError, connection
+from django.db import IntegrityError
 
 from billing.choices import InvoiceStatus
 from billing.models import Invoice
 from billing.services.invoicing import invoice_finalize, month_close
 from tests.billing.factories import make_lease
 from tests.factories import OrganizationFactory
+from tests.races import errors_of, race
 
 MARCH = datetime(2026, 3, 1, tzinfo=UTC)
 NOW = datetime(2026, 4, 2, tzinfo=UTC)
@@ -24,24 +24,10 @@ def test_concurrent_finalizations_take_consecutive_numbers_without_gaps_or_dupli
         make_lease(organization=OrganizationFactory(), start=MARCH, end=MARCH + timedelta(hours=n + 1))
     month_close(period_start=MARCH, now=NOW, finalize=False)
     drafts = list(Invoice.objects.filter(status=InvoiceStatus.DRAFT))
-    barrier = threading.Barrier(THREADS)
-    errors: list[BaseException] = []
-
-    def finalize(invoice: Invoice) -> None:
-        try:
-            barrier.wait()
-            invoice_finalize(actor=None, invoice=invoice, now=NOW)
-        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
-            errors.append(error)
-        finally:
-            connection.close()  # each thread had its own connection
-
-    threads = [threading.Thread(target=finalize, args=(invoice,)) for invoice in drafts]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    results = race(
+        [lambda invoice=invoice: invoice_finalize(actor=None, invoice=invoice, now=NOW) for invoice in drafts]
+    )
+    assert errors_of(results) == []
     numbers = sorted(Invoice.objects.values_list("number", flat=True))
     assert numbers == [f"VP-2026-{n:06d}" for n in range(1, THREADS + 1)]
 

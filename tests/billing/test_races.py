@@ -11,7 +11,7 @@ from billing.choices import InvoiceStatus
 from billing.models import Invoice, InvoiceLine, MonthClose, StripeEvent, UsageHour
 from billing.services.invoicing import month_close
 from tests.billing.factories import make_lease
-from tests.billing.test_stripe import deliver, event
+from tests.billing.helpers import deliver, event
 from tests.factories import OrganizationFactory
 from tests.races import errors_of, race
 

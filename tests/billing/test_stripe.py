@@ -11,11 +11,10 @@ from billing.models import Invoice, StripeCustomer, StripeEvent
 from billing.services.invoicing import month_close
 from billing.services.stripe_sync import invoice_push_to_stripe
 from tests.billing.factories import make_lease
-from tests.billing.stripe_server import signed_event
+from tests.billing.helpers import WEBHOOK, deliver, event
 
 MARCH = datetime(2026, 3, 1, tzinfo=UTC)
 APRIL = datetime(2026, 4, 1, tzinfo=UTC)
-WEBHOOK = "/api/v1/stripe/webhook/"
 
 
 def close(month: datetime, capture) -> None:  # type: ignore[no-untyped-def]
@@ -29,21 +28,6 @@ def pushed(stripe, acme, django_capture_on_commit_callbacks) -> Invoice:  # type
     make_lease(organization=acme, start=MARCH, end=MARCH + timedelta(minutes=30), gpus=1)
     close(MARCH, django_capture_on_commit_callbacks)
     return Invoice.objects.get()
-
-
-def event(kind: str, invoice_id: str, event_id: str | None = None) -> dict:  # type: ignore[type-arg]
-    return {
-        "id": event_id or f"evt_{kind.replace('.', '_')}_{time.time_ns()}",
-        "object": "event",
-        "type": kind,
-        "created": int(time.time()),
-        "data": {"object": {"id": invoice_id, "object": "invoice"}},
-    }
-
-
-def deliver(client, payload: dict, secret: str = "whsec_test_voltpark", timestamp: int | None = None):  # type: ignore[no-untyped-def,type-arg]
-    body, header = signed_event(payload, secret, timestamp)
-    return client.post(WEBHOOK, data=body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header)
 
 
 def test_finalizing_pushes_a_customer_and_an_invoice_with_its_items(pushed, stripe, acme) -> None:  # type: ignore[no-untyped-def]

@@ -26,8 +26,8 @@ from core.periods import month_of, next_month
 from nodeagent.backends.simulated import SimulatedFleet
 from nodeagent.protocol import account_for_lease
 from nodeagent.simulator import start_in_thread
-from tests.accounts.test_ssh_keys import ALICE_KEY
-from tests.browser.conftest import open_page, screenshot
+from tests.accounts.helpers import ALICE_KEY
+from tests.browser.harness import open_page, screenshot
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.live import free_port
 

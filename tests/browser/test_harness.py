@@ -1,11 +1,14 @@
-"""The harness itself: a real Celery worker reaches the test database; Chromium loads our pages."""
+"""The harness itself: a real Celery worker reaches the test database; Chromium loads our pages;
+screenshots are written only when asked, while the phone-width check runs on every run."""
 
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
 from accounts.models import AuditEntry
+from tests.browser import harness
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -51,3 +54,42 @@ def test_the_api_docs_render_under_their_policy(page, page_problems) -> None:  #
     page.locator(".swagger-ui .info").wait_for()
     assert page.get_by_text("Voltpark API").first.is_visible()
     assert page_problems == [], page_problems
+
+
+@pytest.fixture
+def screenshots_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Where screenshot() would write (a temporary folder instead of docs/screenshots/)."""
+    folder = tmp_path / "screenshots"
+    monkeypatch.setattr(harness, "SCREENSHOTS", folder)
+    return folder
+
+
+def test_a_screenshot_writes_nothing_unless_asked(page, screenshots_folder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv(harness.SCREENSHOTS_VARIABLE, raising=False)
+    page.goto("/")
+    assert harness.screenshot(page, "home", phone=True) is None
+    assert not screenshots_folder.exists()
+
+
+def test_a_screenshot_asked_for_is_a_png_in_the_screenshots_folder(
+    page, screenshots_folder, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv(harness.SCREENSHOTS_VARIABLE, "1")
+    page.goto("/")
+    path = harness.screenshot(page, "home", phone=True)
+    assert path == screenshots_folder / "home.png"
+    assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert page.viewport_size == harness.DESKTOP  # back to desktop for the rest of the journey
+
+
+def test_the_phone_width_check_runs_without_screenshots(page, screenshots_folder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv(harness.SCREENSHOTS_VARIABLE, raising=False)
+    page.goto("/")
+    # Set through the CSSOM, which the content security policy allows (a style attribute it would not).
+    page.evaluate(
+        "Object.assign(document.body.appendChild(document.createElement('div')).style,"
+        " {width: '2000px', height: '10px'})"
+    )
+    with pytest.raises(AssertionError, match="wider than a phone"):
+        harness.screenshot(page, "too-wide", phone=True)
+    assert not screenshots_folder.exists()

@@ -5,14 +5,12 @@ import csv
 import io
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from django.db import connection
 from django.utils import timezone
 from openpyxl import load_workbook
 
@@ -32,10 +30,11 @@ from programs.choices import ApplicationStatus
 from programs.models import EarlyStageApplication
 from programs.services.early_stage import early_stage_apply
 from tests.billing.factories import make_lease
-from tests.billing.test_exports import FOCUS_REQUIRED
-from tests.browser.conftest import screenshot
+from tests.billing.helpers import FOCUS_REQUIRED
+from tests.browser.harness import screenshot
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from tests.live import free_port
+from tests.races import in_own_thread
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery staple"  # tests.factories.UserFactory's
@@ -55,15 +54,7 @@ def simulated_fleet(tmp_path: Path) -> Iterator[SimulatedFleet]:
 
 def poll_fleet() -> None:
     """The real poll, in a thread of its own: Playwright's event loop occupies this one."""
-
-    def run() -> None:
-        try:
-            fleet_poll()
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(run).result(timeout=30)
+    in_own_thread(fleet_poll)
 
 
 def log_in(page: Any, email: str) -> None:

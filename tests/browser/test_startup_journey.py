@@ -7,8 +7,8 @@ from django.core import mail
 from accounts.choices import Role
 from accounts.models import ApiToken, Invitation, Membership, SshKey, User
 from clusters.services.fleet import fleet_seed
-from tests.accounts.test_ssh_keys import ALICE_FINGERPRINT, ALICE_KEY
-from tests.browser.conftest import screenshot
+from tests.accounts.helpers import ALICE_FINGERPRINT, ALICE_KEY
+from tests.browser.harness import screenshot
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
 pytestmark = pytest.mark.browser

@@ -1,55 +1,25 @@
 """Fixtures of the clusters tests: a small fleet to book (region us-tx-1 with 2 clusters × 4 nodes ×
-8 GPUs, and its prices), and a simulated fleet served over loopback HTTP for the run-time tests."""
+8 GPUs, and its prices), booking's service with its limits shortened, and a simulated fleet served
+over loopback HTTP for the run-time tests."""
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
-from django.utils import timezone
 
+from accounts.models import Organization, User
+from accounts.services.ssh_keys import ssh_key_add
 from clusters.choices import LeaseKind
-from clusters.models import Node, PriceBookEntry, Region
-from tests.clusters.runtime_helpers import booking, fleet_of  # noqa: F401
-from tests.factories import ClusterFactory, NodeFactory, RegionFactory
-
-
-@dataclass
-class Fleet:
-    """The test fleet: `nodes[0..3]` in cluster tx1-c01, `nodes[4..7]` in tx1-c02."""
-
-    region: Region
-    nodes: list[Node]
-
-
-def build_fleet(clusters: int = 2, nodes_per_cluster: int = 4) -> Fleet:
-    region = RegionFactory()
-    nodes = []
-    for c in range(1, clusters + 1):
-        cluster = ClusterFactory(region=region, name=f"tx1-c{c:02d}")
-        nodes += [
-            NodeFactory(cluster=cluster, hostname=f"tx1-c{c:02d}-n{n:03d}")
-            for n in range(1, nodes_per_cluster + 1)
-        ]
-    since = datetime(2020, 1, 1, tzinfo=UTC)
-    PriceBookEntry.objects.create(
-        kind=LeaseKind.RESERVED, price_per_gpu_hour=Decimal("1.99"), effective_from=since
-    )
-    PriceBookEntry.objects.create(
-        kind=LeaseKind.ON_DEMAND, price_per_gpu_hour=Decimal("2.49"), effective_from=since
-    )
-    return Fleet(region=region, nodes=nodes)
+from clusters.models import PriceBookEntry
+from tests.clusters.helpers import SSH_KEY, Booking, Fleet, RegionFleet, build_fleet, serve_fleet
 
 
 @pytest.fixture
-def fleet(db: None) -> Fleet:
+def fleet(db: None) -> RegionFleet:
     return build_fleet()
-
-
-def later(hours: float = 0, *, days: int = 1) -> datetime:
-    """A whole-minute instant `days` + `hours` from the start of the next hour."""
-    base = timezone.now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    return base + timedelta(days=days, hours=hours)
 
 
 @pytest.fixture
@@ -58,3 +28,33 @@ def big_quota(acme, globex):  # type: ignore[no-untyped-def]
     acme.gpu_quota = globex.gpu_quota = 1000
     acme.save(update_fields=["gpu_quota"])
     globex.save(update_fields=["gpu_quota"])
+
+
+@pytest.fixture
+def booking(db: None, settings: Any, acme: Organization, alice: User) -> Booking:
+    """Booking's own service with its limits shortened: whole seconds, leases from one second long."""
+    settings.BOOKING_TIME_STEP = timedelta(seconds=1)
+    settings.BOOKING_MIN_DURATION = timedelta(seconds=1)
+    acme.gpu_quota = 1000
+    acme.save(update_fields=["gpu_quota"])
+    since = datetime(2020, 1, 1, tzinfo=UTC)
+    for kind, price in ((LeaseKind.RESERVED, "1.9900"), (LeaseKind.ON_DEMAND, "2.4900")):
+        PriceBookEntry.objects.get_or_create(
+            kind=kind, region=None, defaults={"price_per_gpu_hour": Decimal(price), "effective_from": since}
+        )
+    return Booking(acme, alice, ssh_key_add(user=alice, public_key=SSH_KEY))
+
+
+@pytest.fixture
+def fleet_of(db: None, tmp_path: Path) -> Iterator[Callable[..., Fleet]]:
+    """`fleet_of(3)`: three nodes in the database, served by a simulated agent over loopback HTTP."""
+    stops: list[Callable[[], None]] = []
+
+    def make(count: int, *, prefix: str = "sim") -> Fleet:
+        fleet, stop = serve_fleet(count, tmp_path / "leases", prefix=prefix)
+        stops.append(stop)
+        return fleet
+
+    yield make
+    for stop in stops:
+        stop()

@@ -8,15 +8,8 @@ import pytest
 from accounts.models import AuditEntry
 from accounts.services.ssh_keys import ssh_key_add
 from clusters.models import Allocation, Lease, PriceBookEntry
-from tests.accounts.test_ssh_keys import ALICE_KEY
-from tests.clusters.conftest import later
-
-
-def reserved(gpus: int = 8, start=None, hours: float = 2, **extra):  # type: ignore[no-untyped-def]
-    start = start or later()
-    body = {"region": "us-tx-1", "gpus": gpus, "kind": "reserved", "start": start.isoformat()}
-    body["end"] = (start + timedelta(hours=hours)).isoformat()
-    return {**body, **extra}
+from tests.accounts.helpers import ALICE_KEY
+from tests.clusters.helpers import later, reserved
 
 
 def test_it_books_a_reserved_lease_and_answers_with_its_nodes(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]

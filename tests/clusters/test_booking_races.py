@@ -1,7 +1,6 @@
 """Bookings that really race: threads, each with its own database connection, at the same instant."""
 
 import random
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -9,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection, connections, transaction
 from psycopg2.extras import DateTimeTZRange
 
 from accounts.choices import Role
@@ -17,46 +15,12 @@ from accounts.models import User
 from clusters.models import GPU, Allocation, Lease
 from clusters.services.booking import lease_book
 from clusters.services.refusals import NoCapacity
-from tests.clusters.conftest import build_fleet, later
-from tests.clusters.test_booking_api import reserved
-from tests.conftest import api_client_for
+from tests.clusters.helpers import build_fleet, later, overlapping_allocations, reserved
 from tests.factories import LeaseFactory, MembershipFactory
+from tests.helpers import api_client_for
+from tests.races import held_open, race
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-OVERLAPS_SQL = """
-SELECT count(*) FROM clusters_allocation a
-JOIN clusters_allocation b ON a.gpu_id = b.gpu_id AND a.id < b.id AND a.period && b.period
-WHERE a.is_live AND b.is_live
-"""
-
-
-def overlapping_allocations() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(OVERLAPS_SQL)
-        return cursor.fetchone()[0]
-
-
-def race(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run every call in its own thread (own connection), released together by a barrier."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = calls[i]()
-        except Exception as error:  # noqa: BLE001 - the test asserts on what each thread got
-            results[i] = error
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def no_password_user() -> User:
@@ -150,19 +114,11 @@ def test_concurrent_duplicates_with_one_idempotency_key_book_once(alice) -> None
     assert Lease.objects.count() == 1 and Allocation.objects.count() == 1
 
 
-def hold_gpu_uncommitted(
-    gpu: GPU, window: tuple, holder: Lease, ready: threading.Event, release: threading.Event
-) -> None:
-    """Another writer (not taking placement's locks) inserts an allocation and commits only when told."""
-    try:
-        with transaction.atomic():
-            Allocation.objects.create(
-                lease=holder, gpu=gpu, node=gpu.node, period=DateTimeTZRange(*window, "[)")
-            )
-            ready.set()
-            release.wait(timeout=30)
-    finally:
-        connections.close_all()
+def allocate(gpu: GPU, window: tuple, holder: Lease) -> Callable[[], Allocation]:
+    """Another writer's insert of an allocation, taking none of placement's locks."""
+    return lambda: Allocation.objects.create(
+        lease=holder, gpu=gpu, node=gpu.node, period=DateTimeTZRange(*window, "[)")
+    )
 
 
 def test_when_the_exclusion_constraint_fires_booking_retries_on_fresh_data(alice, settings) -> None:  # type: ignore[no-untyped-def]
@@ -170,21 +126,17 @@ def test_when_the_exclusion_constraint_fires_booking_retries_on_fresh_data(alice
     window = (later(0), later(2))
     holder = LeaseFactory(region=fleet.region, gpus=1)
     gpu0 = GPU.objects.get(index=0)
-    ready, release = threading.Event(), threading.Event()
-    writer = threading.Thread(target=hold_gpu_uncommitted, args=(gpu0, window, holder, ready, release))
-    writer.start()
-    assert ready.wait(10)
-    threading.Timer(0.5, release.set).start()  # commits while our insert waits on the constraint
-    lease = lease_book(
-        user=alice,
-        organization=alice.memberships.get().organization,
-        region=fleet.region,
-        gpus=1,
-        kind="reserved",
-        start=window[0],
-        end=window[1],
-    )
-    writer.join()
+    # The other writer commits while our insert waits on the constraint.
+    with held_open(allocate(gpu0, window, holder), commit_after=0.5):
+        lease = lease_book(
+            user=alice,
+            organization=alice.memberships.get().organization,
+            region=fleet.region,
+            gpus=1,
+            kind="reserved",
+            start=window[0],
+            end=window[1],
+        )
     assert list(lease.allocations.values_list("gpu__index", flat=True)) == [1]
     assert overlapping_allocations() == 0
 
@@ -194,14 +146,8 @@ def test_after_the_last_retry_the_answer_is_no_capacity(alice, settings) -> None
     fleet = build_fleet(clusters=1, nodes_per_cluster=1)
     window = (later(0), later(2))
     holder = LeaseFactory(region=fleet.region, gpus=1)
-    ready, release = threading.Event(), threading.Event()
-    writer = threading.Thread(
-        target=hold_gpu_uncommitted, args=(GPU.objects.get(index=0), window, holder, ready, release)
-    )
-    writer.start()
-    assert ready.wait(10)
-    threading.Timer(0.5, release.set).start()
-    with pytest.raises(NoCapacity) as refused:
+    gpu0 = GPU.objects.get(index=0)
+    with held_open(allocate(gpu0, window, holder), commit_after=0.5), pytest.raises(NoCapacity) as refused:
         lease_book(
             user=alice,
             organization=alice.memberships.get().organization,
@@ -211,7 +157,6 @@ def test_after_the_last_retry_the_answer_is_no_capacity(alice, settings) -> None
             start=window[0],
             end=window[1],
         )
-    writer.join()
     assert refused.value.max_gpus_available == 4  # 7 GPUs free: the largest single-node size is 4
     assert not Lease.objects.filter(booked_by=alice).exists()
     assert overlapping_allocations() == 0

@@ -9,8 +9,7 @@ from clusters.choices import LeaseKind
 from clusters.models import Allocation, Lease
 from clusters.services.booking import lease_book, lease_extend
 from clusters.services.refusals import NoCapacity, NotExtendable
-from tests.clusters.conftest import Fleet, build_fleet, later
-from tests.clusters.test_booking_races import overlapping_allocations
+from tests.clusters.helpers import RegionFleet, build_fleet, later, overlapping_allocations
 from tests.races import race
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -20,7 +19,7 @@ COMPETING_SIZES = [8, 4, 2, 1]  # Globex's bookings for the hour right after Acm
 
 
 def book(
-    user: User, organization: Organization, fleet: Fleet, gpus: int, start: datetime, end: datetime
+    user: User, organization: Organization, fleet: RegionFleet, gpus: int, start: datetime, end: datetime
 ) -> Lease:
     return lease_book(
         user=user,

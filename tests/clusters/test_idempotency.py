@@ -2,7 +2,7 @@
 
 from accounts.models import AuditEntry
 from clusters.models import IdempotencyKey, Lease
-from tests.clusters.test_booking_api import reserved
+from tests.clusters.helpers import reserved
 
 
 def test_a_repeated_key_returns_the_first_answer_and_books_once(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]

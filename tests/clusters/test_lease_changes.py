@@ -1,33 +1,17 @@
 """Extend, release and cancel: what each changes, and when each is refused."""
 
-from datetime import timedelta
-
 from django.utils import timezone
 
 from accounts.models import AuditEntry
 from clusters.choices import LeaseState
 from clusters.models import Allocation, Lease
-from tests.clusters.conftest import later
-from tests.clusters.test_booking_api import reserved
+from tests.clusters.helpers import later, make_active, reserved
 
 
 def book(client, **kw):  # type: ignore[no-untyped-def]
     response = client.post("/api/v1/leases/", reserved(**kw), format="json")
     assert response.status_code == 201, response.json()
     return response.json()
-
-
-def make_active(lease_id: str, *, started_hours_ago: float = 1) -> None:
-    """What the run-time sweeper does at start, with the window moved into the past."""
-    lease = Lease.objects.get(public_id=lease_id)
-    shift = lease.start - (timezone.now() - timedelta(hours=started_hours_ago))
-    for allocation in lease.allocations.all():
-        upper = allocation.period.upper - shift if allocation.period.upper else None
-        allocation.period = (allocation.period.lower - shift, upper)
-        allocation.save(update_fields=["period"])
-    Lease.objects.filter(pk=lease.pk).update(
-        state=LeaseState.ACTIVE, start=lease.start - shift, end=lease.end - shift if lease.end else None
-    )
 
 
 def test_it_extends_a_reserved_lease_on_the_same_gpus(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]

@@ -11,11 +11,8 @@ from accounts.models import AuditEntry, Organization, User
 from clusters.choices import LeaseState
 from clusters.models import Allocation, Lease
 from clusters.services.lifecycle import leases_enforce
-from tests.clusters.conftest import build_fleet
-from tests.clusters.runtime_helpers import Fleet, gpus_of, lease_on
-from tests.clusters.test_booking_api import reserved
-from tests.clusters.test_lease_changes import make_active
-from tests.conftest import api_client_for
+from tests.clusters.helpers import Fleet, build_fleet, gpus_of, lease_on, make_active, reserved
+from tests.helpers import api_client_for
 from tests.races import errors_of, race
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

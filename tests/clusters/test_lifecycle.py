@@ -1,20 +1,19 @@
 """Lease enforcement over real HTTP against the simulated agent: start, end, fail, clean up, warn."""
 
-import threading
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 from django.core import mail
 from django.core.management import call_command
-from django.db import connection
 from django.utils import timezone
 
 from accounts.models import AuditEntry, Organization, User
 from clusters.choices import LeaseKind, LeaseState
 from clusters.models import GPU, Allocation, Lease, LeaseNotice
 from clusters.services.lifecycle import gpus_cleanup_check, leases_end_due, leases_enforce
-from tests.clusters.runtime_helpers import SSH_KEY, Fleet, gpus_of, lease_on
+from tests.clusters.helpers import SSH_KEY, Fleet, gpus_of, lease_on
+from tests.races import errors_of, race
 
 
 def audits(lease: Lease, action: str) -> int:
@@ -210,22 +209,9 @@ def test_two_sweepers_at_once_end_each_lease_exactly_once(
         for node in fleet.nodes
         for gpu in gpus_of(node)
     ]
-    counts: list[int] = []
-    barrier = threading.Barrier(3)
+    counts = race([lambda: leases_end_due(now=timezone.now())] * 3)
 
-    def sweep() -> None:
-        try:
-            barrier.wait(timeout=10)
-            counts.append(leases_end_due(now=timezone.now()))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=sweep) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
+    assert errors_of(counts) == []
     assert sum(counts) == len(leases) == 32
     assert Lease.objects.filter(state=LeaseState.ENDED).count() == 32
     ended = AuditEntry.objects.filter(action="lease.ended")

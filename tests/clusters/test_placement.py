@@ -9,7 +9,7 @@ from clusters.choices import GpuHealth, LeaseKind, NodeState, Pool
 from clusters.models import GPU, Lease, Node
 from clusters.services.booking import lease_book, lease_cancel
 from clusters.services.refusals import NoCapacity
-from tests.clusters.conftest import later
+from tests.clusters.helpers import later
 
 pytestmark = pytest.mark.usefixtures("big_quota")
 

@@ -17,7 +17,7 @@ from clusters.models import GPU, Allocation, Cluster, Node
 from clusters.selectors.capacity import Window, availability_for
 from clusters.services.booking import lease_book
 from clusters.services.refusals import NoCapacity
-from tests.clusters.conftest import Fleet, build_fleet, later
+from tests.clusters.helpers import RegionFleet, build_fleet, later
 from tests.factories import ClusterFactory, LeaseFactory, NodeFactory, RegionFactory
 
 pytestmark = pytest.mark.usefixtures("big_quota")
@@ -128,7 +128,7 @@ def _expected_whole_nodes(nodes: list[dict], count: int) -> dict[str, list[int]]
     return {host: list(range(GPUS_PER_NODE)) for host in hosts}
 
 
-def arrange(fleet: Fleet, state: State, organization: Organization, base: datetime) -> None:
+def arrange(fleet: RegionFleet, state: State, organization: Organization, base: datetime) -> None:
     holder = LeaseFactory(region=fleet.region, organization=organization)
     nodes = fleet.nodes
     gpus = {(n, g.index): g for n, node in enumerate(nodes) for g in node.gpus.all()}
@@ -149,7 +149,9 @@ def arrange(fleet: Fleet, state: State, organization: Organization, base: dateti
     organization.refresh_from_db()
 
 
-def placed_by_booking(fleet: Fleet, state: State, user: User, base: datetime) -> dict[str, list[int]] | None:
+def placed_by_booking(
+    fleet: RegionFleet, state: State, user: User, base: datetime
+) -> dict[str, list[int]] | None:
     organization = user.memberships.get().organization
     arrange(fleet, state, organization, base)
     try:

@@ -13,7 +13,7 @@ from accounts.models import AuditEntry, Organization, User
 from clusters.choices import GpuHealth, HealthEventKind, LeaseState, NodeState
 from clusters.models import GPU, GpuSample, HealthEvent, Lease, LeaseTelemetryHour, Node
 from clusters.services.telemetry import fleet_poll, telemetry_cleanup
-from tests.clusters.runtime_helpers import Fleet, gpus_of, lease_on
+from tests.clusters.helpers import Fleet, gpus_of, lease_on
 
 FAULTS = [
     ("xid", {"code": 79}, HealthEventKind.XID, GpuHealth.FAILED),

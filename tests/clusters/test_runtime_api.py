@@ -10,7 +10,7 @@ from accounts.models import AuditEntry, Organization, User
 from clusters.choices import HealthEventKind, LeaseState, NodeState
 from clusters.models import GpuSample, HealthEvent, LeaseTelemetryHour
 from clusters.services.telemetry import fleet_poll
-from tests.clusters.runtime_helpers import Fleet, gpus_of, lease_on
+from tests.clusters.helpers import Fleet, gpus_of, lease_on
 from tests.factories import NodeFactory
 
 

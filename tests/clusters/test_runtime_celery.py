@@ -25,7 +25,7 @@ from clusters.choices import LeaseState
 from clusters.models import Lease
 from clusters.services.booking import lease_release
 from clusters.services.lifecycle import leases_enforce
-from tests.clusters.runtime_helpers import Booking, Fleet, nodes_of, whole_second
+from tests.clusters.helpers import Booking, Fleet, nodes_of, whole_second
 from tests.live import worker_environment
 
 ROOT = Path(__file__).resolve().parents[2]

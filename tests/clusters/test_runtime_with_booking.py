@@ -13,7 +13,7 @@ from clusters.services.booking import lease_release
 from clusters.services.lifecycle import gpus_cleanup_check, leases_enforce
 from clusters.services.refusals import NoCapacity
 from clusters.services.telemetry import fleet_poll
-from tests.clusters.runtime_helpers import SSH_KEY, Booking, Fleet, nodes_of
+from tests.clusters.helpers import SSH_KEY, Booking, Fleet, nodes_of
 
 
 def started(booking: Booking, fleet: Fleet, gpus: int) -> Lease:

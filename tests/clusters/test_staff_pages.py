@@ -9,17 +9,12 @@ from django.utils import timezone
 from accounts.models import AuditEntry
 from clusters.choices import GpuHealth, HealthEventKind, LeaseKind, LeaseState, NodeState, Pool
 from clusters.models import HealthEvent, Node
-from tests.clusters.runtime_helpers import gpus_of, lease_on
+from tests.clusters.helpers import gpus_of, lease_on
 from tests.factories import ClusterFactory, LeaseFactory, NodeFactory, OrganizationFactory, RegionFactory
-from tests.web.staff_helpers import csrf_client, queries_for
+from tests.helpers import csrf_client, queries_for
 
 FLEET = "/staff/fleet/"
 LEASES = "/staff/leases/"
-
-
-@pytest.fixture
-def everyone(alice, bob, fiona, charlie, stella, frank):  # type: ignore[no-untyped-def]
-    return {"alice": alice, "bob": bob, "fiona": fiona, "charlie": charlie, "stella": stella, "frank": frank}
 
 
 @pytest.fixture

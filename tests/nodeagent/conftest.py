@@ -4,24 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from nodeagent.backends.simulated import SimulatedFleet
 from nodeagent.simulator import start_in_thread
 from tests.nodeagent.fakes import HOSTNAMES, TOKEN, FakeNvml, FleetServer
-
-
-def openssh_line(private_key: Any, comment: str) -> str:
-    """The OpenSSH public key line of a cryptography private key."""
-    blob = private_key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
-    return f"{blob.decode()} {comment}"
+from tests.nodeagent.helpers import openssh_line
 
 
 @pytest.fixture(scope="session")

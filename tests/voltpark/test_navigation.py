@@ -10,11 +10,6 @@ from tests.factories import MembershipFactory, OrganizationFactory
 NAV = re.compile(r'<nav class="main-nav".*?</nav>', re.S)
 
 
-@pytest.fixture
-def everyone(alice, bob, fiona, charlie, stella, frank):  # type: ignore[no-untyped-def]
-    return {"alice": alice, "bob": bob, "fiona": fiona, "charlie": charlie, "stella": stella, "frank": frank}
-
-
 def nav_labels(client) -> set[str]:  # type: ignore[no-untyped-def]
     nav = NAV.search(client.get("/").content.decode())
     assert nav is not None

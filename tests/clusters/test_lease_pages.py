@@ -12,16 +12,16 @@ from django.utils import timezone
 from clusters.choices import LeaseKind, LeaseState
 from clusters.models import Lease
 from nodeagent.protocol import account_for_lease
-from tests.clusters.runtime_helpers import gpus_of, lease_on
+from tests.clusters.helpers import active_lease, add_samples, gpus_of, lease_on, tx_node
 from tests.factories import LeaseFactory, RegionFactory
-from tests.web.startup.conftest import PEOPLE, active_lease, add_samples, status_of, tx_node
+from tests.helpers import PEOPLE, status_of
 
 EXPECTED = {"alice": 200, "bob": 200, "fiona": 403, "charlie": 404, "stella": 403, "frank": 403}
 
 
 @pytest.fixture
-def lease(fleet, acme, alice) -> Lease:  # type: ignore[no-untyped-def]
-    return active_lease(fleet, organization=acme, booked_by=alice)
+def lease(seeded_fleet, acme, alice) -> Lease:  # type: ignore[no-untyped-def]
+    return active_lease(seeded_fleet, organization=acme, booked_by=alice)
 
 
 @pytest.mark.parametrize("who", PEOPLE)
@@ -54,8 +54,8 @@ def test_a_malformed_lease_id_is_not_found(client_as, lease) -> None:  # type: i
     assert client_as("alice").get("/leases/not-a-uuid/").status_code == 404
 
 
-def test_the_list_groups_leases_as_upcoming_active_and_past(client_as, fleet, acme, alice) -> None:  # type: ignore[no-untyped-def]
-    running = active_lease(fleet, organization=acme, booked_by=alice)
+def test_the_list_groups_leases_as_upcoming_active_and_past(client_as, seeded_fleet, acme, alice) -> None:  # type: ignore[no-untyped-def]
+    running = active_lease(seeded_fleet, organization=acme, booked_by=alice)
     soon = LeaseFactory(organization=acme, booked_by=alice, region=RegionFactory())
     done = LeaseFactory(organization=acme, booked_by=alice, region=RegionFactory(), state=LeaseState.ENDED)
     html = client_as("bob").get("/leases/").content.decode()
@@ -68,7 +68,9 @@ def test_the_list_groups_leases_as_upcoming_active_and_past(client_as, fleet, ac
     assert str(done.public_id) in sections["past"]
 
 
-def test_the_lease_list_costs_the_same_queries_for_2_or_20_leases(client_as, fleet, acme, alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_lease_list_costs_the_same_queries_for_2_or_20_leases(
+    client_as, seeded_fleet, acme, alice
+) -> None:  # type: ignore[no-untyped-def]
     client = client_as("alice")
     region = RegionFactory()
     LeaseFactory.create_batch(2, organization=acme, booked_by=alice, region=region)
@@ -102,10 +104,14 @@ def test_a_running_lease_shows_four_charts_and_polls_for_fresh_ones(client_as, l
     assert "data-idle" not in html
 
 
-def test_an_ended_lease_stops_polling(client_as, fleet, acme, alice) -> None:  # type: ignore[no-untyped-def]
+def test_an_ended_lease_stops_polling(client_as, seeded_fleet, acme, alice) -> None:  # type: ignore[no-untyped-def]
     start = timezone.now() - timedelta(hours=3)
     ended = lease_on(
-        gpus_of(tx_node(fleet)), organization=acme, booked_by=alice, start=start, state=LeaseState.ENDED
+        gpus_of(tx_node(seeded_fleet)),
+        organization=acme,
+        booked_by=alice,
+        start=start,
+        state=LeaseState.ENDED,
     )
     html = client_as("alice").get(f"/leases/{ended.public_id}/").content.decode()
     assert "hx-trigger" not in html.split('id="lease-live"')[1].split(">")[0]
@@ -120,8 +126,8 @@ def test_a_lease_idle_for_an_hour_shows_a_notice(client_as, lease) -> None:  # t
     assert "data-idle" in html and "nearly idle" in html
 
 
-def test_a_lease_started_minutes_ago_is_not_called_idle(client_as, fleet, acme, alice) -> None:  # type: ignore[no-untyped-def]
-    young = active_lease(fleet, organization=acme, booked_by=alice, hours_ago=0.2)
+def test_a_lease_started_minutes_ago_is_not_called_idle(client_as, seeded_fleet, acme, alice) -> None:  # type: ignore[no-untyped-def]
+    young = active_lease(seeded_fleet, organization=acme, booked_by=alice, hours_ago=0.2)
     add_samples(young, since=young.start, every=timedelta(minutes=1), utilization=0)
     assert "data-idle" not in client_as("alice").get(f"/leases/{young.public_id}/").content.decode()
 
@@ -144,9 +150,9 @@ def test_releasing_stops_the_lease_now_and_says_when_billing_stopped(client_as, 
     assert "Billing stopped at" in client.get(response["Location"]).content.decode()
 
 
-def test_releasing_a_scheduled_lease_cancels_it(client_as, fleet, acme, alice) -> None:  # type: ignore[no-untyped-def]
+def test_releasing_a_scheduled_lease_cancels_it(client_as, seeded_fleet, acme, alice) -> None:  # type: ignore[no-untyped-def]
     start = timezone.now() + timedelta(days=1)
-    later = lease_on(gpus_of(tx_node(fleet), [0, 1]), organization=acme, booked_by=alice, start=start)
+    later = lease_on(gpus_of(tx_node(seeded_fleet), [0, 1]), organization=acme, booked_by=alice, start=start)
     page = client_as("alice").get(f"/leases/{later.public_id}/release/").content.decode()
     assert "nothing is billed" in page
     response = client_as("alice").post(f"/leases/{later.public_id}/release/")
@@ -164,10 +170,10 @@ def test_release_is_protected_against_cross_site_posts(lease, alice) -> None:  #
     assert lease.end is None
 
 
-def reserved(fleet, acme, alice) -> Lease:  # type: ignore[no-untyped-def]
+def reserved(seeded_fleet, acme, alice) -> Lease:  # type: ignore[no-untyped-def]
     start = (timezone.now() + timedelta(hours=1)).replace(second=0, microsecond=0)
     return lease_on(
-        gpus_of(tx_node(fleet), [0, 1]),
+        gpus_of(tx_node(seeded_fleet), [0, 1]),
         organization=acme,
         booked_by=alice,
         start=start,
@@ -176,9 +182,9 @@ def reserved(fleet, acme, alice) -> Lease:  # type: ignore[no-untyped-def]
 
 
 def test_extending_a_reserved_lease_reads_the_new_end_in_the_viewers_zone(
-    client_as, fleet, acme, alice
+    client_as, seeded_fleet, acme, alice
 ) -> None:  # type: ignore[no-untyped-def]
-    lease = reserved(fleet, acme, alice)
+    lease = reserved(seeded_fleet, acme, alice)
     new_end = lease.end + timedelta(hours=2)
     local = new_end.astimezone(timezone.get_fixed_timezone(-5 * 60)).strftime("%Y-%m-%dT%H:%M")
     response = client_as("alice").post(
@@ -190,8 +196,10 @@ def test_extending_a_reserved_lease_reads_the_new_end_in_the_viewers_zone(
     assert all(a.period.upper == new_end for a in lease.allocations.all())
 
 
-def test_an_extension_that_is_not_later_is_refused_with_a_message(client_as, fleet, acme, alice) -> None:  # type: ignore[no-untyped-def]
-    lease = reserved(fleet, acme, alice)
+def test_an_extension_that_is_not_later_is_refused_with_a_message(
+    client_as, seeded_fleet, acme, alice
+) -> None:  # type: ignore[no-untyped-def]
+    lease = reserved(seeded_fleet, acme, alice)
     before = lease.end
     client = client_as("alice")
     earlier = (before - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M")

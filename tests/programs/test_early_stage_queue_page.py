@@ -14,14 +14,9 @@ from programs.choices import ApplicationStatus
 from programs.models import EarlyStageApplication
 from programs.services.early_stage import early_stage_apply
 from tests.factories import MembershipFactory, OrganizationFactory
-from tests.web.staff_helpers import csrf_client, queries_for
+from tests.helpers import csrf_client, queries_for
 
 QUEUE = "/staff/early-stage/"
-
-
-@pytest.fixture
-def everyone(alice, bob, fiona, charlie, stella, frank):  # type: ignore[no-untyped-def]
-    return {"alice": alice, "bob": bob, "fiona": fiona, "charlie": charlie, "stella": stella, "frank": frank}
 
 
 def apply_for(organization: Organization, owner, gpus: int = 16) -> EarlyStageApplication:  # type: ignore[no-untyped-def]

@@ -5,30 +5,10 @@ import re
 import pytest
 from django.contrib.staticfiles import finders
 
+from tests.voltpark.helpers import assert_no_inline_code, assert_strict, directives
+
 PAGES_ANONYMOUS = ["/", "/login/", "/signup/", "/password-reset/"]
 PAGES_SIGNED_IN = ["/", "/organization/", "/account/ssh-keys/", "/account/tokens/"]
-
-
-def directives(response) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    header = response["Content-Security-Policy"]
-    return {part.split()[0]: part.strip() for part in header.split(";") if part.strip()}
-
-
-def assert_strict(response) -> None:  # type: ignore[no-untyped-def]
-    policy = directives(response)
-    assert policy["default-src"] == "default-src 'self'"
-    assert policy["script-src"] == "script-src 'self'"
-    assert policy["style-src"] == "style-src 'self'"
-    assert policy["frame-ancestors"] == "frame-ancestors 'none'"
-    assert "unsafe" not in response["Content-Security-Policy"]
-
-
-def assert_no_inline_code(html: str) -> None:
-    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "inline <script>"
-    assert "<style" not in html, "inline <style>"
-    assert not re.search(r"\sstyle=", html), "style attribute"
-    assert not re.search(r"\son[a-z]+=", html), "inline event handler"
-    assert not re.search(r"(src|href)=\"(https?:)?//", html), "a resource from another site"
 
 
 @pytest.mark.parametrize("url", PAGES_ANONYMOUS)

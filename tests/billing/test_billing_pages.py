@@ -15,7 +15,7 @@ from billing.services.credits import credit_grant_create
 from billing.services.invoicing import month_close
 from core.periods import month_of, next_month
 from tests.billing.factories import make_lease
-from tests.web.startup.conftest import PEOPLE, status_of
+from tests.helpers import PEOPLE, status_of
 
 LIST_EXPECTED = {"alice": 200, "bob": 403, "fiona": 200, "charlie": 200, "stella": 403, "frank": 403}
 MARCH = datetime(2026, 3, 1, tzinfo=UTC)

@@ -10,7 +10,7 @@ from django.utils import timezone
 from programs.choices import ApplicationStatus
 from programs.models import EarlyStageApplication
 from programs.services.early_stage import early_stage_apply, early_stage_approve, early_stage_reject
-from tests.web.startup.conftest import PEOPLE, status_of
+from tests.helpers import PEOPLE, status_of
 
 EXPECTED = {"alice": 200, "bob": 200, "fiona": 403, "charlie": 200, "stella": 403, "frank": 403}
 APPLICATION = {

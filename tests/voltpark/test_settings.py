@@ -6,11 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from voltpark.env import email_settings, envbool, envint, envurl
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(settings.BASE_DIR)
 
 
 def start_django(**env: str) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,28 @@
+"""Helpers of the project-wide tests: reading a page's content security policy and markup."""
+
+import re
+
+
+def directives(response) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The response's content security policy, each directive by its name."""
+    header = response["Content-Security-Policy"]
+    return {part.split()[0]: part.strip() for part in header.split(";") if part.strip()}
+
+
+def assert_strict(response) -> None:  # type: ignore[no-untyped-def]
+    """The policy allows only our own origin, no inline code, and no framing."""
+    policy = directives(response)
+    assert policy["default-src"] == "default-src 'self'"
+    assert policy["script-src"] == "script-src 'self'"
+    assert policy["style-src"] == "style-src 'self'"
+    assert policy["frame-ancestors"] == "frame-ancestors 'none'"
+    assert "unsafe" not in response["Content-Security-Policy"]
+
+
+def assert_no_inline_code(html: str) -> None:
+    """The page has no inline script, style or event handler, and loads nothing from another site."""
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "inline <script>"
+    assert "<style" not in html, "inline <style>"
+    assert not re.search(r"\sstyle=", html), "style attribute"
+    assert not re.search(r"\son[a-z]+=", html), "inline event handler"
+    assert not re.search(r"(src|href)=\"(https?:)?//", html), "a resource from another site"
