@@ -156,6 +156,8 @@ BOOKING_TIME_STEP = timedelta(minutes=1)
 BOOKING_PLACEMENT_RETRIES = envint("BOOKING_PLACEMENT_RETRIES", 3, minimum=0)
 BOOKING_CLEANUP_HORIZON = timedelta(minutes=15)
 BOOKING_TIMELINE_DAYS = 14
+# A repeated Idempotency-Key is answered from its stored row for this long, then the row is purged.
+IDEMPOTENCY_KEY_RETENTION_HOURS = envint("IDEMPOTENCY_KEY_RETENTION_HOURS", 24, minimum=1)
 # --- End of booking.
 
 # --- Internationalization: UTC everywhere; templates convert for the viewer.
@@ -263,6 +265,7 @@ CELERY_BEAT_SCHEDULE.update(
             "options": {"expires": float(LEASE_CLEANUP_INTERVAL_S)},
         },
         "telemetry-cleanup": {"task": "clusters.tasks.telemetry_cleanup", "schedule": 3600.0},
+        "idempotency-keys-purge": {"task": "clusters.tasks.idempotency_keys_purge", "schedule": 3600.0},
     }
 )
 # Lease sweeps have their own queue, so a tick never waits behind a backlog of poll chunks (lease
