@@ -46,6 +46,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so that every log line of the request, and its answer, carry the request's id.
     "core.request_id.RequestIdMiddleware",
+    # Before host validation: orchestrators call /healthz by address, whatever the Host header.
+    "voltpark.views.HealthzMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
