@@ -8,10 +8,12 @@ RUN npm ci --no-audit --no-fund
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PORT=8000 VOLTPARK_DATA_DIR=/var/lib/voltpark
 WORKDIR /app
+# Production packages only: no test tools, no embedded database servers.
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 COPY --from=assets /assets/node_modules node_modules
+# DEBUG off: the manifest storage writes compressed, content-hashed copies and their manifest.
 RUN DATABASE_URL=postgres://build@localhost/build REDIS_URL=redis://localhost:6379/0 \
     SECRET_KEY=build-only-secret-key-build-only-secret-key DEBUG=false \
     python manage.py collectstatic --noinput
