@@ -207,3 +207,23 @@ def test_production_stores_static_files_compressed_under_hashed_names() -> None:
     development = print_after_start_up(storage, DEBUG="true")
     assert production == "whitenoise.storage.CompressedManifestStaticFilesStorage"
     assert development == "django.contrib.staticfiles.storage.StaticFilesStorage"
+
+
+def test_django_logs_each_line_once_in_the_platform_shape_at_log_level() -> None:
+    probe = (
+        "import django, logging; django.setup()\n"
+        "logging.getLogger('django.request').warning('refused')\n"
+        "logging.getLogger('django.db').info('chatty')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={**os.environ, **SERVERS, "DEBUG": "true", "LOG_LEVEL": "WARNING"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d [\d:,]+ WARNING django\.request request_id=- refused", lines[0])

