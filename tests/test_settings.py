@@ -36,6 +36,7 @@ def start_django(**env: str) -> subprocess.CompletedProcess[str]:
         ("EMAIL_URL", "pigeon://coop", "EMAIL_URL must start with one of"),
         ("SECRET_KEY", "short", "SECRET_KEY must be at least 32 characters"),
         ("STRIPE_ENABLED", "yes", "STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET must be set"),
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not 'LOUD'"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(variable: str, value: str, message: str) -> None:

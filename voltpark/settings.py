@@ -206,6 +206,10 @@ SPECTACULAR_SETTINGS = {
 # lose the handlers of its default config (a second, bare copy of each line under DEBUG; mail to
 # ADMINS, which is not set) and take LOG_LEVEL, so they print once, in this shape, at this level.
 LOG_LEVEL = envstr("LOG_LEVEL", "INFO")
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}"
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
