@@ -11,7 +11,7 @@ export DJANGO_SETTINGS_MODULE := voltpark.settings
 
 .PHONY: install demo test test-fast screenshots lint format bench stop wipe browsers
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-demo.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt

@@ -51,6 +51,7 @@ class SshKeyAdmin(admin.ModelAdmin):
 class AuditEntryAdmin(admin.ModelAdmin):
     list_display = ["at", "actor", "organization", "action", "object_type", "object_id"]
     list_filter = ["action"]
+    search_fields = ["request_id"]
 
     def has_change_permission(self, request: object, obj: object = None) -> bool:
         return False

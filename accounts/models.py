@@ -163,6 +163,9 @@ class AuditEntry(models.Model):
     object_id = models.CharField(max_length=64)
     before = models.JSONField(default=dict, blank=True)
     after = models.JSONField(default=dict, blank=True)
+    # The request's X-Request-ID (or the Celery task's id), to find the log lines of the change.
+    # The database default serves the bulk writers that insert audit rows in SQL.
+    request_id = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta:
         indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object")]

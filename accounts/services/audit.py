@@ -3,6 +3,7 @@
 from typing import Any
 
 from accounts.models import AuditEntry, Organization, User
+from core.request_id import current_request_id
 
 
 def audit_record(
@@ -14,7 +15,10 @@ def audit_record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """Write one audit row for `action` on `obj` (call inside the service's transaction)."""
+    """Write one audit row for `action` on `obj` (call inside the service's transaction).
+
+    The row carries the id of the request or Celery task being served, as its log lines do.
+    """
     object_id = getattr(obj, "public_id", None) or getattr(obj, "pk", "")
     return AuditEntry.objects.create(
         actor=actor if actor is not None and actor.is_authenticated else None,
@@ -24,4 +28,5 @@ def audit_record(
         object_id=str(object_id),
         before=before or {},
         after=after or {},
+        request_id=current_request_id() or "",
     )

@@ -45,9 +45,11 @@ def idempotent(request: Request, organization: Organization, respond: Callable[[
         )
     fingerprint = _fingerprint(request)
     with transaction.atomic():
-        claimed = _claim(organization, key, fingerprint)
-        if claimed is None:
-            return _replay(organization, key, fingerprint)
+        while (claimed := _claim(organization, key, fingerprint)) is None:
+            first = IdempotencyKey.objects.filter(organization=organization, key=key).first()
+            if first is not None:
+                return _replay(first, fingerprint)
+            # Purged between the claim and the read (past its retention): the key is free again.
         response = _answer(request, respond)
         body = json.loads(json.dumps(response.data, cls=DjangoJSONEncoder))
         IdempotencyKey.objects.filter(pk=claimed).update(status_code=response.status_code, response_body=body)
@@ -66,8 +68,7 @@ def _claim(organization: Organization, key: str, fingerprint: str) -> int | None
     return row[0] if row else None
 
 
-def _replay(organization: Organization, key: str, fingerprint: str) -> Response:
-    first = IdempotencyKey.objects.get(organization=organization, key=key)
+def _replay(first: IdempotencyKey, fingerprint: str) -> Response:
     if first.fingerprint != fingerprint:
         raise Refused(
             f"This {HEADER} was already used for a different request; use a new key.",

@@ -24,6 +24,7 @@ from accounts.models import Membership
 from clusters.choices import LeaseKind, LeaseNoticeKind, LeaseState
 from clusters.models import GPU, Allocation, Lease, Node
 from clusters.services.agent import AgentAnswer, AgentCall, AgentClient
+from core.request_id import current_request_id
 
 LeaseNodeKey = tuple[int, int]  # (lease id, node id)
 
@@ -121,8 +122,10 @@ WITH moved AS (
     WHERE id = ANY(%(ids)s::bigint[]) AND state = %(source)s
     RETURNING id, organization_id, public_id
 ), audited AS (
-    INSERT INTO accounts_auditentry (at, organization_id, action, object_type, object_id, before, after)
-    SELECT %(at)s, organization_id, %(action)s, 'Lease', public_id::text, %(before)s::jsonb, %(after)s::jsonb
+    INSERT INTO accounts_auditentry
+        (at, organization_id, action, object_type, object_id, before, after, request_id)
+    SELECT %(at)s, organization_id, %(action)s, 'Lease', public_id::text, %(before)s::jsonb, %(after)s::jsonb,
+        %(request_id)s
     FROM moved
 )
 SELECT id FROM moved
@@ -148,6 +151,7 @@ def _transition(leases: list[Lease], source: str, target: str, **columns: Any) -
         "action": f"lease.{target}",
         "before": json.dumps({"state": source}),
         "after": json.dumps(after),
+        "request_id": current_request_id() or "",
     }
     assignments = ", ".join(f"{column} = %(col_{column})s" for column in columns)
     with connection.cursor() as cursor:
