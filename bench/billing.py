@@ -247,7 +247,7 @@ def step_export() -> dict[str, Any]:
     client.force_authenticate(User.objects.get(email="frank@voltpark.example"))
     response = client.get("/api/v1/exports/invoice-lines.csv?period_from=2026-02-01&period_to=2026-03-01")
     size = lines = 0
-    for chunk in response.streaming_content:
+    for chunk in response.streaming_content:  # type: ignore[attr-defined]
         size += len(chunk)
         lines += chunk.count(b"\r\n")
     return {"bytes": size, "csv_records_and_line_breaks": lines, "status": response.status_code}

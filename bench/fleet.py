@@ -94,7 +94,7 @@ async def _bare(method: str, urls: list[str], concurrency: int, body: dict | Non
     return sum(1 for code in codes if code == 200)
 
 
-def timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+def timed(fn, *args, **kwargs):
     started = time.perf_counter()
     result = fn(*args, **kwargs)
     return time.perf_counter() - started, result
@@ -147,8 +147,8 @@ def bench_owner() -> tuple["Organization", "User"]:  # type: ignore[name-defined
 
 def make_leases(count: int = LEASES, *, offset: int = 0, starts: list | None = None) -> list[int]:
     """`count` one-GPU leases on the GPUs from `offset` on, starting now (or at `starts[i]`) for an hour."""
-    from django.contrib.postgres.fields.ranges import DateTimeTZRange
     from django.utils import timezone
+    from psycopg2.extras import DateTimeTZRange
 
     from clusters.models import GPU, Allocation, Lease, Region
 

@@ -17,9 +17,9 @@ class InvoiceLineInline(admin.TabularInline):
         "price_per_gpu_hour",
         "amount",
     ]
-    fields = readonly_fields
+    fields = list(readonly_fields)
 
-    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request, obj=None) -> bool:
         return False
 
 
@@ -32,10 +32,10 @@ class InvoiceAdmin(admin.ModelAdmin):
     search_fields = ["number", "organization__name"]
     inlines = [InvoiceLineInline]
 
-    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
 
-    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request) -> bool:
         return False
 
 

@@ -287,7 +287,7 @@ class PriceBookEntry(models.Model):
         indexes = [models.Index(fields=["kind", "effective_from"], name="price_kind_from")]
 
     def __str__(self) -> str:
-        where = self.region.code if self.region_id else "all regions"
+        where = self.region.code if self.region else "all regions"
         return f"{self.kind} {where} ${self.price_per_gpu_hour}/GPU-h from {self.effective_from:%Y-%m-%d}"
 
 

@@ -17,7 +17,7 @@ class PublicIdModel(models.Model):
         abstract = True
 
 
-def get_by_public_id_or_404(queryset: QuerySet, public_id: object):  # type: ignore[no-untyped-def]
+def get_by_public_id_or_404(queryset: QuerySet, public_id: object):
     """The row of `queryset` with this public id; a malformed or foreign id is a 404."""
     try:
         return queryset.get(public_id=public_id)

@@ -7,7 +7,7 @@ UNITS = (("day", timedelta(days=1)), ("hour", timedelta(hours=1)), ("minute", ti
 
 def duration_words(span: timedelta) -> str:
     """At most the two largest units, rounded down: '180 days', '2 days 3 hours', '1 hour 5 minutes'."""
-    parts = []
+    parts: list[tuple[int, str]] = []
     rest = max(span, timedelta(0))
     for unit, size in UNITS:
         count, rest = divmod(rest, size)

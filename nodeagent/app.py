@@ -24,7 +24,7 @@ MAX_BODY_BYTES = 64 * 1024
 TOO_LARGE = f"The request body is over {MAX_BODY_BYTES} bytes (64 KiB)."
 Resolver = Callable[[web.Request], Backend]
 TOKEN_KEY = web.AppKey("token_sha256", str)
-RESOLVER_KEY = web.AppKey("resolver", Resolver)
+RESOLVER_KEY: web.AppKey[Resolver] = web.AppKey("resolver")
 HTTP_ERROR_CODES = {
     400: "bad_request",
     404: "not_found",

@@ -34,7 +34,7 @@ async def misbehave(
     """Apply the node's slow and refuse faults before answering; the fault switches stay reachable."""
     if request.match_info.http_exception is not None or request.path.endswith(FAULTS_PATH):
         return await handler(request)
-    node = request.app[RESOLVER_KEY](request)
+    node = _node(request)
     if node.faults.refuse:
         if request.transport is not None:
             request.transport.abort()
@@ -45,10 +45,16 @@ async def misbehave(
     return await handler(request)
 
 
+def _node(request: web.Request) -> SimulatedNode:
+    node = request.app[RESOLVER_KEY](request)
+    assert isinstance(node, SimulatedNode), "the simulator serves simulated nodes only"
+    return node
+
+
 def _simulated(request: web.Request) -> SimulatedNode:
     """The simulated node a fault request is for."""
     authorize(request)
-    return request.app[RESOLVER_KEY](request)
+    return _node(request)
 
 
 async def post_fault(request: web.Request) -> web.Response:

@@ -21,46 +21,50 @@ from tests.markers import unmarked_slow_tests
 
 @pytest.fixture
 def acme(db: None) -> Organization:
-    return OrganizationFactory(name="Acme AI", slug="acme-ai")
+    return OrganizationFactory.create(name="Acme AI", slug="acme-ai")
 
 
 @pytest.fixture
 def globex(db: None) -> Organization:
-    return OrganizationFactory(name="Globex Research", slug="globex")
+    return OrganizationFactory.create(name="Globex Research", slug="globex")
 
 
 @pytest.fixture
 def alice(acme: Organization) -> User:
-    return MembershipFactory(user__email="alice@acme.example", organization=acme, role=Role.OWNER).user
+    return MembershipFactory.create(user__email="alice@acme.example", organization=acme, role=Role.OWNER).user
 
 
 @pytest.fixture
 def bob(acme: Organization) -> User:
-    return MembershipFactory(user__email="bob@acme.example", organization=acme, role=Role.MEMBER).user
+    return MembershipFactory.create(user__email="bob@acme.example", organization=acme, role=Role.MEMBER).user
 
 
 @pytest.fixture
 def fiona(acme: Organization) -> User:
-    return MembershipFactory(user__email="fiona@acme.example", organization=acme, role=Role.FINANCE).user
+    return MembershipFactory.create(
+        user__email="fiona@acme.example", organization=acme, role=Role.FINANCE
+    ).user
 
 
 @pytest.fixture
 def charlie(globex: Organization) -> User:
-    return MembershipFactory(user__email="charlie@globex.example", organization=globex, role=Role.OWNER).user
+    return MembershipFactory.create(
+        user__email="charlie@globex.example", organization=globex, role=Role.OWNER
+    ).user
 
 
 @pytest.fixture
 def stella(db: None) -> User:
-    return UserFactory(email="stella@voltpark.example", is_staff=True)
+    return UserFactory.create(email="stella@voltpark.example", is_staff=True)
 
 
 @pytest.fixture
 def frank(db: None) -> User:
-    return UserFactory(email="frank@voltpark.example", is_finance_staff=True)
+    return UserFactory.create(email="frank@voltpark.example", is_finance_staff=True)
 
 
 @pytest.fixture
-def everyone(alice, bob, fiona, charlie, stella, frank) -> dict[str, User]:  # type: ignore[no-untyped-def]
+def everyone(alice, bob, fiona, charlie, stella, frank) -> dict[str, User]:
     """Everyone above by name, for tests parametrized by who asks."""
     return {"alice": alice, "bob": bob, "fiona": fiona, "charlie": charlie, "stella": stella, "frank": frank}
 
@@ -79,7 +83,7 @@ def client_as(everyone: dict[str, User]) -> Callable[[str], Client]:
 
 
 @pytest.fixture
-def api_as():  # type: ignore[no-untyped-def]
+def api_as():
     """`api_as(alice)` gives an API client with a bearer token of Alice's."""
     return api_client_for
 
@@ -92,7 +96,7 @@ def seeded_fleet(db: None) -> list[Node]:
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings) -> None:  # type: ignore[no-untyped-def]
+def _fast_password_hashing(settings) -> None:
     """Django's default hasher costs ~0.5 s per user; tests make many users and never need a slow hash."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -1,6 +1,7 @@
 """factory_boy factories for the foundation's models."""
 
 from datetime import timedelta
+from typing import cast
 
 import factory
 from django.utils import timezone
@@ -71,8 +72,9 @@ class NodeFactory(factory.django.DjangoModelFactory):
     @factory.post_generation
     def with_gpus(self, create: bool, extracted: object, **kwargs: object) -> None:
         if create and extracted is not False:
+            node = cast(Node, self)  # factory_boy passes the created node as self
             GPU.objects.bulk_create(
-                GPU(node=self, index=i, uuid=gpu_uuid(self.hostname, i)) for i in range(8)
+                GPU(node=node, index=i, uuid=gpu_uuid(node.hostname, i)) for i in range(8)
             )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from django.db import connections, transaction
 
 
-def race(calls: list[Callable[[], Any]], timeout: float = 60) -> list[Any]:
+def race(calls: list[Callable[..., Any]], timeout: float = 60) -> list[Any]:
     """What each call returned, or the exception it raised, in the order of `calls`."""
     barrier = threading.Barrier(len(calls))
     results: list[Any] = [None] * len(calls)

@@ -55,10 +55,18 @@ def demo_running_leases(*, organization: Organization, user: User) -> list[Lease
     start = (timezone.now() + timedelta(minutes=1)).replace(second=0, microsecond=0)
     booked = []
     for code, gpus, kind in RUNNING:
-        window = {"start": start, "end": start + timedelta(hours=8)} if kind == LeaseKind.RESERVED else {}
+        end = start + timedelta(hours=8) if kind == LeaseKind.RESERVED else None
         region = Region.objects.get(code=code)
         booked.append(
-            lease_book(user=user, organization=organization, region=region, gpus=gpus, kind=kind, **window)
+            lease_book(
+                user=user,
+                organization=organization,
+                region=region,
+                gpus=gpus,
+                kind=kind,
+                start=start if end else None,
+                end=end,
+            )
         )
     return booked
 

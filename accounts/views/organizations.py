@@ -3,7 +3,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -26,10 +26,14 @@ from accounts.services.organizations import (
     membership_remove,
     membership_set_role,
 )
-from accounts.views.decorators import organization_role_required
+from accounts.views.decorators import (
+    AuthenticatedHttpRequest,
+    acting_organization,
+    organization_role_required,
+)
 
 
-def invitation(request: HttpRequest, secret: str) -> HttpResponse:
+def invitation(request: AuthenticatedHttpRequest, secret: str) -> HttpResponse:
     """Accept an invitation: log in or sign up first, then join."""
     if not request.user.is_authenticated:
         messages.info(request, "Log in or sign up with the invited email, then open the link again.")
@@ -48,7 +52,7 @@ def invitation(request: HttpRequest, secret: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def switch(request: HttpRequest) -> HttpResponse:
+def switch(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Choose the organization to act in."""
     switch_organization(request, organization_for_user_or_404(request.user, request.POST.get("slug", "")))
     target = request.POST.get("next", "")
@@ -58,10 +62,10 @@ def switch(request: HttpRequest) -> HttpResponse:
 
 
 @organization_role_required(ROLES_THAT_BOOK)
-def organization_settings(request: HttpRequest) -> HttpResponse:
+def organization_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Members, roles and invitations of the current organization; owners change them."""
     viewer = viewer_of(request)
-    org = viewer.organization
+    org = acting_organization(request)
     form = InvitationForm(request.POST or None)
     if request.method == "POST":
         if not viewer.is_owner:
@@ -88,9 +92,9 @@ def organization_settings(request: HttpRequest) -> HttpResponse:
 
 @organization_role_required({Role.OWNER})
 @require_POST
-def member_role(request: HttpRequest) -> HttpResponse:
+def member_role(request: AuthenticatedHttpRequest) -> HttpResponse:
     """An owner changes a member's role; the last owner cannot step down."""
-    org = viewer_of(request).organization
+    org = acting_organization(request)
     form = MemberRoleForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose one of the roles for the member.")
@@ -110,9 +114,9 @@ def member_role(request: HttpRequest) -> HttpResponse:
 
 @organization_role_required({Role.OWNER})
 @require_POST
-def member_remove(request: HttpRequest) -> HttpResponse:
+def member_remove(request: AuthenticatedHttpRequest) -> HttpResponse:
     """An owner removes a member; the last owner cannot be removed."""
-    org = viewer_of(request).organization
+    org = acting_organization(request)
     form = MemberForm(request.POST)
     email = form.cleaned_data["email"] if form.is_valid() else ""
     membership = membership_in_org_or_404(org, email)
@@ -130,9 +134,9 @@ def member_remove(request: HttpRequest) -> HttpResponse:
 
 @organization_role_required({Role.OWNER})
 @require_POST
-def invitation_remove(request: HttpRequest, invitation_id: str) -> HttpResponse:
+def invitation_remove(request: AuthenticatedHttpRequest, invitation_id: str) -> HttpResponse:
     """An owner revokes a pending invitation; its link stops working."""
-    invitation = pending_invitation_of_org_or_404(viewer_of(request).organization, invitation_id)
+    invitation = pending_invitation_of_org_or_404(acting_organization(request), invitation_id)
     try:
         invitation_revoke(actor=request.user, invitation=invitation)
     except ValidationError as error:

@@ -3,7 +3,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -12,13 +12,14 @@ from accounts.forms.tokens import ApiTokenForm
 from accounts.selectors.tokens import api_token_of_user_or_404, api_tokens_of
 from accounts.selectors.viewer import viewer_of
 from accounts.services.tokens import api_token_create, api_token_revoke
+from accounts.views.decorators import AuthenticatedHttpRequest
 
 NEW_TOKEN_SESSION_KEY = "new_api_token"
 
 
 @never_cache
 @login_required
-def api_tokens(request: HttpRequest) -> HttpResponse:
+def api_tokens(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The user's API tokens; a new one is shown once, on the page the creation redirects to."""
     form = ApiTokenForm(request.POST or None)
     org = viewer_of(request).organization
@@ -39,7 +40,7 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def api_token_remove(request: HttpRequest, token_id: str) -> HttpResponse:
+def api_token_remove(request: AuthenticatedHttpRequest, token_id: str) -> HttpResponse:
     """Revoke one of the user's tokens."""
     api_token_revoke(actor=request.user, token=api_token_of_user_or_404(request.user, token_id))
     messages.success(request, "Token revoked; it no longer works.")

@@ -7,13 +7,13 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import IO, Any
 
-from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from openpyxl import Workbook
-from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from accounts.api.permissions import CanSeeMoney
+from accounts.api.permissions import AuthenticatedRequest, CanSeeMoney
 from billing.api.filters import FilterSerializer, _filters, _scope
 from billing.selectors.exports import (
     CHUNK,
@@ -64,17 +64,17 @@ def _cell(value: Any) -> Any:
     return str(value)
 
 
-def _csv(name: str, header: list[str], rows: object) -> StreamingHttpResponse:
+def _csv(name: str, header: list[str], rows: Iterable[list[Any]]) -> StreamingHttpResponse:
     response = StreamingHttpResponse(
         csv_stream(header, rows),
-        content_type="text/csv; charset=utf-8; header=present",  # type: ignore[arg-type]
+        content_type="text/csv; charset=utf-8; header=present",
     )
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
 
-def _xlsx(name: str, title: str, header: list[str], rows: object) -> FileResponse:
-    handle = xlsx_file(title, header, rows)  # type: ignore[arg-type]
+def _xlsx(name: str, title: str, header: list[str], rows: Iterable[list[Any]]) -> FileResponse:
+    handle = xlsx_file(title, header, rows)
     return FileResponse(
         handle,
         as_attachment=True,
@@ -89,17 +89,17 @@ class _ExportApi(APIView):
     @extend_schema(
         parameters=[FilterSerializer], responses={(200, "text/csv"): OpenApiResponse(description="File")}
     )
-    def get(self, request: Request) -> HttpResponse:
+    def get(self, request: AuthenticatedRequest) -> HttpResponseBase:
         return self.export(_scope(request), _filters(request))
 
-    def export(self, scope: Scope, wanted: ExportFilter) -> HttpResponse:
+    def export(self, scope: Scope, wanted: ExportFilter) -> HttpResponseBase:
         raise NotImplementedError
 
 
 class InvoicesCsvApi(_ExportApi):
     """Invoices as CSV."""
 
-    def export(self, scope: Scope, wanted: ExportFilter) -> HttpResponse:
+    def export(self, scope: Scope, wanted: ExportFilter) -> HttpResponseBase:
         rows = invoice_rows(filtered_invoices(scope, wanted))
         return _csv("invoices.csv", INVOICE_COLUMNS, rows)
 
@@ -107,7 +107,7 @@ class InvoicesCsvApi(_ExportApi):
 class InvoicesXlsxApi(_ExportApi):
     """Invoices as an XLSX workbook."""
 
-    def export(self, scope: Scope, wanted: ExportFilter) -> HttpResponse:
+    def export(self, scope: Scope, wanted: ExportFilter) -> HttpResponseBase:
         rows = invoice_rows(filtered_invoices(scope, wanted))
         return _xlsx("invoices.xlsx", "Invoices", INVOICE_COLUMNS, rows)
 
@@ -115,7 +115,7 @@ class InvoicesXlsxApi(_ExportApi):
 class InvoiceLinesCsvApi(_ExportApi):
     """Invoice lines as CSV."""
 
-    def export(self, scope: Scope, wanted: ExportFilter) -> HttpResponse:
+    def export(self, scope: Scope, wanted: ExportFilter) -> HttpResponseBase:
         rows = line_rows(filtered_invoice_lines(scope, wanted))
         return _csv("invoice-lines.csv", LINE_COLUMNS, rows)
 
@@ -123,7 +123,7 @@ class InvoiceLinesCsvApi(_ExportApi):
 class InvoiceLinesXlsxApi(_ExportApi):
     """Invoice lines as an XLSX workbook."""
 
-    def export(self, scope: Scope, wanted: ExportFilter) -> HttpResponse:
+    def export(self, scope: Scope, wanted: ExportFilter) -> HttpResponseBase:
         rows = line_rows(filtered_invoice_lines(scope, wanted))
         return _xlsx("invoice-lines.xlsx", "Invoice lines", LINE_COLUMNS, rows)
 
@@ -131,6 +131,6 @@ class InvoiceLinesXlsxApi(_ExportApi):
 class FocusCsvApi(_ExportApi):
     """FOCUS 1.2 cost and usage rows, one per lease and hour, as CSV."""
 
-    def export(self, scope: Scope, wanted: ExportFilter) -> HttpResponse:
+    def export(self, scope: Scope, wanted: ExportFilter) -> HttpResponseBase:
         rows = focus_rows(usage_hours_visible_to(scope, wanted))
         return _csv("focus.csv", FOCUS_COLUMNS, rows)

@@ -3,8 +3,8 @@
 from datetime import UTC, datetime, time
 
 from rest_framework import serializers
-from rest_framework.request import Request
 
+from accounts.api.permissions import AuthenticatedRequest
 from accounts.selectors.viewer import current_organization
 from billing.choices import InvoiceStatus
 from billing.selectors.exports import (
@@ -37,13 +37,13 @@ def _midnight(day: object) -> datetime | None:
     return datetime.combine(day, time.min, tzinfo=UTC) if day else None  # type: ignore[arg-type]
 
 
-def _scope(request: Request) -> Scope:
+def _scope(request: AuthenticatedRequest) -> Scope:
     return billing_scope(
         request.user, getattr(request, "organization", None) or current_organization(request)
     )
 
 
-def _filters(request: Request) -> ExportFilter:
+def _filters(request: AuthenticatedRequest) -> ExportFilter:
     query = FilterSerializer(data={k: v for k, v in request.query_params.items() if k != "format"})
     query.is_valid(raise_exception=True)
     return query.to_filter()

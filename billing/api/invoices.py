@@ -6,11 +6,10 @@ from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.permissions import CanSeeMoney, IsStaffFinance
+from accounts.api.permissions import AuthenticatedRequest, CanSeeMoney, IsStaffFinance
 from billing.api.filters import FilterSerializer, _filters, _scope
 from billing.models import Invoice, InvoiceLine
 from billing.selectors.exports import (
@@ -79,7 +78,7 @@ class InvoiceListApi(APIView):
     permission_classes = [CanSeeMoney]
 
     @extend_schema(parameters=[FilterSerializer], responses=InvoiceSerializer(many=True))
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         invoices = filtered_invoices(_scope(request), _filters(request))
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(invoices, request, view=self)
@@ -92,7 +91,7 @@ class InvoiceDetailApi(APIView):
     permission_classes = [CanSeeMoney]
 
     @extend_schema(responses=InvoiceDetailSerializer)
-    def get(self, request: Request, invoice_id: str) -> Response:
+    def get(self, request: AuthenticatedRequest, invoice_id: str) -> Response:
         invoice = invoice_visible_or_404(_scope(request), invoice_id)
         return Response(InvoiceDetailSerializer(invoice).data)
 
@@ -103,7 +102,7 @@ class InvoicePdfApi(APIView):
     permission_classes = [CanSeeMoney]
 
     @extend_schema(responses={(200, "application/pdf"): OpenApiResponse(description="The PDF.")})
-    def get(self, request: Request, invoice_id: str) -> HttpResponse:
+    def get(self, request: AuthenticatedRequest, invoice_id: str) -> HttpResponse:
         invoice = invoice_visible_or_404(_scope(request), invoice_id)
         pdf = invoice_pdf_render(invoice=invoice)
         response = HttpResponse(bytes(pdf.content), content_type="application/pdf")
@@ -123,7 +122,7 @@ class _InvoiceActionApi(APIView):
     permission_classes = [IsStaffFinance]
     body: type[serializers.Serializer] | None = None
 
-    def post(self, request: Request, invoice_id: str) -> Response:
+    def post(self, request: AuthenticatedRequest, invoice_id: str) -> Response:
         invoice = invoice_visible_or_404(_scope(request), invoice_id)
         data = {}
         if self.body is not None:
@@ -134,7 +133,7 @@ class _InvoiceActionApi(APIView):
         code = status.HTTP_201_CREATED if result.pk != invoice.pk else status.HTTP_200_OK
         return Response(InvoiceDetailSerializer(result).data, status=code)
 
-    def act(self, request: Request, invoice: Invoice, data: dict) -> Invoice:
+    def act(self, request: AuthenticatedRequest, invoice: Invoice, data: dict) -> Invoice:
         raise NotImplementedError
 
 
@@ -142,10 +141,10 @@ class InvoiceFinalizeApi(_InvoiceActionApi):
     """Staff finance: draft → open, numbered."""
 
     @extend_schema(request=None, responses=InvoiceDetailSerializer)
-    def post(self, request: Request, invoice_id: str) -> Response:
+    def post(self, request: AuthenticatedRequest, invoice_id: str) -> Response:
         return super().post(request, invoice_id)
 
-    def act(self, request: Request, invoice: Invoice, data: dict) -> Invoice:
+    def act(self, request: AuthenticatedRequest, invoice: Invoice, data: dict) -> Invoice:
         return invoice_finalize(actor=request.user, invoice=invoice)
 
 
@@ -153,10 +152,10 @@ class InvoiceMarkPaidApi(_InvoiceActionApi):
     """Staff finance: open → paid, for money received outside Stripe."""
 
     @extend_schema(request=None, responses=InvoiceDetailSerializer)
-    def post(self, request: Request, invoice_id: str) -> Response:
+    def post(self, request: AuthenticatedRequest, invoice_id: str) -> Response:
         return super().post(request, invoice_id)
 
-    def act(self, request: Request, invoice: Invoice, data: dict) -> Invoice:
+    def act(self, request: AuthenticatedRequest, invoice: Invoice, data: dict) -> Invoice:
         return invoice_mark_paid(actor=request.user, invoice=invoice)
 
 
@@ -166,10 +165,10 @@ class InvoiceVoidApi(_InvoiceActionApi):
     body = ReasonSerializer
 
     @extend_schema(request=ReasonSerializer, responses=InvoiceDetailSerializer)
-    def post(self, request: Request, invoice_id: str) -> Response:
+    def post(self, request: AuthenticatedRequest, invoice_id: str) -> Response:
         return super().post(request, invoice_id)
 
-    def act(self, request: Request, invoice: Invoice, data: dict) -> Invoice:
+    def act(self, request: AuthenticatedRequest, invoice: Invoice, data: dict) -> Invoice:
         return invoice_void(actor=request.user, invoice=invoice, reason=data["reason"])
 
 
@@ -179,10 +178,10 @@ class CreditNoteCreateApi(_InvoiceActionApi):
     body = CreditNoteSerializer
 
     @extend_schema(request=CreditNoteSerializer, responses={201: InvoiceDetailSerializer})
-    def post(self, request: Request, invoice_id: str) -> Response:
+    def post(self, request: AuthenticatedRequest, invoice_id: str) -> Response:
         return super().post(request, invoice_id)
 
-    def act(self, request: Request, invoice: Invoice, data: dict) -> Invoice:
+    def act(self, request: AuthenticatedRequest, invoice: Invoice, data: dict) -> Invoice:
         return credit_note_create(
             actor=request.user, invoice=invoice, amount=data["amount"], reason=data["reason"]
         )

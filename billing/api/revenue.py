@@ -3,11 +3,10 @@
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.permissions import IsStaffFinance
+from accounts.api.permissions import AuthenticatedRequest, IsStaffFinance
 from billing.api.filters import FilterSerializer, _filters
 from billing.selectors.revenue import revenue_summary
 from core.periods import month_of
@@ -28,7 +27,7 @@ class RevenueApi(APIView):
     permission_classes = [IsStaffFinance]
 
     @extend_schema(parameters=[FilterSerializer], responses=RevenueRowSerializer(many=True))
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         wanted = _filters(request)
         now = timezone.now()
         start = wanted.period_from or month_of(now)

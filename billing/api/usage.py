@@ -3,11 +3,10 @@
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.permissions import CanSeeUsage
+from accounts.api.permissions import CanSeeUsage, OrganizationRequest
 from billing.selectors.usage import usage_by_hour
 from core.periods import month_of
 
@@ -29,7 +28,7 @@ class UsageApi(APIView):
     permission_classes = [CanSeeUsage]
 
     @extend_schema(responses=UsageHourSerializer(many=True))
-    def get(self, request: Request) -> Response:
+    def get(self, request: OrganizationRequest) -> Response:
         params = {"start": request.query_params.get("from"), "end": request.query_params.get("to")}
         query = UsageQuerySerializer(data={k: v for k, v in params.items() if v})
         query.is_valid(raise_exception=True)

@@ -1,6 +1,7 @@
 """Forms of the staff finance page: the month to close and the period of exports and revenue."""
 
 from datetime import UTC, date, datetime, time
+from typing import cast
 
 from django import forms
 
@@ -14,7 +15,7 @@ class CloseMonthForm(forms.Form):
 
     def __init__(self, *args: object, months: list[tuple[str, str]], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["month"].choices = months
+        cast(forms.ChoiceField, self.fields["month"]).choices = months
 
 
 class PeriodForm(forms.Form):

@@ -1,8 +1,10 @@
 """Reads of the staff finance page: months and their close, invoice counts."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 
@@ -44,7 +46,7 @@ def past_months(now: datetime, count: int) -> list[datetime]:
 def month_statuses(months: list[datetime]) -> list[MonthStatus]:
     """The close of each month and its invoices' count and total, in two queries."""
     closes = {close.period_start: close for close in MonthClose.objects.filter(period_start__in=months)}
-    invoiced = {
+    invoiced: dict[datetime, Mapping[str, Any]] = {
         row["period_start"]: row
         for row in Invoice.objects.filter(kind=InvoiceKind.INVOICE, period_start__in=months)
         .values("period_start")

@@ -1,8 +1,10 @@
 """Revenue and utilization by month and region."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncMonth
@@ -46,7 +48,7 @@ def revenue_summary(start: datetime, end: datetime) -> list[RevenueRow]:
     return [_revenue_row(row, gpus.get(row["region__code"], 0), start, end) for row in sold]
 
 
-def _revenue_row(row: dict, gpus: int, start: datetime, end: datetime) -> RevenueRow:
+def _revenue_row(row: Mapping[str, Any], gpus: int, start: datetime, end: datetime) -> RevenueRow:
     month = row["month"]
     hours = Decimal((min(next_month(month), end) - max(month, start)).total_seconds()) / SECONDS_PER_HOUR
     return RevenueRow(

@@ -64,7 +64,7 @@ def credits_apply(*, invoice: Invoice, due: Decimal, next_position: int) -> list
         granted_at__lt=invoice.period_end,
         expires_at__gt=invoice.period_start,
     )
-    lines = []
+    lines: list[InvoiceLine] = []
     for grant in grants.order_by("granted_at", "id"):
         if due <= 0:
             break

@@ -52,10 +52,10 @@ def _lines_table(invoice: Invoice) -> Table:
             [
                 Paragraph(line.description, _STYLES["BodyText"]),
                 line.region.code if line.region else "",
-                line.gpus or "",
-                line.gpu_hours if line.gpu_hours is not None else "",
-                line.price_per_gpu_hour if line.price_per_gpu_hour is not None else "",
-                line.amount,
+                str(line.gpus or ""),
+                str(line.gpu_hours) if line.gpu_hours is not None else "",
+                str(line.price_per_gpu_hour) if line.price_per_gpu_hour is not None else "",
+                str(line.amount),
             ]
         )
     table = Table(rows, colWidths=[70 * mm, 20 * mm, 12 * mm, 22 * mm, 22 * mm, 28 * mm], repeatRows=1)

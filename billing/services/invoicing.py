@@ -4,6 +4,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -67,7 +68,7 @@ def _close(start: datetime, end: datetime, actor: User | None, finalize: bool, n
     return CloseResult(start, len(drafts), len(existing), len(drafts) if finalize else 0)
 
 
-def _usage_by_lease(start: datetime, end: datetime) -> list[dict]:
+def _usage_by_lease(start: datetime, end: datetime) -> list[dict[str, Any]]:
     rows = UsageHour.objects.filter(hour__gte=start, hour__lt=end).values(
         "organization_id",
         "lease_id",
@@ -80,7 +81,7 @@ def _usage_by_lease(start: datetime, end: datetime) -> list[dict]:
         "region__code",
     )
     totals = rows.annotate(secs=Sum("gpu_seconds"), exact=Sum(F("gpu_seconds") * F("price_per_gpu_hour")))
-    return list(totals.order_by("organization_id", "lease__start", "lease_id"))
+    return [dict(row) for row in totals.order_by("organization_id", "lease__start", "lease_id")]
 
 
 def _build_drafts(start: datetime, end: datetime, skip: set[int]) -> list[Invoice]:

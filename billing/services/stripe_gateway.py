@@ -2,6 +2,7 @@
 
 import stripe
 from django.conf import settings
+from stripe._base_address import BaseAddresses
 
 from accounts.models import Organization
 from billing.models import Invoice, StripeCustomer
@@ -12,7 +13,7 @@ WEBHOOK_TOLERANCE_SECONDS = 300
 
 def stripe_client() -> stripe.StripeClient:
     """A client for Stripe, or for the Stripe-compatible server named by STRIPE_API_BASE."""
-    base = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
+    base: BaseAddresses | None = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
     return stripe.StripeClient(settings.STRIPE_SECRET_KEY, base_addresses=base, max_network_retries=2)
 
 
@@ -77,7 +78,7 @@ def stripe_invoice_finalize(invoice: Invoice, stripe_id: str, client: stripe.Str
     return finalized.hosted_invoice_url or ""
 
 
-def stripe_invoice_status(stripe_id: str, client: stripe.StripeClient) -> tuple[str, int | None]:
+def stripe_invoice_status(stripe_id: str, client: stripe.StripeClient) -> tuple[str | None, int | None]:
     """The invoice's status as Stripe has it now, and when it was paid (epoch seconds)."""
     fresh = client.v1.invoices.retrieve(stripe_id)
     transitions = fresh.get("status_transitions") or {}

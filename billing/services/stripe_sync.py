@@ -88,7 +88,7 @@ def _verified_event(payload: bytes, signature: str) -> Any:
 
 
 @transaction.atomic
-def _record_and_apply(event: Any, object_id: str, state: tuple[str, int | None] | None) -> str:
+def _record_and_apply(event: Any, object_id: str, state: tuple[str | None, int | None] | None) -> str:
     _, created = StripeEvent.objects.get_or_create(
         event_id=event["id"], defaults={"type": event["type"], "object_id": object_id}
     )

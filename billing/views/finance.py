@@ -5,13 +5,13 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from accounts.views.decorators import staff_finance_required
+from accounts.views.decorators import AuthenticatedHttpRequest, staff_finance_required
 from billing.forms.finance import CloseMonthForm, InvoiceStateForm, PeriodForm, midnight
 from billing.selectors.finance import (
     MonthStatus,
@@ -91,7 +91,7 @@ def _revenue(period_from: date, period_to: date) -> dict[str, object]:
 
 
 def _finance_page(
-    request: HttpRequest, close_form: CloseMonthForm | None = None, status: int = 200
+    request: AuthenticatedHttpRequest, close_form: CloseMonthForm | None = None, status: int = 200
 ) -> HttpResponse:
     period = PeriodForm(request.GET if "period_from" in request.GET else None)
     period_from, period_to = period.bounds(_default_period())
@@ -118,14 +118,14 @@ def _finance_page(
 
 
 @staff_finance_required
-def finance(request: HttpRequest) -> HttpResponse:
+def finance(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Month close status, invoices by state, export downloads, and revenue and utilization."""
     return _finance_page(request)
 
 
 @staff_finance_required
 @require_POST
-def finance_close_month(request: HttpRequest) -> HttpResponse:
+def finance_close_month(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Close a finished month: every organization with usage in it gets its invoice."""
     form = _close_form(_recent_months(), request.POST)
     if not form.is_valid():

@@ -2,14 +2,14 @@
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.choices import ROLES_THAT_SEE_INVOICES
 from accounts.selectors.viewer import viewer_of
-from accounts.views.decorators import organization_role_required
+from accounts.views.decorators import AuthenticatedHttpRequest, organization_role_required
 from billing.choices import InvoiceStatus
 from billing.models import Invoice
 from billing.selectors.credits import credits_left, credits_total
@@ -20,17 +20,17 @@ from billing.services.refusals import BillingError
 from core.timezones import render_in_zone
 
 
-def _scope(request: HttpRequest) -> Scope:
+def _scope(request: AuthenticatedHttpRequest) -> Scope:
     # The organization's own invoices, even for a staff finance member acting in it.
     return Scope(organization=viewer_of(request).organization)
 
 
-def _invoice(request: HttpRequest, invoice_id: str) -> Invoice:
+def _invoice(request: AuthenticatedHttpRequest, invoice_id: str) -> Invoice:
     return invoice_visible_or_404(_scope(request), invoice_id)
 
 
 @organization_role_required(ROLES_THAT_SEE_INVOICES)
-def billing(request: HttpRequest) -> HttpResponse:
+def billing(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Spend this month so far, credits left, and the invoices."""
     organization = viewer_of(request).organization
     assert organization is not None
@@ -48,7 +48,7 @@ def billing(request: HttpRequest) -> HttpResponse:
 
 
 @organization_role_required(ROLES_THAT_SEE_INVOICES)
-def invoice_detail(request: HttpRequest, invoice_id: str) -> HttpResponse:
+def invoice_detail(request: AuthenticatedHttpRequest, invoice_id: str) -> HttpResponse:
     """One invoice with its lines."""
     invoice = _invoice(request, invoice_id)
     lines = invoice.lines.select_related("region", "lease").order_by("position")
@@ -57,7 +57,7 @@ def invoice_detail(request: HttpRequest, invoice_id: str) -> HttpResponse:
 
 
 @organization_role_required(ROLES_THAT_SEE_INVOICES)
-def invoice_pdf(request: HttpRequest, invoice_id: str) -> HttpResponse:
+def invoice_pdf(request: AuthenticatedHttpRequest, invoice_id: str) -> HttpResponse:
     """The finalized invoice as a PDF."""
     invoice = _invoice(request, invoice_id)
     try:
@@ -71,7 +71,7 @@ def invoice_pdf(request: HttpRequest, invoice_id: str) -> HttpResponse:
 
 @organization_role_required(ROLES_THAT_SEE_INVOICES)
 @require_POST
-def invoice_pay(request: HttpRequest, invoice_id: str) -> HttpResponse:
+def invoice_pay(request: AuthenticatedHttpRequest, invoice_id: str) -> HttpResponse:
     """Pay an open invoice on Stripe's hosted page (when Stripe is on)."""
     invoice = _invoice(request, invoice_id)
     if not settings.STRIPE_ENABLED:

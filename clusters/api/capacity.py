@@ -7,11 +7,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.permissions import CanBook
+from accounts.api.permissions import CanBook, OrganizationRequest
 from clusters.api.booking import AwareDateTimeField, BookingSerializer, RegionCodeField
 from clusters.selectors.capacity import Window, availability_for, capacity_timeline
 from clusters.selectors.fleet import region_or_none
@@ -37,7 +36,7 @@ class AvailabilityApi(APIView):
     permission_classes = [CanBook]
 
     @extend_schema(parameters=[AvailabilityQuerySerializer], responses=OpenApiTypes.OBJECT)
-    def get(self, request: Request) -> Response:
+    def get(self, request: OrganizationRequest) -> Response:
         query = AvailabilityQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         data = query.validated_data
@@ -64,7 +63,7 @@ class TimelineApi(APIView):
     permission_classes = [CanBook]
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
-    def get(self, request: Request, code: str) -> Response:
+    def get(self, request: OrganizationRequest, code: str) -> Response:
         region = region_or_none(code)
         if region is None:
             raise NotFound("No region has this code.")
@@ -83,7 +82,7 @@ class QuoteApi(APIView):
     permission_classes = [CanBook]
 
     @extend_schema(request=BookingSerializer, responses=OpenApiTypes.OBJECT)
-    def post(self, request: Request) -> Response:
+    def post(self, request: OrganizationRequest) -> Response:
         body = BookingSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
         data, window = body.validated_data, body.validated_data["window"]

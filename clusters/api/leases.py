@@ -6,11 +6,10 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.permissions import CanBook
+from accounts.api.permissions import CanBook, OrganizationRequest
 from clusters.api.booking import AwareDateTimeField, BookingSerializer
 from clusters.api.idempotency import idempotent
 from clusters.choices import LeaseKind, LeaseState
@@ -87,13 +86,13 @@ class LeaseListApi(ListAPIView):
         state = self.request.query_params.get("state")
         if state and state not in LeaseState.values:
             raise ValidationError({"state": f"One of: {', '.join(LeaseState.values)}."})
-        return leases_of(self.request.organization, state=state)
+        return leases_of(self.request.organization, state=state)  # type: ignore[attr-defined]
 
     @extend_schema(request=BookingSerializer, responses={201: LeaseSchema})
-    def post(self, request: Request) -> Response:
+    def post(self, request: OrganizationRequest) -> Response:
         return idempotent(request, request.organization, lambda: self._book(request))
 
-    def _book(self, request: Request) -> Response:
+    def _book(self, request: OrganizationRequest) -> Response:
         body = BookingSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
         data = body.validated_data
@@ -117,7 +116,7 @@ class LeaseDetailApi(APIView):
     permission_classes = [CanBook]
 
     @extend_schema(responses=LeaseSchema)
-    def get(self, request: Request, lease_id: str) -> Response:
+    def get(self, request: OrganizationRequest, lease_id: str) -> Response:
         return Response(lease_json(lease_of_organization_or_404(request.organization, lease_id)))
 
 
@@ -126,14 +125,14 @@ class _LeaseActionApi(APIView):
 
     permission_classes = [CanBook]
 
-    def act(self, request: Request, lease: Lease) -> Lease:
+    def act(self, request: OrganizationRequest, lease: Lease) -> Lease:
         raise NotImplementedError
 
     @extend_schema(request=None, responses=LeaseSchema)
-    def post(self, request: Request, lease_id: str) -> Response:
+    def post(self, request: OrganizationRequest, lease_id: str) -> Response:
         return idempotent(request, request.organization, lambda: self._respond(request, lease_id))
 
-    def _respond(self, request: Request, lease_id: str) -> Response:
+    def _respond(self, request: OrganizationRequest, lease_id: str) -> Response:
         lease = lease_of_organization_or_404(request.organization, lease_id)
         changed = self.act(request, lease)
         return Response(_fresh(changed))
@@ -143,10 +142,10 @@ class LeaseExtendApi(_LeaseActionApi):
     """Move a reserved lease's end later, on the same GPUs."""
 
     @extend_schema(request=ExtendSerializer, responses=LeaseSchema)
-    def post(self, request: Request, lease_id: str) -> Response:
+    def post(self, request: OrganizationRequest, lease_id: str) -> Response:
         return super().post(request, lease_id)
 
-    def act(self, request: Request, lease: Lease) -> Lease:
+    def act(self, request: OrganizationRequest, lease: Lease) -> Lease:
         body = ExtendSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         return lease_extend(user=request.user, lease=lease, end=body.validated_data["end"])
@@ -155,12 +154,12 @@ class LeaseExtendApi(_LeaseActionApi):
 class LeaseReleaseApi(_LeaseActionApi):
     """End a running lease now (a scheduled one is cancelled)."""
 
-    def act(self, request: Request, lease: Lease) -> Lease:
+    def act(self, request: OrganizationRequest, lease: Lease) -> Lease:
         return lease_release(user=request.user, lease=lease)
 
 
 class LeaseCancelApi(_LeaseActionApi):
     """Cancel a scheduled lease before its start."""
 
-    def act(self, request: Request, lease: Lease) -> Lease:
+    def act(self, request: OrganizationRequest, lease: Lease) -> Lease:
         return lease_cancel(user=request.user, lease=lease)

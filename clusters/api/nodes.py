@@ -7,7 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.permissions import IsStaffAdmin
+from accounts.api.permissions import AuthenticatedRequest, IsStaffAdmin
 from clusters.choices import NodeState
 from clusters.models import Node
 from clusters.selectors.fleet import node_for_staff, nodes_for_staff
@@ -54,7 +54,7 @@ class NodeListApi(ListAPIView):
     def get(self, request: Request, *args: object, **kwargs: object) -> Response:
         return super().get(request, *args, **kwargs)
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self):
         params = self.request.query_params
         return nodes_for_staff(state=params.get("state"), region=params.get("region"))
 
@@ -66,11 +66,11 @@ class ReasonSerializer(serializers.Serializer):
 class _NodeStateApi(APIView):
     permission_classes = [IsStaffAdmin]
 
-    def change(self, node: Node, request: Request, reason: str) -> Node:
+    def change(self, node: Node, request: AuthenticatedRequest, reason: str) -> Node:
         raise NotImplementedError
 
     @extend_schema(request=ReasonSerializer, responses=NodeSerializer)
-    def post(self, request: Request, public_id: str) -> Response:
+    def post(self, request: AuthenticatedRequest, public_id: str) -> Response:
         form = ReasonSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         node = node_for_staff(public_id)
@@ -81,12 +81,12 @@ class _NodeStateApi(APIView):
 class NodeDrainApi(_NodeStateApi):
     """Take an available node out of placement (its running leases continue)."""
 
-    def change(self, node: Node, request: Request, reason: str) -> Node:
+    def change(self, node: Node, request: AuthenticatedRequest, reason: str) -> Node:
         return node_drain(node=node, actor=request.user, reason=reason)
 
 
 class NodeUndrainApi(_NodeStateApi):
     """Return a drained or unhealthy node to placement; its open health events end."""
 
-    def change(self, node: Node, request: Request, reason: str) -> Node:
+    def change(self, node: Node, request: AuthenticatedRequest, reason: str) -> Node:
         return node_undrain(node=node, actor=request.user, reason=reason)

@@ -6,11 +6,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.permissions import CanBook
+from accounts.api.permissions import CanBook, OrganizationRequest
 from clusters.selectors.leases import lease_of_organization_or_404
 from clusters.selectors.telemetry import lease_telemetry
 from core.refusals import Refused
@@ -57,8 +56,8 @@ class LeaseTelemetryApi(APIView):
         parameters=[OpenApiParameter("since", datetime, description="ISO 8601; default one hour ago")],
         responses=TelemetrySerializer,
     )
-    def get(self, request: Request, public_id: str) -> Response:
-        lease = lease_of_organization_or_404(request.organization, public_id)  # type: ignore[attr-defined]
+    def get(self, request: OrganizationRequest, public_id: str) -> Response:
+        lease = lease_of_organization_or_404(request.organization, public_id)
         telemetry = lease_telemetry(lease, since=_since(request.query_params.get("since")))
         return Response(TelemetrySerializer(telemetry).data)
 

@@ -1,7 +1,7 @@
 """The booking form: times typed in the viewer's zone, keys, size and kind."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from django import forms
@@ -97,7 +97,7 @@ class BookingForm(forms.Form):
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["ssh_keys"].queryset = ssh_keys_of(user)
+        cast(forms.ModelMultipleChoiceField, self.fields["ssh_keys"]).queryset = ssh_keys_of(user)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -1,5 +1,7 @@
 """Forms of the staff fleet pages: filters and the reason for a drain."""
 
+from typing import cast
+
 from django import forms
 
 from clusters.choices import NodeState
@@ -25,4 +27,4 @@ class FleetFilterForm(forms.Form):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         regions = list(Region.objects.order_by("code").values_list("code", "name"))
-        self.fields["region"].choices = _any(regions, "Every region")
+        cast(forms.ChoiceField, self.fields["region"]).choices = _any(regions, "Every region")

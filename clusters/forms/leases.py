@@ -1,6 +1,6 @@
 """Forms of the lease pages: extend, and the staff's lease filters."""
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -36,8 +36,10 @@ class LeaseFilterForm(forms.Form):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         regions = list(Region.objects.order_by("code").values_list("code", "code"))
         organizations = list(Organization.objects.order_by("name").values_list("slug", "name"))
-        self.fields["region"].choices = _any(regions, "Every region")
-        self.fields["organization"].choices = _any(organizations, "Every organization")
+        cast(forms.ChoiceField, self.fields["region"]).choices = _any(regions, "Every region")
+        cast(forms.ChoiceField, self.fields["organization"]).choices = _any(
+            organizations, "Every organization"
+        )
 
     def filters(self) -> dict[str, str]:
         """The valid filters (an unknown value is ignored, as if not given)."""

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -78,7 +79,7 @@ ranked AS (
 """
 
 
-def capacity_params(*, region_id: int, window: Window, pools: list[str]) -> dict[str, object]:
+def capacity_params(*, region_id: int, window: Window, pools: list[str]) -> dict[str, Any]:
     """The parameters of FREE_NODES_CTE."""
     return {
         "region": region_id,
@@ -149,7 +150,9 @@ def gpus_held_at_peak(
     leases = Lease.objects.filter(organization=organization, state__in=LIVE_LEASE_STATES)
     if window.end is not None:
         leases = leases.filter(start__lt=window.end)
-    leases = leases.filter(Q(end__isnull=True) | Q(end__gt=window.start)).exclude(pk=exclude_lease_id)
+    leases = leases.filter(Q(end__isnull=True) | Q(end__gt=window.start))
+    if exclude_lease_id is not None:
+        leases = leases.exclude(pk=exclude_lease_id)
     events: list[tuple[datetime, int]] = []
     for start, end, gpus in leases.values_list("start", "end", "gpus"):
         events.append((max(start, window.start), gpus))
@@ -222,7 +225,7 @@ def capacity_timeline(*, region: Region, organization: Organization) -> list[Tim
     """
     hours = settings.BOOKING_TIMELINE_DAYS * 24
     t0 = timezone.now().replace(minute=0, second=0, microsecond=0)
-    params = {
+    params: dict[str, Any] = {
         "region": region.pk,
         "pools": pools_for(organization),
         "t0": t0,

@@ -210,7 +210,7 @@ def _remember(lease: Lease, placed: Sequence[PlacedGpu], window: Window, ssh_key
 
 def _prefetched(queryset: QuerySet[Any], rows: list[Any]) -> QuerySet[Any]:
     # What prefetch_related stores for a relation: a queryset whose results are already known.
-    queryset._result_cache = rows  # type: ignore[attr-defined]
+    queryset._result_cache = rows
     queryset._prefetch_done = True  # type: ignore[attr-defined]
     return queryset
 

@@ -25,7 +25,7 @@ ALL_KINDS = frozenset(HealthEventKind.values)
 # States a failing node leaves for `unhealthy`; maintenance and offline are already out of placement.
 FAILABLE_STATES = (NodeState.AVAILABLE, NodeState.DRAINING)
 UNDRAINABLE_STATES = (NodeState.DRAINING, NodeState.UNHEALTHY, NodeState.MAINTENANCE)
-GPU_HEALTH_FOR = {
+GPU_HEALTH_FOR: dict[str, str] = {
     HealthEventKind.OVERHEAT: GpuHealth.DEGRADED,
     HealthEventKind.XID: GpuHealth.FAILED,
     HealthEventKind.ECC: GpuHealth.FAILED,
@@ -71,7 +71,7 @@ def node_problems(poll: "NodePoll", missed_polls: int | None) -> tuple[dict[Prob
 
 def gpu_problems(
     gpu: dict[str, Any], reading: dict[str, Any] | None, undrained_at: datetime | None
-) -> list[tuple[str, str]]:
+) -> list[tuple[HealthEventKind, str]]:
     """The health rules a GPU's reading fails, with a sentence each."""
     index = gpu["index"]
     if reading is None:

@@ -224,7 +224,11 @@ def _bill_from_late_start(leases: list[Lease], started_at: datetime) -> None:
     if not leases:
         return
     late_after = started_at - timedelta(seconds=settings.LEASE_LATE_START_GRACE_S)
-    params = {"at": started_at, "ids": [lease.pk for lease in leases], "late_after": late_after}
+    params: dict[str, Any] = {
+        "at": started_at,
+        "ids": [lease.pk for lease in leases],
+        "late_after": late_after,
+    }
     with connection.cursor() as cursor:
         cursor.execute(LATE_START_SQL, params)
 

@@ -17,6 +17,7 @@ fail and booking retries.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
@@ -118,7 +119,7 @@ def place(
     return _place_on_whole_nodes(params, gpus // GPUS_PER_NODE)
 
 
-def _place_on_one_node(params: dict[str, object], gpus: int) -> list[PlacedGpu] | None:
+def _place_on_one_node(params: dict[str, Any], gpus: int) -> list[PlacedGpu] | None:
     stale: list[int] = []
     with connection.cursor() as cursor:
         for _ in range(MAX_STALE_NODES):
@@ -137,7 +138,7 @@ def _place_on_one_node(params: dict[str, object], gpus: int) -> list[PlacedGpu] 
     return None
 
 
-def _place_on_whole_nodes(params: dict[str, object], nodes: int) -> list[PlacedGpu] | None:
+def _place_on_whole_nodes(params: dict[str, Any], nodes: int) -> list[PlacedGpu] | None:
     with connection.cursor() as cursor:
         cursor.execute(CLUSTERS_WITH_WHOLE_NODES_SQL, {**params, "nodes": nodes})
         clusters = [node_ids for (node_ids,) in cursor.fetchall()]
@@ -157,7 +158,7 @@ def _place_on_whole_nodes(params: dict[str, object], nodes: int) -> list[PlacedG
 
 
 def _allocate(
-    cursor: CursorWrapper, params: dict[str, object], node_ids: list[int], gpus: int
+    cursor: CursorWrapper, params: dict[str, Any], node_ids: list[int], gpus: int
 ) -> list[PlacedGpu]:
     """Allocate `gpus` free GPUs of the locked nodes (in their order), or nothing if too few are free."""
     cursor.execute(ALLOCATE_SQL, {**params, "ids": node_ids, "gpus": gpus})

@@ -1,17 +1,17 @@
 """The booking page: the form, its live check (fit, price, quota), and the 14-day calendar."""
 
 from dataclasses import dataclass
-from datetime import tzinfo
+from datetime import date, tzinfo
 
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.utils.safestring import SafeString
 
 from accounts.choices import ROLES_THAT_BOOK
 from accounts.models import Organization
 from accounts.selectors.viewer import viewer_of
-from accounts.views.decorators import organization_role_required
+from accounts.views.decorators import AuthenticatedHttpRequest, organization_role_required
 from clusters.choices import LeaseKind
 from clusters.forms.booking import BookingForm
 from clusters.models import Lease, Region
@@ -66,24 +66,24 @@ def booking_check_for(form: BookingForm, organization: Organization) -> Check | 
 DEFAULT_GPUS = 8
 
 
-def _form(request: HttpRequest, data: object = None) -> BookingForm:
+def _form(request: AuthenticatedHttpRequest, data: object = None) -> BookingForm:
     # A bound form shows its data, never its initial values: look the first region up only when unbound.
     initial = {"region": _first_region()} if data is None else {}
-    return BookingForm(data, user=request.user, initial=initial)  # type: ignore[arg-type]
+    return BookingForm(data, user=request.user, initial=initial)
 
 
 def _first_region() -> str | None:
     return Region.objects.order_by("code").values_list("code", flat=True).first()
 
 
-def _probe(request: HttpRequest, blank: BookingForm) -> BookingForm:
+def _probe(request: AuthenticatedHttpRequest, blank: BookingForm) -> BookingForm:
     """The blank form as first shown, bound, so the page opens with its check filled in."""
     initial = {**blank.initial, "gpus": DEFAULT_GPUS, "kind": LeaseKind.ON_DEMAND, "tz": "UTC"}
     return _form(request, initial)
 
 
 @organization_role_required(ROLES_THAT_BOOK)
-def booking(request: HttpRequest) -> HttpResponse:
+def booking(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Book GPUs; without JavaScript the form posts and shows its errors here."""
     organization = viewer_of(request).organization
     assert organization is not None
@@ -94,7 +94,7 @@ def booking(request: HttpRequest) -> HttpResponse:
         if lease is not None:
             return redirect("lease-detail", lease_id=lease.public_id)
     check = booking_check_for(form if form.is_bound else _probe(request, form), organization)
-    context = {
+    context: dict[str, object] = {
         "form": form,
         "check": check,
         "calendar": _calendar(organization, request),
@@ -103,11 +103,11 @@ def booking(request: HttpRequest) -> HttpResponse:
     return render_in_zone(request, "clusters/booking.html", context)
 
 
-def _book(request: HttpRequest, form: BookingForm, organization: Organization) -> Lease | None:
+def _book(request: AuthenticatedHttpRequest, form: BookingForm, organization: Organization) -> Lease | None:
     data = form.cleaned_data
     try:
         return lease_book(
-            user=request.user,  # type: ignore[arg-type]
+            user=request.user,
             organization=organization,
             region=data["region"],
             gpus=data["gpus"],
@@ -122,7 +122,7 @@ def _book(request: HttpRequest, form: BookingForm, organization: Organization) -
 
 
 @organization_role_required(ROLES_THAT_BOOK)
-def booking_check(request: HttpRequest) -> HttpResponse:
+def booking_check(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The live part of the booking page (htmx): whether it fits, the price and the quota left."""
     organization = viewer_of(request).organization
     assert organization is not None
@@ -136,7 +136,7 @@ def booking_check(request: HttpRequest) -> HttpResponse:
 CALENDAR_DAYS_SHOWN_AS_TABLE = 14
 
 
-def _calendar(organization: Organization, request: HttpRequest) -> dict[str, object]:
+def _calendar(organization: Organization, request: AuthenticatedHttpRequest) -> dict[str, object]:
     timelines = booking_calendar(organization)
     zone = viewer_zone(request)
     return {
@@ -161,8 +161,8 @@ def _calendar_chart(timelines: list[RegionTimeline], zone: tzinfo) -> SafeString
 
 def _calendar_rows(timelines: list[RegionTimeline], zone: tzinfo) -> list[dict[str, object]]:
     """A table of the fewest free GPUs per day (in the viewer's zone) and region: the chart's numbers."""
-    rows: dict[object, dict[str, object]] = {}
+    free_by_day: dict[date, list[int]] = {}
     for timeline in timelines:
         for day, free in timeline.daily_minimum(zone)[:CALENDAR_DAYS_SHOWN_AS_TABLE]:
-            rows.setdefault(day, {"day": day, "free": []})["free"].append(free)  # type: ignore[union-attr]
-    return list(rows.values())
+            free_by_day.setdefault(day, []).append(free)
+    return [{"day": day, "free": free} for day, free in free_by_day.items()]

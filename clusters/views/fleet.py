@@ -1,11 +1,11 @@
 """Staff fleet pages: the grid, a node's page, drain and undrain."""
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts.views.decorators import staff_admin_required
+from accounts.views.decorators import AuthenticatedHttpRequest, staff_admin_required
 from clusters.choices import NodeState
 from clusters.forms.fleet import FleetFilterForm, ReasonForm
 from clusters.models import Node
@@ -13,7 +13,7 @@ from clusters.selectors.fleet import fleet_grid, node_for_staff, node_page_data,
 from clusters.services.health import UNDRAINABLE_STATES, NodeStateError, node_drain, node_undrain
 
 # Each state has a shape as well as a color, so the grid reads without color vision.
-STATE_GLYPHS = {
+STATE_GLYPHS: dict[str, str] = {
     NodeState.AVAILABLE: "●",
     NodeState.DRAINING: "◐",
     NodeState.MAINTENANCE: "■",
@@ -23,7 +23,7 @@ STATE_GLYPHS = {
 
 
 @staff_admin_required
-def fleet(request: HttpRequest) -> HttpResponse:
+def fleet(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Every region and cluster as a grid of nodes by state and health, and the open health events."""
     form = FleetFilterForm(request.GET or None)
     wanted = form.cleaned_data if form.is_valid() else {}
@@ -38,7 +38,7 @@ def fleet(request: HttpRequest) -> HttpResponse:
 
 
 def _node_page(
-    request: HttpRequest, node: Node, form: ReasonForm | None = None, status: int = 200
+    request: AuthenticatedHttpRequest, node: Node, form: ReasonForm | None = None, status: int = 200
 ) -> HttpResponse:
     context = {
         "node": node,
@@ -52,12 +52,12 @@ def _node_page(
 
 
 @staff_admin_required
-def fleet_node(request: HttpRequest, node_id: str) -> HttpResponse:
+def fleet_node(request: AuthenticatedHttpRequest, node_id: str) -> HttpResponse:
     """One node: its GPUs' latest readings, the leases on it, its health events; drain or undrain it."""
     return _node_page(request, node_for_staff(node_id))
 
 
-def _change_state(request: HttpRequest, node_id: str, change, done: str) -> HttpResponse:  # type: ignore[no-untyped-def]
+def _change_state(request: AuthenticatedHttpRequest, node_id: str, change, done: str) -> HttpResponse:
     node = node_for_staff(node_id)
     form = ReasonForm(request.POST)
     if not form.is_valid():
@@ -73,13 +73,13 @@ def _change_state(request: HttpRequest, node_id: str, change, done: str) -> Http
 
 @staff_admin_required
 @require_POST
-def fleet_node_drain(request: HttpRequest, node_id: str) -> HttpResponse:
+def fleet_node_drain(request: AuthenticatedHttpRequest, node_id: str) -> HttpResponse:
     """Take an available node out of placement; its running leases continue."""
     return _change_state(request, node_id, node_drain, "is draining: no new leases are placed on it")
 
 
 @staff_admin_required
 @require_POST
-def fleet_node_undrain(request: HttpRequest, node_id: str) -> HttpResponse:
+def fleet_node_undrain(request: AuthenticatedHttpRequest, node_id: str) -> HttpResponse:
     """Return a drained or unhealthy node to placement; its open health events end."""
     return _change_state(request, node_id, node_undrain, "is back in service")

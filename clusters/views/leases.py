@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.safestring import SafeString
@@ -14,7 +14,11 @@ from django.views.decorators.http import require_POST
 
 from accounts.choices import ROLES_THAT_BOOK
 from accounts.selectors.viewer import viewer_of
-from accounts.views.decorators import organization_role_required, staff_admin_required
+from accounts.views.decorators import (
+    AuthenticatedHttpRequest,
+    organization_role_required,
+    staff_admin_required,
+)
 from clusters.choices import LIVE_LEASE_STATES, LeaseKind, LeaseState
 from clusters.forms.leases import ExtendForm, LeaseFilterForm
 from clusters.models import Lease
@@ -34,14 +38,14 @@ from core.durations import duration_words
 from core.timezones import remember_zone, render_in_zone, viewer_zone
 
 
-def _lease(request: HttpRequest, lease_id: str) -> Lease:
+def _lease(request: AuthenticatedHttpRequest, lease_id: str) -> Lease:
     organization = viewer_of(request).organization
     assert organization is not None
     return lease_of_organization_or_404(organization, lease_id)
 
 
 @organization_role_required(ROLES_THAT_BOOK)
-def lease_list(request: HttpRequest) -> HttpResponse:
+def lease_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Upcoming, active and past leases."""
     organization = viewer_of(request).organization
     assert organization is not None
@@ -49,7 +53,7 @@ def lease_list(request: HttpRequest) -> HttpResponse:
 
 
 @organization_role_required(ROLES_THAT_BOOK)
-def lease_detail(request: HttpRequest, lease_id: str) -> HttpResponse:
+def lease_detail(request: AuthenticatedHttpRequest, lease_id: str) -> HttpResponse:
     """One lease: nodes and how to reach them, time left, extend, release, and its GPUs' charts."""
     lease = _lease(request, lease_id)
     context = {
@@ -61,13 +65,13 @@ def lease_detail(request: HttpRequest, lease_id: str) -> HttpResponse:
 
 
 @organization_role_required(ROLES_THAT_BOOK)
-def lease_live(request: HttpRequest, lease_id: str) -> HttpResponse:
+def lease_live(request: AuthenticatedHttpRequest, lease_id: str) -> HttpResponse:
     """The part of the lease page that changes while it runs (htmx polls it): state and charts."""
     lease = _lease(request, lease_id)
     return render_in_zone(request, "clusters/_lease_live.html", _live_context(request, lease))
 
 
-def _live_context(request: HttpRequest, lease: Lease) -> dict[str, object]:
+def _live_context(request: AuthenticatedHttpRequest, lease: Lease) -> dict[str, object]:
     now = timezone.now()
     charts = lease_charts(lease, now)
     return {
@@ -88,7 +92,7 @@ def _time_left(lease: Lease, now: datetime) -> str | None:
     return duration_words(max(lease.end - now, timedelta(0)))
 
 
-def _svgs(charts: LeaseCharts, request: HttpRequest) -> list[tuple[str, SafeString]]:
+def _svgs(charts: LeaseCharts, request: AuthenticatedHttpRequest) -> list[tuple[str, SafeString]]:
     """Each metric's caption and its SVG chart."""
     zone = viewer_zone(request)
     return [(f"{metric.title} ({metric.unit})", _chart(metric, zone)) for metric in charts.metrics]
@@ -113,7 +117,7 @@ def _extendable(lease: Lease) -> bool:
 
 @organization_role_required(ROLES_THAT_BOOK)
 @require_POST
-def lease_extend_view(request: HttpRequest, lease_id: str) -> HttpResponse:
+def lease_extend_view(request: AuthenticatedHttpRequest, lease_id: str) -> HttpResponse:
     """Move a reserved lease's end later; refusals come back as a message on the lease page."""
     lease = _lease(request, lease_id)
     form = ExtendForm(request.POST)
@@ -122,7 +126,7 @@ def lease_extend_view(request: HttpRequest, lease_id: str) -> HttpResponse:
         return redirect("lease-detail", lease_id=lease.public_id)
     remember_zone(request, form.cleaned_data["tz"])
     try:
-        lease_extend(user=request.user, lease=lease, end=form.cleaned_data["end"])  # type: ignore[arg-type]
+        lease_extend(user=request.user, lease=lease, end=form.cleaned_data["end"])
     except ValidationError as error:
         messages.error(request, "New end: " + " ".join(error.messages))
     except BookingRefused as refusal:
@@ -139,7 +143,7 @@ def _errors_text(errors: dict[str, list[dict[str, str]]]) -> str:
 
 
 @organization_role_required(ROLES_THAT_BOOK)
-def lease_release_view(request: HttpRequest, lease_id: str) -> HttpResponse:
+def lease_release_view(request: AuthenticatedHttpRequest, lease_id: str) -> HttpResponse:
     """GET: what releasing now would cost and save; POST: release (a scheduled lease is cancelled)."""
     lease = _lease(request, lease_id)
     if request.method == "POST":
@@ -149,9 +153,9 @@ def lease_release_view(request: HttpRequest, lease_id: str) -> HttpResponse:
     return render_in_zone(request, "clusters/lease_release.html", context)
 
 
-def _release(request: HttpRequest, lease: Lease) -> HttpResponse:
+def _release(request: AuthenticatedHttpRequest, lease: Lease) -> HttpResponse:
     try:
-        released = lease_release(user=request.user, lease=lease)  # type: ignore[arg-type]
+        released = lease_release(user=request.user, lease=lease)
     except BookingRefused as refusal:
         messages.error(request, refusal.detail)
         return redirect("lease-detail", lease_id=lease.public_id)
@@ -168,7 +172,7 @@ LEASES_PER_PAGE = 50
 
 
 @staff_admin_required
-def staff_leases(request: HttpRequest) -> HttpResponse:
+def staff_leases(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Every organization's leases, newest first, filtered and paginated."""
     form = LeaseFilterForm(request.GET or None)
     filters = form.filters() if request.GET else {}

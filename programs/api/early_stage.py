@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.permissions import IsStaffAdmin
+from accounts.api.permissions import AuthenticatedRequest, IsStaffAdmin, OrganizationRequest
 from accounts.selectors.viewer import current_organization
 from core.db import get_by_public_id_or_404
 from programs.models import EarlyStageApplication
@@ -67,12 +67,12 @@ class ApplicationListApi(APIView):
     permission_classes = [InAnOrganization]
 
     @extend_schema(responses=ApplicationSerializer(many=True))
-    def get(self, request: Request) -> Response:
+    def get(self, request: OrganizationRequest) -> Response:
         applications = early_stage_applications_of(request.organization)
         return Response(ApplicationSerializer(applications, many=True).data)
 
     @extend_schema(request=ApplicationSerializer, responses={201: ApplicationSerializer})
-    def post(self, request: Request) -> Response:
+    def post(self, request: OrganizationRequest) -> Response:
         data = ApplicationSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         application = early_stage_apply(
@@ -87,7 +87,7 @@ class ApplicationQueueApi(APIView):
     permission_classes = [IsStaffAdmin]
 
     @extend_schema(responses=ApplicationSerializer(many=True))
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         return Response(ApplicationSerializer(early_stage_queue(), many=True).data)
 
 
@@ -97,7 +97,7 @@ class ApplicationApproveApi(APIView):
     permission_classes = [IsStaffAdmin]
 
     @extend_schema(request=ApproveSerializer, responses=ApplicationSerializer)
-    def post(self, request: Request, application_id: str) -> Response:
+    def post(self, request: AuthenticatedRequest, application_id: str) -> Response:
         application = get_by_public_id_or_404(EarlyStageApplication.objects.all(), application_id)
         data = ApproveSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -111,7 +111,7 @@ class ApplicationRejectApi(APIView):
     permission_classes = [IsStaffAdmin]
 
     @extend_schema(request=RejectSerializer, responses=ApplicationSerializer)
-    def post(self, request: Request, application_id: str) -> Response:
+    def post(self, request: AuthenticatedRequest, application_id: str) -> Response:
         application = get_by_public_id_or_404(EarlyStageApplication.objects.all(), application_id)
         data = RejectSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -4,14 +4,18 @@ from dataclasses import dataclass
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.choices import ROLES_THAT_BOOK
 from accounts.models import AuditEntry
 from accounts.selectors.viewer import viewer_of
-from accounts.views.decorators import organization_role_required, staff_admin_required
+from accounts.views.decorators import (
+    AuthenticatedHttpRequest,
+    organization_role_required,
+    staff_admin_required,
+)
 from core.db import get_by_public_id_or_404
 from core.forms import add_service_error
 from programs.choices import ApplicationStatus
@@ -27,7 +31,7 @@ from programs.services.early_stage import early_stage_apply, early_stage_approve
 
 
 @organization_role_required(ROLES_THAT_BOOK)
-def early_stage(request: HttpRequest) -> HttpResponse:
+def early_stage(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The organization's applications with their status and note; the form while one may apply."""
     viewer = viewer_of(request)
     organization = viewer.organization
@@ -61,17 +65,17 @@ class QueueCard:
     reject: RejectForm
 
 
-def _approve_form(application: EarlyStageApplication, data: object = None) -> ApproveForm:
+def _approve_form(application: EarlyStageApplication, data: QueryDict | None = None) -> ApproveForm:
     initial = ApproveForm.initial_for(application.gpus_wanted, application.organization.gpu_quota)
     return ApproveForm(data, prefix=f"approve-{application.public_id}", initial=initial)
 
 
-def _reject_form(application: EarlyStageApplication, data: object = None) -> RejectForm:
+def _reject_form(application: EarlyStageApplication, data: QueryDict | None = None) -> RejectForm:
     return RejectForm(data, prefix=f"reject-{application.public_id}")
 
 
 def _render_queue(
-    request: HttpRequest, bound: ApproveForm | RejectForm | None = None, status: int = 200
+    request: AuthenticatedHttpRequest, bound: ApproveForm | RejectForm | None = None, status: int = 200
 ) -> HttpResponse:
     applications = list(early_stage_queue())
     histories = early_stage_histories(applications)
@@ -88,7 +92,7 @@ def _render_queue(
 
 
 @staff_admin_required
-def early_stage_queue_page(request: HttpRequest) -> HttpResponse:
+def early_stage_queue_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Applications waiting for a decision, oldest first, each with what was asked and its history."""
     return _render_queue(request)
 
@@ -99,7 +103,9 @@ def _pending_or_404(application_id: str) -> EarlyStageApplication:
     )
 
 
-def _refused(request: HttpRequest, form: ApproveForm | RejectForm, error: ValidationError) -> HttpResponse:
+def _refused(
+    request: AuthenticatedHttpRequest, form: ApproveForm | RejectForm, error: ValidationError
+) -> HttpResponse:
     """A service's refusal: next to its field when it names one, else a message above the queue."""
     if hasattr(error, "error_dict"):
         add_service_error(form, error)
@@ -110,7 +116,7 @@ def _refused(request: HttpRequest, form: ApproveForm | RejectForm, error: Valida
 
 @staff_admin_required
 @require_POST
-def early_stage_approve_page(request: HttpRequest, application_id: str) -> HttpResponse:
+def early_stage_approve_page(request: AuthenticatedHttpRequest, application_id: str) -> HttpResponse:
     """Approve in one step: quota, the early-stage pool and a credit grant."""
     application = _pending_or_404(application_id)
     form = _approve_form(application, request.POST)
@@ -133,7 +139,7 @@ def early_stage_approve_page(request: HttpRequest, application_id: str) -> HttpR
 
 @staff_admin_required
 @require_POST
-def early_stage_reject_page(request: HttpRequest, application_id: str) -> HttpResponse:
+def early_stage_reject_page(request: AuthenticatedHttpRequest, application_id: str) -> HttpResponse:
     """Reject in one step, with a note the applicant receives."""
     application = _pending_or_404(application_id)
     form = _reject_form(application, request.POST)

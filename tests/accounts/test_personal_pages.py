@@ -12,20 +12,20 @@ from tests.accounts.helpers import ALICE_KEY
 from tests.nodeagent.helpers import openssh_line
 
 
-def _queries(client, url: str) -> int:  # type: ignore[no-untyped-def]
+def _queries(client, url: str) -> int:
     with CaptureQueriesContext(connection) as queries:
         assert client.get(url).status_code == 200
     return len(queries)
 
 
-def _add_keys(user, n: int) -> None:  # type: ignore[no-untyped-def]
+def _add_keys(user, n: int) -> None:
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     for _ in range(n):
         ssh_key_add(user=user, public_key=openssh_line(ed25519.Ed25519PrivateKey.generate()))
 
 
-def test_the_ssh_key_page_costs_the_same_queries_for_2_or_20_keys(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_ssh_key_page_costs_the_same_queries_for_2_or_20_keys(client, alice) -> None:
     client.force_login(alice)
     _add_keys(alice, 2)
     few = _queries(client, "/account/ssh-keys/")
@@ -34,7 +34,7 @@ def test_the_ssh_key_page_costs_the_same_queries_for_2_or_20_keys(client, alice)
     assert _queries(client, "/account/ssh-keys/") == few
 
 
-def test_the_token_page_costs_the_same_queries_for_2_or_20_tokens(client, alice, acme) -> None:  # type: ignore[no-untyped-def]
+def test_the_token_page_costs_the_same_queries_for_2_or_20_tokens(client, alice, acme) -> None:
     client.force_login(alice)
     for n in range(2):
         api_token_create(user=alice, organization=acme, name=f"t{n}")
@@ -45,7 +45,7 @@ def test_the_token_page_costs_the_same_queries_for_2_or_20_tokens(client, alice,
     assert _queries(client, "/account/tokens/") == few
 
 
-def test_a_new_token_is_shown_once_and_the_page_is_not_cached(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_new_token_is_shown_once_and_the_page_is_not_cached(client, alice) -> None:
     client.force_login(alice)
     created = client.post("/account/tokens/", {"name": "ci"})
     assert created.status_code == 302 and created["Location"] == "/account/tokens/"
@@ -57,14 +57,14 @@ def test_a_new_token_is_shown_once_and_the_page_is_not_cached(client, alice) -> 
     assert ApiToken.objects.filter(user=alice).count() == 1
 
 
-def test_adding_a_key_through_the_page_shows_its_fingerprint(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_adding_a_key_through_the_page_shows_its_fingerprint(client, alice) -> None:
     client.force_login(alice)
     response = client.post("/account/ssh-keys/", {"name": "laptop", "public_key": ALICE_KEY}, follow=True)
     assert "SHA256:PXB0DbrO3z8NdHCjRPyItlg5XJBduqf5qF54IRvY5XU" in response.content.decode()
     assert SshKey.objects.filter(user=alice, name="laptop").count() == 1
 
 
-def test_a_bad_key_is_refused_on_its_field(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_key_is_refused_on_its_field(client, alice) -> None:
     client.force_login(alice)
     response = client.post("/account/ssh-keys/", {"name": "x", "public_key": "ssh-rsa nonsense"})
     assert response.status_code == 200 and response.context["form"].errors["public_key"]

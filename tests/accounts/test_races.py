@@ -23,9 +23,9 @@ from tests.races import errors_of, race
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
-def test_an_invitation_raced_by_six_people_is_accepted_exactly_once(alice, acme) -> None:  # type: ignore[no-untyped-def]
+def test_an_invitation_raced_by_six_people_is_accepted_exactly_once(alice, acme) -> None:
     issued = invitation_create(actor=alice, organization=acme, email="dan@acme.example", role=Role.MEMBER)
-    racers = [UserFactory(email=f"racer{n}@elsewhere.example") for n in range(6)]
+    racers = [UserFactory.create(email=f"racer{n}@elsewhere.example") for n in range(6)]
     results = race([lambda user=user: invitation_accept(user=user, secret=issued.secret) for user in racers])
     joined = [result for result in results if isinstance(result, Membership)]
     refused = errors_of(results)
@@ -63,7 +63,7 @@ def token_touches() -> Iterator[callable]:  # type: ignore[valid-type]
         cursor.execute("DROP TABLE test_token_touch")
 
 
-def test_concurrent_requests_with_one_token_touch_its_last_use_once(alice, acme, token_touches) -> None:  # type: ignore[no-untyped-def]
+def test_concurrent_requests_with_one_token_touch_its_last_use_once(alice, acme, token_touches) -> None:
     issued = api_token_create(user=alice, organization=acme, name="ci")
     assert issued.token.last_used_at is None
 
@@ -84,8 +84,10 @@ def test_concurrent_requests_with_one_token_touch_its_last_use_once(alice, acme,
 def test_two_owners_demoting_each_other_at_once_leave_one_owner() -> None:
     # Whether the two overlap depends on the scheduler: eight organizations, eight races.
     for _ in range(8):
-        organization = OrganizationFactory()
-        first, second = (MembershipFactory(organization=organization, role=Role.OWNER) for _ in range(2))
+        organization = OrganizationFactory.create()
+        first, second = (
+            MembershipFactory.create(organization=organization, role=Role.OWNER) for _ in range(2)
+        )
         results = race(
             [
                 lambda f=first, s=second: membership_set_role(actor=f.user, membership=s, role=Role.MEMBER),
@@ -103,8 +105,10 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner() -> None:
 def test_two_owners_removing_each_other_at_once_leave_exactly_one_owner() -> None:
     # Whether the two overlap depends on the scheduler: eight organizations, eight races.
     for _ in range(8):
-        organization = OrganizationFactory()
-        first, second = (MembershipFactory(organization=organization, role=Role.OWNER) for _ in range(2))
+        organization = OrganizationFactory.create()
+        first, second = (
+            MembershipFactory.create(organization=organization, role=Role.OWNER) for _ in range(2)
+        )
         results = race(
             [
                 lambda f=first, s=second: membership_remove(actor=f.user, membership=s),

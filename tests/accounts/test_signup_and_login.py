@@ -6,7 +6,7 @@ from accounts.choices import Role
 from accounts.models import Membership, User
 
 
-def test_signing_up_creates_the_user_and_the_organization_they_own(client, db) -> None:  # type: ignore[no-untyped-def]
+def test_signing_up_creates_the_user_and_the_organization_they_own(client, db) -> None:
     response = client.post(
         "/signup/",
         {
@@ -28,7 +28,7 @@ def test_signing_up_creates_the_user_and_the_organization_they_own(client, db) -
     assert "Tensor Garden" in client.get("/organization/").content.decode()
 
 
-def test_sign_up_refuses_a_taken_email_and_a_weak_password(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_sign_up_refuses_a_taken_email_and_a_weak_password(client, alice) -> None:
     response = client.post("/signup/", {"email": alice.email, "full_name": "A", "password": "123"})
     page = response.content.decode()
     assert response.status_code == 200
@@ -36,7 +36,7 @@ def test_sign_up_refuses_a_taken_email_and_a_weak_password(client, alice) -> Non
     assert User.objects.filter(email=alice.email).count() == 1
 
 
-def test_log_in_by_email_and_log_out(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_log_in_by_email_and_log_out(client, alice) -> None:
     response = client.post("/login/", {"username": alice.email, "password": "correct horse battery staple"})
     assert response.status_code == 302
     assert client.get("/organization/").status_code == 200
@@ -44,13 +44,13 @@ def test_log_in_by_email_and_log_out(client, alice) -> None:  # type: ignore[no-
     assert client.get("/organization/").status_code == 302
 
 
-def test_a_wrong_password_is_refused(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_wrong_password_is_refused(client, alice) -> None:
     response = client.post("/login/", {"username": alice.email, "password": "nope"})
     assert response.status_code == 200
     assert "correct email and password" in response.content.decode().replace("\n", " ")
 
 
-def test_password_reset_emails_a_link_that_sets_a_new_password(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_password_reset_emails_a_link_that_sets_a_new_password(client, alice) -> None:
     client.post("/password-reset/", {"email": alice.email})
     assert len(mail.outbox) == 1
     link = next(word for word in mail.outbox[0].body.split() if "/reset/" in word)

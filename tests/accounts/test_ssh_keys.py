@@ -29,7 +29,7 @@ def test_it_fingerprints_an_ed25519_key_as_ssh_keygen_does() -> None:
         (ed25519.Ed25519PrivateKey.generate, "ssh-ed25519", 256),
     ],
 )
-def test_it_accepts_ecdsa_rsa_and_ed25519_keys(make_key, key_type: str, bits: int) -> None:  # type: ignore[no-untyped-def]
+def test_it_accepts_ecdsa_rsa_and_ed25519_keys(make_key, key_type: str, bits: int) -> None:
     parsed = parse_ssh_public_key(openssh_line(make_key()))
     assert (parsed.key_type, parsed.bits) == (key_type, bits)
     assert parsed.fingerprint.startswith("SHA256:") and len(parsed.fingerprint) == 50
@@ -62,7 +62,7 @@ def test_it_refuses_a_key_whose_body_was_cut() -> None:
         parse_ssh_public_key(ALICE_KEY.split()[0] + " " + ALICE_KEY.split()[1][:40])
 
 
-def test_the_api_adds_a_key_and_refuses_a_bad_one_with_the_reason(api_as, alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_adds_a_key_and_refuses_a_bad_one_with_the_reason(api_as, alice) -> None:
     client = api_as(alice)
     good = client.post("/api/v1/ssh-keys/", {"name": "laptop", "public_key": ALICE_KEY}, format="json")
     assert good.status_code == 201 and good.json()["fingerprint"] == ALICE_FINGERPRINT
@@ -74,7 +74,7 @@ def test_the_api_adds_a_key_and_refuses_a_bad_one_with_the_reason(api_as, alice)
     assert list(SshKey.objects.filter(user=alice).values_list("name", flat=True)) == ["laptop"]
 
 
-def test_the_key_page_shows_the_error_next_to_the_field(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_key_page_shows_the_error_next_to_the_field(client, alice) -> None:
     client.force_login(alice)
     response = client.post("/account/ssh-keys/", {"name": "x", "public_key": "ssh-rsa AAAA"})
     assert response.status_code == 200

@@ -7,7 +7,7 @@ from tests.accounts.helpers import ALICE_KEY
 from tests.helpers import html_without_csrf_tokens
 
 
-def test_charlie_does_not_see_alices_keys_and_gets_404_for_their_id(api_as, alice, charlie) -> None:  # type: ignore[no-untyped-def]
+def test_charlie_does_not_see_alices_keys_and_gets_404_for_their_id(api_as, alice, charlie) -> None:
     key = ssh_key_add(user=alice, public_key=ALICE_KEY)
     listing = api_as(charlie).get("/api/v1/ssh-keys/")
     assert listing.status_code == 200 and listing.json() == []
@@ -16,7 +16,7 @@ def test_charlie_does_not_see_alices_keys_and_gets_404_for_their_id(api_as, alic
     assert SshKey.objects.filter(pk=key.pk).exists()
 
 
-def test_charlie_cannot_revoke_alices_token_from_the_page(client, alice, acme, charlie) -> None:  # type: ignore[no-untyped-def]
+def test_charlie_cannot_revoke_alices_token_from_the_page(client, alice, acme, charlie) -> None:
     token = api_token_create(user=alice, organization=acme, name="ci").token
     client.force_login(charlie)
     assert client.post(f"/account/tokens/{token.public_id}/revoke/").status_code == 404
@@ -24,17 +24,17 @@ def test_charlie_cannot_revoke_alices_token_from_the_page(client, alice, acme, c
     assert token.revoked_at is None
 
 
-def test_charlie_cannot_switch_into_acme(client, alice, charlie) -> None:  # type: ignore[no-untyped-def]
+def test_charlie_cannot_switch_into_acme(client, alice, charlie) -> None:
     client.force_login(charlie)
     assert client.post("/organization/switch/", {"slug": "acme-ai"}).status_code == 404
     assert "Acme" not in html_without_csrf_tokens(client.get("/organization/"))
 
 
-def test_a_malformed_id_is_a_404_not_an_error(api_as, alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_malformed_id_is_a_404_not_an_error(api_as, alice) -> None:
     assert api_as(alice).delete("/api/v1/ssh-keys/12/").status_code == 404
 
 
-def test_bob_sees_acme_members_but_cannot_invite(client, alice, bob) -> None:  # type: ignore[no-untyped-def]
+def test_bob_sees_acme_members_but_cannot_invite(client, alice, bob) -> None:
     client.force_login(bob)
     response = client.get("/organization/")
     page = response.content.decode()
@@ -44,7 +44,7 @@ def test_bob_sees_acme_members_but_cannot_invite(client, alice, bob) -> None:  #
     assert not Invitation.objects.exists()
 
 
-def test_ids_in_urls_are_random_uuids_not_sequences(alice) -> None:  # type: ignore[no-untyped-def]
+def test_ids_in_urls_are_random_uuids_not_sequences(alice) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
 

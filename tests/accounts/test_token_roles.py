@@ -6,7 +6,7 @@ from tests.clusters.helpers import build_fleet, reserved
 from tests.helpers import api_client_for
 
 
-def test_a_tokens_role_is_read_afresh_on_every_request(bob, acme) -> None:  # type: ignore[no-untyped-def]
+def test_a_tokens_role_is_read_afresh_on_every_request(bob, acme) -> None:
     build_fleet()
     client = api_client_for(bob, acme)
     assert client.get("/api/v1/leases/").status_code == 200
@@ -18,7 +18,7 @@ def test_a_tokens_role_is_read_afresh_on_every_request(bob, acme) -> None:  # ty
     assert acme.leases.count() == 1
 
 
-def test_the_token_of_someone_who_left_the_organization_is_refused(bob, acme) -> None:  # type: ignore[no-untyped-def]
+def test_the_token_of_someone_who_left_the_organization_is_refused(bob, acme) -> None:
     build_fleet()
     client = api_client_for(bob, acme)
     Membership.objects.filter(user=bob, organization=acme).delete()

@@ -4,7 +4,7 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def celery_runs_tasks_inline(settings) -> None:  # type: ignore[no-untyped-def]
+def celery_runs_tasks_inline(settings) -> None:
     """Tasks queued on commit (PDF rendering, Stripe push) run in the test instead of waiting in Redis.
 
     The Celery app reads its configuration from Django's settings on each access.
@@ -13,7 +13,7 @@ def celery_runs_tasks_inline(settings) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def march_invoices(acme, globex):  # type: ignore[no-untyped-def]
+def march_invoices(acme, globex):
     """March 2026 closed: Acme has two leases in two regions, Globex one; returns {slug: invoice}."""
     from datetime import UTC, datetime, timedelta
 
@@ -23,7 +23,7 @@ def march_invoices(acme, globex):  # type: ignore[no-untyped-def]
     from tests.factories import RegionFactory
 
     march = datetime(2026, 3, 1, tzinfo=UTC)
-    virginia = RegionFactory(code="us-va-1", name="Virginia 1", us_state="Virginia")
+    virginia = RegionFactory.create(code="us-va-1", name="Virginia 1", us_state="Virginia")
     make_lease(organization=acme, start=march, end=march + timedelta(hours=10), gpus=8, price="1.9900")
     make_lease(organization=acme, start=march, end=march + timedelta(hours=2), gpus=1, region=virginia)
     make_lease(organization=globex, start=march, end=march + timedelta(hours=3), gpus=2, price="2.4900")
@@ -32,7 +32,7 @@ def march_invoices(acme, globex):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def stripe_server():  # type: ignore[no-untyped-def]
+def stripe_server():
     """One fake Stripe on loopback for the session; localstripe's disk snapshots are turned off."""
     from localstripe import resources
 
@@ -45,7 +45,7 @@ def stripe_server():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def stripe(stripe_server, settings):  # type: ignore[no-untyped-def]
+def stripe(stripe_server, settings):
     """Stripe switched on and pointed at the fake, which starts each test empty."""
     stripe_server.reset()
     settings.STRIPE_ENABLED = True

@@ -27,12 +27,12 @@ def make_lease(
     booked_by: User | None = None,
 ) -> Lease:
     """A lease holding `gpus` GPUs of one node over [start, end) (open-ended when end is None)."""
-    region = region or (node.cluster.region if node else RegionFactory())
-    node = node or NodeFactory(cluster__region=region)
+    region = region or (node.cluster.region if node else RegionFactory.create())
+    node = node or NodeFactory.create(cluster__region=region)
     live = state not in (LeaseState.CANCELLED, LeaseState.FAILED)
     lease = Lease.objects.create(
         organization=organization,
-        booked_by=booked_by or UserFactory(),
+        booked_by=booked_by or UserFactory.create(),
         region=region,
         gpus=gpus,
         kind=LeaseKind.RESERVED if end is not None else LeaseKind.ON_DEMAND,

@@ -32,7 +32,7 @@ FOCUS_REQUIRED = {
 }
 
 
-def event(kind: str, invoice_id: str, event_id: str | None = None) -> dict:  # type: ignore[type-arg]
+def event(kind: str, invoice_id: str, event_id: str | None = None) -> dict:
     """A Stripe event of `kind` about an invoice, as Stripe sends it (the state is re-read from Stripe)."""
     return {
         "id": event_id or f"evt_{kind.replace('.', '_')}_{time.time_ns()}",
@@ -43,7 +43,7 @@ def event(kind: str, invoice_id: str, event_id: str | None = None) -> dict:  # t
     }
 
 
-def deliver(client, payload: dict, secret: str = "whsec_test_voltpark", timestamp: int | None = None):  # type: ignore[no-untyped-def,type-arg]
+def deliver(client, payload: dict, secret: str = "whsec_test_voltpark", timestamp: int | None = None):
     """Our webhook's answer to `payload` signed with `secret` at `timestamp` (now by default)."""
     body, header = signed_event(payload, secret, timestamp)
     return client.post(WEBHOOK, data=body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header)

@@ -18,11 +18,11 @@ LISTINGS = [
 DETAILS = ["/api/v1/invoices/{id}/", "/api/v1/invoices/{id}/pdf/"]
 
 
-def body(response) -> bytes:  # type: ignore[no-untyped-def]
+def body(response) -> bytes:
     return b"".join(response.streaming_content) if response.streaming else response.content
 
 
-def names_in(response) -> set[str]:  # type: ignore[no-untyped-def]
+def names_in(response) -> set[str]:
     """Which organizations appear in a listing or export (XLSX is unzipped text)."""
     if response["Content-Type"].startswith("application/vnd.openxml"):
         import io
@@ -38,44 +38,44 @@ def names_in(response) -> set[str]:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("url", LISTINGS)
-def test_alice_and_fiona_see_only_acme(api_as, alice, fiona, march_invoices, url) -> None:  # type: ignore[no-untyped-def]
+def test_alice_and_fiona_see_only_acme(api_as, alice, fiona, march_invoices, url) -> None:
     for person in (alice, fiona):
         response = api_as(person).get(url)
         assert response.status_code == 200 and names_in(response) == {"acme"}
 
 
 @pytest.mark.parametrize("url", LISTINGS)
-def test_bob_a_member_may_not_see_invoices(api_as, bob, march_invoices, url) -> None:  # type: ignore[no-untyped-def]
+def test_bob_a_member_may_not_see_invoices(api_as, bob, march_invoices, url) -> None:
     response = api_as(bob).get(url)
     assert response.status_code == 403 and response.json()["code"] == "permission_denied"
 
 
 @pytest.mark.parametrize("url", LISTINGS)
-def test_charlie_never_sees_acmes_rows(api_as, charlie, march_invoices, url) -> None:  # type: ignore[no-untyped-def]
+def test_charlie_never_sees_acmes_rows(api_as, charlie, march_invoices, url) -> None:
     response = api_as(charlie).get(url)
     assert response.status_code == 200 and names_in(response) == {"globex"}
 
 
 @pytest.mark.parametrize("url", LISTINGS)
-def test_frank_staff_finance_sees_every_organization(api_as, frank, march_invoices, url) -> None:  # type: ignore[no-untyped-def]
+def test_frank_staff_finance_sees_every_organization(api_as, frank, march_invoices, url) -> None:
     response = api_as(frank).get(url)
     assert response.status_code == 200 and names_in(response) == {"acme", "globex"}
 
 
 @pytest.mark.parametrize("url", LISTINGS)
-def test_stella_staff_admin_is_not_finance(api_as, stella, march_invoices, url) -> None:  # type: ignore[no-untyped-def]
+def test_stella_staff_admin_is_not_finance(api_as, stella, march_invoices, url) -> None:
     response = api_as(stella).get(url)
     assert response.status_code == 403 and response.json()["code"] == "permission_denied"
 
 
 @pytest.mark.parametrize("url", DETAILS)
-def test_each_role_on_acmes_invoice(api_as, alice, bob, fiona, charlie, frank, march_invoices, url) -> None:  # type: ignore[no-untyped-def]
+def test_each_role_on_acmes_invoice(api_as, alice, bob, fiona, charlie, frank, march_invoices, url) -> None:
     path = url.format(id=march_invoices["acme-ai"].public_id)
     expected = {alice: 200, fiona: 200, frank: 200, bob: 403, charlie: 404}
     assert {person: api_as(person).get(path).status_code for person in expected} == expected
 
 
-def test_the_invoice_detail_has_its_lines_and_totals(api_as, alice, march_invoices) -> None:  # type: ignore[no-untyped-def]
+def test_the_invoice_detail_has_its_lines_and_totals(api_as, alice, march_invoices) -> None:
     invoice = march_invoices["acme-ai"]
     data = api_as(alice).get(f"/api/v1/invoices/{invoice.public_id}/").json()
     assert (data["number"], data["status"], data["total"]) == (invoice.number, "open", str(invoice.total))
@@ -83,7 +83,7 @@ def test_the_invoice_detail_has_its_lines_and_totals(api_as, alice, march_invoic
     assert data["lines"][0]["gpu_hours"] == "80.000" and data["lines"][0]["amount"] == "159.20"
 
 
-def test_the_pdf_is_a_pdf_with_the_invoice_number(api_as, alice, march_invoices) -> None:  # type: ignore[no-untyped-def]
+def test_the_pdf_is_a_pdf_with_the_invoice_number(api_as, alice, march_invoices) -> None:
     invoice = march_invoices["acme-ai"]
     response = api_as(alice).get(f"/api/v1/invoices/{invoice.public_id}/pdf/")
     assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
@@ -94,7 +94,7 @@ def test_the_pdf_is_a_pdf_with_the_invoice_number(api_as, alice, march_invoices)
     assert InvoicePdf.objects.filter(invoice=invoice).count() == 1
 
 
-def test_a_malformed_invoice_id_is_a_404(api_as, alice, march_invoices) -> None:  # type: ignore[no-untyped-def]
+def test_a_malformed_invoice_id_is_a_404(api_as, alice, march_invoices) -> None:
     assert api_as(alice).get("/api/v1/invoices/12/").status_code == 404
 
 
@@ -109,7 +109,7 @@ ACTIONS = [
 @pytest.mark.parametrize(("action", "data"), ACTIONS)
 def test_only_staff_finance_change_invoices(
     api_as, alice, fiona, charlie, march_invoices, action, data
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     invoice = march_invoices["acme-ai"]
     for person in (alice, fiona, charlie):
         response = api_as(person).post(f"/api/v1/invoices/{invoice.public_id}/{action}/", data, format="json")
@@ -117,7 +117,7 @@ def test_only_staff_finance_change_invoices(
     assert Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.OPEN and Invoice.objects.count() == 2
 
 
-def test_frank_marks_paid_and_a_second_time_is_a_409(api_as, frank, march_invoices) -> None:  # type: ignore[no-untyped-def]
+def test_frank_marks_paid_and_a_second_time_is_a_409(api_as, frank, march_invoices) -> None:
     url = f"/api/v1/invoices/{march_invoices['acme-ai'].public_id}/mark-paid/"
     first = api_as(frank).post(url)
     assert first.status_code == 200 and first.json()["status"] == "paid"
@@ -126,7 +126,7 @@ def test_frank_marks_paid_and_a_second_time_is_a_409(api_as, frank, march_invoic
     assert Invoice.objects.get(pk=march_invoices["acme-ai"].pk).status == InvoiceStatus.PAID
 
 
-def test_frank_voids_and_issues_credit_notes(api_as, frank, march_invoices) -> None:  # type: ignore[no-untyped-def]
+def test_frank_voids_and_issues_credit_notes(api_as, frank, march_invoices) -> None:
     acme, globex = march_invoices["acme-ai"], march_invoices["globex"]
     note = api_as(frank).post(
         f"/api/v1/invoices/{acme.public_id}/credit-notes/", {"amount": "3.50", "reason": "x"}, format="json"
@@ -153,7 +153,7 @@ def test_frank_voids_and_issues_credit_notes(api_as, frank, march_invoices) -> N
 
 def test_usage_is_visible_to_every_member_of_the_organization_only(
     api_as, alice, bob, charlie, march_invoices
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     query = "?from=2026-03-01T00:00:00Z&to=2026-03-02T00:00:00Z"
     acme_rows = api_as(bob).get("/api/v1/usage/" + query).json()
     assert [row["gpu_seconds"] for row in acme_rows[:3]] == [9 * 3600, 9 * 3600, 8 * 3600]
@@ -161,7 +161,7 @@ def test_usage_is_visible_to_every_member_of_the_organization_only(
     assert [row["gpu_seconds"] for row in api_as(charlie).get("/api/v1/usage/" + query).json()] == [7200] * 3
 
 
-def test_revenue_by_month_and_region_is_for_staff_finance(api_as, alice, frank, march_invoices) -> None:  # type: ignore[no-untyped-def]
+def test_revenue_by_month_and_region_is_for_staff_finance(api_as, alice, frank, march_invoices) -> None:
     assert (
         api_as(alice).get("/api/v1/revenue/?period_from=2026-03-01&period_to=2026-04-01").status_code == 403
     )

@@ -22,7 +22,7 @@ MARCH = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def march(acme, globex):  # type: ignore[no-untyped-def]
+def march(acme, globex):
     """March 2026 closed with one invoice for Acme (8 GPUs × 10 h × $1.99) and one for Globex."""
     make_lease(organization=acme, start=MARCH, end=MARCH + timedelta(hours=10), gpus=8, price="1.9900")
     make_lease(organization=globex, start=MARCH, end=MARCH + timedelta(hours=1), gpus=1, price="2.4900")
@@ -31,7 +31,7 @@ def march(acme, globex):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("who", PEOPLE)
-def test_the_billing_page_answers_each_role(client_as, who) -> None:  # type: ignore[no-untyped-def]
+def test_the_billing_page_answers_each_role(client_as, who) -> None:
     assert status_of(client_as(who).get("/billing/")) == LIST_EXPECTED.get(who, "login")
 
 
@@ -39,12 +39,12 @@ def test_the_billing_page_answers_each_role(client_as, who) -> None:  # type: ig
 @pytest.mark.parametrize("page", ["", "pdf/"])
 def test_an_invoice_answers_each_role_and_hides_it_from_other_organizations(
     client_as, march, who, page
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     expected = {**LIST_EXPECTED, "charlie": 404}.get(who, "login")
     assert status_of(client_as(who).get(f"/billing/invoices/{march['acme-ai'].public_id}/{page}")) == expected
 
 
-def test_the_page_lists_the_organizations_invoices_only(client_as, march) -> None:  # type: ignore[no-untyped-def]
+def test_the_page_lists_the_organizations_invoices_only(client_as, march) -> None:
     client = client_as("fiona")
     session = client.session
     session["time_zone"] = "America/Chicago"  # billing months are UTC months, wherever the viewer is
@@ -56,7 +56,7 @@ def test_the_page_lists_the_organizations_invoices_only(client_as, march) -> Non
     assert f'href="/billing/invoices/{march["acme-ai"].public_id}/pdf/"' in html
 
 
-def test_the_invoice_page_shows_its_lines(client_as, march) -> None:  # type: ignore[no-untyped-def]
+def test_the_invoice_page_shows_its_lines(client_as, march) -> None:
     invoice = march["acme-ai"]
     html = client_as("alice").get(f"/billing/invoices/{invoice.public_id}/").content.decode()
     line = invoice.lines.get()
@@ -64,13 +64,13 @@ def test_the_invoice_page_shows_its_lines(client_as, march) -> None:  # type: ig
     assert "80.000" in html and "$159.20" in html
 
 
-def test_the_pdf_is_a_pdf(client_as, march) -> None:  # type: ignore[no-untyped-def]
+def test_the_pdf_is_a_pdf(client_as, march) -> None:
     response = client_as("alice").get(f"/billing/invoices/{march['acme-ai'].public_id}/pdf/")
     assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
     assert response.content.startswith(b"%PDF")
 
 
-def test_spend_this_month_counts_usage_since_the_first_at_the_booked_price(client_as, acme) -> None:  # type: ignore[no-untyped-def]
+def test_spend_this_month_counts_usage_since_the_first_at_the_booked_price(client_as, acme) -> None:
     now = timezone.now().replace(microsecond=0)
     start, end = now - timedelta(hours=3), now - timedelta(hours=1)
     make_lease(organization=acme, start=start, end=end, gpus=8, price="1.9900")
@@ -80,7 +80,7 @@ def test_spend_this_month_counts_usage_since_the_first_at_the_booked_price(clien
     assert f'<p class="big" data-field="spend">${expected}</p>' in html
 
 
-def test_credits_left_are_shown_until_they_expire(client_as, acme) -> None:  # type: ignore[no-untyped-def]
+def test_credits_left_are_shown_until_they_expire(client_as, acme) -> None:
     now = timezone.now()
     credit_grant_create(
         actor=None, organization=acme, amount=Decimal("500"), expires_at=now + timedelta(days=90)
@@ -96,7 +96,7 @@ def test_credits_left_are_shown_until_they_expire(client_as, acme) -> None:  # t
     assert '<p class="big" data-field="credits">$500.00</p>' in html
 
 
-def test_the_billing_page_costs_the_same_queries_for_2_or_20_invoices(client_as, acme) -> None:  # type: ignore[no-untyped-def]
+def test_the_billing_page_costs_the_same_queries_for_2_or_20_invoices(client_as, acme) -> None:
     client = client_as("alice")
 
     def invoices(months: range) -> None:
@@ -120,13 +120,13 @@ def test_the_billing_page_costs_the_same_queries_for_2_or_20_invoices(client_as,
     assert len(many) == len(few)
 
 
-def open_invoice(march, url: str = "https://invoice.stripe.test/i/acme") -> Invoice:  # type: ignore[no-untyped-def]
+def open_invoice(march, url: str = "https://invoice.stripe.test/i/acme") -> Invoice:
     invoice = march["acme-ai"]
     Invoice.objects.filter(pk=invoice.pk).update(stripe_hosted_url=url)
     return invoice
 
 
-def test_pay_sends_the_owner_to_stripes_hosted_page(client_as, march, settings) -> None:  # type: ignore[no-untyped-def]
+def test_pay_sends_the_owner_to_stripes_hosted_page(client_as, march, settings) -> None:
     settings.STRIPE_ENABLED = True
     invoice = open_invoice(march)
     client = client_as("fiona")
@@ -135,7 +135,7 @@ def test_pay_sends_the_owner_to_stripes_hosted_page(client_as, march, settings) 
     assert response.status_code == 302 and response["Location"] == "https://invoice.stripe.test/i/acme"
 
 
-def test_pay_is_not_offered_when_stripe_is_off(client_as, march, settings) -> None:  # type: ignore[no-untyped-def]
+def test_pay_is_not_offered_when_stripe_is_off(client_as, march, settings) -> None:
     settings.STRIPE_ENABLED = False
     invoice = open_invoice(march)
     client = client_as("alice")
@@ -143,7 +143,7 @@ def test_pay_is_not_offered_when_stripe_is_off(client_as, march, settings) -> No
     assert client.post(f"/billing/invoices/{invoice.public_id}/pay/").status_code == 404
 
 
-def test_a_paid_invoice_is_not_paid_twice(client_as, march, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_paid_invoice_is_not_paid_twice(client_as, march, settings) -> None:
     settings.STRIPE_ENABLED = True
     invoice = open_invoice(march)
     Invoice.objects.filter(pk=invoice.pk).update(status=InvoiceStatus.PAID)
@@ -154,13 +154,13 @@ def test_a_paid_invoice_is_not_paid_twice(client_as, march, settings) -> None:  
     assert Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.PAID
 
 
-def test_another_organization_cannot_pay_or_see_an_invoice(client_as, march, settings) -> None:  # type: ignore[no-untyped-def]
+def test_another_organization_cannot_pay_or_see_an_invoice(client_as, march, settings) -> None:
     settings.STRIPE_ENABLED = True
     invoice = open_invoice(march)
     assert client_as("charlie").post(f"/billing/invoices/{invoice.public_id}/pay/").status_code == 404
 
 
-def test_pay_is_protected_against_cross_site_posts(march, alice, settings) -> None:  # type: ignore[no-untyped-def]
+def test_pay_is_protected_against_cross_site_posts(march, alice, settings) -> None:
     settings.STRIPE_ENABLED = True
     invoice = open_invoice(march)
     client = Client(enforce_csrf_checks=True)

@@ -16,13 +16,13 @@ from tests.billing.helpers import FOCUS_REQUIRED
 ISO_Z = "%Y-%m-%dT%H:%M:%SZ"
 
 
-def csv_of(response) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
+def csv_of(response) -> list[dict[str, str]]:
     raw = b"".join(response.streaming_content)
     assert b"\r\n" in raw and raw.decode("utf-8")
     return list(csv.DictReader(io.StringIO(raw.decode("utf-8"), newline="")))
 
 
-def test_the_invoice_csv_parsed_back_equals_the_database(api_as, frank, march_invoices) -> None:  # type: ignore[no-untyped-def]
+def test_the_invoice_csv_parsed_back_equals_the_database(api_as, frank, march_invoices) -> None:
     response = api_as(frank).get("/api/v1/exports/invoices.csv")
     assert (
         response["Content-Type"].startswith("text/csv") and "invoices.csv" in response["Content-Disposition"]
@@ -30,7 +30,7 @@ def test_the_invoice_csv_parsed_back_equals_the_database(api_as, frank, march_in
     rows = {row["number"]: row for row in csv_of(response)}
     assert set(rows) == set(Invoice.objects.values_list("number", flat=True))
     for invoice in Invoice.objects.select_related("organization"):
-        row = rows[invoice.number]
+        row = rows[str(invoice.number)]
         assert (row["organization"], row["status"], row["currency"]) == (
             invoice.organization.name,
             "open",
@@ -44,7 +44,7 @@ def test_the_invoice_csv_parsed_back_equals_the_database(api_as, frank, march_in
         assert datetime.strptime(row["issued_at"], ISO_Z).date() == invoice.issued_at.date()
 
 
-def test_the_line_csv_parsed_back_equals_the_database(api_as, frank, march_invoices) -> None:  # type: ignore[no-untyped-def]
+def test_the_line_csv_parsed_back_equals_the_database(api_as, frank, march_invoices) -> None:
     rows = csv_of(api_as(frank).get("/api/v1/exports/invoice-lines.csv"))
     expected = InvoiceLine.objects.order_by("invoice__period_start", "invoice_id", "position")
     assert [(r["invoice_number"], int(r["position"]), Decimal(r["amount"]), r["region"]) for r in rows] == [
@@ -55,7 +55,7 @@ def test_the_line_csv_parsed_back_equals_the_database(api_as, frank, march_invoi
 
 def test_a_description_with_commas_quotes_and_accents_survives_the_round_trip(
     api_as, alice, march_invoices
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     InvoiceLine.objects.filter(invoice=march_invoices["acme-ai"], position=1).update(
         description='Entraînement "big", phase 2\nnext line'
     )
@@ -63,7 +63,7 @@ def test_a_description_with_commas_quotes_and_accents_survives_the_round_trip(
     assert rows[0]["description"] == 'Entraînement "big", phase 2\nnext line'
 
 
-def test_exports_filter_by_status_region_and_period(api_as, frank, march_invoices) -> None:  # type: ignore[no-untyped-def]
+def test_exports_filter_by_status_region_and_period(api_as, frank, march_invoices) -> None:
     invoice_mark_paid(actor=frank, invoice=march_invoices["globex"])
     paid = csv_of(api_as(frank).get("/api/v1/exports/invoices.csv?status=paid"))
     assert [row["number"] for row in paid] == [march_invoices["globex"].number]
@@ -82,7 +82,7 @@ def test_exports_filter_by_status_region_and_period(api_as, frank, march_invoice
     assert bad.status_code == 400 and bad.json()["code"] == "invalid"
 
 
-def test_the_xlsx_opens_with_openpyxl_and_matches(api_as, frank, march_invoices) -> None:  # type: ignore[no-untyped-def]
+def test_the_xlsx_opens_with_openpyxl_and_matches(api_as, frank, march_invoices) -> None:
     response = api_as(frank).get("/api/v1/exports/invoice-lines.xlsx")
     sheet = load_workbook(io.BytesIO(b"".join(response.streaming_content)), read_only=True)["Invoice lines"]
     rows = list(sheet.iter_rows(values_only=True))
@@ -93,7 +93,7 @@ def test_the_xlsx_opens_with_openpyxl_and_matches(api_as, frank, march_invoices)
     assert sum(amounts) == sum(line.amount for line in InvoiceLine.objects.all())
 
 
-def test_the_focus_file_has_the_required_columns_with_valid_values(api_as, frank, march_invoices) -> None:  # type: ignore[no-untyped-def]
+def test_the_focus_file_has_the_required_columns_with_valid_values(api_as, frank, march_invoices) -> None:
     rows = csv_of(api_as(frank).get("/api/v1/exports/focus.csv"))
     assert set(rows[0]) >= FOCUS_REQUIRED and list(rows[0]) == FOCUS_COLUMNS
     assert len(rows) == UsageHour.objects.count()  # one row per lease and hour

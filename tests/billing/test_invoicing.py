@@ -28,7 +28,7 @@ def usage_lines(invoice: Invoice) -> list[InvoiceLine]:
     return list(invoice.lines.filter(kind=LineKind.USAGE).order_by("position"))
 
 
-def test_closing_a_month_gives_each_organization_with_usage_one_invoice(acme, globex) -> None:  # type: ignore[no-untyped-def]
+def test_closing_a_month_gives_each_organization_with_usage_one_invoice(acme, globex) -> None:
     first = make_lease(
         organization=acme,
         start=MARCH + timedelta(days=1),
@@ -59,13 +59,13 @@ def test_closing_a_month_gives_each_organization_with_usage_one_invoice(acme, gl
     assert Invoice.objects.get(organization=globex).lines.get().gpu_hours == Decimal("1.000")
 
 
-def test_an_organization_without_usage_gets_no_invoice(acme, globex) -> None:  # type: ignore[no-untyped-def]
+def test_an_organization_without_usage_gets_no_invoice(acme, globex) -> None:
     make_lease(organization=acme, start=MARCH, end=MARCH + timedelta(hours=1))
     month_close(period_start=MARCH, now=NOW)
     assert not Invoice.objects.filter(organization=globex).exists()
 
 
-def test_closing_the_same_month_twice_changes_nothing(acme) -> None:  # type: ignore[no-untyped-def]
+def test_closing_the_same_month_twice_changes_nothing(acme) -> None:
     make_lease(organization=acme, start=MARCH, end=MARCH + timedelta(hours=3), gpus=4)
     month_close(period_start=MARCH, now=NOW)
     snapshot = list(Invoice.objects.values_list("number", "status", "total", "issued_at"))
@@ -77,13 +77,13 @@ def test_closing_the_same_month_twice_changes_nothing(acme) -> None:  # type: ig
     assert MonthClose.objects.get().invoices_created == 1
 
 
-def test_a_month_not_yet_over_is_refused(acme) -> None:  # type: ignore[no-untyped-def]
+def test_a_month_not_yet_over_is_refused(acme) -> None:
     with pytest.raises(MonthNotOver, match="not over yet"):
         month_close(period_start=APRIL, now=NOW)
     assert not MonthClose.objects.exists()
 
 
-def test_the_command_closes_a_month_and_refuses_one_not_over(acme, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_the_command_closes_a_month_and_refuses_one_not_over(acme, capsys) -> None:
     make_lease(organization=acme, start=MARCH, end=MARCH + timedelta(hours=1))
     call_command("close_month", "2026-03")
     assert "1 invoices created (1 finalized)" in capsys.readouterr().out
@@ -94,7 +94,7 @@ def test_the_command_closes_a_month_and_refuses_one_not_over(acme, capsys) -> No
     assert Invoice.objects.count() == 1
 
 
-def test_time_a_node_was_unhealthy_is_credited_with_a_line_naming_the_event(acme) -> None:  # type: ignore[no-untyped-def]
+def test_time_a_node_was_unhealthy_is_credited_with_a_line_naming_the_event(acme) -> None:
     lease = make_lease(
         organization=acme, start=MARCH, end=MARCH + timedelta(hours=10), gpus=4, price="3.0000"
     )
@@ -116,7 +116,7 @@ def test_time_a_node_was_unhealthy_is_credited_with_a_line_naming_the_event(acme
     )
 
 
-def test_overlapping_health_events_are_not_credited_twice(acme) -> None:  # type: ignore[no-untyped-def]
+def test_overlapping_health_events_are_not_credited_twice(acme) -> None:
     lease = make_lease(organization=acme, start=MARCH, end=MARCH + timedelta(hours=4), gpus=1, price="1.0000")
     node = lease.allocations.get().node
     unhealthy(node, MARCH + timedelta(hours=1), MARCH + timedelta(hours=3))
@@ -126,7 +126,7 @@ def test_overlapping_health_events_are_not_credited_twice(acme) -> None:  # type
     assert [line.amount for line in credits] == [Decimal("-2.00"), Decimal("-1.00")]
 
 
-def test_an_event_on_another_node_is_not_credited(acme) -> None:  # type: ignore[no-untyped-def]
+def test_an_event_on_another_node_is_not_credited(acme) -> None:
     make_lease(organization=acme, start=MARCH, end=MARCH + timedelta(hours=4))
     other = make_lease(
         organization=acme, start=MARCH + timedelta(days=5), end=MARCH + timedelta(days=5, hours=1)
@@ -137,13 +137,13 @@ def test_an_event_on_another_node_is_not_credited(acme) -> None:  # type: ignore
 
 
 @pytest.fixture
-def draft(acme) -> Invoice:  # type: ignore[no-untyped-def]
+def draft(acme) -> Invoice:
     make_lease(organization=acme, start=MARCH, end=MARCH + timedelta(hours=5), gpus=2, price="2.5000")
     month_close(period_start=MARCH, now=NOW, finalize=False)
     return Invoice.objects.get()
 
 
-def test_a_draft_has_no_number_and_finalizing_numbers_it_and_audits(draft, frank) -> None:  # type: ignore[no-untyped-def]
+def test_a_draft_has_no_number_and_finalizing_numbers_it_and_audits(draft, frank) -> None:
     assert draft.status == InvoiceStatus.DRAFT and draft.number is None
     invoice_finalize(actor=frank, invoice=draft)
     draft.refresh_from_db()
@@ -156,14 +156,14 @@ def test_a_draft_has_no_number_and_finalizing_numbers_it_and_audits(draft, frank
     )
 
 
-def test_finalizing_twice_is_refused(draft, frank) -> None:  # type: ignore[no-untyped-def]
+def test_finalizing_twice_is_refused(draft, frank) -> None:
     invoice_finalize(actor=frank, invoice=draft)
     with pytest.raises(InvoiceStateError, match="Only a draft"):
         invoice_finalize(actor=frank, invoice=draft)
     assert AuditEntry.objects.filter(action="invoice.finalize").count() == 1
 
 
-def test_an_open_invoice_can_be_paid_once_and_not_voided_after(draft, frank) -> None:  # type: ignore[no-untyped-def]
+def test_an_open_invoice_can_be_paid_once_and_not_voided_after(draft, frank) -> None:
     with pytest.raises(InvoiceStateError):
         invoice_mark_paid(actor=frank, invoice=draft)
     invoice_finalize(actor=frank, invoice=draft)
@@ -177,7 +177,7 @@ def test_an_open_invoice_can_be_paid_once_and_not_voided_after(draft, frank) -> 
     assert Invoice.objects.get().status == InvoiceStatus.PAID
 
 
-def test_a_voided_invoice_keeps_its_number_and_cannot_be_paid(draft, frank) -> None:  # type: ignore[no-untyped-def]
+def test_a_voided_invoice_keeps_its_number_and_cannot_be_paid(draft, frank) -> None:
     invoice_finalize(actor=frank, invoice=draft)
     number = Invoice.objects.get().number
     invoice_void(actor=frank, invoice=draft, reason="Billed to the wrong organization")
@@ -194,13 +194,13 @@ def test_a_voided_invoice_keeps_its_number_and_cannot_be_paid(draft, frank) -> N
     assert AuditEntry.objects.filter(action="invoice.void", object_id=str(draft.public_id)).count() == 1
 
 
-def test_a_draft_cannot_be_voided(draft, frank) -> None:  # type: ignore[no-untyped-def]
+def test_a_draft_cannot_be_voided(draft, frank) -> None:
     with pytest.raises(InvoiceStateError):
         invoice_void(actor=frank, invoice=draft, reason="no")
     assert Invoice.objects.get().status == InvoiceStatus.DRAFT
 
 
-def test_a_correction_is_a_new_numbered_credit_note_and_the_invoice_is_unchanged(draft, frank) -> None:  # type: ignore[no-untyped-def]
+def test_a_correction_is_a_new_numbered_credit_note_and_the_invoice_is_unchanged(draft, frank) -> None:
     invoice_finalize(actor=frank, invoice=draft)
     draft.refresh_from_db()
     before = (draft.total, draft.status, list(draft.lines.values_list("amount", flat=True)))
@@ -215,7 +215,7 @@ def test_a_correction_is_a_new_numbered_credit_note_and_the_invoice_is_unchanged
     assert (draft.total, draft.status, list(draft.lines.values_list("amount", flat=True))) == before
 
 
-def test_credit_notes_may_not_exceed_what_is_left_of_the_invoice(draft, frank) -> None:  # type: ignore[no-untyped-def]
+def test_credit_notes_may_not_exceed_what_is_left_of_the_invoice(draft, frank) -> None:
     invoice_finalize(actor=frank, invoice=draft)
     draft.refresh_from_db()  # total 25.00
     credit_note_create(actor=frank, invoice=draft, amount=Decimal("20.00"), reason="part")
@@ -224,13 +224,13 @@ def test_credit_notes_may_not_exceed_what_is_left_of_the_invoice(draft, frank) -
     assert Invoice.objects.filter(kind=InvoiceKind.CREDIT_NOTE).count() == 1
 
 
-def test_a_draft_cannot_get_a_credit_note(draft, frank) -> None:  # type: ignore[no-untyped-def]
+def test_a_draft_cannot_get_a_credit_note(draft, frank) -> None:
     with pytest.raises(InvoiceStateError):
         credit_note_create(actor=frank, invoice=draft, amount=Decimal("1.00"), reason="x")
     assert not Invoice.objects.filter(kind=InvoiceKind.CREDIT_NOTE).exists()
 
 
-def test_a_line_is_rounded_once_not_hour_by_hour(acme) -> None:  # type: ignore[no-untyped-def]
+def test_a_line_is_rounded_once_not_hour_by_hour(acme) -> None:
     # 10 GPU-seconds in one hour and 8 in the next at 1.00: 0.00278 + 0.00222 = 0.005 → 0.01, where
     # rounding each hour first would give 0.00 + 0.00.
     march = datetime(2026, 3, 1, tzinfo=UTC)

@@ -21,7 +21,7 @@ THREADS = 8
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_finalizations_take_consecutive_numbers_without_gaps_or_duplicates() -> None:
     for n in range(THREADS):
-        make_lease(organization=OrganizationFactory(), start=MARCH, end=MARCH + timedelta(hours=n + 1))
+        make_lease(organization=OrganizationFactory.create(), start=MARCH, end=MARCH + timedelta(hours=n + 1))
     month_close(period_start=MARCH, now=NOW, finalize=False)
     drafts = list(Invoice.objects.filter(status=InvoiceStatus.DRAFT))
     results = race(
@@ -34,7 +34,7 @@ def test_concurrent_finalizations_take_consecutive_numbers_without_gaps_or_dupli
 
 @pytest.mark.django_db(transaction=True)
 def test_a_finalization_that_fails_gives_its_number_back() -> None:
-    org = OrganizationFactory()
+    org = OrganizationFactory.create()
     make_lease(organization=org, start=MARCH, end=MARCH + timedelta(hours=1))
     month_close(period_start=MARCH, now=NOW, finalize=False)
     invoice = Invoice.objects.get()

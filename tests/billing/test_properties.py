@@ -89,7 +89,7 @@ def expected_usage_amount(plan: LeasePlan, price: Decimal) -> Decimal:
 
 
 def build(plans: list[LeasePlan], prices: list[tuple[int, Decimal]]) -> dict[int, Decimal]:
-    region = RegionFactory()
+    region = RegionFactory.create()
     for offset, price in prices:
         PriceBookEntry.objects.get_or_create(
             kind=LeaseKind.RESERVED,
@@ -103,7 +103,7 @@ def build(plans: list[LeasePlan], prices: list[tuple[int, Decimal]]) -> dict[int
             effective_from=at(offset - 40 * 86400),
             defaults={"price_per_gpu_hour": price + 1},
         )
-    orgs = [OrganizationFactory() for _ in range(3)]
+    orgs = [OrganizationFactory.create() for _ in range(3)]
     expected: dict[int, Decimal] = {}
     for plan in plans:
         start, end = held(plan)
@@ -129,7 +129,7 @@ def build(plans: list[LeasePlan], prices: list[tuple[int, Decimal]]) -> dict[int
     return expected
 
 
-def snapshot() -> tuple[list, list, list]:  # type: ignore[type-arg]
+def snapshot() -> tuple[list, list, list]:
     return (
         list(
             UsageHour.objects.order_by("lease", "hour").values_list("lease", "hour", "gpu_seconds", "amount")
@@ -146,7 +146,7 @@ def snapshot() -> tuple[list, list, list]:  # type: ignore[type-arg]
 @pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(plans=st.lists(lease_plans, min_size=1, max_size=5), prices=price_changes)
-def test_invoices_add_up_to_allocation_seconds_times_booked_prices(db, plans, prices) -> None:  # type: ignore[no-untyped-def]
+def test_invoices_add_up_to_allocation_seconds_times_booked_prices(db, plans, prices) -> None:
     with transaction.atomic():
         expected = build(plans, prices)
         month_close(period_start=MARCH, now=NOW)

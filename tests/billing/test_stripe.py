@@ -17,20 +17,20 @@ MARCH = datetime(2026, 3, 1, tzinfo=UTC)
 APRIL = datetime(2026, 4, 1, tzinfo=UTC)
 
 
-def close(month: datetime, capture) -> None:  # type: ignore[no-untyped-def]
+def close(month: datetime, capture) -> None:
     with capture(execute=True):
         month_close(period_start=month, now=datetime(2026, 5, 2, tzinfo=UTC))
 
 
 @pytest.fixture
-def pushed(stripe, acme, django_capture_on_commit_callbacks) -> Invoice:  # type: ignore[no-untyped-def]
+def pushed(stripe, acme, django_capture_on_commit_callbacks) -> Invoice:
     make_lease(organization=acme, start=MARCH, end=MARCH + timedelta(hours=10), gpus=8, price="1.9900")
     make_lease(organization=acme, start=MARCH, end=MARCH + timedelta(minutes=30), gpus=1)
     close(MARCH, django_capture_on_commit_callbacks)
     return Invoice.objects.get()
 
 
-def test_finalizing_pushes_a_customer_and_an_invoice_with_its_items(pushed, stripe, acme) -> None:  # type: ignore[no-untyped-def]
+def test_finalizing_pushes_a_customer_and_an_invoice_with_its_items(pushed, stripe, acme) -> None:
     remote = stripe.invoices[pushed.stripe_invoice_id]
     assert remote["customer"] == StripeCustomer.objects.get(organization=acme).stripe_id
     assert stripe.customers() == [f"customer:{remote['customer']}"]
@@ -41,7 +41,7 @@ def test_finalizing_pushes_a_customer_and_an_invoice_with_its_items(pushed, stri
     assert pushed.stripe_hosted_url == remote["hosted_invoice_url"] and pushed.status == InvoiceStatus.OPEN
 
 
-def test_every_create_carries_an_idempotency_key(pushed, stripe) -> None:  # type: ignore[no-untyped-def]
+def test_every_create_carries_an_idempotency_key(pushed, stripe) -> None:
     keys = dict((key, path) for path, key in stripe.idempotency_keys)
     invoice = pushed.public_id
     assert keys == {
@@ -53,7 +53,7 @@ def test_every_create_carries_an_idempotency_key(pushed, stripe) -> None:  # typ
     }
 
 
-def test_a_push_retried_after_a_crash_creates_nothing_twice(pushed, stripe) -> None:  # type: ignore[no-untyped-def]
+def test_a_push_retried_after_a_crash_creates_nothing_twice(pushed, stripe) -> None:
     # As if the worker died after Stripe answered but before we stored anything.
     Invoice.objects.filter(pk=pushed.pk).update(stripe_invoice_id=None, stripe_hosted_url="")
     StripeCustomer.objects.all().delete()
@@ -63,7 +63,7 @@ def test_a_push_retried_after_a_crash_creates_nothing_twice(pushed, stripe) -> N
     assert len(stripe.invoices[pushed.stripe_invoice_id]["lines"]["data"]) == 2
 
 
-def test_one_customer_per_organization(pushed, stripe, acme, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+def test_one_customer_per_organization(pushed, stripe, acme, django_capture_on_commit_callbacks) -> None:
     make_lease(organization=acme, start=APRIL, end=APRIL + timedelta(hours=1))
     close(APRIL, django_capture_on_commit_callbacks)
     assert len(stripe.invoices) == 2 and len(stripe.customers()) == 1
@@ -72,14 +72,14 @@ def test_one_customer_per_organization(pushed, stripe, acme, django_capture_on_c
 
 def test_nothing_goes_to_stripe_when_it_is_switched_off(
     stripe, settings, acme, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     settings.STRIPE_ENABLED = False
     make_lease(organization=acme, start=MARCH, end=MARCH + timedelta(hours=1))
     close(MARCH, django_capture_on_commit_callbacks)
     assert stripe.invoices == {} and Invoice.objects.get().stripe_invoice_id is None
 
 
-def test_a_paid_webhook_marks_the_invoice_paid(pushed, stripe, client) -> None:  # type: ignore[no-untyped-def]
+def test_a_paid_webhook_marks_the_invoice_paid(pushed, stripe, client) -> None:
     stripe.pay(pushed.stripe_invoice_id)
     response = deliver(client, event("invoice.paid", pushed.stripe_invoice_id, "evt_paid_1"))
     assert response.status_code == 200 and response.json() == {"status": "processed"}
@@ -89,7 +89,7 @@ def test_a_paid_webhook_marks_the_invoice_paid(pushed, stripe, client) -> None: 
     assert AuditEntry.objects.get(action="invoice.paid").after["via"] == "stripe:evt_paid_1"
 
 
-def test_a_bad_signature_is_refused_with_400(pushed, stripe, client) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_signature_is_refused_with_400(pushed, stripe, client) -> None:
     stripe.pay(pushed.stripe_invoice_id)
     response = deliver(client, event("invoice.paid", pushed.stripe_invoice_id), secret="whsec_someone_else")
     assert response.status_code == 400 and response.json()["code"] == "bad_signature"
@@ -100,7 +100,7 @@ def test_a_bad_signature_is_refused_with_400(pushed, stripe, client) -> None:  #
     assert not StripeEvent.objects.exists() and Invoice.objects.get().status == InvoiceStatus.OPEN
 
 
-def test_a_stale_timestamp_is_refused_with_400(pushed, stripe, client) -> None:  # type: ignore[no-untyped-def]
+def test_a_stale_timestamp_is_refused_with_400(pushed, stripe, client) -> None:
     stripe.pay(pushed.stripe_invoice_id)
     old = int(time.time()) - 301
     response = deliver(client, event("invoice.paid", pushed.stripe_invoice_id), timestamp=old)
@@ -108,7 +108,7 @@ def test_a_stale_timestamp_is_refused_with_400(pushed, stripe, client) -> None: 
     assert not StripeEvent.objects.exists() and Invoice.objects.get().status == InvoiceStatus.OPEN
 
 
-def test_a_replayed_event_does_nothing(pushed, stripe, client, frank) -> None:  # type: ignore[no-untyped-def]
+def test_a_replayed_event_does_nothing(pushed, stripe, client, frank) -> None:
     from billing.services.invoicing import credit_note_create
 
     stripe.pay(pushed.stripe_invoice_id)
@@ -120,7 +120,7 @@ def test_a_replayed_event_does_nothing(pushed, stripe, client, frank) -> None:  
     assert AuditEntry.objects.filter(action="invoice.paid").count() == 1
 
 
-def test_events_out_of_order_follow_the_state_stripe_has_now(pushed, stripe, client) -> None:  # type: ignore[no-untyped-def]
+def test_events_out_of_order_follow_the_state_stripe_has_now(pushed, stripe, client) -> None:
     finalized = event("invoice.finalized", pushed.stripe_invoice_id)
     failed = event("invoice.payment_failed", pushed.stripe_invoice_id)
     # A paid event can arrive before Stripe's invoice is paid: it is re-read, and nothing changes yet.
@@ -134,7 +134,7 @@ def test_events_out_of_order_follow_the_state_stripe_has_now(pushed, stripe, cli
     assert Invoice.objects.get().status == InvoiceStatus.PAID and StripeEvent.objects.count() == 4
 
 
-def test_an_event_about_an_unknown_invoice_is_stored_and_ignored(db, stripe, client) -> None:  # type: ignore[no-untyped-def]
+def test_an_event_about_an_unknown_invoice_is_stored_and_ignored(db, stripe, client) -> None:
     response = deliver(
         client,
         {

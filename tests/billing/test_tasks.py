@@ -21,7 +21,7 @@ def test_beat_meters_every_hour_and_closes_the_month_on_the_first() -> None:
     assert monthly["schedule"] == crontab(minute=30, hour=0, day_of_month=1)
 
 
-def test_the_hourly_job_meters_the_last_hour_and_the_current_one(acme) -> None:  # type: ignore[no-untyped-def]
+def test_the_hourly_job_meters_the_last_hour_and_the_current_one(acme) -> None:
     now = timezone.now()
     lease = make_lease(organization=acme, start=floor_hour(now) - timedelta(hours=3), end=None)
     tasks.meter_recent_hours()
@@ -31,7 +31,7 @@ def test_the_hourly_job_meters_the_last_hour_and_the_current_one(acme) -> None: 
     assert hours[0][1] == 3600
 
 
-def test_the_monthly_job_invoices_last_month_once_and_renders_the_pdfs(acme) -> None:  # type: ignore[no-untyped-def]
+def test_the_monthly_job_invoices_last_month_once_and_renders_the_pdfs(acme) -> None:
     start = previous_month()
     make_lease(organization=acme, start=start, end=start + timedelta(hours=2))
     assert tasks.close_previous_month() == 1

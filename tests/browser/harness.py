@@ -85,12 +85,18 @@ def open_page(browser: Any, base_url: str, problems: list[str], **context_option
     context = browser.new_context(base_url=base_url, viewport=DESKTOP, **context_options)
     context.set_default_timeout(10_000)
     tab = context.new_page()
-    tab.on("console", lambda msg: _is_problem(msg) and problems.append(f"console: {msg.text}"))
+
+    def on_console(message: Any) -> None:
+        if _is_problem(message):
+            problems.append(f"console: {message.text}")
+
+    def on_response(response: Any) -> None:
+        if response.status >= 400:
+            problems.append(f"{response.status} {response.url}")
+
+    tab.on("console", on_console)
     tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    tab.on(
-        "response",
-        lambda response: response.status >= 400 and problems.append(f"{response.status} {response.url}"),
-    )
+    tab.on("response", on_response)
     try:
         yield tab
     finally:

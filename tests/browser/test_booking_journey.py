@@ -78,10 +78,10 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT_S
 
 
 def busy_virginia_from_day_two() -> None:
-    globex = OrganizationFactory(name="Globex Research", gpu_quota=64)
+    globex = OrganizationFactory.create(name="Globex Research", gpu_quota=64)
     start = (timezone.now() + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
     lease_book(
-        user=MembershipFactory(organization=globex).user,
+        user=MembershipFactory.create(organization=globex).user,
         organization=globex,
         region=Region.objects.get(code="us-va-1"),
         gpus=16,
@@ -93,7 +93,7 @@ def busy_virginia_from_day_two() -> None:
 
 def test_a_startup_books_8_gpus_watches_them_releases_them_and_finds_the_invoice_line(
     page, page_problems, live_server, simulated_fleet, celery_worker, settings
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     settings.LEASE_PAGE_REFRESH_S = 1  # the live server runs in this process
     page.goto("/signup/")
     page.get_by_label("Work email").fill("nora@nebula.example")

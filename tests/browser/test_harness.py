@@ -18,7 +18,7 @@ def celery_worker_options() -> dict[str, object]:
     return {"beat": False, "include": ["tests.browser.worker_probe"]}
 
 
-def test_a_task_sent_through_redis_runs_in_the_worker_on_the_test_database(celery_worker) -> None:  # type: ignore[no-untyped-def]
+def test_a_task_sent_through_redis_runs_in_the_worker_on_the_test_database(celery_worker) -> None:
     from voltpark.celery import app
 
     marker = uuid.uuid4().hex
@@ -29,7 +29,7 @@ def test_a_task_sent_through_redis_runs_in_the_worker_on_the_test_database(celer
     assert AuditEntry.objects.filter(action="worker.probe", object_id=marker).count() == 1
 
 
-def test_pages_load_htmx_and_our_script_without_breaking_the_policy(page, page_problems, live_server) -> None:  # type: ignore[no-untyped-def]
+def test_pages_load_htmx_and_our_script_without_breaking_the_policy(page, page_problems, live_server) -> None:
     response = page.goto("/")
     assert response is not None and "default-src 'self'" in response.headers["content-security-policy"]
     assert page.evaluate("typeof window.htmx") == "object"
@@ -38,7 +38,7 @@ def test_pages_load_htmx_and_our_script_without_breaking_the_policy(page, page_p
     assert page_problems == [], page_problems
 
 
-def test_keyboard_focus_is_visible(page, page_problems) -> None:  # type: ignore[no-untyped-def]
+def test_keyboard_focus_is_visible(page, page_problems) -> None:
     page.goto("/")
     page.keyboard.press("Tab")  # the skip link comes first and shows itself
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
@@ -49,7 +49,7 @@ def test_keyboard_focus_is_visible(page, page_problems) -> None:  # type: ignore
     assert page_problems == [], page_problems
 
 
-def test_the_api_docs_render_under_their_policy(page, page_problems) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_docs_render_under_their_policy(page, page_problems) -> None:
     page.goto("/api/v1/docs/")
     page.locator(".swagger-ui .info").wait_for()
     assert page.get_by_text("Voltpark API").first.is_visible()
@@ -64,7 +64,7 @@ def screenshots_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return folder
 
 
-def test_a_screenshot_writes_nothing_unless_asked(page, screenshots_folder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_screenshot_writes_nothing_unless_asked(page, screenshots_folder, monkeypatch) -> None:
     monkeypatch.delenv(harness.SCREENSHOTS_VARIABLE, raising=False)
     page.goto("/")
     assert harness.screenshot(page, "home", phone=True) is None
@@ -73,7 +73,7 @@ def test_a_screenshot_writes_nothing_unless_asked(page, screenshots_folder, monk
 
 def test_a_screenshot_asked_for_is_a_png_in_the_screenshots_folder(
     page, screenshots_folder, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     monkeypatch.setenv(harness.SCREENSHOTS_VARIABLE, "1")
     page.goto("/")
     path = harness.screenshot(page, "home", phone=True)
@@ -82,7 +82,7 @@ def test_a_screenshot_asked_for_is_a_png_in_the_screenshots_folder(
     assert page.viewport_size == harness.DESKTOP  # back to desktop for the rest of the journey
 
 
-def test_the_phone_width_check_runs_without_screenshots(page, screenshots_folder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_phone_width_check_runs_without_screenshots(page, screenshots_folder, monkeypatch) -> None:
     monkeypatch.delenv(harness.SCREENSHOTS_VARIABLE, raising=False)
     page.goto("/")
     # Set through the CSSOM, which the content security policy allows (a style attribute it would not).

@@ -79,12 +79,14 @@ def pools_of(lease_id: str) -> set[str]:
 
 def test_an_admin_approves_a_startup_which_then_books_the_early_stage_pool(  # noqa: PLR0915
     page, page_problems, live_server, simulated_fleet
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     page.on("dialog", lambda dialog: dialog.accept())
     simulated_fleet.set_fault("tx1-c01-n002", "xid", gpu_index=5, code=79)
     poll_fleet()  # the real poll: readings on every GPU, and n002 fails the XID rule
-    nebula = OrganizationFactory(name="Nebula Labs", slug="nebula-labs")
-    nora = MembershipFactory(user__email="nora@nebula.example", organization=nebula, role=Role.OWNER).user
+    nebula = OrganizationFactory.create(name="Nebula Labs", slug="nebula-labs")
+    nora = MembershipFactory.create(
+        user__email="nora@nebula.example", organization=nebula, role=Role.OWNER
+    ).user
     early_stage_apply(
         actor=nora,
         organization=nebula,
@@ -98,7 +100,7 @@ def test_an_admin_approves_a_startup_which_then_books_the_early_stage_pool(  # n
     before = book(live_server, secret, region="us-tx-1", gpus=8, kind="on_demand")
     assert pools_of(before["id"]) == {Pool.GENERAL}  # not approved yet: the general pool only
 
-    UserFactory(email="ada@voltpark.example", full_name="Ada Admin", is_staff=True)
+    UserFactory.create(email="ada@voltpark.example", full_name="Ada Admin", is_staff=True)
     log_in(page, "ada@voltpark.example")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Early-stage queue").click()
     card = page.locator('article[data-application="nebula-labs"]')
@@ -163,14 +165,14 @@ def download(page: Any, label: str) -> bytes:
 
 def test_finance_closes_a_month_and_downloads_the_three_exports(
     page, page_problems, live_server, celery_worker
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     page.on("dialog", lambda dialog: dialog.accept())
     month = previous_month()
     for name, gpus, hours in [("Acme AI", 8, 10), ("Globex Research", 2, 30), ("Initech", 4, 6)]:
-        organization = OrganizationFactory(name=name)
+        organization = OrganizationFactory.create(name=name)
         start = month + timedelta(days=3)
         make_lease(organization=organization, start=start, end=start + timedelta(hours=hours), gpus=gpus)
-    UserFactory(email="fay@voltpark.example", full_name="Fay Finance", is_finance_staff=True)
+    UserFactory.create(email="fay@voltpark.example", full_name="Fay Finance", is_finance_staff=True)
 
     log_in(page, "fay@voltpark.example")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Finance").click()

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.browser
 
 def test_a_new_startup_signs_up_adds_a_key_makes_a_token_and_invites_a_colleague(
     page, page_problems, live_server
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     fleet_seed(nodes=12)
     page.goto("/")
     assert page.locator('[data-region="us-tx-1"] [data-field="gpus_healthy"]').inner_text() == "32"
@@ -78,12 +78,12 @@ def test_a_new_startup_signs_up_adds_a_key_makes_a_token_and_invites_a_colleague
     assert page_problems == [], page_problems
 
 
-def test_the_switcher_changes_organization_with_javascript(page, page_problems, live_server) -> None:  # type: ignore[no-untyped-def]
-    acme = OrganizationFactory(name="Acme AI", slug="acme-ai")
-    globex = OrganizationFactory(name="Globex Research", slug="globex")
-    alice = UserFactory(email="alice@acme.example", full_name="Alice Archer")
-    MembershipFactory(user=alice, organization=acme, role=Role.OWNER)
-    MembershipFactory(user=alice, organization=globex, role=Role.FINANCE)
+def test_the_switcher_changes_organization_with_javascript(page, page_problems, live_server) -> None:
+    acme = OrganizationFactory.create(name="Acme AI", slug="acme-ai")
+    globex = OrganizationFactory.create(name="Globex Research", slug="globex")
+    alice = UserFactory.create(email="alice@acme.example", full_name="Alice Archer")
+    MembershipFactory.create(user=alice, organization=acme, role=Role.OWNER)
+    MembershipFactory.create(user=alice, organization=globex, role=Role.FINANCE)
 
     page.goto("/login/")
     page.get_by_label("Email").fill("alice@acme.example")

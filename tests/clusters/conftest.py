@@ -23,7 +23,7 @@ def fleet(db: None) -> RegionFleet:
 
 
 @pytest.fixture
-def big_quota(acme, globex):  # type: ignore[no-untyped-def]
+def big_quota(acme, globex):
     """Quotas high enough that only capacity limits bookings."""
     acme.gpu_quota = globex.gpu_quota = 1000
     acme.save(update_fields=["gpu_quota"])

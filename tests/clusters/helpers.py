@@ -18,9 +18,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from django.contrib.postgres.fields.ranges import DateTimeTZRange
 from django.db import connection
 from django.utils import timezone
+from psycopg2.extras import DateTimeTZRange
 
 from accounts.models import Organization, SshKey, User
 from clusters.choices import LeaseKind, LeaseState
@@ -138,13 +138,13 @@ class Fleet:
 
 def make_nodes(count: int, base_url: str, *, prefix: str = "sim") -> list[Node]:
     """`count` nodes with eight GPUs each, whose agents are under `base_url`."""
-    cluster = ClusterFactory()
+    cluster = ClusterFactory.create()
     token = encrypt_agent_token(AGENT_TOKEN)
     nodes = []
     for n in range(count):
         hostname = f"{prefix}-{cluster.name}-n{n:03d}"
         nodes.append(
-            NodeFactory(
+            NodeFactory.create(
                 cluster=cluster,
                 hostname=hostname,
                 agent_url=f"{base_url}/nodes/{hostname}/",
@@ -174,12 +174,12 @@ class RegionFleet:
 
 def build_fleet(clusters: int = 2, nodes_per_cluster: int = 4) -> RegionFleet:
     """One region (us-tx-1) of `clusters` × `nodes_per_cluster` nodes of 8 GPUs, and its prices."""
-    region = RegionFactory()
+    region = RegionFactory.create()
     nodes = []
     for c in range(1, clusters + 1):
-        cluster = ClusterFactory(region=region, name=f"tx1-c{c:02d}")
+        cluster = ClusterFactory.create(region=region, name=f"tx1-c{c:02d}")
         nodes += [
-            NodeFactory(cluster=cluster, hostname=f"tx1-c{c:02d}-n{n:03d}")
+            NodeFactory.create(cluster=cluster, hostname=f"tx1-c{c:02d}-n{n:03d}")
             for n in range(1, nodes_per_cluster + 1)
         ]
     since = datetime(2020, 1, 1, tzinfo=UTC)
@@ -198,7 +198,7 @@ def later(hours: float = 0, *, days: int = 1) -> datetime:
     return base + timedelta(days=days, hours=hours)
 
 
-def reserved(gpus: int = 8, start=None, hours: float = 2, **extra):  # type: ignore[no-untyped-def]
+def reserved(gpus: int = 8, start=None, hours: float = 2, **extra):
     """The API body booking a reserved lease in us-tx-1 (from `later()` unless `start` is given)."""
     start = start or later()
     body = {"region": "us-tx-1", "gpus": gpus, "kind": "reserved", "start": start.isoformat()}
@@ -238,7 +238,7 @@ def tx_node(fleet: list[Node]) -> Node:
     return next(node for node in fleet if node.hostname.startswith("tx1"))
 
 
-def active_lease(fleet: list[Node], *, organization, booked_by, hours_ago: float = 2, **fields) -> Lease:  # type: ignore[no-untyped-def]
+def active_lease(fleet: list[Node], *, organization, booked_by, hours_ago: float = 2, **fields) -> Lease:
     """An on-demand lease on a Texas node's eight GPUs, running since `hours_ago`."""
     start = timezone.now().replace(microsecond=0) - timedelta(hours=hours_ago)
     return lease_on(

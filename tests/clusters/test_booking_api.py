@@ -12,7 +12,7 @@ from tests.accounts.helpers import ALICE_KEY
 from tests.clusters.helpers import later, reserved
 
 
-def test_it_books_a_reserved_lease_and_answers_with_its_nodes(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_it_books_a_reserved_lease_and_answers_with_its_nodes(api_as, alice, fleet) -> None:
     response = api_as(alice).post("/api/v1/leases/", reserved(4), format="json")
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -25,7 +25,7 @@ def test_it_books_a_reserved_lease_and_answers_with_its_nodes(api_as, alice, fle
     assert AuditEntry.objects.get(action="lease.book").object_id == body["id"]
 
 
-def test_it_books_on_demand_at_the_on_demand_price_with_the_chosen_ssh_keys(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_it_books_on_demand_at_the_on_demand_price_with_the_chosen_ssh_keys(api_as, alice, fleet) -> None:
     key = ssh_key_add(user=alice, name="laptop", public_key=ALICE_KEY)
     body = {"region": "us-tx-1", "gpus": 1, "kind": "on_demand", "ssh_key_ids": [str(key.public_id)]}
     response = api_as(alice).post("/api/v1/leases/", body, format="json")
@@ -59,7 +59,7 @@ def test_it_books_on_demand_at_the_on_demand_price_with_the_chosen_ssh_keys(api_
         ),
     ],
 )
-def test_it_refuses_invalid_bookings_naming_the_field(api_as, alice, fleet, change, field, message) -> None:  # type: ignore[no-untyped-def]
+def test_it_refuses_invalid_bookings_naming_the_field(api_as, alice, fleet, change, field, message) -> None:
     body = {**reserved(8, start=later()), **change}
     response = api_as(alice).post("/api/v1/leases/", body, format="json")
     assert response.status_code == 400
@@ -68,7 +68,7 @@ def test_it_refuses_invalid_bookings_naming_the_field(api_as, alice, fleet, chan
     assert not Lease.objects.exists()
 
 
-def test_the_limits_are_settings(api_as, alice, fleet, settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_limits_are_settings(api_as, alice, fleet, settings) -> None:
     settings.BOOKING_MAX_AHEAD = timedelta(days=2)
     settings.BOOKING_MIN_DURATION = timedelta(minutes=15)
     too_far = api_as(alice).post("/api/v1/leases/", reserved(1, start=later(days=3)), format="json")
@@ -78,7 +78,7 @@ def test_the_limits_are_settings(api_as, alice, fleet, settings) -> None:  # typ
     assert Lease.objects.count() == 1
 
 
-def test_it_refuses_above_quota_at_the_busiest_instant_of_the_window(api_as, alice, fleet, acme) -> None:  # type: ignore[no-untyped-def]
+def test_it_refuses_above_quota_at_the_busiest_instant_of_the_window(api_as, alice, fleet, acme) -> None:
     acme.gpu_quota = 12
     acme.save(update_fields=["gpu_quota"])
     client = api_as(alice)
@@ -99,7 +99,7 @@ def test_it_refuses_above_quota_at_the_busiest_instant_of_the_window(api_as, ali
     assert Lease.objects.count() == 3
 
 
-def test_the_quota_counts_running_on_demand_leases_but_not_cancelled_ones(api_as, alice, fleet, acme) -> None:  # type: ignore[no-untyped-def]
+def test_the_quota_counts_running_on_demand_leases_but_not_cancelled_ones(api_as, alice, fleet, acme) -> None:
     client = api_as(alice)
     lease = client.post("/api/v1/leases/", reserved(8), format="json").json()
     assert client.post(f"/api/v1/leases/{lease['id']}/cancel/").status_code == 200
@@ -109,7 +109,7 @@ def test_the_quota_counts_running_on_demand_leases_but_not_cancelled_ones(api_as
     assert refused.status_code == 403 and refused.json()["gpus_held"] == 8
 
 
-def test_it_answers_no_capacity_with_the_largest_lease_that_fits(api_as, alice, fleet, acme) -> None:  # type: ignore[no-untyped-def]
+def test_it_answers_no_capacity_with_the_largest_lease_that_fits(api_as, alice, fleet, acme) -> None:
     acme.gpu_quota = 1000
     acme.save(update_fields=["gpu_quota"])
     client = api_as(alice)
@@ -121,7 +121,7 @@ def test_it_answers_no_capacity_with_the_largest_lease_that_fits(api_as, alice, 
     assert Lease.objects.count() == 2
 
 
-def test_availability_counts_free_gpus_for_the_whole_window(api_as, alice, fleet, acme) -> None:  # type: ignore[no-untyped-def]
+def test_availability_counts_free_gpus_for_the_whole_window(api_as, alice, fleet, acme) -> None:
     client = api_as(alice)
     client.post("/api/v1/leases/", reserved(2, start=later(1), hours=1), format="json")
     params = {"region": "us-tx-1", "gpus": 8, "start": later(0).isoformat(), "end": later(3).isoformat()}
@@ -136,7 +136,7 @@ def test_availability_counts_free_gpus_for_the_whole_window(api_as, alice, fleet
     assert bad.status_code == 400 and "region" in bad.json()["fields"]
 
 
-def test_the_timeline_shows_free_gpus_per_hour_for_fourteen_days(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_the_timeline_shows_free_gpus_per_hour_for_fourteen_days(api_as, alice, fleet) -> None:
     client = api_as(alice)
     start = later(2, days=0)
     client.post("/api/v1/leases/", reserved(8, start=start, hours=3), format="json")
@@ -153,7 +153,7 @@ def test_the_timeline_shows_free_gpus_per_hour_for_fourteen_days(api_as, alice, 
     assert client.get("/api/v1/regions/nowhere/timeline/").status_code == 404
 
 
-def test_a_quote_is_gpus_times_hours_times_the_price(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_a_quote_is_gpus_times_hours_times_the_price(api_as, alice, fleet) -> None:
     response = api_as(alice).post("/api/v1/quotes/", reserved(4, hours=2.5), format="json")
     assert response.status_code == 200
     assert Decimal(response.json()["total"]) == Decimal("1.99") * 4 * Decimal("2.5") == Decimal("19.90")
@@ -164,7 +164,7 @@ def test_a_quote_is_gpus_times_hours_times_the_price(api_as, alice, fleet) -> No
     assert not Lease.objects.exists()
 
 
-def test_a_quote_without_a_price_is_refused_as_a_booking_would_be(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_a_quote_without_a_price_is_refused_as_a_booking_would_be(api_as, alice, fleet) -> None:
     PriceBookEntry.objects.filter(kind="reserved").delete()
     quoted = api_as(alice).post("/api/v1/quotes/", reserved(4), format="json")
     booked = api_as(alice).post("/api/v1/leases/", reserved(4), format="json")
@@ -174,7 +174,7 @@ def test_a_quote_without_a_price_is_refused_as_a_booking_would_be(api_as, alice,
     assert not Lease.objects.exists() and not Allocation.objects.exists()
 
 
-def test_leases_can_be_listed_by_state(api_as, alice, bob, fleet, acme) -> None:  # type: ignore[no-untyped-def]
+def test_leases_can_be_listed_by_state(api_as, alice, bob, fleet, acme) -> None:
     acme.gpu_quota = 100
     acme.save(update_fields=["gpu_quota"])
     first = api_as(alice).post("/api/v1/leases/", reserved(1), format="json").json()
@@ -189,7 +189,7 @@ def test_leases_can_be_listed_by_state(api_as, alice, bob, fleet, acme) -> None:
 
 def test_every_lease_endpoint_answers_404_for_another_organizations_lease(
     api_as, alice, charlie, fleet
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     lease = api_as(alice).post("/api/v1/leases/", reserved(1), format="json").json()
     other = api_as(charlie)
     assert other.get(f"/api/v1/leases/{lease['id']}/").status_code == 404
@@ -201,7 +201,7 @@ def test_every_lease_endpoint_answers_404_for_another_organizations_lease(
     assert Lease.objects.get().state == "scheduled"
 
 
-def test_finance_members_may_not_book(api_as, fiona, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_finance_members_may_not_book(api_as, fiona, fleet) -> None:
     response = api_as(fiona).post("/api/v1/leases/", reserved(1), format="json")
     assert response.status_code == 403
     assert not Lease.objects.exists()

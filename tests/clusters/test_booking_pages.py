@@ -18,7 +18,7 @@ EXPECTED = {"alice": 200, "bob": 200, "fiona": 403, "charlie": 200, "stella": 40
 
 @pytest.mark.parametrize("who", PEOPLE)
 @pytest.mark.parametrize("url", ["/book/", "/book/check/?region=us-tx-1&gpus=8&kind=on_demand"])
-def test_the_booking_page_answers_each_role(client_as, seeded_fleet, who, url) -> None:  # type: ignore[no-untyped-def]
+def test_the_booking_page_answers_each_role(client_as, seeded_fleet, who, url) -> None:
     assert status_of(client_as(who).get(url)) == EXPECTED.get(who, "login")
 
 
@@ -26,7 +26,7 @@ def on_demand(**extra: str) -> dict[str, str]:
     return {"region": "us-tx-1", "gpus": "8", "kind": "on_demand", "tz": "UTC", **extra}
 
 
-def test_booking_on_demand_creates_the_lease_and_redirects_to_it(client_as, seeded_fleet, alice) -> None:  # type: ignore[no-untyped-def]
+def test_booking_on_demand_creates_the_lease_and_redirects_to_it(client_as, seeded_fleet, alice) -> None:
     key = ssh_key_add(user=alice, name="laptop", public_key=SSH_KEY)
     response = client_as("alice").post("/book/", on_demand(ssh_keys=str(key.public_id)))
     lease = Lease.objects.get()
@@ -38,7 +38,7 @@ def test_booking_on_demand_creates_the_lease_and_redirects_to_it(client_as, seed
     assert lease.booked_by == alice
 
 
-def test_reserved_times_are_read_in_the_viewers_zone_and_kept_in_utc(client_as, seeded_fleet) -> None:  # type: ignore[no-untyped-def]
+def test_reserved_times_are_read_in_the_viewers_zone_and_kept_in_utc(client_as, seeded_fleet) -> None:
     paris = ZoneInfo("Europe/Paris")
     day = (timezone.now() + timedelta(days=3)).astimezone(paris).date()
     fields = {"kind": "reserved", "tz": "Europe/Paris", "start": f"{day}T09:00", "end": f"{day}T13:30"}
@@ -52,7 +52,7 @@ def test_reserved_times_are_read_in_the_viewers_zone_and_kept_in_utc(client_as, 
     assert "09:00" in bob.get(response["Location"]).content.decode()
 
 
-def test_a_size_that_cannot_be_booked_is_refused_on_the_gpus_field(client_as, seeded_fleet) -> None:  # type: ignore[no-untyped-def]
+def test_a_size_that_cannot_be_booked_is_refused_on_the_gpus_field(client_as, seeded_fleet) -> None:
     response = client_as("alice").post("/book/", on_demand(gpus="3"))
     assert response.status_code == 200
     errors = response.context["form"].errors
@@ -61,7 +61,7 @@ def test_a_size_that_cannot_be_booked_is_refused_on_the_gpus_field(client_as, se
     assert Lease.objects.count() == 0
 
 
-def test_more_gpus_than_are_free_names_what_would_fit(client_as, seeded_fleet, acme) -> None:  # type: ignore[no-untyped-def]
+def test_more_gpus_than_are_free_names_what_would_fit(client_as, seeded_fleet, acme) -> None:
     acme.gpu_quota = 100
     acme.save(update_fields=["gpu_quota"])
     response = client_as("alice").post("/book/", on_demand(gpus="24"))
@@ -70,14 +70,14 @@ def test_more_gpus_than_are_free_names_what_would_fit(client_as, seeded_fleet, a
     assert Lease.objects.count() == 0
 
 
-def test_over_the_quota_is_refused_on_the_gpus_field(client_as, seeded_fleet) -> None:  # type: ignore[no-untyped-def]
+def test_over_the_quota_is_refused_on_the_gpus_field(client_as, seeded_fleet) -> None:
     response = client_as("alice").post("/book/", on_demand(gpus="16"))
     assert response.status_code == 200
     assert "your organization's quota is 8" in response.context["form"].errors["gpus"][0]
     assert Lease.objects.count() == 0
 
 
-def test_an_end_before_the_start_is_refused_on_the_end_field(client_as, seeded_fleet) -> None:  # type: ignore[no-untyped-def]
+def test_an_end_before_the_start_is_refused_on_the_end_field(client_as, seeded_fleet) -> None:
     day = (timezone.now() + timedelta(days=2)).date()
     fields = {"kind": "reserved", "start": f"{day}T10:00", "end": f"{day}T09:00"}
     response = client_as("alice").post("/book/", on_demand(**fields))
@@ -86,17 +86,17 @@ def test_an_end_before_the_start_is_refused_on_the_end_field(client_as, seeded_f
     assert Lease.objects.count() == 0
 
 
-def test_a_reserved_lease_without_times_names_both_fields(client_as, seeded_fleet) -> None:  # type: ignore[no-untyped-def]
+def test_a_reserved_lease_without_times_names_both_fields(client_as, seeded_fleet) -> None:
     errors = client_as("alice").post("/book/", on_demand(kind="reserved")).context["form"].errors
     assert set(errors) == {"start", "end"}
 
 
-def test_an_unknown_time_zone_is_refused(client_as, seeded_fleet) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_time_zone_is_refused(client_as, seeded_fleet) -> None:
     errors = client_as("alice").post("/book/", on_demand(tz="Mars/Olympus")).context["form"].errors
     assert errors["tz"] == ["Unknown time zone 'Mars/Olympus'."]
 
 
-def test_someone_elses_ssh_key_cannot_be_installed(client_as, seeded_fleet, charlie) -> None:  # type: ignore[no-untyped-def]
+def test_someone_elses_ssh_key_cannot_be_installed(client_as, seeded_fleet, charlie) -> None:
     key = ssh_key_add(user=charlie, name="charlie", public_key=SSH_KEY)
     response = client_as("alice").post("/book/", on_demand(ssh_keys=str(key.public_id)))
     assert response.status_code == 200
@@ -104,14 +104,14 @@ def test_someone_elses_ssh_key_cannot_be_installed(client_as, seeded_fleet, char
     assert Lease.objects.count() == 0
 
 
-def test_the_form_is_protected_against_cross_site_posts(seeded_fleet, alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_form_is_protected_against_cross_site_posts(seeded_fleet, alice) -> None:
     client = Client(enforce_csrf_checks=True)
     client.force_login(alice)
     assert client.post("/book/", on_demand()).status_code == 403
     assert Lease.objects.count() == 0
 
 
-def test_the_check_says_it_fits_with_the_price_and_the_quota_left(client_as, seeded_fleet) -> None:  # type: ignore[no-untyped-def]
+def test_the_check_says_it_fits_with_the_price_and_the_quota_left(client_as, seeded_fleet) -> None:
     html = client_as("alice").get("/book/check/", on_demand(gpus="4")).content.decode()
     assert 'data-fits="yes"' in html
     assert "16 GPUs are free in that window" in html
@@ -120,7 +120,7 @@ def test_the_check_says_it_fits_with_the_price_and_the_quota_left(client_as, see
     assert "<html" not in html  # a fragment for htmx, not a page
 
 
-def test_the_check_says_what_fits_instead_when_it_does_not(client_as, seeded_fleet, acme) -> None:  # type: ignore[no-untyped-def]
+def test_the_check_says_what_fits_instead_when_it_does_not(client_as, seeded_fleet, acme) -> None:
     acme.gpu_quota = 100
     acme.save(update_fields=["gpu_quota"])
     html = client_as("alice").get("/book/check/", on_demand(gpus="24")).content.decode()
@@ -128,7 +128,7 @@ def test_the_check_says_what_fits_instead_when_it_does_not(client_as, seeded_fle
     assert "Only 16 GPUs are free in that window; the largest lease that fits is 16 GPUs." in html
 
 
-def test_the_check_prices_a_reserved_window_and_warns_over_quota(client_as, seeded_fleet) -> None:  # type: ignore[no-untyped-def]
+def test_the_check_prices_a_reserved_window_and_warns_over_quota(client_as, seeded_fleet) -> None:
     day = (timezone.now() + timedelta(days=2)).date()
     query = on_demand(gpus="16", kind="reserved", start=f"{day}T10:00", end=f"{day}T12:00")
     html = client_as("alice").get("/book/check/", query).content.decode()
@@ -136,14 +136,14 @@ def test_the_check_prices_a_reserved_window_and_warns_over_quota(client_as, seed
     assert "Over quota" in html and "may add at most 8 GPUs" in html
 
 
-def test_the_check_lists_errors_by_field(client_as, seeded_fleet) -> None:  # type: ignore[no-untyped-def]
+def test_the_check_lists_errors_by_field(client_as, seeded_fleet) -> None:
     html = client_as("alice").get("/book/check/", on_demand(gpus="5")).content.decode()
     assert 'data-error-for="gpus"' in html and "<strong>GPUs</strong>" in html
 
 
 def test_the_page_shows_the_fourteen_day_calendar_of_each_region(
     client_as, seeded_fleet, alice, acme
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     html = client_as("alice").get("/book/").content.decode()
     assert "Free GPUs per hour, next 14 days" in html
     assert html.count('aria-label="us-') >= 3  # one line per region

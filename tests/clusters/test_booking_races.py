@@ -31,7 +31,7 @@ def no_password_user() -> User:
 def members(count: int, quota: int = 1000) -> list[Any]:
     """`count` users, each the owner of an organization of their own with this quota."""
     return [
-        MembershipFactory(organization__gpu_quota=quota, role=Role.OWNER, user=no_password_user()).user
+        MembershipFactory.create(organization__gpu_quota=quota, role=Role.OWNER, user=no_password_user()).user
         for _ in range(count)
     ]
 
@@ -76,12 +76,12 @@ def test_racing_small_bookings_all_succeed_while_capacity_lasts() -> None:
     assert overlapping_allocations() == 0
 
 
-def test_one_organization_racing_against_its_own_quota_stays_within_it(acme) -> None:  # type: ignore[no-untyped-def]
+def test_one_organization_racing_against_its_own_quota_stays_within_it(acme) -> None:
     build_fleet()
     acme.gpu_quota = 8
     acme.save(update_fields=["gpu_quota"])
     users = [
-        MembershipFactory(organization=acme, role=Role.MEMBER, user=no_password_user()).user
+        MembershipFactory.create(organization=acme, role=Role.MEMBER, user=no_password_user()).user
         for _ in range(10)
     ]
     clients = [api_client_for(user, acme) for user in users]
@@ -99,7 +99,7 @@ def test_one_organization_racing_against_its_own_quota_stays_within_it(acme) -> 
     assert Lease.objects.filter(organization=acme).count() == 2
 
 
-def test_concurrent_duplicates_with_one_idempotency_key_book_once(alice) -> None:  # type: ignore[no-untyped-def]
+def test_concurrent_duplicates_with_one_idempotency_key_book_once(alice) -> None:
     build_fleet()
     clients = [api_client_for(alice) for _ in range(8)]
     body = reserved(1)
@@ -121,10 +121,10 @@ def allocate(gpu: GPU, window: tuple, holder: Lease) -> Callable[[], Allocation]
     )
 
 
-def test_when_the_exclusion_constraint_fires_booking_retries_on_fresh_data(alice, settings) -> None:  # type: ignore[no-untyped-def]
+def test_when_the_exclusion_constraint_fires_booking_retries_on_fresh_data(alice, settings) -> None:
     fleet = build_fleet(clusters=1, nodes_per_cluster=1)
     window = (later(0), later(2))
-    holder = LeaseFactory(region=fleet.region, gpus=1)
+    holder = LeaseFactory.create(region=fleet.region, gpus=1)
     gpu0 = GPU.objects.get(index=0)
     # The other writer commits while our insert waits on the constraint.
     with held_open(allocate(gpu0, window, holder), commit_after=0.5):
@@ -141,11 +141,11 @@ def test_when_the_exclusion_constraint_fires_booking_retries_on_fresh_data(alice
     assert overlapping_allocations() == 0
 
 
-def test_after_the_last_retry_the_answer_is_no_capacity(alice, settings) -> None:  # type: ignore[no-untyped-def]
+def test_after_the_last_retry_the_answer_is_no_capacity(alice, settings) -> None:
     settings.BOOKING_PLACEMENT_RETRIES = 0
     fleet = build_fleet(clusters=1, nodes_per_cluster=1)
     window = (later(0), later(2))
-    holder = LeaseFactory(region=fleet.region, gpus=1)
+    holder = LeaseFactory.create(region=fleet.region, gpus=1)
     gpu0 = GPU.objects.get(index=0)
     with held_open(allocate(gpu0, window, holder), commit_after=0.5), pytest.raises(NoCapacity) as refused:
         lease_book(

@@ -5,7 +5,7 @@ from clusters.models import IdempotencyKey, Lease
 from tests.clusters.helpers import reserved
 
 
-def test_a_repeated_key_returns_the_first_answer_and_books_once(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_a_repeated_key_returns_the_first_answer_and_books_once(api_as, alice, fleet) -> None:
     client = api_as(alice)
     body = reserved(1)
     first = client.post("/api/v1/leases/", body, format="json", HTTP_IDEMPOTENCY_KEY="abc-1")
@@ -17,7 +17,7 @@ def test_a_repeated_key_returns_the_first_answer_and_books_once(api_as, alice, f
     assert IdempotencyKey.objects.get().status_code == 201
 
 
-def test_a_key_reused_for_a_different_request_is_refused(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_a_key_reused_for_a_different_request_is_refused(api_as, alice, fleet) -> None:
     client = api_as(alice)
     first = client.post("/api/v1/leases/", reserved(1), format="json", HTTP_IDEMPOTENCY_KEY="abc-2")
     refused = client.post("/api/v1/leases/", reserved(2), format="json", HTTP_IDEMPOTENCY_KEY="abc-2")
@@ -26,7 +26,7 @@ def test_a_key_reused_for_a_different_request_is_refused(api_as, alice, fleet) -
     assert Lease.objects.get().gpus == 1
 
 
-def test_a_refusal_is_replayed_too(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_a_refusal_is_replayed_too(api_as, alice, fleet) -> None:
     client = api_as(alice)
     body = reserved(16)  # above Acme's quota of 8
     first = client.post("/api/v1/leases/", body, format="json", HTTP_IDEMPOTENCY_KEY="abc-3")
@@ -38,7 +38,7 @@ def test_a_refusal_is_replayed_too(api_as, alice, fleet) -> None:  # type: ignor
     assert not Lease.objects.exists()
 
 
-def test_keys_belong_to_one_organization(api_as, alice, charlie, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_keys_belong_to_one_organization(api_as, alice, charlie, fleet) -> None:
     mine = api_as(alice).post("/api/v1/leases/", reserved(1), format="json", HTTP_IDEMPOTENCY_KEY="same")
     theirs = api_as(charlie).post("/api/v1/leases/", reserved(1), format="json", HTTP_IDEMPOTENCY_KEY="same")
     assert mine.status_code == theirs.status_code == 201
@@ -46,7 +46,7 @@ def test_keys_belong_to_one_organization(api_as, alice, charlie, fleet) -> None:
     assert Lease.objects.count() == 2
 
 
-def test_lease_actions_honour_the_key(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_lease_actions_honour_the_key(api_as, alice, fleet) -> None:
     client = api_as(alice)
     lease = client.post("/api/v1/leases/", reserved(1), format="json").json()
     url = f"/api/v1/leases/{lease['id']}/cancel/"

@@ -37,7 +37,7 @@ def test_keys_past_their_retention_go_and_fresh_ones_stay(acme: Organization) ->
     assert idempotency_keys_purge() == 0 and kept() == {"fresh"}
 
 
-def test_the_retention_is_a_setting(acme: Organization, settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_retention_is_a_setting(acme: Organization, settings) -> None:
     settings.IDEMPOTENCY_KEY_RETENTION_HOURS = 1
     keys_made(acme, {"two-hours": timedelta(hours=2), "half-an-hour": timedelta(minutes=30)})
     assert idempotency_keys_purge() == 1 and kept() == {"half-an-hour"}
@@ -59,7 +59,8 @@ def test_the_hourly_beat_task_purges(acme: Organization, monkeypatch: pytest.Mon
 def test_two_purges_at_once_delete_each_old_key_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(purging, "PURGE_BATCH", 7)
     keys_made(
-        OrganizationFactory(), {f"old-{n}": timedelta(days=2) for n in range(200)} | {"new": timedelta(0)}
+        OrganizationFactory.create(),
+        {f"old-{n}": timedelta(days=2) for n in range(200)} | {"new": timedelta(0)},
     )
 
     results = race([idempotency_keys_purge, idempotency_keys_purge])
@@ -68,7 +69,7 @@ def test_two_purges_at_once_delete_each_old_key_once(monkeypatch: pytest.MonkeyP
     assert sum(results) == 200 and kept() == {"new"}
 
 
-def test_a_purged_key_is_new_work_and_a_fresh_one_still_replays(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_a_purged_key_is_new_work_and_a_fresh_one_still_replays(api_as, alice, fleet) -> None:
     client = api_as(alice)
     first = client.post("/api/v1/leases/", reserved(1), format="json", HTTP_IDEMPOTENCY_KEY="day-old")
     replayed = client.post("/api/v1/leases/", reserved(1), format="json", HTTP_IDEMPOTENCY_KEY="day-old")
@@ -86,7 +87,7 @@ def test_a_purged_key_is_new_work_and_a_fresh_one_still_replays(api_as, alice, f
 
 def test_a_key_purged_between_its_claim_and_its_replay_is_claimed_again(
     api_as, alice, fleet, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     client = api_as(alice)
     assert (
         client.post("/api/v1/leases/", reserved(1), format="json", HTTP_IDEMPOTENCY_KEY="edge").status_code
@@ -95,7 +96,7 @@ def test_a_key_purged_between_its_claim_and_its_replay_is_claimed_again(
     IdempotencyKey.objects.update(created_at=timezone.now() - timedelta(hours=25))
     claim = idempotency._claim
 
-    def claim_then_purge(*args):  # type: ignore[no-untyped-def]
+    def claim_then_purge(*args):
         claimed = claim(*args)
         if claimed is None:  # the old row was there: the purge lands before the decorator reads it
             idempotency_keys_purge()

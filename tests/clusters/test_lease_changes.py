@@ -8,13 +8,13 @@ from clusters.models import Allocation, Lease
 from tests.clusters.helpers import later, make_active, reserved
 
 
-def book(client, **kw):  # type: ignore[no-untyped-def]
+def book(client, **kw):
     response = client.post("/api/v1/leases/", reserved(**kw), format="json")
     assert response.status_code == 201, response.json()
     return response.json()
 
 
-def test_it_extends_a_reserved_lease_on_the_same_gpus(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_it_extends_a_reserved_lease_on_the_same_gpus(api_as, alice, fleet) -> None:
     client = api_as(alice)
     lease = book(client, gpus=8, start=later(0), hours=2)
     response = client.post(
@@ -30,7 +30,7 @@ def test_it_extends_a_reserved_lease_on_the_same_gpus(api_as, alice, fleet) -> N
 
 def test_it_refuses_to_extend_into_someone_elses_booking_saying_until_when_it_is_free(
     api_as, alice, charlie, fleet
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     mine = book(api_as(alice), gpus=8, start=later(0), hours=2)
     book(api_as(charlie), gpus=8, start=later(3), hours=2)  # lands on the same node after mine
     refused = api_as(alice).post(
@@ -46,7 +46,7 @@ def test_it_refuses_to_extend_into_someone_elses_booking_saying_until_when_it_is
     assert Lease.objects.get(public_id=mine["id"]).end == later(3)
 
 
-def test_extending_respects_the_quota(api_as, alice, fleet, acme) -> None:  # type: ignore[no-untyped-def]
+def test_extending_respects_the_quota(api_as, alice, fleet, acme) -> None:
     client = api_as(alice)
     first = book(client, gpus=4, start=later(0), hours=2)
     book(client, gpus=8, start=later(3), hours=2)
@@ -57,7 +57,7 @@ def test_extending_respects_the_quota(api_as, alice, fleet, acme) -> None:  # ty
     assert Lease.objects.get(public_id=first["id"]).end == later(2)
 
 
-def test_it_refuses_extensions_that_break_the_rules(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_it_refuses_extensions_that_break_the_rules(api_as, alice, fleet) -> None:
     client = api_as(alice)
     lease = book(client, gpus=1, start=later(0), hours=2)
     url = f"/api/v1/leases/{lease['id']}/extend/"
@@ -75,7 +75,7 @@ def test_it_refuses_extensions_that_break_the_rules(api_as, alice, fleet) -> Non
     assert Lease.objects.get(public_id=lease["id"]).end == later(2)
 
 
-def test_releasing_an_active_lease_ends_it_now_and_closes_its_allocations(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_releasing_an_active_lease_ends_it_now_and_closes_its_allocations(api_as, alice, fleet) -> None:
     client = api_as(alice)
     lease = book(client, gpus=2, start=later(0), hours=4)
     make_active(lease["id"])
@@ -90,7 +90,7 @@ def test_releasing_an_active_lease_ends_it_now_and_closes_its_allocations(api_as
     assert again.status_code == 409 and again.json()["code"] == "invalid_state"
 
 
-def test_releasing_an_on_demand_lease_closes_its_open_period(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_releasing_an_on_demand_lease_closes_its_open_period(api_as, alice, fleet) -> None:
     client = api_as(alice)
     lease = client.post(
         "/api/v1/leases/", {"region": "us-tx-1", "gpus": 1, "kind": "on_demand"}, format="json"
@@ -102,7 +102,7 @@ def test_releasing_an_on_demand_lease_closes_its_open_period(api_as, alice, flee
     assert AuditEntry.objects.filter(action="lease.release", object_id=lease["id"]).count() == 1
 
 
-def test_releasing_a_scheduled_lease_cancels_it(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_releasing_a_scheduled_lease_cancels_it(api_as, alice, fleet) -> None:
     client = api_as(alice)
     lease = book(client, gpus=1)
     response = client.post(f"/api/v1/leases/{lease['id']}/release/")
@@ -112,7 +112,7 @@ def test_releasing_a_scheduled_lease_cancels_it(api_as, alice, fleet) -> None:  
     assert AuditEntry.objects.filter(action="lease.cancel", object_id=lease["id"]).count() == 1
 
 
-def test_cancelling_a_scheduled_lease_frees_its_gpus(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_cancelling_a_scheduled_lease_frees_its_gpus(api_as, alice, fleet) -> None:
     client = api_as(alice)
     lease = book(client, gpus=8)
     response = client.post(f"/api/v1/leases/{lease['id']}/cancel/")
@@ -124,7 +124,7 @@ def test_cancelling_a_scheduled_lease_frees_its_gpus(api_as, alice, fleet) -> No
     assert book(client, gpus=8)["nodes"] == lease["nodes"]
 
 
-def test_it_refuses_to_cancel_a_lease_that_is_not_scheduled_or_has_started(api_as, alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_it_refuses_to_cancel_a_lease_that_is_not_scheduled_or_has_started(api_as, alice, fleet) -> None:
     client = api_as(alice)
     active = book(client, gpus=1)
     started = book(client, gpus=1)

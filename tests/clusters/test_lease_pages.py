@@ -20,12 +20,12 @@ EXPECTED = {"alice": 200, "bob": 200, "fiona": 403, "charlie": 404, "stella": 40
 
 
 @pytest.fixture
-def lease(seeded_fleet, acme, alice) -> Lease:  # type: ignore[no-untyped-def]
+def lease(seeded_fleet, acme, alice) -> Lease:
     return active_lease(seeded_fleet, organization=acme, booked_by=alice)
 
 
 @pytest.mark.parametrize("who", PEOPLE)
-def test_the_lease_list_answers_each_role(client_as, lease, who) -> None:  # type: ignore[no-untyped-def]
+def test_the_lease_list_answers_each_role(client_as, lease, who) -> None:
     expected = {**EXPECTED, "charlie": 200}.get(who, "login")  # Charlie sees Globex's (empty) list
     response = client_as(who).get("/leases/")
     assert status_of(response) == expected
@@ -37,30 +37,32 @@ def test_the_lease_list_answers_each_role(client_as, lease, who) -> None:  # typ
 @pytest.mark.parametrize("page", ["", "live/", "release/"])
 def test_a_lease_page_answers_each_role_and_hides_it_from_other_organizations(
     client_as, lease, who, page
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     response = client_as(who).get(f"/leases/{lease.public_id}/{page}")
     assert status_of(response) == EXPECTED.get(who, "login")
 
 
 @pytest.mark.parametrize("action", ["release/", "extend/"])
-def test_another_organization_cannot_change_a_lease(client_as, lease, action) -> None:  # type: ignore[no-untyped-def]
+def test_another_organization_cannot_change_a_lease(client_as, lease, action) -> None:
     response = client_as("charlie").post(f"/leases/{lease.public_id}/{action}", {"end": "2030-01-01T00:00"})
     assert response.status_code == 404
     lease.refresh_from_db()
     assert lease.end is None and lease.state == LeaseState.ACTIVE
 
 
-def test_a_malformed_lease_id_is_not_found(client_as, lease) -> None:  # type: ignore[no-untyped-def]
+def test_a_malformed_lease_id_is_not_found(client_as, lease) -> None:
     assert client_as("alice").get("/leases/not-a-uuid/").status_code == 404
 
 
-def test_the_list_groups_leases_as_upcoming_active_and_past(client_as, seeded_fleet, acme, alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_list_groups_leases_as_upcoming_active_and_past(client_as, seeded_fleet, acme, alice) -> None:
     running = active_lease(seeded_fleet, organization=acme, booked_by=alice)
-    soon = LeaseFactory(organization=acme, booked_by=alice, region=RegionFactory())
-    done = LeaseFactory(organization=acme, booked_by=alice, region=RegionFactory(), state=LeaseState.ENDED)
+    soon = LeaseFactory.create(organization=acme, booked_by=alice, region=RegionFactory.create())
+    done = LeaseFactory.create(
+        organization=acme, booked_by=alice, region=RegionFactory.create(), state=LeaseState.ENDED
+    )
     html = client_as("bob").get("/leases/").content.decode()
     sections = {
-        name: re.search(rf'<table id="leases-{name}">.*?</table>', html, re.S).group(0)  # type: ignore[union-attr]
+        name: re.search(rf'<table id="leases-{name}">.*?</table>', html, re.S).group(0)
         for name in ("active", "upcoming", "past")
     }
     assert str(running.public_id) in sections["active"]
@@ -70,9 +72,9 @@ def test_the_list_groups_leases_as_upcoming_active_and_past(client_as, seeded_fl
 
 def test_the_lease_list_costs_the_same_queries_for_2_or_20_leases(
     client_as, seeded_fleet, acme, alice
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     client = client_as("alice")
-    region = RegionFactory()
+    region = RegionFactory.create()
     LeaseFactory.create_batch(2, organization=acme, booked_by=alice, region=region)
     with CaptureQueriesContext(connection) as few:
         assert client.get("/leases/").status_code == 200
@@ -83,7 +85,7 @@ def test_the_lease_list_costs_the_same_queries_for_2_or_20_leases(
     assert len(many) == len(few)
 
 
-def test_the_detail_shows_each_node_and_the_ssh_command_to_reach_it(client_as, lease) -> None:  # type: ignore[no-untyped-def]
+def test_the_detail_shows_each_node_and_the_ssh_command_to_reach_it(client_as, lease) -> None:
     html = client_as("bob").get(f"/leases/{lease.public_id}/").content.decode()
     host = lease.allocations.first().node.hostname
     assert f"ssh {account_for_lease(str(lease.public_id))}@{host}" in html
@@ -91,7 +93,7 @@ def test_the_detail_shows_each_node_and_the_ssh_command_to_reach_it(client_as, l
     assert "runs until released" in html
 
 
-def test_a_running_lease_shows_four_charts_and_polls_for_fresh_ones(client_as, lease, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_running_lease_shows_four_charts_and_polls_for_fresh_ones(client_as, lease, settings) -> None:
     settings.LEASE_PAGE_REFRESH_S = 7
     add_samples(
         lease, since=timezone.now() - timedelta(minutes=30), every=timedelta(minutes=1), utilization=87
@@ -104,7 +106,7 @@ def test_a_running_lease_shows_four_charts_and_polls_for_fresh_ones(client_as, l
     assert "data-idle" not in html
 
 
-def test_an_ended_lease_stops_polling(client_as, seeded_fleet, acme, alice) -> None:  # type: ignore[no-untyped-def]
+def test_an_ended_lease_stops_polling(client_as, seeded_fleet, acme, alice) -> None:
     start = timezone.now() - timedelta(hours=3)
     ended = lease_on(
         gpus_of(tx_node(seeded_fleet)),
@@ -118,7 +120,7 @@ def test_an_ended_lease_stops_polling(client_as, seeded_fleet, acme, alice) -> N
     assert "Release now" not in html
 
 
-def test_a_lease_idle_for_an_hour_shows_a_notice(client_as, lease) -> None:  # type: ignore[no-untyped-def]
+def test_a_lease_idle_for_an_hour_shows_a_notice(client_as, lease) -> None:
     add_samples(
         lease, since=timezone.now() - timedelta(minutes=70), every=timedelta(minutes=5), utilization=1
     )
@@ -126,21 +128,21 @@ def test_a_lease_idle_for_an_hour_shows_a_notice(client_as, lease) -> None:  # t
     assert "data-idle" in html and "nearly idle" in html
 
 
-def test_a_lease_started_minutes_ago_is_not_called_idle(client_as, seeded_fleet, acme, alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_lease_started_minutes_ago_is_not_called_idle(client_as, seeded_fleet, acme, alice) -> None:
     young = active_lease(seeded_fleet, organization=acme, booked_by=alice, hours_ago=0.2)
     add_samples(young, since=young.start, every=timedelta(minutes=1), utilization=0)
     assert "data-idle" not in client_as("alice").get(f"/leases/{young.public_id}/").content.decode()
 
 
-def test_the_release_page_states_the_cost_of_releasing_now(client_as, lease) -> None:  # type: ignore[no-untyped-def]
+def test_the_release_page_states_the_cost_of_releasing_now(client_as, lease) -> None:
     html = client_as("alice").get(f"/leases/{lease.public_id}/release/").content.decode()
-    text = re.search(r'<p id="cost-effect">(.*?)</p>', html, re.S).group(1)  # type: ignore[union-attr]
+    text = re.search(r'<p id="cost-effect">(.*?)</p>', html, re.S).group(1)
     # 8 GPUs for 2 hours at $1.99 (a second more if the clock ticked over while the test ran)
     assert re.search(r"Releasing now stops billing at \d\d:\d\d \(UTC\)", text)
     assert re.search(r"you will have used 16\.00\d GPU-hours ≈ \$31\.8[45] at \$1\.99 per GPU-hour", text)
 
 
-def test_releasing_stops_the_lease_now_and_says_when_billing_stopped(client_as, lease) -> None:  # type: ignore[no-untyped-def]
+def test_releasing_stops_the_lease_now_and_says_when_billing_stopped(client_as, lease) -> None:
     client = client_as("bob")
     response = client.post(f"/leases/{lease.public_id}/release/")
     assert response.status_code == 302 and response["Location"] == f"/leases/{lease.public_id}/"
@@ -150,7 +152,7 @@ def test_releasing_stops_the_lease_now_and_says_when_billing_stopped(client_as, 
     assert "Billing stopped at" in client.get(response["Location"]).content.decode()
 
 
-def test_releasing_a_scheduled_lease_cancels_it(client_as, seeded_fleet, acme, alice) -> None:  # type: ignore[no-untyped-def]
+def test_releasing_a_scheduled_lease_cancels_it(client_as, seeded_fleet, acme, alice) -> None:
     start = timezone.now() + timedelta(days=1)
     later = lease_on(gpus_of(tx_node(seeded_fleet), [0, 1]), organization=acme, booked_by=alice, start=start)
     page = client_as("alice").get(f"/leases/{later.public_id}/release/").content.decode()
@@ -162,7 +164,7 @@ def test_releasing_a_scheduled_lease_cancels_it(client_as, seeded_fleet, acme, a
     assert not later.allocations.filter(is_live=True).exists()
 
 
-def test_release_is_protected_against_cross_site_posts(lease, alice) -> None:  # type: ignore[no-untyped-def]
+def test_release_is_protected_against_cross_site_posts(lease, alice) -> None:
     client = Client(enforce_csrf_checks=True)
     client.force_login(alice)
     assert client.post(f"/leases/{lease.public_id}/release/").status_code == 403
@@ -170,7 +172,7 @@ def test_release_is_protected_against_cross_site_posts(lease, alice) -> None:  #
     assert lease.end is None
 
 
-def reserved(seeded_fleet, acme, alice) -> Lease:  # type: ignore[no-untyped-def]
+def reserved(seeded_fleet, acme, alice) -> Lease:
     start = (timezone.now() + timedelta(hours=1)).replace(second=0, microsecond=0)
     return lease_on(
         gpus_of(tx_node(seeded_fleet), [0, 1]),
@@ -183,7 +185,7 @@ def reserved(seeded_fleet, acme, alice) -> Lease:  # type: ignore[no-untyped-def
 
 def test_extending_a_reserved_lease_reads_the_new_end_in_the_viewers_zone(
     client_as, seeded_fleet, acme, alice
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     lease = reserved(seeded_fleet, acme, alice)
     new_end = lease.end + timedelta(hours=2)
     local = new_end.astimezone(timezone.get_fixed_timezone(-5 * 60)).strftime("%Y-%m-%dT%H:%M")
@@ -198,7 +200,7 @@ def test_extending_a_reserved_lease_reads_the_new_end_in_the_viewers_zone(
 
 def test_an_extension_that_is_not_later_is_refused_with_a_message(
     client_as, seeded_fleet, acme, alice
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     lease = reserved(seeded_fleet, acme, alice)
     before = lease.end
     client = client_as("alice")
@@ -211,6 +213,6 @@ def test_an_extension_that_is_not_later_is_refused_with_a_message(
     assert lease.end == before
 
 
-def test_only_a_reserved_lease_offers_to_extend(client_as, lease) -> None:  # type: ignore[no-untyped-def]
+def test_only_a_reserved_lease_offers_to_extend(client_as, lease) -> None:
     html = client_as("alice").get(f"/leases/{lease.public_id}/").content.decode()
     assert "Extend" not in html and "Release now" in html

@@ -14,7 +14,7 @@ from tests.clusters.helpers import later
 pytestmark = pytest.mark.usefixtures("big_quota")
 
 
-def book(user, fleet, gpus, *, start=None, end=None, kind=LeaseKind.RESERVED):  # type: ignore[no-untyped-def]
+def book(user, fleet, gpus, *, start=None, end=None, kind=LeaseKind.RESERVED):
     start = start or later()
     end = end or start + timedelta(hours=2)
     return lease_book(
@@ -38,7 +38,7 @@ def placed(lease: Lease) -> dict[str, list[int]]:
     return result
 
 
-def test_it_fills_a_partly_used_node_before_starting_another(alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_it_fills_a_partly_used_node_before_starting_another(alice, fleet) -> None:
     first = book(alice, fleet, 2)
     second = book(alice, fleet, 4)
     third = book(alice, fleet, 2)
@@ -49,7 +49,7 @@ def test_it_fills_a_partly_used_node_before_starting_another(alice, fleet) -> No
     assert placed(fourth) == {"tx1-c01-n002": [0]}
 
 
-def test_it_picks_the_node_with_the_fewest_free_gpus_that_still_fit(alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_it_picks_the_node_with_the_fewest_free_gpus_that_still_fit(alice, fleet) -> None:
     book(alice, fleet, 2)  # n001: 6 free
     whole = book(alice, fleet, 8)  # a whole node in the cluster already in use
     book(alice, fleet, 4)  # n001: 2 free
@@ -60,13 +60,13 @@ def test_it_picks_the_node_with_the_fewest_free_gpus_that_still_fit(alice, fleet
     assert placed(two) == {"tx1-c01-n001": [6, 7]}
 
 
-def test_windows_that_do_not_overlap_share_the_same_gpus(alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_windows_that_do_not_overlap_share_the_same_gpus(alice, fleet) -> None:
     first = book(alice, fleet, 8, start=later(0), end=later(2))
     second = book(alice, fleet, 8, start=later(2), end=later(4))
     assert placed(first) == placed(second) == {"tx1-c01-n001": list(range(8))}
 
 
-def test_a_large_lease_takes_whole_nodes_inside_one_cluster(alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_a_large_lease_takes_whole_nodes_inside_one_cluster(alice, fleet) -> None:
     book(alice, fleet, 1)  # cluster 1 now has 3 whole nodes, cluster 2 has 4
     lease = book(alice, fleet, 24)
     assert placed(lease) == {f"tx1-c01-n00{i}": list(range(8)) for i in (2, 3, 4)}
@@ -75,7 +75,7 @@ def test_a_large_lease_takes_whole_nodes_inside_one_cluster(alice, fleet) -> Non
     assert lease.allocations.count() == 24 and bigger.allocations.count() == 32
 
 
-def test_a_large_lease_never_spans_two_clusters(alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_a_large_lease_never_spans_two_clusters(alice, fleet) -> None:
     book(alice, fleet, 1)
     book(alice, fleet, 8, start=later(), end=later(2))  # c01 has 2 whole nodes left, c02 has 4
     with pytest.raises(NoCapacity) as refused:
@@ -86,7 +86,7 @@ def test_a_large_lease_never_spans_two_clusters(alice, fleet) -> None:  # type: 
 
 def test_early_stage_organizations_place_in_their_pool_first_then_general(
     alice, charlie, fleet, globex
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     Node.objects.filter(cluster__name="tx1-c02").update(pool=Pool.EARLY_STAGE)
     globex.early_stage_approved = True
     globex.save(update_fields=["early_stage_approved"])
@@ -96,7 +96,7 @@ def test_early_stage_organizations_place_in_their_pool_first_then_general(
     assert all(host.startswith("tx1-c01") for host in placed(spill))
 
 
-def test_everyone_else_never_places_in_the_early_stage_pool(alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_everyone_else_never_places_in_the_early_stage_pool(alice, fleet) -> None:
     Node.objects.filter(cluster__name="tx1-c02").update(pool=Pool.EARLY_STAGE)
     book(alice, fleet, 32)
     with pytest.raises(NoCapacity) as refused:
@@ -105,7 +105,7 @@ def test_everyone_else_never_places_in_the_early_stage_pool(alice, fleet) -> Non
     assert not Lease.objects.filter(allocations__node__cluster__name="tx1-c02").exists()
 
 
-def test_it_skips_nodes_that_are_not_available_and_gpus_that_are_not_healthy(alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_it_skips_nodes_that_are_not_available_and_gpus_that_are_not_healthy(alice, fleet) -> None:
     Node.objects.filter(hostname="tx1-c01-n001").update(state=NodeState.UNHEALTHY)
     Node.objects.filter(hostname="tx1-c01-n002").update(state=NodeState.DRAINING)
     GPU.objects.filter(node__hostname="tx1-c01-n003", index=0).update(health=GpuHealth.FAILED)
@@ -115,7 +115,7 @@ def test_it_skips_nodes_that_are_not_available_and_gpus_that_are_not_healthy(ali
     assert placed(eight) == {"tx1-c01-n004": list(range(8))}
 
 
-def test_gpus_awaiting_cleanup_are_only_placed_in_windows_that_start_later(alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_gpus_awaiting_cleanup_are_only_placed_in_windows_that_start_later(alice, fleet) -> None:
     GPU.objects.filter(node__hostname="tx1-c01-n001", index__in=[0, 1]).update(needs_cleanup=True)
     soon = book(alice, fleet, 1, kind=LeaseKind.ON_DEMAND)
     later_one = book(alice, fleet, 1, start=later(days=1))
@@ -123,7 +123,7 @@ def test_gpus_awaiting_cleanup_are_only_placed_in_windows_that_start_later(alice
     assert placed(later_one) == {"tx1-c01-n001": [0]}
 
 
-def test_placement_is_deterministic_for_the_same_state(alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_placement_is_deterministic_for_the_same_state(alice, fleet) -> None:
     book(alice, fleet, 2)
     first = book(alice, fleet, 4)
     where = placed(first)
@@ -133,7 +133,7 @@ def test_placement_is_deterministic_for_the_same_state(alice, fleet) -> None:  #
     assert not first.allocations.filter(is_live=True).exists()
 
 
-def test_on_demand_holds_its_gpus_from_now_without_an_end(alice, fleet) -> None:  # type: ignore[no-untyped-def]
+def test_on_demand_holds_its_gpus_from_now_without_an_end(alice, fleet) -> None:
     before = timezone.now()
     lease = book(alice, fleet, 8, kind=LeaseKind.ON_DEMAND)
     lease.refresh_from_db()

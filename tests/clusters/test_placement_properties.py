@@ -4,6 +4,7 @@ on) is always the node's, whoever writes the row."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from django.db import transaction
@@ -90,7 +91,7 @@ def expected_placement(state: State, hostnames: list[str]) -> dict[str, list[int
     busy = {(b.node, b.gpu) for b in state.busy if b.start < hi and lo < b.start + b.hours}
     busy |= state.failed_gpus
     pools = [Pool.EARLY_STAGE, Pool.GENERAL] if state.approved else [Pool.GENERAL]
-    nodes = []
+    nodes: list[dict[str, Any]] = []
     for n, host in enumerate(hostnames):
         pool = Pool.EARLY_STAGE if n in state.early_stage_nodes else Pool.GENERAL
         if n in state.drained_nodes or pool not in pools:
@@ -115,7 +116,7 @@ def expected_placement(state: State, hostnames: list[str]) -> dict[str, list[int
     return _expected_whole_nodes(nodes, state.gpus // GPUS_PER_NODE)
 
 
-def _expected_whole_nodes(nodes: list[dict], count: int) -> dict[str, list[int]] | None:  # type: ignore[type-arg]
+def _expected_whole_nodes(nodes: list[dict], count: int) -> dict[str, list[int]] | None:
     groups: dict[tuple[str, str, int], list[str]] = {}
     for n in nodes:
         if len(n["free"]) == GPUS_PER_NODE:
@@ -129,7 +130,7 @@ def _expected_whole_nodes(nodes: list[dict], count: int) -> dict[str, list[int]]
 
 
 def arrange(fleet: RegionFleet, state: State, organization: Organization, base: datetime) -> None:
-    holder = LeaseFactory(region=fleet.region, organization=organization)
+    holder = LeaseFactory.create(region=fleet.region, organization=organization)
     nodes = fleet.nodes
     gpus = {(n, g.index): g for n, node in enumerate(nodes) for g in node.gpus.all()}
     Allocation.objects.bulk_create(
@@ -176,7 +177,7 @@ def placed_by_booking(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(state=states)
-def test_placement_picks_what_plain_best_fit_picks_on_any_state(alice, fleet, state) -> None:  # type: ignore[no-untyped-def]
+def test_placement_picks_what_plain_best_fit_picks_on_any_state(alice, fleet, state) -> None:
     base = later(0)
     hostnames = [node.hostname for node in fleet.nodes]
     with transaction.atomic():
@@ -185,8 +186,8 @@ def test_placement_picks_what_plain_best_fit_picks_on_any_state(alice, fleet, st
     assert got == expected_placement(state, hostnames)
 
 
-def test_the_region_of_an_allocation_is_its_nodes_whoever_writes_it(fleet) -> None:  # type: ignore[no-untyped-def]
-    lease = LeaseFactory(region=fleet.region)
+def test_the_region_of_an_allocation_is_its_nodes_whoever_writes_it(fleet) -> None:
+    lease = LeaseFactory.create(region=fleet.region)
     gpu = fleet.nodes[0].gpus.get(index=0)
     Allocation.objects.create(
         lease=lease, gpu=gpu, node=fleet.nodes[0], period=DateTimeTZRange(later(0), later(1), "[)")
@@ -194,26 +195,26 @@ def test_the_region_of_an_allocation_is_its_nodes_whoever_writes_it(fleet) -> No
     assert Allocation.objects.get().region_id == fleet.region.pk
 
 
-def test_moving_a_node_or_a_cluster_moves_its_allocations_region(fleet) -> None:  # type: ignore[no-untyped-def]
-    lease = LeaseFactory(region=fleet.region)
+def test_moving_a_node_or_a_cluster_moves_its_allocations_region(fleet) -> None:
+    lease = LeaseFactory.create(region=fleet.region)
     node = fleet.nodes[0]
     Allocation.objects.create(
         lease=lease, gpu=node.gpus.get(index=0), node=node, period=DateTimeTZRange(later(0), later(1), "[)")
     )
-    elsewhere = ClusterFactory(region=RegionFactory(code="us-va-9"))
+    elsewhere = ClusterFactory.create(region=RegionFactory.create(code="us-va-9"))
     Node.objects.filter(pk=node.pk).update(cluster=elsewhere)
     assert Allocation.objects.get().region_id == elsewhere.region_id
-    farther = RegionFactory(code="us-wa-9")
+    farther = RegionFactory.create(code="us-wa-9")
     Cluster.objects.filter(pk=elsewhere.pk).update(region=farther)
     assert Allocation.objects.get().region_id == farther.pk
 
 
-def test_another_regions_allocations_do_not_count_against_this_region(alice, acme) -> None:  # type: ignore[no-untyped-def]
+def test_another_regions_allocations_do_not_count_against_this_region(alice, acme) -> None:
     here = build_fleet(clusters=1, nodes_per_cluster=1)
-    there = ClusterFactory(region=RegionFactory(code="us-va-2"), name="va2-c01")
-    far_node = NodeFactory(cluster=there, hostname="va2-c01-n001")
+    there = ClusterFactory.create(region=RegionFactory.create(code="us-va-2"), name="va2-c01")
+    far_node = NodeFactory.create(cluster=there, hostname="va2-c01-n001")
     window = (later(0), later(2))
-    holder = LeaseFactory(region=there.region)
+    holder = LeaseFactory.create(region=there.region)
     Allocation.objects.bulk_create(
         Allocation(lease=holder, gpu=gpu, node=far_node, period=DateTimeTZRange(*window, "[)"))
         for gpu in far_node.gpus.all()

@@ -6,7 +6,7 @@ from clusters.choices import GpuHealth, NodeState
 from clusters.models import GPU, Node
 
 
-def test_it_counts_gpus_per_region_and_pool(api_as, alice) -> None:  # type: ignore[no-untyped-def]
+def test_it_counts_gpus_per_region_and_pool(api_as, alice) -> None:
     call_command("seed_fleet", "--nodes", "12", "--early-stage-share", "0.25")
     Node.objects.filter(hostname="tx1-c01-n001").update(state=NodeState.UNHEALTHY)
     GPU.objects.filter(node__hostname="va1-c01-n002", index=3).update(health=GpuHealth.FAILED)
@@ -26,12 +26,12 @@ def test_it_counts_gpus_per_region_and_pool(api_as, alice) -> None:  # type: ign
     assert by_code["us-wa-1"]["gpus_healthy"] == 32
 
 
-def test_it_needs_authentication(client, db) -> None:  # type: ignore[no-untyped-def]
+def test_it_needs_authentication(client, db) -> None:
     response = client.get("/api/v1/regions/")
     assert response.status_code == 401 and response.json()["code"] == "not_authenticated"
 
 
-def test_the_openapi_schema_and_docs_describe_the_endpoints(client, db) -> None:  # type: ignore[no-untyped-def]
+def test_the_openapi_schema_and_docs_describe_the_endpoints(client, db) -> None:
     schema = client.get("/api/v1/schema/", HTTP_ACCEPT="application/json")
     assert schema.status_code == 200
     paths = schema.json()["paths"]
@@ -41,7 +41,7 @@ def test_the_openapi_schema_and_docs_describe_the_endpoints(client, db) -> None:
     assert "swagger-ui" in docs and "cdn.jsdelivr" not in docs
 
 
-def test_the_home_page_shows_each_regions_capacity_and_prices(client, db) -> None:  # type: ignore[no-untyped-def]
+def test_the_home_page_shows_each_regions_capacity_and_prices(client, db) -> None:
     call_command("seed_fleet", "--nodes", "6")
     response = client.get("/")
     assert response.status_code == 200

@@ -14,7 +14,7 @@ from tests.clusters.helpers import Fleet, gpus_of, lease_on
 from tests.factories import NodeFactory
 
 
-def telemetry_url(lease) -> str:  # type: ignore[no-untyped-def]
+def telemetry_url(lease) -> str:
     return f"/api/v1/leases/{lease.public_id}/telemetry/"
 
 
@@ -57,7 +57,7 @@ def test_a_member_sees_the_samples_of_the_lease_gpus_since_a_moment(
 def test_another_organization_gets_404_for_a_lease_telemetry(
     acme: Organization, alice: User, charlie: User, api_as
 ) -> None:
-    lease = lease_on(gpus_of(NodeFactory()), organization=acme, booked_by=alice)
+    lease = lease_on(gpus_of(NodeFactory.create()), organization=acme, booked_by=alice)
 
     answer = api_as(charlie).get(telemetry_url(lease))
 
@@ -67,7 +67,7 @@ def test_another_organization_gets_404_for_a_lease_telemetry(
 def test_a_finance_member_may_not_read_telemetry_and_a_bad_since_is_refused(
     acme: Organization, alice: User, fiona: User, api_as
 ) -> None:
-    lease = lease_on(gpus_of(NodeFactory()), organization=acme, booked_by=alice)
+    lease = lease_on(gpus_of(NodeFactory.create()), organization=acme, booked_by=alice)
 
     assert api_as(fiona).get(telemetry_url(lease)).status_code == 403
     answer = api_as(alice).get(telemetry_url(lease), {"since": "yesterday"})
@@ -75,8 +75,8 @@ def test_a_finance_member_may_not_read_telemetry_and_a_bad_since_is_refused(
 
 
 def test_staff_list_nodes_with_their_open_health_events(stella: User, alice: User, api_as) -> None:
-    sick = NodeFactory(state=NodeState.UNHEALTHY)
-    NodeFactory()
+    sick = NodeFactory.create(state=NodeState.UNHEALTHY)
+    NodeFactory.create()
     HealthEvent.objects.create(node=sick, gpu=sick.gpus.get(index=3), kind=HealthEventKind.ECC, detail="ECC")
 
     answer = api_as(stella).get("/api/v1/nodes/", {"state": "unhealthy"})
@@ -89,7 +89,7 @@ def test_staff_list_nodes_with_their_open_health_events(stella: User, alice: Use
 
 
 def test_staff_drain_a_node_with_a_reason_and_it_is_audited(stella: User, alice: User, api_as) -> None:
-    node = NodeFactory()
+    node = NodeFactory.create()
     url = f"/api/v1/nodes/{node.public_id}/drain/"
 
     assert api_as(stella).post(url, {}, format="json").status_code == 400
@@ -108,7 +108,7 @@ def test_staff_drain_a_node_with_a_reason_and_it_is_audited(stella: User, alice:
 def test_only_an_admin_undrain_returns_an_unhealthy_node_and_ends_its_events(
     stella: User, alice: User, api_as
 ) -> None:
-    node = NodeFactory(state=NodeState.UNHEALTHY, unreachable_sweeps=5)
+    node = NodeFactory.create(state=NodeState.UNHEALTHY, unreachable_sweeps=5)
     event = HealthEvent.objects.create(node=node, kind=HealthEventKind.UNREACHABLE)
     url = f"/api/v1/nodes/{node.public_id}/undrain/"
 

@@ -18,8 +18,8 @@ LEASES = "/staff/leases/"
 
 
 @pytest.fixture
-def node(db) -> Node:  # type: ignore[no-untyped-def]
-    return NodeFactory(hostname="tx1-c01-n001", cluster__name="tx1-c01")
+def node(db) -> Node:
+    return NodeFactory.create(hostname="tx1-c01-n001", cluster__name="tx1-c01")
 
 
 def node_url(node: Node, action: str = "") -> str:
@@ -30,19 +30,19 @@ def node_url(node: Node, action: str = "") -> str:
     ("who", "status"),
     [("alice", 403), ("bob", 403), ("fiona", 403), ("charlie", 403), ("stella", 200), ("frank", 403)],
 )
-def test_fleet_node_and_lease_pages_answer_staff_admins_only(client, everyone, node, who, status) -> None:  # type: ignore[no-untyped-def]
+def test_fleet_node_and_lease_pages_answer_staff_admins_only(client, everyone, node, who, status) -> None:
     client.force_login(everyone[who])
     assert [client.get(url).status_code for url in (FLEET, node_url(node), LEASES)] == [status] * 3
 
 
-def test_anonymous_visitors_are_sent_to_log_in(client, node) -> None:  # type: ignore[no-untyped-def]
+def test_anonymous_visitors_are_sent_to_log_in(client, node) -> None:
     for url in (FLEET, node_url(node), LEASES):
         response = client.get(url)
         assert response.status_code == 302 and response["Location"].startswith("/login/")
 
 
-def test_the_grid_shows_every_node_by_state_with_a_text_and_shape_cue(client, stella, node) -> None:  # type: ignore[no-untyped-def]
-    sick = NodeFactory(
+def test_the_grid_shows_every_node_by_state_with_a_text_and_shape_cue(client, stella, node) -> None:
+    sick = NodeFactory.create(
         hostname="tx1-c01-n002", cluster=node.cluster, state=NodeState.UNHEALTHY, pool=Pool.EARLY_STAGE
     )
     sick.gpus.filter(index=3).update(health=GpuHealth.FAILED)
@@ -59,13 +59,15 @@ def test_the_grid_shows_every_node_by_state_with_a_text_and_shape_cue(client, st
     ) and "tx1-c01-n002: Unhealthy, Early-stage pool, 7 of 8 GPUs healthy" in chip.group(0)
     assert 'data-node="tx1-c01-n001" data-state="available"' in html
     assert "GPU 3 reported XID 79." in html  # the open health events list
-    legend = re.search(r'<ul class="legend">.*?</ul>', html, re.S).group(0)  # type: ignore[union-attr]
+    legend = re.search(r'<ul class="legend">.*?</ul>', html, re.S).group(0)
     assert all(label in legend for label in NodeState.labels)
 
 
-def test_the_grid_filters_by_region_and_state(client, stella, node) -> None:  # type: ignore[no-untyped-def]
-    virginia = ClusterFactory(region=RegionFactory(code="us-va-1", name="Virginia 1"), name="va1-c01")
-    NodeFactory(hostname="va1-c01-n001", cluster=virginia, state=NodeState.DRAINING)
+def test_the_grid_filters_by_region_and_state(client, stella, node) -> None:
+    virginia = ClusterFactory.create(
+        region=RegionFactory.create(code="us-va-1", name="Virginia 1"), name="va1-c01"
+    )
+    NodeFactory.create(hostname="va1-c01-n001", cluster=virginia, state=NodeState.DRAINING)
     client.force_login(stella)
     only_virginia = client.get(FLEET, {"region": "us-va-1"}).content.decode()
     assert 'data-node="va1-c01-n001"' in only_virginia and 'data-node="tx1-c01-n001"' not in only_virginia
@@ -75,7 +77,7 @@ def test_the_grid_filters_by_region_and_state(client, stella, node) -> None:  # 
 
 def test_the_node_page_shows_each_gpus_latest_reading_and_its_leases(
     client, stella, node, acme, alice
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     node.gpus.filter(index=2).update(
         read_at=timezone.now(),
         utilization_pct=93,
@@ -89,19 +91,19 @@ def test_the_node_page_shows_each_gpus_latest_reading_and_its_leases(
     lease_on(gpus_of(node, [0, 1, 2, 3]), organization=acme, booked_by=alice, state=LeaseState.ACTIVE)
     client.force_login(stella)
     html = client.get(node_url(node)).content.decode()
-    row = re.search(r'<tr data-gpu="2">.*?</tr>', html, re.S).group(0)  # type: ignore[union-attr]
+    row = re.search(r'<tr data-gpu="2">.*?</tr>', html, re.S).group(0)
     for text in ["93 %", "60.0 / 80.0 GiB", "71 °C", "612 / 700 W"]:
         assert text in row
-    leases = re.search(r'<table id="node-leases">.*?</table>', html, re.S).group(0)  # type: ignore[union-attr]
+    leases = re.search(r'<table id="node-leases">.*?</table>', html, re.S).group(0)
     assert "Acme AI" in leases and "4 of 4" in leases
 
 
-def test_an_unknown_node_is_a_404(client, stella) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_node_is_a_404(client, stella) -> None:
     client.force_login(stella)
     assert client.get(f"{FLEET}nodes/not-a-node/").status_code == 404
 
 
-def test_drain_and_undrain_need_a_reason_and_leave_an_audit_row(client, stella, node) -> None:  # type: ignore[no-untyped-def]
+def test_drain_and_undrain_need_a_reason_and_leave_an_audit_row(client, stella, node) -> None:
     client.force_login(stella)
     missing = client.post(node_url(node, "drain"), {"reason": ""})
     assert missing.status_code == 400 and "This field is required." in missing.content.decode()
@@ -120,7 +122,7 @@ def test_drain_and_undrain_need_a_reason_and_leave_an_audit_row(client, stella, 
     assert actions == [("node.drained", stella.pk), ("node.undrained", stella.pk)]
 
 
-def test_undraining_an_unhealthy_node_ends_its_open_events(client, stella, node) -> None:  # type: ignore[no-untyped-def]
+def test_undraining_an_unhealthy_node_ends_its_open_events(client, stella, node) -> None:
     Node.objects.filter(pk=node.pk).update(state=NodeState.UNHEALTHY)
     event = HealthEvent.objects.create(node=node, kind=HealthEventKind.OVERHEAT, detail="hot")
     client.force_login(stella)
@@ -131,7 +133,7 @@ def test_undraining_an_unhealthy_node_ends_its_open_events(client, stella, node)
     assert node.state == NodeState.AVAILABLE and event.ended_at is not None
 
 
-def test_a_refused_change_is_explained(client, stella, node) -> None:  # type: ignore[no-untyped-def]
+def test_a_refused_change_is_explained(client, stella, node) -> None:
     Node.objects.filter(pk=node.pk).update(state=NodeState.OFFLINE)
     client.force_login(stella)
     response = client.post(node_url(node, "drain"), {"reason": "Try"}, follow=True)
@@ -142,7 +144,7 @@ def test_a_refused_change_is_explained(client, stella, node) -> None:  # type: i
     assert not AuditEntry.objects.filter(object_type="Node", object_id=str(node.public_id)).exists()
 
 
-def test_draining_is_for_staff_admins_with_a_csrf_token(client, alice, stella, node) -> None:  # type: ignore[no-untyped-def]
+def test_draining_is_for_staff_admins_with_a_csrf_token(client, alice, stella, node) -> None:
     client.force_login(alice)
     assert client.post(node_url(node, "drain"), {"reason": "x"}).status_code == 403
     assert csrf_client(stella).post(node_url(node, "drain"), {"reason": "x"}).status_code == 403
@@ -151,22 +153,22 @@ def test_draining_is_for_staff_admins_with_a_csrf_token(client, alice, stella, n
     assert not AuditEntry.objects.filter(object_type="Node", object_id=str(node.public_id)).exists()
 
 
-def test_the_fleet_costs_the_same_queries_for_2_or_20_nodes(client, stella) -> None:  # type: ignore[no-untyped-def]
-    cluster = ClusterFactory()
+def test_the_fleet_costs_the_same_queries_for_2_or_20_nodes(client, stella) -> None:
+    cluster = ClusterFactory.create()
     client.force_login(stella)
     for _ in range(2):
-        HealthEvent.objects.create(node=NodeFactory(cluster=cluster), kind=HealthEventKind.UNREACHABLE)
+        HealthEvent.objects.create(node=NodeFactory.create(cluster=cluster), kind=HealthEventKind.UNREACHABLE)
     few = queries_for(client, FLEET)
     for _ in range(18):
         HealthEvent.objects.create(
-            node=NodeFactory(cluster=ClusterFactory()), kind=HealthEventKind.UNREACHABLE
+            node=NodeFactory.create(cluster=ClusterFactory.create()), kind=HealthEventKind.UNREACHABLE
         )
     assert queries_for(client, FLEET) == few
 
 
 def leases(count: int, **fields: object) -> None:
     for _ in range(count):
-        LeaseFactory(**fields)
+        LeaseFactory.create(**fields)
 
 
 def lease_ids(html: str) -> list[str]:
@@ -175,10 +177,12 @@ def lease_ids(html: str) -> list[str]:
 
 def test_every_organizations_leases_are_listed_and_filtered(
     client, stella, acme, globex, node, alice
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     held = lease_on(gpus_of(node, [0, 1]), organization=acme, booked_by=alice, state=LeaseState.ACTIVE)
-    other = LeaseFactory(organization=globex, kind=LeaseKind.ON_DEMAND, end=None, state=LeaseState.ENDED)
-    virginia = LeaseFactory(organization=globex, region=RegionFactory(code="us-va-1"))
+    other = LeaseFactory.create(
+        organization=globex, kind=LeaseKind.ON_DEMAND, end=None, state=LeaseState.ENDED
+    )
+    virginia = LeaseFactory.create(organization=globex, region=RegionFactory.create(code="us-va-1"))
     client.force_login(stella)
     everything = client.get(LEASES).content.decode()
     assert set(lease_ids(everything)) == {str(held.public_id), str(other.public_id), str(virginia.public_id)}
@@ -196,7 +200,7 @@ def test_every_organizations_leases_are_listed_and_filtered(
         ], query
 
 
-def test_leases_are_paginated_keeping_the_filter(client, stella, globex) -> None:  # type: ignore[no-untyped-def]
+def test_leases_are_paginated_keeping_the_filter(client, stella, globex) -> None:
     leases(51, organization=globex)
     client.force_login(stella)
     first = client.get(LEASES, {"organization": "globex"}).content.decode()
@@ -206,7 +210,7 @@ def test_leases_are_paginated_keeping_the_filter(client, stella, globex) -> None
     assert len(lease_ids(second)) == 1
 
 
-def test_the_lease_list_costs_the_same_queries_for_2_or_20_leases(client, stella, node, alice, acme) -> None:  # type: ignore[no-untyped-def]
+def test_the_lease_list_costs_the_same_queries_for_2_or_20_leases(client, stella, node, alice, acme) -> None:
     client.force_login(stella)
     start = timezone.now()
     for n in range(2):
@@ -214,8 +218,8 @@ def test_the_lease_list_costs_the_same_queries_for_2_or_20_leases(client, stella
     few = queries_for(client, LEASES)
     for n in range(18):
         lease_on(
-            gpus_of(NodeFactory(), [0]),
-            organization=OrganizationFactory(),
+            gpus_of(NodeFactory.create(), [0]),
+            organization=OrganizationFactory.create(),
             booked_by=alice,
             start=start + timedelta(minutes=n),
         )

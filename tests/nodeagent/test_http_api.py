@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from datetime import datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -224,7 +225,13 @@ def test_it_refuses_a_gpu_index_out_of_range(served_fleet: FleetServer, ssh_keys
 def test_it_refuses_gpu_indices_that_are_not_distinct_integers(
     served_fleet: FleetServer, ssh_keys: dict[str, str]
 ) -> None:
-    for gpus, words in (([], "non-empty"), ([1, 1], "repeat"), (["0"], "integers"), ([True], "integers")):
+    cases: list[tuple[list[Any], str]] = [
+        ([], "non-empty"),
+        ([1, 1], "repeat"),
+        (["0"], "integers"),
+        ([True], "integers"),
+    ]
+    for gpus, words in cases:
         assert_error(put_lease(served_fleet, [ssh_keys["ed25519"]], gpus), 400, "invalid_body", words)
 
 
@@ -262,7 +269,7 @@ def test_a_bug_answers_500_json_and_the_agent_keeps_serving(
     assert served_fleet.client.get(served_fleet.url("tx1-c01-n002", "v1/gpus")).status_code == 200
 
 
-def test_every_handler_of_the_agent_is_a_coroutine(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_every_handler_of_the_agent_is_a_coroutine(tmp_path) -> None:
     import asyncio
     import warnings
 
@@ -282,7 +289,7 @@ def test_every_handler_of_the_agent_is_a_coroutine(tmp_path) -> None:  # type: i
     assert all(asyncio.iscoroutinefunction(handler) for handler in handlers)
 
 
-def test_a_real_nodes_agent_serves_no_simulator_route(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_real_nodes_agent_serves_no_simulator_route(tmp_path) -> None:
     from nodeagent.app import create_node_app, hash_token
     from nodeagent.backends.simulated import SimulatedNode
 

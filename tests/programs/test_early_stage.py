@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.core import mail
@@ -14,7 +15,7 @@ from programs.models import EarlyStageApplication
 from programs.services.early_stage import early_stage_apply, early_stage_approve, early_stage_reject
 
 EXPIRES = datetime(2027, 6, 30, tzinfo=UTC)
-FORM = {
+FORM: dict[str, Any] = {
     "what_we_build": "Protein folding models",
     "stage": "seed",
     "funding": "$2M seed",
@@ -24,24 +25,24 @@ FORM = {
 
 
 @pytest.fixture
-def application(alice, acme) -> EarlyStageApplication:  # type: ignore[no-untyped-def]
+def application(alice, acme) -> EarlyStageApplication:
     return early_stage_apply(actor=alice, organization=acme, **FORM)
 
 
-def test_an_owner_applies_and_the_application_waits_for_review(application, alice) -> None:  # type: ignore[no-untyped-def]
+def test_an_owner_applies_and_the_application_waits_for_review(application, alice) -> None:
     assert application.status == ApplicationStatus.PENDING and application.submitted_by == alice
     assert AuditEntry.objects.filter(
         action="early_stage.apply", object_id=str(application.public_id)
     ).exists()
 
 
-def test_a_member_cannot_apply_for_the_organization(bob, acme) -> None:  # type: ignore[no-untyped-def]
+def test_a_member_cannot_apply_for_the_organization(bob, acme) -> None:
     with pytest.raises(PermissionDenied):
         early_stage_apply(actor=bob, organization=acme, **FORM)
     assert not EarlyStageApplication.objects.exists()
 
 
-def test_only_one_application_may_be_pending(application, alice, acme) -> None:  # type: ignore[no-untyped-def]
+def test_only_one_application_may_be_pending(application, alice, acme) -> None:
     with pytest.raises(ValidationError, match="already has an application"):
         early_stage_apply(actor=alice, organization=acme, **FORM)
     assert EarlyStageApplication.objects.count() == 1
@@ -49,7 +50,7 @@ def test_only_one_application_may_be_pending(application, alice, acme) -> None: 
 
 def test_approval_grants_quota_pool_and_credit_emails_and_audits(
     application, stella, acme, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         early_stage_approve(
             actor=stella,
@@ -82,7 +83,7 @@ def test_approval_grants_quota_pool_and_credit_emails_and_audits(
 
 def test_rejection_stores_the_note_emails_and_audits(
     application, stella, acme, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         early_stage_reject(actor=stella, application=application, note="Please apply after your seed round.")
     application.refresh_from_db()
@@ -96,7 +97,7 @@ def test_rejection_stores_the_note_emails_and_audits(
     }
 
 
-def test_only_staff_admins_decide(application, alice, frank) -> None:  # type: ignore[no-untyped-def]
+def test_only_staff_admins_decide(application, alice, frank) -> None:
     for actor in (alice, frank):
         with pytest.raises(PermissionDenied):
             early_stage_reject(actor=actor, application=application, note="no")
@@ -104,7 +105,7 @@ def test_only_staff_admins_decide(application, alice, frank) -> None:  # type: i
     assert application.status == ApplicationStatus.PENDING
 
 
-def test_a_decided_application_cannot_be_decided_again(application, stella) -> None:  # type: ignore[no-untyped-def]
+def test_a_decided_application_cannot_be_decided_again(application, stella) -> None:
     early_stage_reject(actor=stella, application=application, note="no")
     with pytest.raises(ValidationError, match="already rejected"):
         early_stage_approve(
@@ -117,21 +118,21 @@ def test_a_decided_application_cannot_be_decided_again(application, stella) -> N
     assert not CreditGrant.objects.exists()
 
 
-def test_the_api_lets_an_owner_apply_and_see_only_its_own(api_as, alice, charlie) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_lets_an_owner_apply_and_see_only_its_own(api_as, alice, charlie) -> None:
     created = api_as(alice).post("/api/v1/early-stage/applications/", FORM, format="json")
     assert created.status_code == 201 and created.json()["status"] == "pending"
     assert len(api_as(alice).get("/api/v1/early-stage/applications/").json()) == 1
     assert api_as(charlie).get("/api/v1/early-stage/applications/").json() == []
 
 
-def test_the_api_refuses_a_member_applying(api_as, bob) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_refuses_a_member_applying(api_as, bob) -> None:
     response = api_as(bob).post("/api/v1/early-stage/applications/", FORM, format="json")
     assert response.status_code == 403 and response.json()["code"] == "permission_denied"
     assert response.json()["detail"] == "Only an owner of the organization may apply."
     assert not EarlyStageApplication.objects.exists()
 
 
-def test_staff_see_the_queue_and_approve_through_the_api(api_as, application, stella, alice, acme) -> None:  # type: ignore[no-untyped-def]
+def test_staff_see_the_queue_and_approve_through_the_api(api_as, application, stella, alice, acme) -> None:
     assert api_as(alice).get("/api/v1/early-stage/queue/").status_code == 403
     queue = api_as(stella).get("/api/v1/early-stage/queue/").json()
     assert [row["id"] for row in queue] == [str(application.public_id)]
@@ -144,7 +145,7 @@ def test_staff_see_the_queue_and_approve_through_the_api(api_as, application, st
     assert acme.gpu_quota == 48 and CreditGrant.objects.get().amount == Decimal("2500.00")
 
 
-def test_staff_reject_through_the_api_and_a_second_decision_is_refused(api_as, application, stella) -> None:  # type: ignore[no-untyped-def]
+def test_staff_reject_through_the_api_and_a_second_decision_is_refused(api_as, application, stella) -> None:
     url = f"/api/v1/early-stage/applications/{application.public_id}/reject/"
     assert api_as(stella).post(url, {"note": "Not yet"}, format="json").status_code == 200
     again = api_as(stella).post(url, {"note": "Again"}, format="json")
@@ -154,7 +155,7 @@ def test_staff_reject_through_the_api_and_a_second_decision_is_refused(api_as, a
     assert application.decision_note == "Not yet"
 
 
-def test_an_expiry_in_the_past_is_refused(application, stella) -> None:  # type: ignore[no-untyped-def]
+def test_an_expiry_in_the_past_is_refused(application, stella) -> None:
     with pytest.raises(ValidationError):
         early_stage_approve(
             actor=stella,

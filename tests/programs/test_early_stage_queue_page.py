@@ -19,7 +19,7 @@ from tests.helpers import csrf_client, queries_for
 QUEUE = "/staff/early-stage/"
 
 
-def apply_for(organization: Organization, owner, gpus: int = 16) -> EarlyStageApplication:  # type: ignore[no-untyped-def]
+def apply_for(organization: Organization, owner, gpus: int = 16) -> EarlyStageApplication:
     return early_stage_apply(
         actor=owner,
         organization=organization,
@@ -32,7 +32,7 @@ def apply_for(organization: Organization, owner, gpus: int = 16) -> EarlyStageAp
 
 
 @pytest.fixture
-def application(globex, charlie) -> EarlyStageApplication:  # type: ignore[no-untyped-def]
+def application(globex, charlie) -> EarlyStageApplication:
     return apply_for(globex, charlie)
 
 
@@ -57,17 +57,17 @@ def field_errors(html: str, field: str) -> list[str]:
     ("who", "status"),
     [("alice", 403), ("bob", 403), ("fiona", 403), ("charlie", 403), ("stella", 200), ("frank", 403)],
 )
-def test_the_queue_answers_staff_admins_only(client, everyone, application, who, status) -> None:  # type: ignore[no-untyped-def]
+def test_the_queue_answers_staff_admins_only(client, everyone, application, who, status) -> None:
     client.force_login(everyone[who])
     assert client.get(QUEUE).status_code == status
 
 
-def test_an_anonymous_visitor_is_sent_to_log_in(client, application) -> None:  # type: ignore[no-untyped-def]
+def test_an_anonymous_visitor_is_sent_to_log_in(client, application) -> None:
     response = client.get(QUEUE)
     assert response.status_code == 302 and response["Location"].startswith("/login/")
 
 
-def test_the_queue_shows_what_was_asked_and_the_history(client, stella, application) -> None:  # type: ignore[no-untyped-def]
+def test_the_queue_shows_what_was_asked_and_the_history(client, stella, application) -> None:
     client.force_login(stella)
     html = client.get(QUEUE).content.decode()
     assert 'data-application="globex"' in html
@@ -82,7 +82,7 @@ def test_the_queue_shows_what_was_asked_and_the_history(client, stella, applicat
     assert 'value="16"' in html  # the quota proposed is what they asked for
 
 
-def test_a_staff_admin_approves_in_one_step(client, stella, application, globex) -> None:  # type: ignore[no-untyped-def]
+def test_a_staff_admin_approves_in_one_step(client, stella, application, globex) -> None:
     client.force_login(stella)
     response = client.post(f"{QUEUE}{application.public_id}/approve/", approve_data(application))
     assert response.status_code == 302 and response["Location"] == QUEUE
@@ -105,7 +105,7 @@ def test_a_staff_admin_approves_in_one_step(client, stella, application, globex)
 
 def test_errors_are_shown_next_to_their_fields_and_nothing_changes(
     client, stella, application, globex
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     client.force_login(stella)
     yesterday = (timezone.now() - timedelta(days=1)).date().isoformat()
     data = approve_data(application, credit_amount="0", credit_expires_on=yesterday, gpu_quota="")
@@ -121,7 +121,7 @@ def test_errors_are_shown_next_to_their_fields_and_nothing_changes(
     assert not CreditGrant.objects.exists()
 
 
-def test_a_staff_admin_rejects_with_a_note(client, stella, application, globex) -> None:  # type: ignore[no-untyped-def]
+def test_a_staff_admin_rejects_with_a_note(client, stella, application, globex) -> None:
     client.force_login(stella)
     url = f"{QUEUE}{application.public_id}/reject/"
     empty = client.post(url, {f"reject-{application.public_id}-note": ""})
@@ -140,7 +140,7 @@ def test_a_staff_admin_rejects_with_a_note(client, stella, application, globex) 
     assert "Come back after your seed round." in client.get(QUEUE).content.decode()
 
 
-def test_deciding_twice_says_it_was_already_decided(client, stella, application) -> None:  # type: ignore[no-untyped-def]
+def test_deciding_twice_says_it_was_already_decided(client, stella, application) -> None:
     client.force_login(stella)
     client.post(f"{QUEUE}{application.public_id}/reject/", {f"reject-{application.public_id}-note": "No."})
     response = client.post(f"{QUEUE}{application.public_id}/approve/", approve_data(application), follow=True)
@@ -150,7 +150,7 @@ def test_deciding_twice_says_it_was_already_decided(client, stella, application)
 
 
 @pytest.mark.parametrize("who", ["alice", "charlie", "frank"])
-def test_only_staff_admins_may_decide(client, everyone, application, who) -> None:  # type: ignore[no-untyped-def]
+def test_only_staff_admins_may_decide(client, everyone, application, who) -> None:
     client.force_login(everyone[who])
     response = client.post(f"{QUEUE}{application.public_id}/approve/", approve_data(application))
     assert response.status_code == 403
@@ -158,12 +158,12 @@ def test_only_staff_admins_may_decide(client, everyone, application, who) -> Non
     assert application.status == ApplicationStatus.PENDING
 
 
-def test_an_unknown_application_is_a_404(client, stella) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_application_is_a_404(client, stella) -> None:
     client.force_login(stella)
     assert client.post(f"{QUEUE}not-an-id/approve/", {}).status_code == 404
 
 
-def test_decisions_need_the_csrf_token(stella, application) -> None:  # type: ignore[no-untyped-def]
+def test_decisions_need_the_csrf_token(stella, application) -> None:
     browser = csrf_client(stella)
     refused = browser.post(f"{QUEUE}{application.public_id}/approve/", approve_data(application))
     assert refused.status_code == 403
@@ -175,10 +175,10 @@ def test_decisions_need_the_csrf_token(stella, application) -> None:  # type: ig
     assert browser.post(f"{QUEUE}{application.public_id}/approve/", data).status_code == 302
 
 
-def test_the_queue_costs_the_same_queries_for_2_or_20_applications(client, stella) -> None:  # type: ignore[no-untyped-def]
+def test_the_queue_costs_the_same_queries_for_2_or_20_applications(client, stella) -> None:
     def applications(count: int) -> None:
         for _ in range(count):
-            membership = MembershipFactory(organization=OrganizationFactory(), role=Role.OWNER)
+            membership = MembershipFactory.create(organization=OrganizationFactory.create(), role=Role.OWNER)
             apply_for(membership.organization, membership.user)
 
     client.force_login(stella)

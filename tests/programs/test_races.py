@@ -17,7 +17,7 @@ from tests.races import errors_of, race
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
-def test_an_application_approved_and_rejected_at_once_is_decided_once(alice, acme, stella) -> None:  # type: ignore[no-untyped-def]
+def test_an_application_approved_and_rejected_at_once_is_decided_once(alice, acme, stella) -> None:
     application = early_stage_apply(
         actor=alice,
         organization=acme,

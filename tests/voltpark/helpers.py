@@ -3,13 +3,13 @@
 import re
 
 
-def directives(response) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def directives(response) -> dict[str, str]:
     """The response's content security policy, each directive by its name."""
     header = response["Content-Security-Policy"]
     return {part.split()[0]: part.strip() for part in header.split(";") if part.strip()}
 
 
-def assert_strict(response) -> None:  # type: ignore[no-untyped-def]
+def assert_strict(response) -> None:
     """The policy allows only our own origin, no inline code, and no framing."""
     policy = directives(response)
     assert policy["default-src"] == "default-src 'self'"

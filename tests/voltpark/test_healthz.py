@@ -30,7 +30,7 @@ def test_it_answers_a_caller_that_uses_an_address_not_in_allowed_hosts(client: C
 
 def test_it_answers_503_naming_redis_when_redis_cannot_be_reached(
     client: Client, db: None, settings, closed_port: int
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",

@@ -37,6 +37,7 @@ urlpatterns = [path("probe/", logging_and_auditing_view)]
 def log_lines() -> Iterator[Callable[[], list[str]]]:
     """The lines written by settings.LOGGING's console handler (its format and filter) during the test."""
     handler = next(h for h in logging.getLogger().handlers if h.get_name() == "console")
+    assert isinstance(handler, logging.StreamHandler)
     buffer = io.StringIO()
     previous = handler.setStream(buffer)
     try:
@@ -79,7 +80,7 @@ def test_a_malformed_client_id_is_replaced_by_a_new_one(client: Client, db: None
 
 def test_an_api_call_audits_with_its_id_and_a_refused_one_logs_with_its_own(
     api_as, alice, log_lines: Callable[[], list[str]]
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     client = api_as(alice)
     added = client.post(
         "/api/v1/ssh-keys/", {"public_key": ALICE_KEY}, format="json", HTTP_X_REQUEST_ID="add-1"
@@ -93,10 +94,10 @@ def test_an_api_call_audits_with_its_id_and_a_refused_one_logs_with_its_own(
     assert refused.status_code == 400 and refused["X-Request-ID"] == "bad-2"
     # Django logs a 4xx answer after the middleware has returned; the id is still the request's.
     warning = next(line for line in log_lines() if "Bad Request: /api/v1/ssh-keys/" in line)
-    assert LINE.match(warning).group("logger", "id") == ("django.request", "bad-2")  # type: ignore[union-attr]
+    assert LINE.match(warning).group("logger", "id") == ("django.request", "bad-2")
 
 
 def test_a_line_logged_outside_a_request_says_so(log_lines: Callable[[], list[str]]) -> None:
     log.warning("between requests")
     line = next(line for line in log_lines() if "between requests" in line)
-    assert LINE.match(line).group("id") == "-"  # type: ignore[union-attr]
+    assert LINE.match(line).group("id") == "-"

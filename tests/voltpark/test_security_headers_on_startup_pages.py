@@ -11,7 +11,7 @@ from tests.voltpark.helpers import assert_no_inline_code, assert_strict
 )
 def test_each_startup_page_carries_the_policy_and_no_inline_code(
     client_as, seeded_fleet, acme, alice, page
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     if page.startswith("LEASE"):
         lease = active_lease(seeded_fleet, organization=acme, booked_by=alice)
         page = page.replace("LEASE", f"/leases/{lease.public_id}")

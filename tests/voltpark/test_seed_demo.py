@@ -16,7 +16,7 @@ from programs.models import EarlyStageApplication
 
 
 @pytest.fixture
-def seed(db, settings, tmp_path):  # type: ignore[no-untyped-def]
+def seed(db, settings, tmp_path):
     settings.DATA_DIR = tmp_path
 
     def run() -> str:
@@ -27,7 +27,7 @@ def seed(db, settings, tmp_path):  # type: ignore[no-untyped-def]
     return run
 
 
-def test_the_demo_has_leases_an_application_and_a_closed_month(seed) -> None:  # type: ignore[no-untyped-def]
+def test_the_demo_has_leases_an_application_and_a_closed_month(seed) -> None:
     output = seed()
     assert "founder@demo.voltpark.dev" in output and "Booked 3 leases for Acme AI" in output
     live = Lease.objects.filter(organization__slug="acme-ai", state=LeaseState.SCHEDULED)
@@ -42,7 +42,7 @@ def test_the_demo_has_leases_an_application_and_a_closed_month(seed) -> None:  #
     assert all(i.status == InvoiceStatus.OPEN and i.total > 0 for i in invoices)
 
 
-def test_seeding_again_changes_nothing(seed) -> None:  # type: ignore[no-untyped-def]
+def test_seeding_again_changes_nothing(seed) -> None:
     seed()
     counts = (Lease.objects.count(), Invoice.objects.count(), EarlyStageApplication.objects.count())
     output = seed()

@@ -88,7 +88,7 @@ def read_by(path: Path) -> set[str]:
     """The environment variables a module reads through the strict helpers of voltpark.env."""
     helpers = {"envstr", "envbool", "envint", "envlist", "envurl", "envdecimal"}
     return {
-        node.args[0].value
+        str(node.args[0].value)
         for node in ast.walk(ast.parse(path.read_text()))
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)

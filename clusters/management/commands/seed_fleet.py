@@ -2,6 +2,7 @@
 
 import time
 from argparse import ArgumentParser
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -28,8 +29,8 @@ class Command(BaseCommand):
             "--agent-token", default="", help="Bearer token of the agents (stored encrypted)."
         )
 
-    def handle(self, *args: object, **options: object) -> None:
-        nodes, share = int(options["nodes"]), float(options["early_stage_share"])  # type: ignore[arg-type]
+    def handle(self, *args: object, **options: Any) -> None:
+        nodes, share = int(options["nodes"]), float(options["early_stage_share"])
         if nodes < 1:
             raise CommandError("--nodes must be at least 1")
         if not 0 <= share <= 1:
