@@ -198,6 +198,8 @@ SPECTACULAR_SETTINGS = {
         "InvoiceKindEnum": "billing.choices.InvoiceKind",
         "InvoiceLineKindEnum": "billing.choices.LineKind",
         "ApplicationStatusEnum": "programs.choices.ApplicationStatus",
+        "LeaseKindEnum": "clusters.choices.LeaseKind",
+        "LeaseStateEnum": "clusters.choices.LeaseState",
     },
 }
 

@@ -110,11 +110,11 @@ class InvoicePdfApi(APIView):
         return response
 
 
-class ReasonSerializer(serializers.Serializer):
+class InvoiceChangeSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=300)
 
 
-class CreditNoteSerializer(ReasonSerializer):
+class CreditNoteSerializer(InvoiceChangeSerializer):
     amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
 
 
@@ -162,9 +162,9 @@ class InvoiceMarkPaidApi(_InvoiceActionApi):
 class InvoiceVoidApi(_InvoiceActionApi):
     """Staff finance: open → void; the number stays taken."""
 
-    body = ReasonSerializer
+    body = InvoiceChangeSerializer
 
-    @extend_schema(request=ReasonSerializer, responses=InvoiceDetailSerializer)
+    @extend_schema(request=InvoiceChangeSerializer, responses=InvoiceDetailSerializer)
     def post(self, request: AuthenticatedRequest, invoice_id: str) -> Response:
         return super().post(request, invoice_id)
 

@@ -59,7 +59,7 @@ class NodeListApi(ListAPIView):
         return nodes_for_staff(state=params.get("state"), region=params.get("region"))
 
 
-class ReasonSerializer(serializers.Serializer):
+class NodeChangeSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=200, help_text="Why; kept in the audit trail.")
 
 
@@ -69,9 +69,9 @@ class _NodeStateApi(APIView):
     def change(self, node: Node, request: AuthenticatedRequest, reason: str) -> Node:
         raise NotImplementedError
 
-    @extend_schema(request=ReasonSerializer, responses=NodeSerializer)
+    @extend_schema(request=NodeChangeSerializer, responses=NodeSerializer)
     def post(self, request: AuthenticatedRequest, public_id: str) -> Response:
-        form = ReasonSerializer(data=request.data)
+        form = NodeChangeSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         node = node_for_staff(public_id)
         node = self.change(node, request, form.validated_data["reason"])

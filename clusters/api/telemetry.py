@@ -32,7 +32,7 @@ class TelemetryGpuSerializer(serializers.Serializer):
     samples = SampleSerializer(many=True)
 
 
-class UsageHourSerializer(serializers.Serializer):
+class TelemetryHourSerializer(serializers.Serializer):
     hour = serializers.DateTimeField()
     mean_utilization_pct = serializers.FloatField()
     memory_peak_bytes = serializers.IntegerField()
@@ -44,7 +44,7 @@ class TelemetrySerializer(serializers.Serializer):
     since = serializers.DateTimeField()
     truncated = serializers.BooleanField(help_text="More samples exist than one answer carries.")
     gpus = TelemetryGpuSerializer(many=True)
-    hours = UsageHourSerializer(many=True)
+    hours = TelemetryHourSerializer(many=True)
 
 
 class LeaseTelemetryApi(APIView):
