@@ -20,3 +20,4 @@ class Role(models.TextChoices):
 ROLES_THAT_BOOK = {Role.OWNER, Role.MEMBER}
 ROLES_THAT_SEE_INVOICES = {Role.OWNER, Role.FINANCE}
 ROLES_THAT_MANAGE_MEMBERS = {Role.OWNER}
+ROLES_THAT_PAY = {Role.OWNER}  # card, top-ups, spend limits

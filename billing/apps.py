@@ -6,3 +6,10 @@ class BillingConfig(AppConfig):
 
     name = "billing"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Booking (clusters, below billing) asks billing to be paid through this one registration.
+        from billing.services.commitments import LeaseCharges
+        from clusters.services.charging import charging_register
+
+        charging_register(LeaseCharges())

@@ -8,7 +8,16 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from billing.choices import CreditSource, InvoiceKind, InvoiceStatus, LineKind
+from billing.choices import (
+    CreditSource,
+    InvoiceKind,
+    InvoiceStatus,
+    LedgerKind,
+    LineKind,
+    PaymentTerms,
+    TopUpMethod,
+    TopUpStatus,
+)
 from core.db import PublicIdModel
 
 
@@ -54,6 +63,9 @@ class CreditGrant(PublicIdModel):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     note = models.CharField(max_length=300, blank=True)
+    expired_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its unspent credit left the balance."
+    )
 
     class Meta:
         constraints = [
@@ -92,10 +104,12 @@ class Invoice(PublicIdModel):
     note = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     issued_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True, help_text="Invoice terms: when payment is due.")
     paid_at = models.DateTimeField(null=True, blank=True)
     voided_at = models.DateTimeField(null=True, blank=True)
     stripe_invoice_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
     stripe_hosted_url = models.URLField(max_length=500, blank=True)
+    stripe_credit_note_id = models.CharField(max_length=100, blank=True, help_text="Credit notes only.")
 
     class Meta:
         constraints = [
@@ -217,3 +231,185 @@ class StripeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} {self.type}"
+
+
+class BillingAccount(models.Model):
+    """How an organization pays: its balance (the sum of its ledger), its card, terms and limits.
+
+    `balance` is changed only together with a ledger entry, in the same transaction, under this
+    row's lock (billing/services/ledger.py); `entries` is the number of the last entry.
+    """
+
+    organization = models.OneToOneField(
+        "accounts.Organization", on_delete=models.PROTECT, primary_key=True, related_name="billing_account"
+    )
+    balance = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
+    entries = models.PositiveIntegerField(default=0)
+    terms = models.CharField(max_length=10, choices=PaymentTerms, default=PaymentTerms.PREPAID)
+    net_days = models.PositiveSmallIntegerField(default=30, help_text="Days to pay an invoice (invoiced).")
+    credit_limit = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        default=Decimal("0.00"),
+        help_text="How far an invoiced organization may owe before bookings are refused.",
+    )
+    monthly_spend_limit = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    low_balance_threshold = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    auto_top_up_threshold = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    auto_top_up_amount = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    auto_top_up_failures = models.PositiveSmallIntegerField(default=0)
+    # The card on file (Stripe keeps the card; we keep what the page shows of it).
+    card_payment_method = models.CharField(max_length=100, blank=True)
+    card_brand = models.CharField(max_length=20, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    card_exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Running out: each set once per episode by a conditional update, cleared when money comes in.
+    low_balance_warned_at = models.DateTimeField(null=True, blank=True)
+    runway_24h_warned_at = models.DateTimeField(null=True, blank=True)
+    runway_1h_warned_at = models.DateTimeField(null=True, blank=True)
+    exhausted_at = models.DateTimeField(null=True, blank=True)
+    suspended_at = models.DateTimeField(null=True, blank=True)
+    suspended_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(credit_limit__gte=0), name="account_credit_limit_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(monthly_spend_limit__isnull=True) | Q(monthly_spend_limit__gte=0),
+                name="account_spend_limit_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(auto_top_up_amount__isnull=True) | Q(auto_top_up_amount__gt=0),
+                name="account_auto_top_up_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id}: {self.balance} USD ({self.terms})"
+
+    @property
+    def has_card(self) -> bool:
+        return bool(self.card_payment_method)
+
+
+class LedgerEntry(models.Model):
+    """One movement of an organization's balance; append-only, numbered 1, 2, 3... per organization.
+
+    `floor` is the lowest balance the entry may leave: a booking's commitment may not overdraw
+    (0, or minus the credit limit on invoice terms), while usage already run, a refund or a
+    dispute are facts that may (no floor). The CHECK makes the database refuse anything else.
+    """
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="+")
+    sequence = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, choices=LedgerKind)
+    amount = models.DecimalField(max_digits=14, decimal_places=2, help_text="Positive adds to the balance.")
+    balance_after = models.DecimalField(max_digits=14, decimal_places=2)
+    floor = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+    period_start = models.DateTimeField(
+        null=True, blank=True, help_text="The month whose invoice bills this charge."
+    )
+    description = models.CharField(max_length=300)
+    lease = models.ForeignKey(
+        "clusters.Lease", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    credit_grant = models.ForeignKey(
+        CreditGrant, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    external_id = models.CharField(
+        max_length=120, null=True, blank=True, help_text="The Stripe object (or our key) it records, once."
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name_plural = "ledger entries"
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "sequence"], name="ledger_sequence_once"),
+            models.UniqueConstraint(
+                fields=["kind", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="ledger_external_once",
+            ),
+            models.CheckConstraint(condition=~Q(amount=0), name="ledger_amount_not_zero"),
+            models.CheckConstraint(
+                condition=Q(floor__isnull=True) | Q(balance_after__gte=models.F("floor")),
+                name="ledger_not_below_floor",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "period_start", "kind"], name="ledger_org_period_kind"),
+            models.Index(fields=["lease", "kind"], name="ledger_lease_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id}#{self.sequence} {self.kind} {self.amount}"
+
+
+class MonthlyUsageCharge(models.Model):
+    """How much of an organization's on-demand usage in a month the ledger has debited so far.
+
+    Debits are the difference between this and the month's usage so far rounded once per lease
+    (core/money.py), so the month's debits add up to its invoice's usage lines to the cent.
+    """
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="+")
+    period_start = models.DateTimeField()
+    debited = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
+    metered_until = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "period_start"], name="usage_charge_once_per_month"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.period_start:%Y-%m}: {self.debited}"
+
+
+class TopUp(PublicIdModel):
+    """Money an organization pays in: a Stripe Checkout payment or an automatic top-up attempt."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="+")
+    method = models.CharField(max_length=10, choices=TopUpMethod)
+    status = models.CharField(max_length=10, choices=TopUpStatus, default=TopUpStatus.PENDING)
+    amount = models.DecimalField(max_digits=12, decimal_places=2, validators=[MinValueValidator(0)])
+    created_at = models.DateTimeField(default=timezone.now)
+    settled_at = models.DateTimeField(null=True, blank=True)
+    stripe_checkout_session = models.CharField(max_length=120, null=True, blank=True, unique=True)
+    stripe_payment_intent = models.CharField(max_length=120, null=True, blank=True, unique=True)
+    failure = models.CharField(max_length=300, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="top_up_positive")]
+        indexes = [models.Index(fields=["organization", "created_at"], name="top_up_org_created")]
+
+    def __str__(self) -> str:
+        return f"{self.amount} USD {self.method} {self.status}"
+
+
+class InvoiceReminder(models.Model):
+    """A payment reminder sent for an invoice, `days_from_due` days from its due date (negative: before)."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="reminders")
+    days_from_due = models.SmallIntegerField()
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "days_from_due"], name="invoice_reminder_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice} {self.days_from_due:+d} days"

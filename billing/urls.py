@@ -2,17 +2,25 @@
 
 from django.urls import path
 
-from billing.api import exports, invoices, revenue, usage, webhooks
+from billing.api import balance, exports, invoices, revenue, usage, webhooks
 from billing.views import finance
 from billing.views import invoices as invoice_pages
 
 urlpatterns = [
     path("billing/", invoice_pages.billing, name="billing"),
+    path("billing/top-up/", invoice_pages.billing_top_up, name="billing-top-up"),
+    path("billing/card/", invoice_pages.billing_card, name="billing-card"),
+    path("billing/settings/", invoice_pages.billing_settings, name="billing-settings"),
     path("billing/invoices/<str:invoice_id>/", invoice_pages.invoice_detail, name="invoice-detail"),
     path("billing/invoices/<str:invoice_id>/pdf/", invoice_pages.invoice_pdf, name="invoice-pdf"),
     path("billing/invoices/<str:invoice_id>/pay/", invoice_pages.invoice_pay, name="invoice-pay"),
     path("staff/finance/", finance.finance, name="finance"),
     path("staff/finance/close-month/", finance.finance_close_month, name="finance-close-month"),
+    path("api/v1/balance/", balance.BalanceApi.as_view(), name="api-balance"),
+    path("api/v1/balance/ledger/", balance.LedgerApi.as_view(), name="api-balance-ledger"),
+    path("api/v1/balance/settings/", balance.BalanceSettingsApi.as_view(), name="api-balance-settings"),
+    path("api/v1/balance/top-ups/", balance.TopUpApi.as_view(), name="api-balance-top-ups"),
+    path("api/v1/balance/card/", balance.CardSetupApi.as_view(), name="api-balance-card"),
     path("api/v1/invoices/", invoices.InvoiceListApi.as_view(), name="api-invoices"),
     path("api/v1/invoices/<str:invoice_id>/", invoices.InvoiceDetailApi.as_view(), name="api-invoice"),
     path("api/v1/invoices/<str:invoice_id>/pdf/", invoices.InvoicePdfApi.as_view(), name="api-invoice-pdf"),

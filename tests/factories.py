@@ -1,6 +1,7 @@
 """factory_boy factories for the foundation's models."""
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import cast
 
 import factory
@@ -8,6 +9,8 @@ from django.utils import timezone
 
 from accounts.choices import Role
 from accounts.models import Membership, Organization, User
+from billing.choices import PaymentTerms
+from billing.models import BillingAccount
 from clusters.choices import LeaseKind, LeaseState
 from clusters.models import GPU, Cluster, Lease, Node, Region
 from clusters.services.fleet import gpu_uuid
@@ -24,12 +27,26 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 
 class OrganizationFactory(factory.django.DjangoModelFactory):
+    """An organization on invoice terms with a generous credit limit, so that tests about anything but
+    payment can book at once; `OrganizationFactory.create(terms="prepaid")` makes one that has not paid
+    yet, as a new sign-up is (prepaid, no card, no balance)."""
+
     class Meta:
         model = Organization
+        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"Org {n}")
     slug = factory.Sequence(lambda n: f"org-{n}")
     billing_email = factory.LazyAttribute(lambda o: f"billing@{o.slug}.example.com")
+
+    @factory.post_generation
+    def terms(self, create: bool, extracted: str | None, **kwargs: object) -> None:
+        if create and extracted != PaymentTerms.PREPAID:
+            BillingAccount.objects.create(
+                organization=cast(Organization, self),
+                terms=PaymentTerms.INVOICED,
+                credit_limit=Decimal("1000000.00"),
+            )
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):

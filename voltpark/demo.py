@@ -3,6 +3,7 @@ and last month closed with invoices. Every step is idempotent, so `make demo` ma
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.db import transaction
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
@@ -10,8 +11,12 @@ from django.utils import timezone
 
 from accounts.models import Organization, User
 from accounts.services.organizations import organization_create
+from billing.choices import PaymentTerms
 from billing.models import MonthClose
+from billing.selectors.balance import account_of
+from billing.services.accounts import account_set_terms
 from billing.services.invoicing import CloseResult, month_close
+from billing.services.top_ups import top_up_record
 from clusters.choices import LIVE_LEASE_STATES, LeaseKind, LeaseState, NodeState, Pool
 from clusters.models import GPU, Allocation, Lease, Region
 from clusters.selectors.prices import price_for
@@ -41,11 +46,28 @@ RUNNING = [
 
 PAST = {
     "acme-ai": [
-        PastLease("us-tx-1", 8, LeaseKind.RESERVED, 3, 72),
+        PastLease("us-tx-1", 8, LeaseKind.ON_DEMAND, 3, 72),
         PastLease("us-va-1", 4, LeaseKind.ON_DEMAND, 12, 30),
     ],
     "nebula-labs": [PastLease("us-wa-1", 2, LeaseKind.ON_DEMAND, 20, 16)],
 }
+
+
+def demo_money() -> None:
+    """Acme AI pays on invoice terms (net 30); Nebula Labs is prepaid with a top-up, as a startup is."""
+    acme = Organization.objects.get(slug="acme-ai")
+    if account_of(acme).terms != PaymentTerms.INVOICED:
+        account_set_terms(
+            actor=None, organization=acme, terms=PaymentTerms.INVOICED, credit_limit=Decimal(50_000)
+        )
+    nebula = Organization.objects.get(slug="nebula-labs")
+    top_up_record(
+        organization=nebula,
+        amount=Decimal("500.00"),
+        external_id="demo-nebula-first-top-up",
+        description="Demo top-up (a bank transfer recorded by staff)",
+        at=previous_month() - timedelta(days=2),
+    )
 
 
 def demo_running_leases(*, organization: Organization, user: User) -> list[Lease]:

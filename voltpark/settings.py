@@ -266,6 +266,28 @@ BOOKING_TIMELINE_DAYS = 14
 # A repeated Idempotency-Key is answered from its stored row for this long, then the row is purged.
 IDEMPOTENCY_KEY_RETENTION_HOURS = envint("IDEMPOTENCY_KEY_RETENTION_HOURS", 24, minimum=1)
 
+# --- Money: top-ups, auto top-up, running out, reserved commitments, invoice terms and dunning.
+TOP_UP_MIN_USD = envint("TOP_UP_MIN_USD", 10, minimum=1)
+TOP_UP_MAX_USD = envint("TOP_UP_MAX_USD", 50_000, minimum=1)
+AUTO_TOP_UP_DEFAULT_THRESHOLD_USD = envint("AUTO_TOP_UP_DEFAULT_THRESHOLD_USD", 25, minimum=0)
+AUTO_TOP_UP_DEFAULT_AMOUNT_USD = envint("AUTO_TOP_UP_DEFAULT_AMOUNT_USD", 100, minimum=1)
+AUTO_TOP_UP_MAX_ATTEMPTS = envint("AUTO_TOP_UP_MAX_ATTEMPTS", 3, minimum=1)
+RUNWAY_WARNING_HOURS = (24, 1)
+RUN_OUT_GRACE = timedelta(minutes=envint("RUN_OUT_GRACE_MINUTES", 30, minimum=0))
+BALANCE_SWEEP_INTERVAL_S = envint("BALANCE_SWEEP_INTERVAL_S", 60, minimum=1)
+USAGE_DEBIT_INTERVAL_S = envint("USAGE_DEBIT_INTERVAL_S", 300, minimum=1)
+RESERVED_FREE_CANCEL = timedelta(hours=envint("RESERVED_FREE_CANCEL_HOURS", 24, minimum=0))
+INVOICE_NET_DAYS = envint("INVOICE_NET_DAYS", 30, minimum=0)
+try:
+    DUNNING_REMINDER_DAYS = tuple(int(d) for d in envlist("DUNNING_REMINDER_DAYS", "-7,-1,1,7"))
+except ValueError:
+    raise ImproperlyConfigured("DUNNING_REMINDER_DAYS must be whole days, such as -7,-1,1,7") from None
+DUNNING_SUSPEND_AFTER_DAYS = envint("DUNNING_SUSPEND_AFTER_DAYS", 14, minimum=1)
+if AUTO_TOP_UP_DEFAULT_AMOUNT_USD < TOP_UP_MIN_USD or TOP_UP_MAX_USD < TOP_UP_MIN_USD:
+    raise ImproperlyConfigured(
+        "AUTO_TOP_UP_DEFAULT_AMOUNT_USD and TOP_UP_MAX_USD must be at least TOP_UP_MIN_USD"
+    )
+
 # --- Run time: polling the node agents, health rules, lease enforcement.
 POLL_INTERVAL_S = envint("POLL_INTERVAL_S", 5, minimum=1)
 POLL_TIMEOUT_MS = envint("POLL_TIMEOUT_MS", 2000, minimum=50)
@@ -330,6 +352,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.meter_recent_hours",
         "schedule": crontab(minute=5),
     },
+    "billing-debit-usage": {
+        "task": "billing.tasks.usage_debit",
+        "schedule": float(USAGE_DEBIT_INTERVAL_S),
+        "options": {"expires": float(USAGE_DEBIT_INTERVAL_S)},
+    },
+    "billing-balances-watch": {
+        "task": "billing.tasks.balances_watch",
+        "schedule": float(BALANCE_SWEEP_INTERVAL_S),
+        "options": {"expires": float(BALANCE_SWEEP_INTERVAL_S)},
+    },
+    "billing-credits-expire": {"task": "billing.tasks.credits_expire", "schedule": 3600.0},
+    "billing-dunning": {"task": "billing.tasks.dunning_sweep", "schedule": crontab(minute=15)},
     "billing-close-previous-month": {
         "task": "billing.tasks.close_previous_month",
         "schedule": crontab(minute=30, hour=0, day_of_month=1),

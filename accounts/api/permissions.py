@@ -4,7 +4,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from accounts.choices import ROLES_THAT_BOOK, ROLES_THAT_SEE_INVOICES
+from accounts.choices import ROLES_THAT_BOOK, ROLES_THAT_PAY, ROLES_THAT_SEE_INVOICES
 from accounts.models import Organization, User
 from accounts.selectors.organizations import role_in
 from accounts.selectors.staff import is_staff_admin, is_staff_finance
@@ -46,6 +46,12 @@ class CanSeeInvoices(_OrganizationRole):
     """Owners and finance members see the organization's invoices."""
 
     roles = set(ROLES_THAT_SEE_INVOICES)
+
+
+class CanPay(_OrganizationRole):
+    """Owners add the card, top up and set spend limits."""
+
+    roles = set(ROLES_THAT_PAY)
 
 
 class IsStaffAdmin(BasePermission):

@@ -5,13 +5,15 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from accounts.models import Organization, User
 from accounts.services.audit import audit_record
-from billing.choices import CreditSource, LineKind
+from billing.choices import CreditSource, LedgerKind, LineKind
 from billing.models import CreditGrant, Invoice, InvoiceLine
+from billing.selectors.balance import charges_not_invoiced
+from billing.services.ledger import Posting, ledger_post
 from core.money import cents
 
 
@@ -43,6 +45,17 @@ def credit_grant_create(
     if grant.expires_at <= grant.granted_at:
         raise ValidationError({"expires_at": "A credit grant must expire after it is granted."})
     grant.save()
+    ledger_post(
+        organization=organization,
+        posting=Posting(
+            kind=LedgerKind.CREDIT,
+            amount=amount,
+            description=f"{grant.get_source_display()} credit until {expires_at:%Y-%m-%d}",
+            credit_grant_id=grant.pk,
+        ),
+        actor=actor,
+        at=grant.granted_at,
+    )
     audit_record(
         actor=actor,
         action="credit_grant.create",
@@ -97,3 +110,50 @@ def credits_restore(*, invoice: Invoice) -> Decimal:
         CreditGrant.objects.filter(pk=grant_id).update(remaining=F("remaining") - amount)
         restored -= amount
     return restored
+
+
+def credits_expire(*, now: datetime | None = None) -> int:
+    """Take each expired grant's unspent credit out of the balance, once; returns how many expired.
+
+    What the grant will still pay on the invoice of a month not yet closed (charges so far, oldest
+    grant first) stays on it; the rest leaves the balance as a `credit_expiry` entry.
+    """
+    now = now or timezone.now()
+    due = CreditGrant.objects.filter(expires_at__lte=now, expired_at__isnull=True).values_list(
+        "pk", flat=True
+    )
+    return sum(_expire(grant_id=grant_id, now=now) for grant_id in list(due))
+
+
+@transaction.atomic
+def _expire(*, grant_id: int, now: datetime) -> int:
+    grant = CreditGrant.objects.select_for_update().get(pk=grant_id)
+    if grant.expired_at is not None:
+        return 0  # another sweeper got there first
+    older = CreditGrant.objects.filter(
+        organization_id=grant.organization_id, remaining__gt=0, granted_at__lt=grant.granted_at
+    ).aggregate(total=Sum("remaining"))["total"] or Decimal("0.00")
+    pending = max(Decimal("0.00"), charges_not_invoiced(grant.organization, now) - older)
+    keeps = min(grant.remaining, cents(pending))
+    unspent = grant.remaining - keeps
+    grant.remaining, grant.expired_at = keeps, now
+    grant.save(update_fields=["remaining", "expired_at"])
+    if unspent > 0:
+        ledger_post(
+            organization=grant.organization_id,
+            posting=Posting(
+                kind=LedgerKind.CREDIT_EXPIRY,
+                amount=-unspent,
+                description=f"Unspent {grant.get_source_display().lower()} credit expired",
+                credit_grant_id=grant.pk,
+            ),
+            at=now,
+        )
+    audit_record(
+        actor=None,
+        action="credit_grant.expire",
+        obj=grant,
+        organization=grant.organization,
+        after={"unspent": str(unspent), "kept_for_open_charges": str(keeps)},
+    )
+    return 1

@@ -2,7 +2,7 @@
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,13 +13,32 @@ from django.utils import timezone
 
 from accounts.models import Organization, User
 from accounts.services.audit import audit_record
-from billing.choices import INVOICE_NUMBER_PREFIX, InvoiceKind, InvoiceStatus, LineKind
-from billing.models import CreditGrant, Invoice, InvoiceLine, MonthClose, UsageHour
+from billing.choices import (
+    CHARGE_LINES,
+    INVOICE_NUMBER_PREFIX,
+    InvoiceKind,
+    InvoiceStatus,
+    LedgerKind,
+    LineKind,
+    PaymentTerms,
+)
+from billing.models import (
+    BillingAccount,
+    CreditGrant,
+    Invoice,
+    InvoiceLine,
+    LedgerEntry,
+    MonthClose,
+    UsageHour,
+)
 from billing.selectors.sla import SlaCredit, sla_credits_between
 from billing.services.credits import credits_apply, credits_restore
+from billing.services.debits import usage_debit_month
+from billing.services.ledger import Posting, ledger_post
 from billing.services.metering import usage_meter
 from billing.services.numbering import reserve_numbers
 from billing.services.refusals import CreditNoteTooLarge, InvoiceStateError, MonthNotOver
+from clusters.choices import LeaseKind
 from core.money import amount_for, cents, gpu_hours
 from core.periods import next_month
 
@@ -47,6 +66,7 @@ def month_close(
             f"{period_start:%Y-%m} is not over yet; it can be closed from {period_end:%Y-%m-%d}."
         )
     usage_meter(start=period_start, end=period_end, now=now)
+    usage_debit_month(period_start=period_start, until=period_end)
     return _close(period_start, period_end, actor, finalize, now)
 
 
@@ -69,7 +89,9 @@ def _close(start: datetime, end: datetime, actor: User | None, finalize: bool, n
 
 
 def _usage_by_lease(start: datetime, end: datetime) -> list[dict[str, Any]]:
-    rows = UsageHour.objects.filter(hour__gte=start, hour__lt=end).values(
+    # Reserved leases are billed by their commitments (see _commitments_by_org), not by the hour.
+    on_demand = UsageHour.objects.filter(hour__gte=start, hour__lt=end, lease__kind=LeaseKind.ON_DEMAND)
+    rows = on_demand.values(
         "organization_id",
         "lease_id",
         "region_id",
@@ -84,37 +106,59 @@ def _usage_by_lease(start: datetime, end: datetime) -> list[dict[str, Any]]:
     return [dict(row) for row in totals.order_by("organization_id", "lease__start", "lease_id")]
 
 
+def _commitments_by_org(start: datetime, skip: set[int]) -> dict[int, list[dict]]:
+    """The month's commitments and the refunds of those cancelled in time, by organization."""
+    rows = LedgerEntry.objects.filter(
+        period_start=start,
+        kind__in=(LedgerKind.COMMITMENT, LedgerKind.COMMITMENT_REFUND),
+        invoice__isnull=True,
+    ).values("organization_id", "lease_id", "amount", "description", "lease__region_id", "lease__gpus")
+    found: dict[int, list[dict]] = defaultdict(list)
+    for row in rows.order_by("organization_id", "sequence"):
+        if row["organization_id"] not in skip:
+            found[row["organization_id"]].append(dict(row))
+    return found
+
+
 def _build_drafts(start: datetime, end: datetime, skip: set[int]) -> list[Invoice]:
-    """Bulk-create draft invoices and their usage and SLA lines for organizations not yet invoiced."""
+    """Bulk-create drafts with usage, commitment and SLA lines for organizations not yet invoiced."""
     usage: dict[int, list[dict]] = defaultdict(list)
     for row in _usage_by_lease(start, end):
         if row["organization_id"] not in skip:
             usage[row["organization_id"]].append(row)
+    commitments = _commitments_by_org(start, skip)
     credits: dict[int, list[SlaCredit]] = defaultdict(list)
     for credit in sla_credits_between(start, end):
         credits[credit.organization_id].append(credit)
     invoices = Invoice.objects.bulk_create(
-        Invoice(organization_id=org, period_start=start, period_end=end) for org in usage
+        Invoice(organization_id=org, period_start=start, period_end=end)
+        for org in sorted(set(usage) | set(commitments))
     )
     lines: list[InvoiceLine] = []
     for invoice in invoices:
-        lines.extend(_lines_for(invoice, usage[invoice.organization_id], credits[invoice.organization_id]))
+        org = invoice.organization_id
+        lines.extend(_lines_for(invoice, usage[org], commitments[org], credits[org]))
     InvoiceLine.objects.bulk_create(lines, batch_size=5000)
     Invoice.objects.bulk_update(invoices, ["subtotal", "credits", "total"], batch_size=2000)
     return invoices
 
 
-def _lines_for(invoice: Invoice, usage: list[dict], sla: list[SlaCredit]) -> list[InvoiceLine]:
+def _lines_for(
+    invoice: Invoice, usage: list[dict], commitments: list[dict], sla: list[SlaCredit]
+) -> list[InvoiceLine]:
     lines = [_usage_line(invoice, position, row) for position, row in enumerate(usage, start=1)]
-    usage_of = {line.lease_id: line.amount for line in lines}
+    lines += [_commitment_line(invoice, len(lines) + i, row) for i, row in enumerate(commitments, start=1)]
+    usage_of: dict[int | None, Decimal] = defaultdict(lambda: ZERO)
+    for line in lines:
+        usage_of[line.lease_id] += line.amount
     for credit in sla:
         # A lease is never credited more than it was billed, whatever the rounding of its credits.
         amount = min(credit.amount, usage_of.get(credit.lease_id, ZERO))
         usage_of[credit.lease_id] = usage_of.get(credit.lease_id, ZERO) - amount
         if amount > 0:
             lines.append(_sla_line(invoice, len(lines) + 1, credit, amount))
-    invoice.subtotal = sum((line.amount for line in lines if line.kind == LineKind.USAGE), ZERO)
-    invoice.credits = -sum((line.amount for line in lines if line.kind != LineKind.USAGE), ZERO)
+    invoice.subtotal = sum((line.amount for line in lines if line.kind in CHARGE_LINES), ZERO)
+    invoice.credits = -sum((line.amount for line in lines if line.kind not in CHARGE_LINES), ZERO)
     invoice.total = invoice.subtotal - invoice.credits
     return lines
 
@@ -132,6 +176,19 @@ def _usage_line(invoice: Invoice, position: int, row: dict) -> InvoiceLine:
         gpu_hours=gpu_hours(row["secs"]),
         price_per_gpu_hour=row["price_per_gpu_hour"],
         amount=amount_for(row["exact"]),
+    )
+
+
+def _commitment_line(invoice: Invoice, position: int, row: dict) -> InvoiceLine:
+    return InvoiceLine(
+        invoice=invoice,
+        position=position,
+        kind=LineKind.COMMITMENT,
+        description=row["description"],
+        lease_id=row["lease_id"],
+        region_id=row["lease__region_id"],
+        gpus=row["lease__gpus"],
+        amount=-row["amount"],
     )
 
 
@@ -154,6 +211,9 @@ def _finalize_many(invoices: list[Invoice], actor: User | None, now: datetime) -
     """Finalize drafts in one transaction: credits, one locked run of consecutive numbers, audit."""
     series = INVOICE_NUMBER_PREFIX[InvoiceKind.INVOICE]
     numbers = reserve_numbers(series=series, year=now.year, count=len(invoices))
+    terms = dict(
+        BillingAccount.objects.filter(pk__in=[i.organization_id for i in invoices]).values_list("pk", "terms")
+    )
     with_grants = set(
         CreditGrant.objects.filter(
             organization_id__in=[i.organization_id for i in invoices], remaining__gt=0
@@ -162,10 +222,11 @@ def _finalize_many(invoices: list[Invoice], actor: User | None, now: datetime) -
     for invoice, number in zip(invoices, numbers, strict=True):
         if invoice.organization_id in with_grants:
             _apply_credits(invoice)
-        _mark_open(invoice, number, now)
+        _mark_open(invoice, number, now, terms.get(invoice.organization_id, PaymentTerms.PREPAID))
     Invoice.objects.bulk_update(
-        invoices, ["status", "number", "issued_at", "paid_at", "credits", "total"], batch_size=2000
+        invoices, ["status", "number", "issued_at", "paid_at", "due_at", "credits", "total"], batch_size=2000
     )
+    _post_sla_credits(invoices, now)
     organizations = Organization.objects.in_bulk({invoice.organization_id for invoice in invoices})
     for invoice in invoices:
         _audit_finalized(invoice, actor, organizations[invoice.organization_id])
@@ -180,11 +241,39 @@ def _apply_credits(invoice: Invoice) -> None:
     invoice.total -= spent
 
 
-def _mark_open(invoice: Invoice, number: str, now: datetime) -> None:
+def _mark_open(invoice: Invoice, number: str, now: datetime, terms: str) -> None:
     invoice.status, invoice.number, invoice.issued_at = InvoiceStatus.OPEN, number, now
-    if invoice.total == 0:
-        # Fully covered by credits: nothing to collect, so it is paid as it is issued.
+    if invoice.total == 0 or terms == PaymentTerms.PREPAID:
+        # Nothing to collect: covered by credits, or already taken from the prepaid balance.
         invoice.status, invoice.paid_at = InvoiceStatus.PAID, now
+    else:
+        invoice.due_at = now + timedelta(days=_net_days(invoice.organization_id))
+
+
+def _net_days(organization_id: int) -> int:
+    account = BillingAccount.objects.filter(pk=organization_id).only("net_days").first()
+    return account.net_days if account else settings.INVOICE_NET_DAYS
+
+
+def _post_sla_credits(invoices: list[Invoice], now: datetime) -> None:
+    """SLA credits go back to the balance when their invoice is issued (program credit is in it already)."""
+    sla = (
+        InvoiceLine.objects.filter(invoice__in=invoices, kind=LineKind.SLA_CREDIT)
+        .values("invoice_id", "invoice__organization_id", "invoice__public_id", "invoice__number")
+        .annotate(total=Sum("amount"))
+    )
+    for row in sla:
+        ledger_post(
+            organization=row["invoice__organization_id"],
+            posting=Posting(
+                kind=LedgerKind.SLA_CREDIT,
+                amount=-row["total"],
+                description=f"SLA credits on invoice {row['invoice__number']}",
+                invoice_id=row["invoice_id"],
+                external_id=f"sla-{row['invoice__public_id']}",
+            ),
+            at=now,
+        )
 
 
 def _audit_finalized(invoice: Invoice, actor: User | None, organization: Organization) -> None:
@@ -208,6 +297,13 @@ def _after_finalize(invoice_ids: list[int]) -> None:
                 tasks.invoice_push_to_stripe.delay(invoice_id)
 
     transaction.on_commit(queue)
+
+
+def _after_commit_task(name: str, invoice_id: int) -> None:
+    from billing import tasks
+
+    if settings.STRIPE_ENABLED:
+        transaction.on_commit(lambda: getattr(tasks, name).delay(invoice_id))
 
 
 def _locked(invoice: Invoice) -> Invoice:
@@ -247,6 +343,21 @@ def invoice_void(*, actor: User | None, invoice: Invoice, reason: str, via: str 
     restored = credits_restore(invoice=invoice)
     invoice.status, invoice.voided_at, invoice.note = InvoiceStatus.VOID, timezone.now(), reason[:300]
     invoice.save(update_fields=["status", "voided_at", "note"])
+    if invoice.total > 0:
+        # What the invoice asked for is no longer owed (its program credit went back to the grants).
+        ledger_post(
+            organization=invoice.organization_id,
+            posting=Posting(
+                kind=LedgerKind.INVOICE_VOID,
+                amount=invoice.total,
+                description=f"Invoice {invoice.number} voided",
+                invoice_id=invoice.pk,
+                external_id=f"void-{invoice.public_id}",
+            ),
+            actor=actor,
+        )
+    if invoice.stripe_invoice_id and not via.startswith("stripe:"):
+        _after_commit_task("invoice_void_in_stripe", invoice.pk)
     _audit_transition(
         actor, invoice, InvoiceStatus.OPEN, via=via, reason=reason, credits_restored=str(restored)
     )
@@ -265,8 +376,14 @@ def _audit_transition(actor: User | None, invoice: Invoice, before: str, **extra
 
 
 @transaction.atomic
-def credit_note_create(*, actor: User | None, invoice: Invoice, amount: Decimal, reason: str) -> Invoice:
-    """A correction of a finalized invoice: a new, numbered credit note; the invoice itself never changes."""
+def credit_note_create(
+    *, actor: User | None, invoice: Invoice, amount: Decimal, reason: str, post_to_ledger: bool = True
+) -> Invoice:
+    """A correction of a finalized invoice: a new, numbered credit note; the invoice itself never changes.
+
+    The amount goes back to the organization's balance (an open invoice's customer owes that much
+    less); a caller that already wrote its own ledger entry for it (a commitment refund) says so.
+    """
     invoice = _locked(invoice)
     if invoice.kind != InvoiceKind.INVOICE or invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.PAID):
         raise InvoiceStateError(
@@ -298,6 +415,18 @@ def credit_note_create(*, actor: User | None, invoice: Invoice, amount: Decimal,
         description=f"Correction of {invoice}: {reason}"[:300],
         amount=amount,
     )
+    if post_to_ledger:
+        ledger_post(
+            organization=invoice.organization_id,
+            posting=Posting(
+                kind=LedgerKind.CREDIT_NOTE,
+                amount=amount,
+                description=f"Credit note {note.number} on {invoice.number}",
+                invoice_id=note.pk,
+                external_id=f"credit-note-{note.public_id}",
+            ),
+            actor=actor,
+        )
     audit_record(
         actor=actor,
         action="credit_note.create",
@@ -306,4 +435,6 @@ def credit_note_create(*, actor: User | None, invoice: Invoice, amount: Decimal,
         after={"number": note.number, "corrects": invoice.number, "amount": str(amount), "reason": reason},
     )
     _after_finalize([note.pk])
+    if invoice.stripe_invoice_id:
+        _after_commit_task("credit_note_push_to_stripe", note.pk)
     return note

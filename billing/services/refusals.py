@@ -27,3 +27,55 @@ class CreditNoteTooLarge(BillingError):
 
     code = "credit_note_too_large"
     field = "amount"
+
+
+class PaymentRefused(Refused):
+    """Booking or spending refused for money: the organization must pay, or change its limits first."""
+
+    status = 402
+    code = "payment_required"
+
+
+class PaymentRequired(PaymentRefused):
+    """No way to pay yet: no card on file, no balance, no credit, no invoice terms."""
+
+    code = "payment_required"
+
+
+class InsufficientBalance(PaymentRefused):
+    """The balance does not cover a reserved lease's commitment."""
+
+    code = "insufficient_balance"
+
+
+class BalanceExhausted(PaymentRefused):
+    """The balance has run out: new bookings wait for a top-up."""
+
+    code = "balance_exhausted"
+
+
+class SpendLimitReached(PaymentRefused):
+    """The booking would take the month's spend past the owner's limit."""
+
+    code = "spend_limit"
+    field = "gpus"
+
+
+class CreditLimitReached(PaymentRefused):
+    """An invoiced organization would owe more than its credit limit."""
+
+    code = "credit_limit"
+    field = "gpus"
+
+
+class AccountSuspended(PaymentRefused):
+    """Suspended for an overdue invoice or a disputed payment: no new bookings until it is lifted."""
+
+    code = "account_suspended"
+
+
+class StripeUnavailable(BillingError):
+    """Stripe is switched off, or did not answer."""
+
+    code = "stripe_unavailable"
+    status = 503

@@ -1,25 +1,34 @@
 """Pushing finalized invoices to Stripe and taking in Stripe's webhooks."""
 
-from datetime import UTC, datetime
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import stripe
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from accounts.services.audit import audit_record
 from billing.choices import InvoiceKind, InvoiceStatus
-from billing.models import Invoice, StripeEvent
-from billing.services.invoicing import invoice_mark_paid, invoice_void
+from billing.models import BillingAccount, Invoice, StripeEvent, TopUp
+from billing.services.dunning import charge_refunds_apply, dispute_apply, invoice_apply_stripe_state
+from billing.services.payments import auto_top_up_declined, checkout_apply, checkout_read
 from billing.services.stripe_gateway import (
     WEBHOOK_TOLERANCE_SECONDS,
+    charge_of,
     customer_id_for,
+    dispute_of,
+    payment_intent,
     stripe_client,
+    stripe_credit_note_create,
     stripe_invoice_create,
     stripe_invoice_finalize,
     stripe_invoice_items_add,
+    stripe_invoice_pay,
     stripe_invoice_status,
+    stripe_invoice_void,
 )
+from billing.services.top_ups import top_up_record
 from core.refusals import Refused
 
 
@@ -45,8 +54,52 @@ def invoice_push_to_stripe(*, invoice: Invoice) -> Invoice:
         stripe_invoice_items_add(invoice, customer_id, stripe_id, client)
         url = stripe_invoice_finalize(invoice, stripe_id, client)
         _record_push(invoice, stripe_id, url)
+        card = _card_on_file(invoice)
+        if card:
+            # On terms with a card: charged now; a decline comes back as invoice.payment_failed.
+            stripe_invoice_pay(client, stripe_id, card, idempotency_key=f"vp-invoice-{invoice.public_id}-pay")
     invoice.refresh_from_db()
     return invoice
+
+
+def _card_on_file(invoice: Invoice) -> str:
+    account = BillingAccount.objects.filter(pk=invoice.organization_id).first()
+    return account.card_payment_method if account else ""
+
+
+def invoice_void_in_stripe(*, invoice: Invoice) -> None:
+    """Void our voided invoice in Stripe too, so Stripe never shows it as payable."""
+    if invoice.status == InvoiceStatus.VOID and invoice.stripe_invoice_id:
+        status, _, _ = stripe_invoice_status(invoice.stripe_invoice_id, stripe_client())
+        if status == "open":
+            stripe_invoice_void(
+                stripe_client(), invoice.stripe_invoice_id, f"vp-invoice-{invoice.public_id}-void"
+            )
+
+
+def credit_note_push_to_stripe(*, note: Invoice) -> Invoice:
+    """A Stripe credit note for ours, on the Stripe invoice it corrects (once, by idempotency key)."""
+    corrected = note.corrects
+    if note.kind != InvoiceKind.CREDIT_NOTE or corrected is None or not corrected.stripe_invoice_id:
+        return note
+    if not note.stripe_credit_note_id:
+        stripe_id = stripe_credit_note_create(
+            stripe_client(),
+            stripe_invoice_id=corrected.stripe_invoice_id,
+            cents=int(note.total * 100),
+            memo=f"{note.number}: {note.note}",
+            idempotency_key=f"vp-credit-note-{note.public_id}",
+        )
+        Invoice.objects.filter(pk=note.pk).update(stripe_credit_note_id=stripe_id)
+        audit_record(
+            actor=None,
+            action="credit_note.push_to_stripe",
+            obj=note,
+            organization=note.organization,
+            after={"stripe_credit_note_id": stripe_id},
+        )
+    note.refresh_from_db()
+    return note
 
 
 @transaction.atomic
@@ -62,16 +115,105 @@ def _record_push(invoice: Invoice, stripe_id: str, url: str) -> None:
 
 
 def stripe_webhook_receive(*, payload: bytes, signature: str) -> str:
-    """Verify and apply one webhook; returns "processed", "duplicate" or "ignored"."""
+    """Verify and apply one webhook; returns "processed", "duplicate" or "ignored".
+
+    What changed is read again from Stripe first (events arrive late, out of order, or several
+    times at once), outside our transaction; then the event's row and its effect are written in one
+    transaction, so of five concurrent deliveries one applies and four find the row: "duplicate".
+    """
     event = _verified_event(payload, signature)
     if StripeEvent.objects.filter(event_id=event["id"]).exists():
         return "duplicate"
     obj = event["data"]["object"]
-    state = None
-    if event["type"].startswith("invoice.") and obj.get("id"):
-        # Events can arrive late or out of order: the invoice's state is read again from Stripe.
-        state = stripe_invoice_status(obj["id"], stripe_client())
-    return _record_and_apply(event, obj.get("id", ""), state)
+    apply = _reader(event["type"])(obj)
+    try:
+        return _record_and_apply(event, str(obj.get("id", "")), apply)
+    except IntegrityError:
+        if StripeEvent.objects.filter(event_id=event["id"]).exists():
+            return "duplicate"
+        raise
+
+
+Apply = Callable[[str], str] | None
+
+
+def _reader(kind: str) -> Callable[[Any], Apply]:
+    if kind.startswith("invoice."):
+        return _invoice_reader(kind)
+    return {
+        "checkout.session.completed": _checkout_reader,
+        "payment_intent.succeeded": _intent_reader,
+        "payment_intent.payment_failed": _intent_reader,
+        "charge.refunded": _refund_reader,
+        "charge.dispute.created": _dispute_reader,
+        "charge.dispute.closed": _dispute_reader,
+    }.get(kind, lambda obj: None)
+
+
+def _checkout_reader(obj: Any) -> Apply:
+    outcome = checkout_read(session_id=str(obj.get("id", "")))
+    if outcome is None:
+        return None
+
+    def apply(event_id: str) -> str:
+        checkout_apply(outcome)
+        return "processed"
+
+    return apply
+
+
+def _intent_reader(obj: Any) -> Apply:
+    top_up = TopUp.objects.filter(stripe_payment_intent=str(obj.get("id", ""))).first()
+    if top_up is None:
+        return None  # a Checkout payment's intent: its session's event credits it
+    intent = payment_intent(stripe_client(), str(obj["id"]))
+
+    def apply(event_id: str) -> str:
+        if intent.get("status") == "succeeded":
+            top_up_record(
+                organization=top_up.organization_id,
+                amount=Decimal(int(intent.get("amount_received") or intent.get("amount") or 0)) / 100,
+                external_id=f"payment_intent:{intent['id']}",
+                description=f"Automatic top-up by card ({intent['id']})",
+                top_up=top_up,
+            )
+        elif intent.get("status") in ("requires_payment_method", "canceled"):
+            reason = (intent.get("last_payment_error") or {}).get("message") or "The card was declined."
+            auto_top_up_declined(top_up=top_up, reason=reason)
+        return "processed"
+
+    return apply
+
+
+def _invoice_reader(kind: str) -> Callable[[Any], Apply]:
+    def read(obj: Any) -> Apply:
+        if not obj.get("id"):
+            return None
+        status, paid_at, amount_paid = stripe_invoice_status(obj["id"], stripe_client())
+
+        def apply(event_id: str) -> str:
+            return invoice_apply_stripe_state(
+                stripe_id=obj["id"],
+                status=status,
+                paid_at=paid_at,
+                amount_paid=amount_paid,
+                failed=kind == "invoice.payment_failed",
+                event_id=event_id,
+            )
+
+        return apply
+
+    return read
+
+
+def _refund_reader(obj: Any) -> Apply:
+    charge = charge_of(stripe_client(), str(obj.get("id", "")))
+    return lambda event_id: charge_refunds_apply(charge=charge)
+
+
+def _dispute_reader(obj: Any) -> Apply:
+    dispute = dispute_of(stripe_client(), str(obj.get("id", "")))
+    return lambda event_id: dispute_apply(dispute=dispute)
 
 
 def _verified_event(payload: bytes, signature: str) -> Any:
@@ -88,23 +230,10 @@ def _verified_event(payload: bytes, signature: str) -> Any:
 
 
 @transaction.atomic
-def _record_and_apply(event: Any, object_id: str, state: tuple[str | None, int | None] | None) -> str:
-    _, created = StripeEvent.objects.get_or_create(
-        event_id=event["id"], defaults={"type": event["type"], "object_id": object_id}
-    )
-    if not created:
-        return "duplicate"
-    # Locked: two events about one invoice (paid, then paid again under another id) racing here
-    # must see each other's change, not both find it open.
-    invoice = (
-        Invoice.objects.select_for_update().filter(stripe_invoice_id=object_id).first() if object_id else None
-    )
-    if invoice is None or state is None:
+def _record_and_apply(event: Any, object_id: str, apply: Apply) -> str:
+    # Inserted first: a concurrent delivery of the same event waits here on the unique index,
+    # then fails (IntegrityError, answered "duplicate") once this transaction commits.
+    StripeEvent.objects.create(event_id=event["id"], type=event["type"], object_id=object_id)
+    if apply is None:
         return "ignored"
-    status, paid_at = state
-    if status == "paid" and invoice.status == InvoiceStatus.OPEN:
-        when = datetime.fromtimestamp(paid_at, tz=UTC) if paid_at else None
-        invoice_mark_paid(actor=None, invoice=invoice, paid_at=when, via=f"stripe:{event['id']}")
-    elif status == "void" and invoice.status == InvoiceStatus.OPEN:
-        invoice_void(actor=None, invoice=invoice, reason="Voided in Stripe", via=f"stripe:{event['id']}")
-    return "processed"
+    return apply(event["id"])

@@ -23,6 +23,7 @@ from clusters.choices import LIVE_LEASE_STATES, LeaseKind, LeaseState
 from clusters.models import GPU, Allocation, Lease, Node, Region
 from clusters.selectors.capacity import Window, availability_for, gpus_held_at_peak, is_valid_size, pools_for
 from clusters.selectors.prices import price_for
+from clusters.services.charging import charging
 from clusters.services.placement import PlacedGpu, place
 from clusters.services.refusals import InvalidState, NoCapacity, NotExtendable, QuotaExceeded
 from core.durations import duration_words
@@ -80,6 +81,7 @@ def _lease_book_once(
     organization = _lock_organization(organization)
     _check_quota(organization=organization, window=window, gpus=gpus)
     price = _price(kind=kind, region=region)
+    charging().check_may_book(organization=organization, kind=kind, gpus=gpus, window=window, price=price)
     # The lease row first: placement writes the allocations in the statement that picks the GPUs.
     # Refused for want of capacity, this attempt's atomic block takes the lease row back with it.
     lease = Lease.objects.create(
@@ -104,6 +106,7 @@ def _lease_book_once(
             Lease.ssh_keys.through(lease_id=lease.pk, sshkey_id=key.pk) for key in ssh_keys
         )
     audit_record(actor=user, action="lease.book", obj=lease, organization=organization, after=snapshot(lease))
+    charging().lease_booked(lease=lease, actor=user)
     _remember(lease, placed, window, ssh_keys)
     return lease
 
@@ -256,6 +259,7 @@ def lease_extend(*, user: User, lease: Lease, end: datetime) -> Lease:
     _stretch_allocations(lease, old_end, end)
     lease.end = end
     lease.save(update_fields=["end"])
+    charging().lease_extended(lease=lease, old_end=old_end, actor=user)
     audit_record(
         actor=user,
         action="lease.extend",
@@ -332,11 +336,12 @@ def lease_cancel(*, user: User, lease: Lease) -> Lease:
     return _cancel(user=user, lease=lease, reason="Cancelled before its start.")
 
 
-def _cancel(*, user: User, lease: Lease, reason: str) -> Lease:
+def _cancel(*, user: User | None, lease: Lease, reason: str) -> Lease:
     before = snapshot(lease)
     lease.allocations.update(is_live=False)
     lease.state, lease.state_reason = LeaseState.CANCELLED, reason
     lease.save(update_fields=["state", "state_reason"])
+    charging().lease_cancelled(lease=lease, actor=user, at=timezone.now())
     audit_record(
         actor=user,
         action="lease.cancel",
@@ -349,8 +354,11 @@ def _cancel(*, user: User, lease: Lease, reason: str) -> Lease:
 
 
 @transaction.atomic
-def lease_release(*, user: User, lease: Lease) -> Lease:
-    """End an active lease now (the run-time sweeper finishes it); a scheduled one is cancelled."""
+def lease_release(*, user: User | None, lease: Lease) -> Lease:
+    """End an active lease now (the run-time sweeper finishes it); a scheduled one is cancelled.
+
+    `user` is None when billing releases it (the balance ran out, the account is suspended).
+    """
     lease = _lock_lease(lease)
     if lease.state == LeaseState.SCHEDULED:
         return _cancel(user=user, lease=lease, reason="Released before it started.")

@@ -24,6 +24,7 @@ from accounts.models import Membership
 from clusters.choices import LeaseKind, LeaseNoticeKind, LeaseState
 from clusters.models import GPU, Allocation, Lease, Node
 from clusters.services.agent import AgentAnswer, AgentCall, AgentClient
+from clusters.services.charging import charging
 from core.request_id import current_request_id
 
 LeaseNodeKey = tuple[int, int]  # (lease id, node id)
@@ -251,6 +252,8 @@ def _fail(
             [lease], LeaseState.SCHEDULED, LeaseState.FAILED, ended_at=now, state_reason=reason
         )
     Allocation.objects.filter(lease__in=failed).update(is_live=False)
+    for lease in failed:
+        charging().lease_failed(lease=lease)
     _revoke(failed, placement, client)
     transaction.on_commit(lambda: _email_owners(failed, _failed_message))
     return failed
@@ -361,7 +364,7 @@ def _failed_message(lease: Lease) -> tuple[str, str]:
     return (
         "Voltpark: your lease could not start",
         f"Your lease {lease.public_id} could not start: {lease.state_reason or 'its nodes did not answer'}.\n"
-        "It is marked failed and nothing is billed for it.",
+        "It is marked failed: nothing is billed for it, and what was paid for it is refunded.",
     )
 
 

@@ -25,8 +25,13 @@ def make_lease(
     region: Region | None = None,
     state: str = LeaseState.ACTIVE,
     booked_by: User | None = None,
+    kind: str = LeaseKind.ON_DEMAND,
 ) -> Lease:
-    """A lease holding `gpus` GPUs of one node over [start, end) (open-ended when end is None)."""
+    """A lease holding `gpus` GPUs of one node over [start, end) (open-ended when end is None).
+
+    On-demand by default (one released at `end` when it has one): usage is billed by the hour.
+    A reserved lease made here has no commitment; booking charges that (billing/services/commitments.py).
+    """
     region = region or (node.cluster.region if node else RegionFactory.create())
     node = node or NodeFactory.create(cluster__region=region)
     live = state not in (LeaseState.CANCELLED, LeaseState.FAILED)
@@ -35,7 +40,7 @@ def make_lease(
         booked_by=booked_by or UserFactory.create(),
         region=region,
         gpus=gpus,
-        kind=LeaseKind.RESERVED if end is not None else LeaseKind.ON_DEMAND,
+        kind=kind,
         start=start,
         end=end,
         state=state,

@@ -1,0 +1,91 @@
+"""The balance ledger: every change of an organization's balance is one numbered entry.
+
+`ledger_post` is the one writer of single entries. It locks the organization's account row,
+so concurrent top-ups, debits, webhooks and bookings of one organization take turns; it adds
+the entry and moves the balance in the caller's transaction, so both commit or neither does.
+An entry recording an outside object (a Stripe payment, a lease's commitment) carries its id in
+`external_id`, unique per kind: recording it twice changes nothing.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Organization, User
+from billing.models import BillingAccount, LedgerEntry
+from billing.services.refusals import InsufficientBalance
+from core.money import cents
+
+
+@dataclass(frozen=True)
+class Posting:
+    """What to write: an amount of a kind, and what it is about."""
+
+    kind: str
+    amount: Decimal
+    description: str
+    floor: Decimal | None = None
+    period_start: datetime | None = None
+    lease_id: int | None = None
+    invoice_id: int | None = None
+    credit_grant_id: int | None = None
+    external_id: str | None = None
+
+
+def account_locked(organization: Organization | int) -> BillingAccount:
+    """The organization's account row, created if missing, locked until the transaction ends."""
+    organization_id = organization if isinstance(organization, int) else organization.pk
+    BillingAccount.objects.bulk_create(
+        [BillingAccount(organization_id=organization_id)], ignore_conflicts=True
+    )
+    return BillingAccount.objects.select_for_update().get(pk=organization_id)
+
+
+@transaction.atomic
+def ledger_post(
+    *,
+    organization: Organization | int,
+    posting: Posting,
+    actor: User | None = None,
+    at: datetime | None = None,
+) -> LedgerEntry | None:
+    """Add one entry and move the balance; None when the entry's external id is already recorded.
+
+    Refuses (InsufficientBalance) an entry that would leave the balance below its floor.
+    """
+    account = account_locked(organization)
+    if (
+        posting.external_id
+        and LedgerEntry.objects.filter(kind=posting.kind, external_id=posting.external_id).exists()
+    ):
+        return None
+    amount = cents(Decimal(posting.amount))
+    balance = account.balance + amount
+    if posting.floor is not None and balance < posting.floor:
+        raise InsufficientBalance(
+            f"This needs {-amount} USD and the balance is {account.balance} USD: "
+            f"top up at least {posting.floor - balance} USD first.",
+            balance=str(account.balance),
+            needed=str(-amount),
+        )
+    account.balance, account.entries = balance, account.entries + 1
+    account.save(update_fields=["balance", "entries"])
+    return LedgerEntry.objects.create(
+        organization_id=account.pk,
+        sequence=account.entries,
+        kind=posting.kind,
+        amount=amount,
+        balance_after=balance,
+        floor=posting.floor,
+        at=at or timezone.now(),
+        period_start=posting.period_start,
+        description=posting.description[:300],
+        lease_id=posting.lease_id,
+        invoice_id=posting.invoice_id,
+        credit_grant_id=posting.credit_grant_id,
+        external_id=posting.external_id,
+        actor=actor,
+    )

@@ -1,0 +1,192 @@
+"""A card on file and top-ups through Stripe Checkout, automatic top-up off-session, disputes, voids
+and credit notes in Stripe: the official SDK against localstripe and our fake (stripe_server.py)."""
+
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.core import mail
+
+from accounts.choices import Role
+from billing.choices import InvoiceStatus, LedgerKind, PaymentTerms, TopUpStatus
+from billing.models import BillingAccount, Invoice, LedgerEntry, TopUp
+from billing.services.invoicing import credit_note_create, invoice_void, month_close
+from billing.services.payments import auto_top_up, card_setup_start, top_up_start
+from tests.billing.factories import make_lease
+from tests.billing.helpers import deliver
+from tests.factories import MembershipFactory, OrganizationFactory
+from tests.races import errors_of, race
+
+MARCH = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def dana(db):
+    organization = OrganizationFactory.create(name="Tiny Labs", slug="tiny-labs", terms=PaymentTerms.PREPAID)
+    return MembershipFactory.create(
+        user__email="dana@tiny.example", organization=organization, role=Role.OWNER
+    ).user
+
+
+def org_of(user):
+    return user.memberships.get().organization
+
+
+def session_of(url: str, stripe) -> str:
+    return urlsplit(url).path.rsplit("/", 1)[-1]
+
+
+def completed(session: dict) -> dict:
+    return {
+        "id": f"evt_{time.time_ns()}",
+        "object": "event",
+        "type": "checkout.session.completed",
+        "created": int(time.time()),
+        "data": {"object": {"id": session["id"], "object": "checkout.session"}},
+    }
+
+
+def balance(organization) -> Decimal:
+    account = BillingAccount.objects.filter(pk=organization.pk).first()
+    return account.balance if account else Decimal("0.00")
+
+
+def saved_card(dana, stripe, client, card: str = "4242424242424242") -> None:
+    url = card_setup_start(actor=dana, organization=org_of(dana))
+    session = stripe.complete(session_of(url, stripe), card=card)
+    assert deliver(client, completed(session)).json() == {"status": "processed"}
+
+
+def test_adding_a_card_goes_through_checkout_in_setup_mode(dana, stripe, client) -> None:
+    url = card_setup_start(actor=dana, organization=org_of(dana))
+    session = stripe.sessions[session_of(url, stripe)]
+    assert url.startswith(stripe.url) and session["mode"] == "setup"
+    stripe.complete(session["id"])
+    assert deliver(client, completed(session)).json() == {"status": "processed"}
+    account = BillingAccount.objects.get(pk=org_of(dana).pk)
+    assert (account.card_last4, account.has_card) == ("4242", True)
+    # A first card turns on automatic top-up with the defaults, which the billing page shows.
+    assert (account.auto_top_up_threshold, account.auto_top_up_amount) == (Decimal(25), Decimal(100))
+
+
+def test_a_top_up_is_credited_once_however_it_is_reported(dana, stripe, client) -> None:
+    url = top_up_start(actor=dana, organization=org_of(dana), amount="100")
+    session = stripe.complete(session_of(url, stripe))
+    assert stripe.sessions[session["id"]]["amount_total"] == 10000
+    # The owner comes back first: the page reads the session from Stripe and credits it.
+    client.force_login(dana)
+    back = client.get(f"/billing/?stripe=paid&session={session['id']}")
+    assert back.status_code == 200 and "$100.00" in back.content.decode()
+    assert deliver(client, completed(session)).json() == {"status": "processed"}
+    event = completed(session)
+    assert deliver(client, event).json() == {"status": "processed"}
+    assert deliver(client, event).json() == {"status": "duplicate"}
+    assert balance(org_of(dana)) == Decimal("100.00")
+    assert TopUp.objects.get().status == TopUpStatus.SUCCEEDED
+    assert LedgerEntry.objects.filter(kind=LedgerKind.TOP_UP).count() == 1
+
+
+def test_a_session_of_another_organization_is_not_credited_to_mine(dana, charlie, stripe, client) -> None:
+    url = top_up_start(actor=charlie, organization=org_of(charlie), amount="50")
+    session = stripe.complete(session_of(url, stripe))
+    client.force_login(dana)
+    client.get(f"/billing/?stripe=paid&session={session['id']}")
+    assert balance(org_of(dana)) == Decimal("0.00")
+
+
+def test_automatic_top_up_charges_the_saved_card_off_session(dana, stripe, client) -> None:
+    saved_card(dana, stripe, client)
+    attempt = auto_top_up(organization_id=org_of(dana).pk)
+    assert attempt.status == TopUpStatus.SUCCEEDED and balance(org_of(dana)) == Decimal("100.00")
+    assert ("/v1/payment_intents", f"vp-auto-top-up-{attempt.public_id}") in stripe.idempotency_keys
+
+
+def test_a_declined_automatic_top_up_emails_the_owners_and_stops_after_three(
+    dana, stripe, client, django_capture_on_commit_callbacks
+) -> None:
+    saved_card(dana, stripe, client, card="4000000000000341")  # attaches, then declines every charge
+    with django_capture_on_commit_callbacks(execute=True):
+        attempts = [auto_top_up(organization_id=org_of(dana).pk) for _ in range(4)]
+    assert [a.status if a else None for a in attempts] == [TopUpStatus.FAILED] * 3 + [None]
+    assert balance(org_of(dana)) == Decimal("0.00")
+    declined = [m for m in mail.outbox if "declined" in m.subject]
+    assert len(declined) == 3 and declined[0].to == ["dana@tiny.example"]
+    assert "now off" in declined[-1].body
+
+
+def test_a_dispute_withdraws_the_money_suspends_and_alerts_staff(
+    dana, stripe, client, django_capture_on_commit_callbacks
+) -> None:
+    url = top_up_start(actor=dana, organization=org_of(dana), amount="100")
+    session = stripe.complete(session_of(url, stripe))
+    deliver(client, completed(session))
+    intent = stripe.sessions[session["id"]]["payment_intent"]
+    from localstripe import resources
+
+    charge = resources.PaymentIntent._api_retrieve(intent).latest_charge.id
+    dispute = stripe.dispute(charge)
+    event = {
+        "id": "evt_dispute_1",
+        "object": "event",
+        "type": "charge.dispute.created",
+        "created": int(time.time()),
+        "data": {"object": {"id": dispute["id"], "object": "dispute"}},
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        assert deliver(client, event).json() == {"status": "processed"}
+    account = BillingAccount.objects.get(pk=org_of(dana).pk)
+    assert account.balance == Decimal("0.00") and account.suspended_at is not None
+    assert any("dispute" in m.subject and m.to == ["ops@voltpark.example"] for m in mail.outbox)
+
+
+@pytest.fixture
+def invoiced(acme, stripe, django_capture_on_commit_callbacks) -> Invoice:
+    make_lease(organization=acme, start=MARCH, end=MARCH + timedelta(hours=10), gpus=8, price="1.9900")
+    with django_capture_on_commit_callbacks(execute=True):
+        month_close(period_start=MARCH, now=datetime(2026, 4, 2, tzinfo=UTC))
+    return Invoice.objects.get()
+
+
+def test_voiding_an_invoice_voids_it_in_stripe(
+    invoiced, stripe, frank, django_capture_on_commit_callbacks
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        invoice_void(actor=frank, invoice=invoiced, reason="Billed by mistake")
+    assert stripe.invoices[invoiced.stripe_invoice_id]["status"] == "void"
+    assert Invoice.objects.get(pk=invoiced.pk).status == InvoiceStatus.VOID
+
+
+def test_a_credit_note_becomes_a_stripe_credit_note(
+    invoiced, stripe, frank, django_capture_on_commit_callbacks
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        note = credit_note_create(actor=frank, invoice=invoiced, amount=Decimal("20.00"), reason="Node slow")
+    note.refresh_from_db()
+    remote = stripe.credit_notes[note.stripe_credit_note_id]
+    assert (remote["invoice"], remote["amount"]) == (invoiced.stripe_invoice_id, 2000)
+    assert stripe.invoices[invoiced.stripe_invoice_id]["amount_due"] == int(invoiced.total * 100) - 2000
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_webhook_delivered_five_times_at_once_has_one_effect(stripe) -> None:
+    from django.test import Client
+
+    organization = OrganizationFactory.create(terms=PaymentTerms.PREPAID)
+    owner = MembershipFactory.create(organization=organization, role=Role.OWNER).user
+    url = top_up_start(actor=owner, organization=organization, amount="100")
+    session = stripe.complete(session_of(url, stripe))
+    event = completed(session)
+    results = race([lambda: deliver(Client(), event).json()["status"] for _ in range(5)])
+    assert errors_of(results) == []
+    assert sorted(results) == ["duplicate"] * 4 + ["processed"]
+    assert balance(organization) == Decimal("100.00")
+
+
+def test_the_checkout_return_address_names_the_session(dana, stripe) -> None:
+    url = top_up_start(actor=dana, organization=org_of(dana), amount="100")
+    session = stripe.sessions[session_of(url, stripe)]
+    query = parse_qs(urlsplit(session["success_url"]).query)
+    assert query == {"stripe": ["paid"], "session": ["{CHECKOUT_SESSION_ID}"]}
