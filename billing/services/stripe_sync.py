@@ -1,8 +1,10 @@
 """Pushing finalized invoices to Stripe and taking in Stripe's webhooks."""
 
+import json
+import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 import stripe
 from django.conf import settings
@@ -30,6 +32,9 @@ from billing.services.stripe_gateway import (
 )
 from billing.services.top_ups import top_up_record
 from core.refusals import Refused
+
+# The length of StripeEvent's id, type and object id columns; Stripe's own ids are far shorter.
+STRIPE_ID_MAX_LENGTH = 100
 
 
 class WebhookRefused(Refused):
@@ -121,15 +126,18 @@ def stripe_webhook_receive(*, payload: bytes, signature: str) -> str:
     times at once), outside our transaction; then the event's row and its effect are written in one
     transaction, so of five concurrent deliveries one applies and four find the row: "duplicate".
     """
+    if not (settings.STRIPE_ENABLED and settings.STRIPE_WEBHOOK_SECRET):
+        # Without a secret every signature check passes for a key anyone knows: refuse them all.
+        raise WebhookRefused("Stripe is switched off here: no webhook is accepted.", code="stripe_off")
     event = _verified_event(payload, signature)
-    if StripeEvent.objects.filter(event_id=event["id"]).exists():
+    event_id, kind, object_id = _event_fields(event)
+    if StripeEvent.objects.filter(event_id=event_id).exists():
         return "duplicate"
-    obj = event["data"]["object"]
-    apply = _reader(event["type"])(obj)
+    apply = _read_from_stripe(kind, object_id)
     try:
-        return _record_and_apply(event, str(obj.get("id", "")), apply)
+        return _record_and_apply(event_id, kind, object_id, apply)
     except IntegrityError:
-        if StripeEvent.objects.filter(event_id=event["id"]).exists():
+        if StripeEvent.objects.filter(event_id=event_id).exists():
             return "duplicate"
         raise
 
@@ -137,21 +145,34 @@ def stripe_webhook_receive(*, payload: bytes, signature: str) -> str:
 Apply = Callable[[str], str] | None
 
 
-def _reader(kind: str) -> Callable[[Any], Apply]:
-    if kind.startswith("invoice."):
-        return _invoice_reader(kind)
-    return {
-        "checkout.session.completed": _checkout_reader,
-        "payment_intent.succeeded": _intent_reader,
-        "payment_intent.payment_failed": _intent_reader,
-        "charge.refunded": _refund_reader,
-        "charge.dispute.created": _dispute_reader,
-        "charge.dispute.closed": _dispute_reader,
-    }.get(kind, lambda obj: None)
+def _read_from_stripe(kind: str, object_id: str) -> Apply:
+    """What the event's object is now in Stripe, as the change to apply (None: nothing to do)."""
+    if not object_id:
+        return None
+    reader = _invoice_reader(kind) if kind.startswith("invoice.") else READERS.get(kind)
+    if reader is None:
+        return None
+    try:
+        return reader(object_id)
+    except stripe.InvalidRequestError:
+        # Stripe's answer for an id it does not know (404) or cannot read as one (400).
+        what = "invoice" if kind.startswith("invoice.") else "object"
+        raise WebhookRefused(
+            f"data.object.id: Stripe has no {what} {object_id[:100]!r}.",
+            code=f"unknown_{what}",
+            fields={"data.object.id": [f"Stripe has no {what} with this id."]},
+        ) from None
+    except stripe.StripeError:
+        # Stripe retries a delivery that failed: the answer says to try again later.
+        raise Refused(
+            "Stripe could not be reached to confirm the event; deliver again later.",
+            code="stripe_unavailable",
+            status=503,
+        ) from None
 
 
-def _checkout_reader(obj: Any) -> Apply:
-    outcome = checkout_read(session_id=str(obj.get("id", "")))
+def _checkout_reader(session_id: str) -> Apply:
+    outcome = checkout_read(session_id=session_id)
     if outcome is None:
         return None
 
@@ -162,11 +183,11 @@ def _checkout_reader(obj: Any) -> Apply:
     return apply
 
 
-def _intent_reader(obj: Any) -> Apply:
-    top_up = TopUp.objects.filter(stripe_payment_intent=str(obj.get("id", ""))).first()
+def _intent_reader(intent_id: str) -> Apply:
+    top_up = TopUp.objects.filter(stripe_payment_intent=intent_id).first()
     if top_up is None:
         return None  # a Checkout payment's intent: its session's event credits it
-    intent = payment_intent(stripe_client(), str(obj["id"]))
+    intent = payment_intent(stripe_client(), intent_id)
 
     def apply(event_id: str) -> str:
         if intent.get("status") == "succeeded":
@@ -185,15 +206,16 @@ def _intent_reader(obj: Any) -> Apply:
     return apply
 
 
-def _invoice_reader(kind: str) -> Callable[[Any], Apply]:
-    def read(obj: Any) -> Apply:
-        if not obj.get("id"):
+def _invoice_reader(kind: str) -> Callable[[str], Apply]:
+    def read(stripe_id: str) -> Apply:
+        if not Invoice.objects.filter(stripe_invoice_id=stripe_id).exists():
+            _stripe_invoice_known(stripe_id)
             return None
-        status, paid_at, amount_paid = stripe_invoice_status(obj["id"], stripe_client())
+        status, paid_at, amount_paid = stripe_invoice_status(stripe_id, stripe_client())
 
         def apply(event_id: str) -> str:
             return invoice_apply_stripe_state(
-                stripe_id=obj["id"],
+                stripe_id=stripe_id,
                 status=status,
                 paid_at=paid_at,
                 amount_paid=amount_paid,
@@ -206,34 +228,90 @@ def _invoice_reader(kind: str) -> Callable[[Any], Apply]:
     return read
 
 
-def _refund_reader(obj: Any) -> Apply:
-    charge = charge_of(stripe_client(), str(obj.get("id", "")))
+def _stripe_invoice_known(stripe_id: str) -> None:
+    """Raise (through Stripe's 404) for an invoice Stripe does not know; one it knows is not ours."""
+    stripe_invoice_status(stripe_id, stripe_client())
+
+
+def _refund_reader(charge_id: str) -> Apply:
+    charge = charge_of(stripe_client(), charge_id)
     return lambda event_id: charge_refunds_apply(charge=charge)
 
 
-def _dispute_reader(obj: Any) -> Apply:
-    dispute = dispute_of(stripe_client(), str(obj.get("id", "")))
+def _dispute_reader(dispute_id: str) -> Apply:
+    dispute = dispute_of(stripe_client(), dispute_id)
     return lambda event_id: dispute_apply(dispute=dispute)
 
 
-def _verified_event(payload: bytes, signature: str) -> Any:
+READERS: dict[str, Callable[[str], Apply]] = {
+    "checkout.session.completed": _checkout_reader,
+    "payment_intent.succeeded": _intent_reader,
+    "payment_intent.payment_failed": _intent_reader,
+    "charge.refunded": _refund_reader,
+    "charge.dispute.created": _dispute_reader,
+    "charge.dispute.closed": _dispute_reader,
+}
+
+
+def _verified_event(payload: bytes, signature: str) -> dict[str, Any]:
+    """The event once its signature holds; read as plain JSON (the SDK's reader fails on a list)."""
     try:
-        return stripe.Webhook.construct_event(
-            payload, signature, settings.STRIPE_WEBHOOK_SECRET, tolerance=WEBHOOK_TOLERANCE_SECONDS
+        text = payload.decode("utf-8")
+        stripe.WebhookSignature.verify_header(
+            text, signature, settings.STRIPE_WEBHOOK_SECRET, tolerance=WEBHOOK_TOLERANCE_SECONDS
         )
-    except ValueError:
-        raise WebhookRefused("The webhook body is not valid JSON.", code="bad_payload") from None
+    except UnicodeDecodeError:
+        raise WebhookRefused("The webhook body is not UTF-8 text.", code="bad_payload") from None
     except stripe.SignatureVerificationError as error:
         if "tolerance" in str(error):
             raise WebhookRefused("The webhook's timestamp is too old.", code="stale_signature") from None
         raise WebhookRefused("The webhook's signature does not match.", code="bad_signature") from None
+    # The SDK refuses only timestamps too far in the past; one from the future is as suspect.
+    if _signed_at(signature) > time.time() + WEBHOOK_TOLERANCE_SECONDS:
+        raise WebhookRefused("The webhook's timestamp is in the future.", code="future_signature")
+    try:
+        event = json.loads(text)
+    except ValueError:
+        raise WebhookRefused("The webhook body is not valid JSON.", code="bad_payload") from None
+    if not isinstance(event, dict):
+        _refuse_field("data.object", "The body is not a Stripe event object.")
+    return event
+
+
+def _signed_at(signature: str) -> int:
+    """The first `t=` of a Stripe-Signature header, the one the SDK verified (so it is a number)."""
+    return next(
+        int(value) for key, _, value in (p.partition("=") for p in signature.split(",")) if key == "t"
+    )
+
+
+def _event_fields(event: dict[str, Any]) -> tuple[str, str, str]:
+    """The event's id, type and object's id ("" for none); a signed body of another shape is refused,
+    naming the field, rather than stored half-read."""
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(obj, dict):
+        _refuse_field("data.object", "Missing or not an object.")
+    object_id = obj.get("id", "")
+    for name, value, required in (
+        ("id", event.get("id"), True),
+        ("type", event.get("type"), True),
+        ("data.object.id", object_id, False),
+    ):
+        if not isinstance(value, str) or (required and not value) or len(value) > STRIPE_ID_MAX_LENGTH:
+            _refuse_field(name, f"Missing, not text, or over {STRIPE_ID_MAX_LENGTH} characters.")
+    return event["id"], event["type"], object_id
+
+
+def _refuse_field(name: str, problem: str) -> NoReturn:
+    raise WebhookRefused(f"{name}: {problem}", code="bad_payload", fields={name: [problem]})
 
 
 @transaction.atomic
-def _record_and_apply(event: Any, object_id: str, apply: Apply) -> str:
+def _record_and_apply(event_id: str, kind: str, object_id: str, apply: Apply) -> str:
     # Inserted first: a concurrent delivery of the same event waits here on the unique index,
     # then fails (IntegrityError, answered "duplicate") once this transaction commits.
-    StripeEvent.objects.create(event_id=event["id"], type=event["type"], object_id=object_id)
+    StripeEvent.objects.create(event_id=event_id, type=kind, object_id=object_id)
     if apply is None:
         return "ignored"
-    return apply(event["id"])
+    return apply(event_id)
