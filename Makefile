@@ -23,7 +23,15 @@ $(VENV)/.installed: requirements.txt requirements-demo.txt requirements-dev.txt 
 node_modules/.package-lock.json: package.json package-lock.json
 	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund; else echo "npm not found: pages work without htmx"; fi
 
-install: $(VENV)/.installed node_modules/.package-lock.json
+# The FOCUS validator needs Python 3.12 (ours is 3.11): its own venv, when a 3.12 is on the machine
+# (on PATH, or installed by pyenv); without it, tests/billing/test_focus.py skips the validator run.
+PYTHON312 ?= $(shell python3.12 -c 'import sys; print(sys.executable)' 2>/dev/null || ls -d $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12 2>/dev/null | tail -1)
+.venv-focus/.installed: requirements-focus.txt
+	@if [ -n "$(PYTHON312)" ]; then \
+		$(PYTHON312) -m venv .venv-focus && .venv-focus/bin/pip install --quiet -r requirements-focus.txt && touch $@; \
+	else echo "python3.12 not found: the FOCUS validator test will be skipped"; fi
+
+install: $(VENV)/.installed node_modules/.package-lock.json .venv-focus/.installed
 
 demo: install
 	$(PY) manage.py migrate --noinput

@@ -313,6 +313,9 @@ class LedgerEntry(models.Model):
     period_start = models.DateTimeField(
         null=True, blank=True, help_text="The month whose invoice bills this charge."
     )
+    covers_until = models.DateTimeField(
+        null=True, blank=True, help_text="A commitment: the end of the window it pays for."
+    )
     description = models.CharField(max_length=300)
     lease = models.ForeignKey(
         "clusters.Lease", on_delete=models.PROTECT, null=True, blank=True, related_name="+"

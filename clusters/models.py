@@ -258,7 +258,8 @@ class LeaseTelemetryHour(models.Model):
 
 
 class PriceBookEntry(models.Model):
-    """The price of a GPU-hour for a lease kind (in one region, or everywhere) from a date on."""
+    """The price of a GPU-hour for a lease kind (in one region, or everywhere) from a date on, for leases
+    of at least `min_hours` (a term price: 0 for any length, 168 for a week or more, 720 for 30 days)."""
 
     kind = models.CharField(max_length=20, choices=LeaseKind)
     region = models.ForeignKey(
@@ -274,21 +275,30 @@ class PriceBookEntry(models.Model):
     )
     currency = models.CharField(max_length=3, default="USD")
     effective_from = models.DateTimeField(default=timezone.now)
+    min_hours = models.PositiveIntegerField(
+        default=0, help_text="The price applies to leases at least this many hours long (reserved)."
+    )
 
     class Meta:
         verbose_name_plural = "price book entries"
         constraints = [
             models.UniqueConstraint(
-                fields=["kind", "region", "effective_from"],
-                name="price_once_per_kind_region_instant",
+                fields=["kind", "region", "min_hours", "effective_from"],
+                name="price_once_per_kind_region_tier_instant",
                 nulls_distinct=False,
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(min_hours=0) | Q(kind=LeaseKind.RESERVED), name="price_tiers_only_for_reserved"
+            ),
         ]
         indexes = [models.Index(fields=["kind", "effective_from"], name="price_kind_from")]
 
     def __str__(self) -> str:
         where = self.region.code if self.region else "all regions"
-        return f"{self.kind} {where} ${self.price_per_gpu_hour}/GPU-h from {self.effective_from:%Y-%m-%d}"
+        tier = f" for {self.min_hours} h or more" if self.min_hours else ""
+        return (
+            f"{self.kind} {where}{tier} ${self.price_per_gpu_hour}/GPU-h from {self.effective_from:%Y-%m-%d}"
+        )
 
 
 class LeaseNotice(models.Model):

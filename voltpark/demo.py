@@ -18,9 +18,10 @@ from billing.services.accounts import account_set_terms
 from billing.services.invoicing import CloseResult, month_close
 from billing.services.top_ups import top_up_record
 from clusters.choices import LIVE_LEASE_STATES, LeaseKind, LeaseState, NodeState, Pool
-from clusters.models import GPU, Allocation, Lease, Region
+from clusters.models import GPU, Allocation, Lease, PriceBookEntry, Region
 from clusters.selectors.prices import price_for
 from clusters.services.booking import lease_book
+from clusters.services.fleet import PRICES_FROM
 from core.periods import previous_month
 from programs.models import EarlyStageApplication
 from programs.services.early_stage import early_stage_apply
@@ -51,6 +52,32 @@ PAST = {
     ],
     "nebula-labs": [PastLease("us-wa-1", 2, LeaseKind.ON_DEMAND, 20, 16)],
 }
+
+
+# Each region's own price book: on-demand, and reserved by term (any length, a week or more, 30 days or more).
+REGION_PRICES = {
+    "us-tx-1": ("2.2900", ("1.9900", "1.8900", "1.7900")),
+    "us-va-1": ("2.5900", ("2.2900", "2.1900", "2.0900")),
+    "us-wa-1": ("2.3900", ("2.0900", "1.9900", "1.8900")),
+}
+TERM_HOURS = (0, 7 * 24, 30 * 24)
+
+
+def demo_prices() -> None:
+    """Distinct prices per region, with reserved term tiers (idempotent)."""
+    for code, (on_demand, reserved) in REGION_PRICES.items():
+        region = Region.objects.get(code=code)
+        rows = [(LeaseKind.ON_DEMAND, 0, on_demand)] + [
+            (LeaseKind.RESERVED, hours, price) for hours, price in zip(TERM_HOURS, reserved, strict=True)
+        ]
+        for kind, hours, price in rows:
+            PriceBookEntry.objects.get_or_create(
+                kind=kind,
+                region=region,
+                min_hours=hours,
+                effective_from=PRICES_FROM,
+                defaults={"price_per_gpu_hour": Decimal(price)},
+            )
 
 
 def demo_money() -> None:

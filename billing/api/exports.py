@@ -4,6 +4,7 @@ import csv
 import io
 import tempfile
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from decimal import Decimal
 from typing import IO, Any
 
@@ -17,17 +18,15 @@ from accounts.api.permissions import AuthenticatedRequest, CanSeeMoney
 from billing.api.filters import FilterSerializer, _filters, _scope
 from billing.selectors.exports import (
     CHUNK,
-    FOCUS_COLUMNS,
     INVOICE_COLUMNS,
     LINE_COLUMNS,
     ExportFilter,
     filtered_invoice_lines,
     filtered_invoices,
-    focus_rows,
     invoice_rows,
     line_rows,
-    usage_hours_visible_to,
 )
+from billing.selectors.focus import FOCUS_COLUMNS, focus_rows
 from billing.selectors.invoices import Scope
 
 
@@ -59,7 +58,8 @@ def xlsx_file(title: str, header: list[str], rows: Iterable[list[Any]]) -> IO[by
 
 
 def _cell(value: Any) -> Any:
-    if isinstance(value, Decimal | int | float | str) or value is None:
+    # Dates (naive UTC, billing/selectors/exports.py) and amounts go in as Excel dates and numbers.
+    if isinstance(value, Decimal | int | float | str | datetime) or value is None:
         return value
     return str(value)
 
@@ -108,7 +108,7 @@ class InvoicesXlsxApi(_ExportApi):
     """Invoices as an XLSX workbook."""
 
     def export(self, scope: Scope, wanted: ExportFilter) -> HttpResponseBase:
-        rows = invoice_rows(filtered_invoices(scope, wanted))
+        rows = invoice_rows(filtered_invoices(scope, wanted), excel=True)
         return _xlsx("invoices.xlsx", "Invoices", INVOICE_COLUMNS, rows)
 
 
@@ -124,13 +124,13 @@ class InvoiceLinesXlsxApi(_ExportApi):
     """Invoice lines as an XLSX workbook."""
 
     def export(self, scope: Scope, wanted: ExportFilter) -> HttpResponseBase:
-        rows = line_rows(filtered_invoice_lines(scope, wanted))
+        rows = line_rows(filtered_invoice_lines(scope, wanted), excel=True)
         return _xlsx("invoice-lines.xlsx", "Invoice lines", LINE_COLUMNS, rows)
 
 
 class FocusCsvApi(_ExportApi):
-    """FOCUS 1.2 cost and usage rows, one per lease and hour, as CSV."""
+    """FOCUS 1.2 cost and usage rows (usage by lease and hour, reservations, credits) as CSV."""
 
     def export(self, scope: Scope, wanted: ExportFilter) -> HttpResponseBase:
-        rows = focus_rows(usage_hours_visible_to(scope, wanted))
+        rows = focus_rows(scope, wanted)
         return _csv("focus.csv", FOCUS_COLUMNS, rows)

@@ -41,10 +41,12 @@ class LeaseCharges:
 
     def lease_booked(self, *, lease: Lease, actor: User | None) -> None:
         if lease.kind == LeaseKind.RESERVED:
-            _commit(lease, lease.start, actor, external_id=f"lease-{lease.public_id}")
+            # Charged as of the booking: its month's invoice bills it.
+            _commit(lease, lease.start, actor, lease.created_at, external_id=f"lease-{lease.public_id}")
 
     def lease_extended(self, *, lease: Lease, old_end: datetime, actor: User | None) -> None:
-        _commit(lease, old_end, actor, external_id=f"lease-{lease.public_id}-from-{old_end:%Y%m%dT%H%M}")
+        external_id = f"lease-{lease.public_id}-from-{old_end:%Y%m%dT%H%M}"
+        _commit(lease, old_end, actor, timezone.now(), external_id=external_id)
 
     def lease_cancelled(self, *, lease: Lease, actor: User | None, at: datetime) -> None:
         if lease.kind != LeaseKind.RESERVED:
@@ -58,13 +60,12 @@ class LeaseCharges:
         _refund(lease, None, timezone.now(), "Lease could not start: commitment refunded")
 
 
-def _commit(lease: Lease, start: datetime, actor: User | None, *, external_id: str) -> None:
+def _commit(lease: Lease, start: datetime, actor: User | None, now: datetime, *, external_id: str) -> None:
     assert lease.end is not None
     window = Window(start=start, end=lease.end)
     amount = commitment_of(kind=lease.kind, gpus=lease.gpus, window=window, price=lease.price_per_gpu_hour)
     if amount <= 0:
         return
-    now = timezone.now()
     organization = lease.organization
     ledger_post(
         organization=organization,
@@ -75,6 +76,7 @@ def _commit(lease: Lease, start: datetime, actor: User | None, *, external_id: s
             f"{start:%Y-%m-%d %H:%M}–{lease.end:%Y-%m-%d %H:%M} UTC",
             floor=_floor(organization, now),
             period_start=month_of(now),
+            covers_until=lease.end,
             lease_id=lease.pk,
             external_id=external_id,
         ),

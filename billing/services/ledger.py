@@ -29,6 +29,7 @@ class Posting:
     description: str
     floor: Decimal | None = None
     period_start: datetime | None = None
+    covers_until: datetime | None = None
     lease_id: int | None = None
     invoice_id: int | None = None
     credit_grant_id: int | None = None
@@ -82,6 +83,7 @@ def ledger_post(
         floor=posting.floor,
         at=at or timezone.now(),
         period_start=posting.period_start,
+        covers_until=posting.covers_until,
         description=posting.description[:300],
         lease_id=posting.lease_id,
         invoice_id=posting.invoice_id,

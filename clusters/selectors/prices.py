@@ -18,13 +18,18 @@ class NoPrice(Refused):
     code = "no_price"
 
 
-def price_for(*, kind: str, region: Region, at: datetime) -> Decimal:
-    """The GPU-hour price in force at `at`: the region's own if it has one, else the general one."""
+def price_for(*, kind: str, region: Region, at: datetime, duration: timedelta | None = None) -> Decimal:
+    """The GPU-hour price in force at `at` for a lease this long (None: on-demand, or any length).
+
+    The region's own entries if it has any, else the general ones; among them the longest term
+    tier the lease reaches (a week or more, 30 days or more), then the latest in force.
+    """
+    hours = 0 if duration is None else int(duration.total_seconds() // 3600)
     # One query: the region's own entries sort before the general ones (NULLs last).
     entry = (
-        PriceBookEntry.objects.filter(kind=kind, effective_from__lte=at)
+        PriceBookEntry.objects.filter(kind=kind, effective_from__lte=at, min_hours__lte=hours)
         .filter(Q(region=region) | Q(region__isnull=True))
-        .order_by(F("region").asc(nulls_last=True), "-effective_from")
+        .order_by(F("region").asc(nulls_last=True), "-min_hours", "-effective_from")
         .only("price_per_gpu_hour")
         .first()
     )
@@ -55,7 +60,8 @@ def quote(
 
     The total is computed from exact minutes and rounded once, by core.money's rule (cent, half up).
     """
-    price = price_for(kind=kind, region=region, at=at or timezone.now())
+    duration = None if end is None else end - start
+    price = price_for(kind=kind, region=region, at=at or timezone.now(), duration=duration)
     per_hour = cents(price * gpus)
     if end is None:
         return Quote(price_per_gpu_hour=price, gpus=gpus, hours=None, per_hour=per_hour, total=None)

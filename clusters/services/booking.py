@@ -80,7 +80,7 @@ def _lease_book_once(
 ) -> Lease:
     organization = _lock_organization(organization)
     _check_quota(organization=organization, window=window, gpus=gpus)
-    price = _price(kind=kind, region=region)
+    price = _price(kind=kind, region=region, window=window)
     charging().check_may_book(organization=organization, kind=kind, gpus=gpus, window=window, price=price)
     # The lease row first: placement writes the allocations in the statement that picks the GPUs.
     # Refused for want of capacity, this attempt's atomic block takes the lease row back with it.
@@ -181,8 +181,10 @@ def _check_quota(
         raise QuotaExceeded(quota=organization.gpu_quota, gpus_held=held, gpus=gpus)
 
 
-def _price(*, kind: str, region: Region) -> Any:
-    return price_for(kind=kind, region=region, at=timezone.now())
+def _price(*, kind: str, region: Region, window: Window) -> Any:
+    # A reserved lease's term price comes from its length (clusters/selectors/prices.py).
+    duration = None if window.end is None else window.end - window.start
+    return price_for(kind=kind, region=region, at=timezone.now(), duration=duration)
 
 
 def _remember(lease: Lease, placed: Sequence[PlacedGpu], window: Window, ssh_keys: Sequence[SshKey]) -> None:

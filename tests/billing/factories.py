@@ -3,7 +3,7 @@
 Usage is derived from allocations only, so a lease made here bills exactly like a booked one.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
@@ -26,6 +26,7 @@ def make_lease(
     state: str = LeaseState.ACTIVE,
     booked_by: User | None = None,
     kind: str = LeaseKind.ON_DEMAND,
+    booked_at: datetime | None = None,
 ) -> Lease:
     """A lease holding `gpus` GPUs of one node over [start, end) (open-ended when end is None).
 
@@ -46,6 +47,7 @@ def make_lease(
         state=state,
         price_per_gpu_hour=Decimal(price),
         started_at=start if state in (LeaseState.ACTIVE, LeaseState.ENDED) else None,
+        created_at=booked_at or start - timedelta(hours=1),
     )
     gpus_free = list(node.gpus.order_by("index")[:gpus])
     Allocation.objects.bulk_create(

@@ -88,7 +88,17 @@ class FakeStripe:
         invoice["status_transitions"]["paid_at"] = int(time.time())
 
     def complete(self, session_id: str, card: str = "4242424242424242") -> dict[str, Any]:
-        """The customer enters `card` on the session's page: a card saved, or a payment made."""
+        """The customer enters `card` on the session's page: a card saved, or a payment made.
+
+        Run on the server's loop: localstripe schedules its own webhook tasks on the running loop.
+        """
+
+        async def on_loop() -> dict[str, Any]:
+            return self._complete(session_id, card)
+
+        return asyncio.run_coroutine_threadsafe(on_loop(), self._loop).result(10)
+
+    def _complete(self, session_id: str, card: str) -> dict[str, Any]:
         session = self.sessions[session_id]
         method = localstripe_resources.PaymentMethod(
             type="card", card={"number": card, "exp_month": "12", "exp_year": "2030", "cvc": "123"}
@@ -343,7 +353,7 @@ class FakeStripe:
 
     async def _hosted_submit(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
-        session = self.complete(request.match_info["id"], card=str(form.get("card", "4242424242424242")))
+        session = self._complete(request.match_info["id"], card=str(form.get("card", "4242424242424242")))
         if self.webhook_url:
             await self._send_webhook("checkout.session.completed", session)
         raise web.HTTPSeeOther(session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"]))

@@ -9,7 +9,7 @@ from decimal import Decimal
 from openpyxl import load_workbook
 
 from billing.models import Invoice, InvoiceLine, UsageHour
-from billing.selectors.exports import FOCUS_COLUMNS
+from billing.selectors.focus import FOCUS_COLUMNS
 from billing.services.invoicing import invoice_mark_paid
 from tests.billing.helpers import FOCUS_REQUIRED
 
@@ -91,6 +91,18 @@ def test_the_xlsx_opens_with_openpyxl_and_matches(api_as, frank, march_invoices)
     )
     amounts = [Decimal(str(row[rows[0].index("amount")])) for row in rows[1:]]
     assert sum(amounts) == sum(line.amount for line in InvoiceLine.objects.all())
+
+
+def test_the_xlsx_has_dates_as_excel_dates_and_amounts_as_numbers(api_as, frank, march_invoices) -> None:
+    response = api_as(frank).get("/api/v1/exports/invoices.xlsx")
+    sheet = load_workbook(io.BytesIO(b"".join(response.streaming_content)))["Invoices"]
+    header = [cell.value for cell in sheet[1]]
+    first = {name: cell for name, cell in zip(header, sheet[2], strict=True)}
+    assert first["period_start"].is_date and first["issued_at"].is_date
+    assert first["period_start"].value == datetime(2026, 3, 1)  # naive UTC: Excel has no zones
+    assert first["total"].data_type == "n" and isinstance(first["total"].value, int | float)
+    invoice = Invoice.objects.get(number=first["number"].value)
+    assert Decimal(str(first["total"].value)) == invoice.total
 
 
 def test_the_focus_file_has_the_required_columns_with_valid_values(api_as, frank, march_invoices) -> None:

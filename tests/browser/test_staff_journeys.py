@@ -18,7 +18,7 @@ from accounts.choices import Role
 from accounts.models import Organization
 from accounts.services.tokens import api_token_create
 from billing.models import CreditGrant, Invoice, InvoicePdf, MonthClose
-from billing.selectors.exports import FOCUS_COLUMNS
+from billing.selectors.focus import FOCUS_COLUMNS
 from clusters.choices import NodeState, Pool
 from clusters.models import Allocation, Node
 from clusters.services.fleet import fleet_seed

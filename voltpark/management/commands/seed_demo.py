@@ -11,7 +11,13 @@ from accounts.models import Membership, Organization, User
 from accounts.services.organizations import organization_create
 from clusters.models import Node
 from clusters.services.fleet import fleet_seed
-from voltpark.demo import demo_closed_month, demo_money, demo_running_leases, demo_startup_applying
+from voltpark.demo import (
+    demo_closed_month,
+    demo_money,
+    demo_prices,
+    demo_running_leases,
+    demo_startup_applying,
+)
 
 DEMO_PASSWORD = "voltpark-demo"
 AGENT_TOKEN = "demo-agent-token"
@@ -50,6 +56,7 @@ class Command(BaseCommand):
         """Leases running, an early-stage application waiting, last month closed."""
         owner, founder = users["owner@demo.voltpark.dev"], users["founder@demo.voltpark.dev"]
         application = demo_startup_applying(founder=founder)
+        demo_prices()
         demo_money()
         closed = demo_closed_month(bookers={"acme-ai": owner, "nebula-labs": founder})
         booked = demo_running_leases(
