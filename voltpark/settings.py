@@ -273,6 +273,7 @@ POLL_CONCURRENCY = envint("POLL_CONCURRENCY", 256, minimum=1)
 POLL_CHUNK_NODES = envint("POLL_CHUNK_NODES", 1000, minimum=1)
 TELEMETRY_SAMPLE_INTERVAL_S = envint("TELEMETRY_SAMPLE_INTERVAL_S", 60, minimum=1)
 TELEMETRY_RETENTION_DAYS = envint("TELEMETRY_RETENTION_DAYS", 7, minimum=1)
+TELEMETRY_PARTITIONS_AHEAD_DAYS = envint("TELEMETRY_PARTITIONS_AHEAD_DAYS", 2, minimum=1)
 HEALTH_UNREACHABLE_SWEEPS = envint("HEALTH_UNREACHABLE_SWEEPS", 3, minimum=1)
 HEALTH_XID_CRITICAL_CODES = frozenset(
     int(code) for code in envlist("HEALTH_XID_CRITICAL_CODES", "48,63,64,74,79,92,94,95,119,120,140")
@@ -324,7 +325,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(LEASE_CLEANUP_INTERVAL_S),
         "options": {"expires": float(LEASE_CLEANUP_INTERVAL_S)},
     },
-    "telemetry-cleanup": {"task": "clusters.tasks.telemetry_cleanup", "schedule": 3600.0},
+    "telemetry-partitions": {"task": "clusters.tasks.telemetry_partitions_maintain", "schedule": 3600.0},
     "idempotency-keys-purge": {"task": "clusters.tasks.idempotency_keys_purge", "schedule": 3600.0},
     "billing-meter-recent-hours": {
         "task": "billing.tasks.meter_recent_hours",

@@ -3,7 +3,7 @@
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -11,11 +11,10 @@ from django.db import connection
 from django.utils import timezone
 
 from clusters.choices import NodeState
-from clusters.models import GpuSample, Node
+from clusters.models import Node
 from clusters.services.agent import AgentAnswer, AgentCall, call_agents, parse_xid
 from clusters.services.health import health_evaluate
-
-RETENTION_DELETE_BATCH = 50_000
+from clusters.services.partitions import telemetry_partition_ensure
 
 
 @dataclass
@@ -245,6 +244,8 @@ def _update_latest(rows: list[tuple[Any, ...]], now: datetime) -> None:
 def _insert_samples(rows: list[tuple[Any, ...]], now: datetime) -> None:
     if not rows:
         return
+    # Normally made days ahead by beat; a sample never waits for beat to have run.
+    telemetry_partition_ensure(day=now.astimezone(UTC).date())
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -287,15 +288,3 @@ def _upsert_usage(rows: list[tuple[Any, ...]], now: datetime) -> None:
             """,
             [now, *_columns(rows), now],
         )
-
-
-def telemetry_cleanup(*, now: datetime | None = None) -> int:
-    """Delete samples older than TELEMETRY_RETENTION_DAYS, in batches so no statement runs long."""
-    cutoff = (now or timezone.now()) - timedelta(days=settings.TELEMETRY_RETENTION_DAYS)
-    deleted = 0
-    while True:
-        batch = GpuSample.objects.filter(at__lt=cutoff).values("pk")[:RETENTION_DELETE_BATCH]
-        count, _ = GpuSample.objects.filter(pk__in=batch).delete()
-        deleted += count
-        if count < RETENTION_DELETE_BATCH:
-            return deleted
