@@ -205,3 +205,25 @@ def test_finance_members_may_not_book(api_as, fiona, fleet) -> None:
     response = api_as(fiona).post("/api/v1/leases/", reserved(1), format="json")
     assert response.status_code == 403
     assert not Lease.objects.exists()
+
+
+IMPOSSIBLE_TIMES = ["2027-02-30T10:00:00Z", "2027-03-01T25:00:00Z", "2027-03-01T10:99:00Z"]
+
+
+@pytest.mark.parametrize("when", IMPOSSIBLE_TIMES)
+def test_impossible_dates_and_times_are_a_400_naming_the_field(api_as, alice, fleet, when) -> None:
+    client = api_as(alice)
+    lease = client.post("/api/v1/leases/", reserved(1), format="json").json()
+    answers = {
+        "start": client.post("/api/v1/leases/", {**reserved(1), "start": when}, format="json"),
+        "end": client.post("/api/v1/quotes/", {**reserved(1), "end": when}, format="json"),
+        "extend end": client.post(f"/api/v1/leases/{lease['id']}/extend/", {"end": when}, format="json"),
+        "availability start": client.get(
+            "/api/v1/availability/", {"region": "us-tx-1", "gpus": 1, "start": when}
+        ),
+    }
+    for what, response in answers.items():
+        field = what.split()[-1]
+        assert response.status_code == 400, what
+        assert "No such date and time" in response.json()["fields"][field][0], what
+    assert Lease.objects.get().end.isoformat() == lease["end"].replace("Z", "+00:00")
