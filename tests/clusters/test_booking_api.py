@@ -17,7 +17,15 @@ def test_it_books_a_reserved_lease_and_answers_with_its_nodes(api_as, alice, fle
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["gpus"] == 4 and body["kind"] == "reserved" and body["state"] == "scheduled"
-    assert body["nodes"] == [{"hostname": "tx1-c01-n001", "gpu_indices": [0, 1, 2, 3]}]
+    account = "vp-" + body["id"].replace("-", "")[:12]
+    assert body["nodes"] == [
+        {
+            "hostname": "tx1-c01-n001",
+            "gpu_indices": [0, 1, 2, 3],
+            "ssh_command": f"ssh {account}@tx1-c01-n001",
+        }
+    ]
+    assert (body["region"], body["region_name"], body["state_reason"]) == ("us-tx-1", "Texas 1", "")
     assert body["price_per_gpu_hour"] == "1.9900" and body["currency"] == "USD"
     lease = Lease.objects.get(public_id=body["id"])
     assert lease.booked_by == alice and lease.organization.slug == "acme-ai"
