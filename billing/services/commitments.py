@@ -24,20 +24,26 @@ from billing.services.payment import commitment_of, payment_check
 from clusters.choices import LeaseKind
 from clusters.models import Lease
 from clusters.selectors.capacity import Window
+from clusters.services.booking import BookingAttempt
 from core.periods import month_of
 
 ZERO = Decimal("0.00")
 
 
-class LeaseCharges:
-    """Billing's `Charging`: payment checks, commitments and their refunds."""
+def booking_payment_check(attempt: BookingAttempt) -> None:
+    """Billing's `booking_check`: a way to pay, the spend limit, the credit limit (402 otherwise)."""
+    payment_check(
+        organization=attempt.organization,
+        kind=attempt.kind,
+        gpus=attempt.gpus,
+        window=attempt.window,
+        price=attempt.price_per_gpu_hour,
+        now=timezone.now(),
+    )
 
-    def check_may_book(
-        self, *, organization: Organization, kind: str, gpus: int, window: Window, price: Decimal
-    ) -> None:
-        payment_check(
-            organization=organization, kind=kind, gpus=gpus, window=window, price=price, now=timezone.now()
-        )
+
+class LeaseCharges:
+    """Billing's `Charging`: commitments and their refunds."""
 
     def lease_booked(self, *, lease: Lease, actor: User | None) -> None:
         if lease.kind == LeaseKind.RESERVED:

@@ -1,27 +1,22 @@
-"""How booking is paid for, seen from clusters: the calls booking makes, answered by billing.
+"""How booking is paid for, seen from clusters: the calls booking makes once it has written, answered
+by billing.
 
 clusters sits below billing (docs/architecture.md), so booking cannot import the ledger. Billing
-registers its `Charging` when Django starts (billing/apps.py); booking calls it inside its own
-transactions, so a refused payment books nothing and a commitment is charged with its lease or
-not at all. Without billing installed nothing is charged and nothing is refused.
+registers its `Charging` when Django starts (billing/apps.py), next to its payment check (a
+`booking_check`, which refuses before anything is written); booking calls it inside its own
+transactions, so a commitment is charged with its lease or not at all. Without billing nothing is
+charged.
 """
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Protocol
 
-from accounts.models import Organization, User
+from accounts.models import User
 from clusters.models import Lease
-from clusters.selectors.capacity import Window
 
 
 class Charging(Protocol):
     """What billing does when leases are booked, extended, cancelled or fail."""
-
-    def check_may_book(
-        self, *, organization: Organization, kind: str, gpus: int, window: Window, price: Decimal
-    ) -> None:
-        """Raise a Refused (402) when the organization may not book this now; called under its lock."""
 
     def lease_booked(self, *, lease: Lease, actor: User | None) -> None:
         """Charge what the booking commits to (a reserved lease's window), in the booking's transaction."""
@@ -37,11 +32,6 @@ class Charging(Protocol):
 
 
 class _Free:
-    def check_may_book(
-        self, *, organization: Organization, kind: str, gpus: int, window: Window, price: Decimal
-    ) -> None:
-        return None
-
     def lease_booked(self, *, lease: Lease, actor: User | None) -> None:
         return None
 
