@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('accounts', '0004_audit_entry_request_id'),
         ('billing', '0003_price_book_moves_to_clusters'),
-        ('clusters', '0009_price_term_tiers'),
+        ('clusters', '0010_price_term_tiers'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
