@@ -9,15 +9,17 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.utils import timezone
 
-from accounts.models import SshKey
+from accounts.models import Organization, SshKey
 from billing.models import Invoice
 from billing.services.invoicing import month_close
+from billing.services.top_ups import top_up_record
 from clusters.choices import LeaseKind, LeaseState
 from clusters.models import GpuSample, Lease, Node, Region
 from clusters.services.booking import lease_book
@@ -112,6 +114,14 @@ def test_a_startup_books_8_gpus_watches_them_releases_them_and_finds_the_invoice
 
     # Another organization holds all of Virginia for three days next week: the calendar shows it.
     busy_virginia_from_day_two()
+    # A new organization pays before it books: here a bank transfer staff recorded (the journey
+    # through Stripe's pages is tests/browser/test_paying_journey.py).
+    top_up_record(
+        organization=Organization.objects.get(name="Nebula Labs"),
+        amount=Decimal("100.00"),
+        external_id="journey-bank-transfer",
+        description="Bank transfer",
+    )
 
     # Book: the check follows the form as it changes (htmx), then the form books.
     main_nav.get_by_role("link", name="Book GPUs").click()
