@@ -1,8 +1,9 @@
 """The booking page: the form, its live check (fit, price, quota), and the 14-day calendar."""
 
 from dataclasses import dataclass
-from datetime import date, tzinfo
+from datetime import date, datetime, tzinfo
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect
@@ -39,6 +40,8 @@ class Check:
     quote: Quote | None
     quota_left: int
     quota: int
+    # A reserved lease is paid when booked and refunded only if cancelled before this (billing's rule).
+    free_cancel_until: datetime | None = None
 
     @property
     def fits(self) -> bool:
@@ -60,7 +63,8 @@ def booking_check_for(form: BookingForm, organization: Organization) -> Check | 
     except NoPrice:
         price = None
     left = quota_left(organization=organization, window=window)
-    return Check(data["gpus"], found, price, left, organization.gpu_quota)
+    free_until = window.start - settings.RESERVED_FREE_CANCEL if window.end is not None else None
+    return Check(data["gpus"], found, price, left, organization.gpu_quota, free_until)
 
 
 DEFAULT_GPUS = 8
@@ -99,6 +103,7 @@ def booking(request: AuthenticatedHttpRequest) -> HttpResponse:
         "check": check,
         "calendar": _calendar(organization, request),
         "org": organization,
+        "free_cancel_hours": int(settings.RESERVED_FREE_CANCEL.total_seconds() // 3600),
     }
     return render_in_zone(request, "clusters/booking.html", context)
 
@@ -118,6 +123,9 @@ def _book(request: AuthenticatedHttpRequest, form: BookingForm, organization: Or
         )
     except (ValidationError, Refused) as error:
         add_service_error(form, error)
+        if isinstance(error, Refused) and error.status == 402:
+            # Refused for money: the page links to where it is sorted out (the billing page).
+            form.payment_refused = True  # type: ignore[attr-defined]
     return None
 
 

@@ -1,6 +1,6 @@
 """Booking needs a way to pay; a reserved lease is paid when booked; the owner's limits hold."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -160,3 +160,29 @@ def test_members_cannot_change_payment_settings(dana, api_as) -> None:
     member = MembershipFactory.create(organization=tiny(dana), role=Role.MEMBER).user
     response = api_as(member).put("/api/v1/balance/settings/", {"monthly_spend_limit": "5"}, format="json")
     assert response.status_code == 403
+
+
+def test_the_booking_page_links_to_billing_when_payment_is_required(dana, client) -> None:
+    client.force_login(dana)
+    response = client.post("/book/", {"region": "us-tx-1", "gpus": 8, "kind": "on_demand", "tz": "UTC"})
+    page = response.content.decode()
+    assert response.status_code == 200 and "Add a card or top up your balance before booking" in page
+    assert 'data-field="payment-link"><a href="/billing/"' in page
+    assert not Lease.objects.filter(organization=tiny(dana)).exists()
+
+
+def test_the_booking_page_states_the_commitment_before_the_button(dana, client) -> None:
+    client.force_login(dana)
+    body = reserved(hours=2, ahead=timedelta(days=3))
+    start = datetime.fromisoformat(body["start"])
+    query = {
+        **body,
+        "start": f"{start:%Y-%m-%dT%H:%M}",
+        "end": f"{start + timedelta(hours=2):%Y-%m-%dT%H:%M}",
+    }
+    check = client.get("/book/check/", {**query, "tz": "UTC"}).content.decode()
+    assert "Paid when booked" in check and "free to cancel until" in check
+    assert f"{start - timedelta(hours=24):%Y-%m-%d %H:%M}" in check
+    page = client.get("/book/").content.decode()
+    assert page.index('id="payment-terms"') < page.index('aria-describedby="payment-terms">Book</button>')
+    assert "free until 24 hours before its start" in page
