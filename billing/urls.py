@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from billing.api import balance, exports, invoices, revenue, usage, webhooks
+from billing.api import accounts, balance, exports, invoices, revenue, usage, webhooks
 from billing.views import finance
 from billing.views import invoices as invoice_pages
 
@@ -21,6 +21,22 @@ urlpatterns = [
     path("api/v1/balance/settings/", balance.BalanceSettingsApi.as_view(), name="api-balance-settings"),
     path("api/v1/balance/top-ups/", balance.TopUpApi.as_view(), name="api-balance-top-ups"),
     path("api/v1/balance/card/", balance.CardSetupApi.as_view(), name="api-balance-card"),
+    path("api/v1/organizations/<slug:slug>/account/", accounts.AccountApi.as_view(), name="api-account"),
+    path(
+        "api/v1/organizations/<slug:slug>/account/terms/",
+        accounts.TermsApi.as_view(),
+        name="api-account-terms",
+    ),
+    path(
+        "api/v1/organizations/<slug:slug>/account/transfers/",
+        accounts.TransferApi.as_view(),
+        name="api-account-transfers",
+    ),
+    path(
+        "api/v1/organizations/<slug:slug>/account/lift-suspension/",
+        accounts.LiftSuspensionApi.as_view(),
+        name="api-account-lift-suspension",
+    ),
     path("api/v1/invoices/", invoices.InvoiceListApi.as_view(), name="api-invoices"),
     path("api/v1/invoices/<str:invoice_id>/", invoices.InvoiceDetailApi.as_view(), name="api-invoice"),
     path("api/v1/invoices/<str:invoice_id>/pdf/", invoices.InvoicePdfApi.as_view(), name="api-invoice-pdf"),
