@@ -54,6 +54,8 @@ MIDDLEWARE = [
     "core.request_id.RequestIdMiddleware",
     # Before host validation: orchestrators call /healthz by address, whatever the Host header.
     "voltpark.views.HealthzMiddleware",
+    # Before anything reads a body: an oversized one is refused by its Content-Length.
+    "core.request_size.RequestSizeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -171,17 +173,26 @@ STORAGES = {
 }
 WHITENOISE_AUTOREFRESH = DEBUG
 
-# --- The API.
+# --- Request bodies: one cap on every path (core/request_size.py), forms included.
+REQUEST_BODY_MAX_BYTES = envint("REQUEST_BODY_MAX_BYTES", 256 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
+
+# --- The API: JSON in and out (the Stripe webhook reads its raw body itself), pages of at most
+# API_PAGE_MAX_LIMIT rows.
+API_PAGE_MAX_LIMIT = envint("API_PAGE_MAX_LIMIT", 1000, minimum=1)
+API_PAGE_MAX_OFFSET = 10**9
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.api.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "core.api.exception_handler",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Voltpark API",
@@ -268,12 +279,17 @@ IDEMPOTENCY_KEY_RETENTION_HOURS = envint("IDEMPOTENCY_KEY_RETENTION_HOURS", 24, 
 
 # --- Run time: polling the node agents, health rules, lease enforcement.
 POLL_INTERVAL_S = envint("POLL_INTERVAL_S", 5, minimum=1)
-POLL_TIMEOUT_MS = envint("POLL_TIMEOUT_MS", 2000, minimum=50)
+# A node that fails a poll is asked again after POLL_RETRY_DELAY_MS; failing twice is a miss, and
+# HEALTH_UNREACHABLE_SWEEPS misses take it out of placement. Worst case from an agent's last answer:
+# an interval, then two deadlines and the delay (5 + 1.5 + 0.25 + 1.5 s), under the 10 s aim.
+POLL_TIMEOUT_MS = envint("POLL_TIMEOUT_MS", 1500, minimum=50)
+POLL_RETRY_DELAY_MS = envint("POLL_RETRY_DELAY_MS", 250, minimum=0)
 POLL_CONCURRENCY = envint("POLL_CONCURRENCY", 256, minimum=1)
 POLL_CHUNK_NODES = envint("POLL_CHUNK_NODES", 1000, minimum=1)
 TELEMETRY_SAMPLE_INTERVAL_S = envint("TELEMETRY_SAMPLE_INTERVAL_S", 60, minimum=1)
 TELEMETRY_RETENTION_DAYS = envint("TELEMETRY_RETENTION_DAYS", 7, minimum=1)
-HEALTH_UNREACHABLE_SWEEPS = envint("HEALTH_UNREACHABLE_SWEEPS", 3, minimum=1)
+TELEMETRY_PARTITIONS_AHEAD_DAYS = envint("TELEMETRY_PARTITIONS_AHEAD_DAYS", 2, minimum=1)
+HEALTH_UNREACHABLE_SWEEPS = envint("HEALTH_UNREACHABLE_SWEEPS", 1, minimum=1)
 HEALTH_XID_CRITICAL_CODES = frozenset(
     int(code) for code in envlist("HEALTH_XID_CRITICAL_CODES", "48,63,64,74,79,92,94,95,119,120,140")
 )
@@ -324,7 +340,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(LEASE_CLEANUP_INTERVAL_S),
         "options": {"expires": float(LEASE_CLEANUP_INTERVAL_S)},
     },
-    "telemetry-cleanup": {"task": "clusters.tasks.telemetry_cleanup", "schedule": 3600.0},
+    "telemetry-partitions": {"task": "clusters.tasks.telemetry_partitions_maintain", "schedule": 3600.0},
     "idempotency-keys-purge": {"task": "clusters.tasks.idempotency_keys_purge", "schedule": 3600.0},
     "billing-meter-recent-hours": {
         "task": "billing.tasks.meter_recent_hours",

@@ -9,7 +9,9 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0004_audit_entry_request_id'),
-        ('clusters', '0008_idempotency_key_created_at_index'),
+        # After both migrations numbered 0009 on main, which joins their two branches.
+        ('clusters', '0009_booking_in_one_round_trip'),
+        ('clusters', '0009_gpusample_partitioned_by_day'),
     ]
 
     operations = [
