@@ -1,4 +1,6 @@
-"""Scarcity benchmark: capacity offerings latency, against a same-run availability baseline.
+"""Scarcity benchmark: capacity offerings latency against a same-run availability baseline, and how
+long 1,000 queued requests take to be booked once the GPUs they need free, against a same-run
+baseline of the same 1,000 bookings made directly.
 
 On a 3,000-node fleet (24,000 GPUs) with 200,000 allocations (history over 180 days around now,
 as bench/booking.py seeds it), in its own database (BENCH_SCARCITY_DATABASE_URL, default
@@ -22,6 +24,7 @@ os.environ["DATABASE_URL"] = os.environ.get(
     "BENCH_SCARCITY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/voltpark_scarcity_bench"
 )
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
+os.environ.setdefault("EMAIL_URL", "locmem://")  # the queue emails a thousand owners
 
 import django  # noqa: E402
 
@@ -31,16 +34,23 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from accounts.models import Organization, User  # noqa: E402
-from clusters.models import Allocation, Region  # noqa: E402
+from accounts.choices import Role  # noqa: E402
+from accounts.models import Membership, Organization, User  # noqa: E402
+from clusters.choices import LeaseKind, LeaseRequestState, LeaseState  # noqa: E402
+from clusters.models import GPU, Allocation, Cluster, Lease, LeaseRequest, Node, Region  # noqa: E402
 from clusters.selectors.capacity import Window, availability_for  # noqa: E402
 from clusters.selectors.offerings import capacity_offerings  # noqa: E402
-from clusters.services.fleet import fleet_seed  # noqa: E402
+from clusters.services.booking import lease_book, lease_release  # noqa: E402
+from clusters.services.fleet import fleet_seed, gpu_uuid  # noqa: E402
+from clusters.services.lease_requests import lease_request_create, lease_requests_dispatch  # noqa: E402
 
 NODES = 3000
 ALLOCATIONS = 200_000
 HISTORY = (timedelta(days=-120), timedelta(days=60))
 QUERIES = int(os.environ.get("BENCH_OFFERINGS_QUERIES", "200"))
+QUEUED = int(os.environ.get("BENCH_QUEUED_REQUESTS", "1000"))
+QUEUE_REGION = "bench-queue"  # a region of its own, QUEUED GPUs, so the queue frees exactly what it needs
+QUEUE_ORGANIZATIONS = 50
 SIZES = [1, 1, 2, 4, 8, 8, 16, 64, 128]
 LEASE_COLUMNS = (
     'id, public_id, organization_id, booked_by_id, region_id, gpus, kind, start, "end", state, '
@@ -117,14 +127,16 @@ def bench_offerings(org: Organization) -> dict[str, float]:
     and three; the same-run baseline is one availability check of the same size and length in one
     region (what a booking page asks)."""
     rng = random.Random(5)
-    regions = list(Region.objects.order_by("code"))
+    regions = list(Region.objects.exclude(code=QUEUE_REGION).order_by("code"))
     timings: dict[str, list[float]] = {"one": [], "three": [], "availability": []}
     found = 0
     for _ in range(QUERIES):
         gpus, length = rng.choice(SIZES), timedelta(hours=rng.randint(1, 72))
         for name, per_region in (("one", 1), ("three", 3)):
             began = time.perf_counter()
-            got = capacity_offerings(organization=org, gpus=gpus, length=length, per_region=per_region)
+            got = capacity_offerings(
+                organization=org, gpus=gpus, length=length, regions=regions, per_region=per_region
+            )
             timings[name].append(time.perf_counter() - began)
             found += len(got) if per_region == 1 else 0
         start = timezone.now().replace(second=0, microsecond=0) + timedelta(minutes=rng.randrange(0, 43200))
@@ -139,6 +151,68 @@ def bench_offerings(org: Organization) -> dict[str, float]:
     return {**result, "found_per_query": found / QUERIES}
 
 
+def queue_fleet() -> tuple[Region, list[tuple[User, Organization]]]:
+    """The queue's region (QUEUED / 8 nodes in clusters of 32), emptied of earlier runs' leases and
+    requests, and QUEUE_ORGANIZATIONS organizations (and their owners) that queue."""
+    region, _ = Region.objects.get_or_create(
+        code=QUEUE_REGION, defaults={"name": "Queue bench", "us_state": "-"}
+    )
+    for i in range(QUEUED // 8):
+        cluster, _ = Cluster.objects.get_or_create(name=f"bq-c{i // 32:02d}", defaults={"region": region})
+        node, made = Node.objects.get_or_create(
+            hostname=f"bq-c{i // 32:02d}-n{i % 32:03d}", defaults={"cluster": cluster}
+        )
+        if made:
+            GPU.objects.bulk_create(
+                GPU(node=node, index=g, uuid=gpu_uuid(node.hostname, g)) for g in range(8)
+            )
+    Allocation.objects.filter(region=region, is_live=True).update(is_live=False)
+    Lease.objects.filter(region=region, state__in=[LeaseState.SCHEDULED, LeaseState.ACTIVE]).update(
+        state=LeaseState.ENDED
+    )
+    LeaseRequest.objects.filter(state=LeaseRequestState.QUEUED).update(state=LeaseRequestState.CANCELLED)
+    people = []
+    for i in range(QUEUE_ORGANIZATIONS):
+        user, _ = User.objects.get_or_create(email=f"queue-{i}@bench.example", defaults={"password": "!"})
+        org, _ = Organization.objects.get_or_create(
+            slug=f"bench-queue-{i}", defaults={"name": f"Queue {i}", "gpu_quota": 10**6}
+        )
+        Membership.objects.get_or_create(user=user, organization=org, defaults={"role": Role.OWNER})
+        people.append((user, org))
+    return region, people
+
+
+def bench_queue() -> dict[str, float]:
+    """The region full with on-demand leases, QUEUED one-GPU requests queued behind them; all the
+    leases released at once, then the queue dispatched: the seconds from the release committing to
+    the last request booked. Baseline: the same bookings made directly, one after another."""
+    region, people = queue_fleet()
+    holder_user, holder = people[0]
+    held = [
+        lease_book(user=holder_user, organization=holder, region=region, gpus=8, kind=LeaseKind.ON_DEMAND)
+        for _ in range(QUEUED // 8)
+    ]
+    Lease.objects.filter(pk__in=[lease.pk for lease in held]).update(state=LeaseState.ACTIVE)
+    for i in range(QUEUED):
+        user, org = people[i % len(people)]
+        lease_request_create(user=user, organization=org, gpus=1, kind=LeaseKind.ON_DEMAND, region=region)
+    time.sleep(1)  # released leases must have started before now
+    for lease in Lease.objects.filter(pk__in=[lease.pk for lease in held]):
+        lease_release(user=holder_user, lease=lease)
+    began = time.perf_counter()
+    report = lease_requests_dispatch()
+    dispatch_s = time.perf_counter() - began
+    booked = len(report.booked) if report else 0
+    queue_fleet()
+    began = time.perf_counter()
+    for i in range(QUEUED):
+        user, org = people[i % len(people)]
+        lease_book(user=user, organization=org, region=region, gpus=1, kind=LeaseKind.ON_DEMAND)
+    direct_s = time.perf_counter() - began
+    queue_fleet()
+    return {"dispatch_s": dispatch_s, "booked": booked, "direct_s": direct_s}
+
+
 def percentile(values: list[float], p: int) -> float:
     return statistics.quantiles(values, n=100)[p - 1] if len(values) > 1 else values[0]
 
@@ -147,7 +221,7 @@ def load_average() -> str:
     return " / ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
-def write_report(offerings: dict[str, float], allocations: int, load: str) -> str:
+def write_report(offerings: dict[str, float], queue: dict[str, float], allocations: int, load: str) -> str:
     rows = [
         (
             f"offerings, every region, one per region (API default): {QUERIES} random sizes 1-128 GPUs, "
@@ -167,6 +241,16 @@ def write_report(offerings: dict[str, float], allocations: int, load: str) -> st
             f"**{offerings['one_p95_ms'] / offerings['availability_p95_ms']:.2f}**",
         ),
         ("offerings found per query, one per region (3 regions)", f"{offerings['found_per_query']:.2f}"),
+        (
+            f"**{QUEUED:,} queued one-GPU requests booked, from the release of the GPUs they need to the "
+            "last "
+            "booked (one dispatcher)**",
+            f"**{queue['booked']:,.0f} in {queue['dispatch_s']:.1f} s**",
+        ),
+        (
+            f"baseline: the same {QUEUED:,} bookings made directly (lease_book, one after another)",
+            f"{queue['direct_s']:.1f} s (ratio {queue['dispatch_s'] / queue['direct_s']:.2f})",
+        ),
     ]
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
     report = (
@@ -188,8 +272,10 @@ def main() -> None:
     allocations = Allocation.objects.count()
     log(f"{allocations} allocations; offerings…")
     offerings = bench_offerings(org)
-    log(f"offerings {offerings}")
-    print(write_report(offerings, allocations, load_average()))
+    log(f"offerings {offerings}; queue…")
+    queue = bench_queue()
+    log(f"queue {queue}")
+    print(write_report(offerings, queue, allocations, load_average()))
 
 
 if __name__ == "__main__":

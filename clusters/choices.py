@@ -53,6 +53,15 @@ class LeaseNoticeKind(models.TextChoices):
     ENDING_10 = "ending_10", "Ends in 10 minutes"
 
 
+class LeaseRequestState(models.TextChoices):
+    """A queued request waits until it is booked, it passes its `not_after`, or its owner cancels it."""
+
+    QUEUED = "queued", "Queued"
+    BOOKED = "booked", "Booked"
+    EXPIRED = "expired", "Expired"
+    CANCELLED = "cancelled", "Cancelled"
+
+
 class DemandReason(models.TextChoices):
     """Why demand went unmet."""
 

@@ -15,6 +15,7 @@ from clusters.choices import (
     HealthEventKind,
     LeaseKind,
     LeaseNoticeKind,
+    LeaseRequestState,
     LeaseState,
     NodeState,
     Pool,
@@ -357,3 +358,58 @@ class DemandRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.gpus} GPUs {self.reason} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class LeaseRequest(PublicIdModel):
+    """GPUs asked for when none fit: booked, in a fair order, the moment capacity frees, or expired."""
+
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.PROTECT, related_name="lease_requests"
+    )
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    region = models.ForeignKey(
+        Region,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty: any region.",
+    )
+    gpus = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, choices=LeaseKind)
+    hours = models.PositiveIntegerField(null=True, blank=True, help_text="A reserved lease's length.")
+    not_after = models.DateTimeField(help_text="Booked by then, or it expires.")
+    state = models.CharField(max_length=20, choices=LeaseRequestState, default=LeaseRequestState.QUEUED)
+    lease = models.OneToOneField(
+        Lease,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="request",
+        help_text="Once booked.",
+    )
+    ssh_keys = models.ManyToManyField("accounts.SshKey", blank=True, related_name="+")
+    passed_over = models.PositiveIntegerField(
+        default=0, help_text="Dispatches in which a request behind this one was booked first (backfill)."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was booked, expired or cancelled."
+    )
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["state", "created_at"], name="lease_request_queue"),
+            models.Index(fields=["organization", "state"], name="lease_request_org_state"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(gpus__gte=1), name="lease_request_gpus_positive"),
+            models.CheckConstraint(
+                condition=Q(kind=LeaseKind.RESERVED, hours__gte=1)
+                | Q(kind=LeaseKind.ON_DEMAND, hours__isnull=True),
+                name="lease_request_hours_iff_reserved",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gpus} GPUs {self.kind} ({self.state})"

@@ -7,7 +7,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
+from clusters.services.capacity import PENDING_KEY
 from clusters.services.idempotency import idempotency_keys_purge as idempotency_keys_purge_service
+from clusters.services.lease_requests import lease_requests_dispatch as lease_requests_dispatch_service
 from clusters.services.lifecycle import gpus_cleanup_check
 from clusters.services.lifecycle import leases_enforce as leases_enforce_service
 from clusters.services.partitions import telemetry_partitions_maintain as telemetry_partitions_service
@@ -77,3 +79,16 @@ def telemetry_partitions_maintain() -> None:
 def idempotency_keys_purge() -> None:
     """Delete Idempotency-Key rows past their retention."""
     idempotency_keys_purge_service()
+
+
+@shared_task(ignore_result=True)
+def lease_requests_dispatch() -> None:
+    """Book the queued requests that fit now, in the fair order; expire those past their not_after.
+
+    Woken when capacity frees (clusters.services.capacity) and run by beat as a safety net. The
+    pending flag is cleared first, so a release during the run queues one more run.
+    """
+    cache.delete(PENDING_KEY)
+    report = lease_requests_dispatch_service()
+    if report is not None and (report.booked or report.expired):
+        log.info("lease requests: %d booked, %d expired", len(report.booked), report.expired)

@@ -274,6 +274,11 @@ BOOKING_TIME_STEP = timedelta(minutes=1)
 BOOKING_PLACEMENT_RETRIES = envint("BOOKING_PLACEMENT_RETRIES", 3, minimum=0)
 BOOKING_CLEANUP_HORIZON = timedelta(minutes=15)
 BOOKING_TIMELINE_DAYS = 14
+# Queued lease requests: how long one waits when no not_after is given, how often beat dispatches
+# the queue besides the wake-ups, and how often one may be passed over before GPUs wait for it.
+LEASE_REQUEST_DEFAULT_WAIT_HOURS = envint("LEASE_REQUEST_DEFAULT_WAIT_HOURS", 24, minimum=1)
+LEASE_REQUEST_DISPATCH_INTERVAL_S = envint("LEASE_REQUEST_DISPATCH_INTERVAL_S", 10, minimum=1)
+LEASE_REQUEST_BACKFILL_LIMIT = envint("LEASE_REQUEST_BACKFILL_LIMIT", 8, minimum=0)
 # A repeated Idempotency-Key is answered from its stored row for this long, then the row is purged.
 IDEMPOTENCY_KEY_RETENTION_HOURS = envint("IDEMPOTENCY_KEY_RETENTION_HOURS", 24, minimum=1)
 
@@ -349,5 +354,10 @@ CELERY_BEAT_SCHEDULE = {
     "billing-close-previous-month": {
         "task": "billing.tasks.close_previous_month",
         "schedule": crontab(minute=30, hour=0, day_of_month=1),
+    },
+    "lease-requests-dispatch": {
+        "task": "clusters.tasks.lease_requests_dispatch",
+        "schedule": float(LEASE_REQUEST_DISPATCH_INTERVAL_S),
+        "options": {"expires": float(LEASE_REQUEST_DISPATCH_INTERVAL_S)},
     },
 }

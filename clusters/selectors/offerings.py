@@ -27,6 +27,7 @@ from accounts.models import Organization
 from clusters.choices import GPUS_PER_NODE, LIVE_LEASE_STATES, LeaseKind, NodeState
 from clusters.models import Lease, Node, Region
 from clusters.selectors.capacity import Window, availability_for, is_valid_size, pools_for
+from clusters.selectors.lease_requests import gpus_queued
 from clusters.selectors.prices import NoPrice, price_for, quote_at_price
 
 OFFERINGS_PER_REGION = 3  # the most windows asked for per region
@@ -381,10 +382,11 @@ def _fit_intervals(
 def _quota_blocked(organization: Organization, gpus: int, length: timedelta, x0: datetime) -> list[Interval]:
     """The open intervals of start instants the quota forbids, sorted: (-inf, +inf) if it always does.
 
+    The GPUs of the organization's queued requests count against its quota throughout.
     Where the organization already holds more than `quota - gpus` GPUs over [b, c), a window of
     `length` may not start in (b - length, c).
     """
-    allowed = organization.gpu_quota - gpus
+    allowed = organization.gpu_quota - gpus - gpus_queued(organization)
     if allowed < 0:
         return [(datetime.min.replace(tzinfo=x0.tzinfo), datetime.max.replace(tzinfo=x0.tzinfo))]
     events: list[tuple[datetime, int]] = []

@@ -24,6 +24,7 @@ from accounts.models import Membership
 from clusters.choices import LeaseKind, LeaseNoticeKind, LeaseState
 from clusters.models import GPU, Allocation, Lease, Node
 from clusters.services.agent import AgentAnswer, AgentCall, AgentClient
+from clusters.services.capacity import capacity_freed
 from core.request_id import current_request_id
 
 LeaseNodeKey = tuple[int, int]  # (lease id, node id)
@@ -253,6 +254,7 @@ def _fail(
     Allocation.objects.filter(lease__in=failed).update(is_live=False)
     _revoke(failed, placement, client)
     transaction.on_commit(lambda: _email_owners(failed, _failed_message))
+    capacity_freed()
     return failed
 
 
@@ -275,6 +277,8 @@ def _end_batch(now: datetime, client: AgentClient) -> int:
         return 0
     _revoke(leases, _placement([lease.pk for lease in leases]), client)
     ended = _transition(leases, LeaseState.ACTIVE, LeaseState.ENDED, ended_at=timezone.now())
+    if ended:
+        capacity_freed()
     return len(ended)
 
 
@@ -308,7 +312,10 @@ def gpus_cleanup_check() -> int:
     with agent_client() as client:
         answers = _agent_calls(client, placement.calls(leases, "DELETE"))
     clean = [gpu_id for key, answer in answers.items() if _clean(answer) for gpu_id, _ in placement.gpus[key]]
-    return GPU.objects.filter(pk__in=clean, needs_cleanup=True).update(needs_cleanup=False)
+    returned = GPU.objects.filter(pk__in=clean, needs_cleanup=True).update(needs_cleanup=False)
+    if returned:
+        capacity_freed()
+    return returned
 
 
 # --- Warning owners before a reserved lease ends

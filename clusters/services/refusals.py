@@ -17,14 +17,16 @@ class QuotaExceeded(BookingRefused):
     status = 403
     field = "gpus"
 
-    def __init__(self, *, quota: int, gpus_held: int, gpus: int) -> None:
+    def __init__(self, *, quota: int, gpus_held: int, gpus: int, gpus_queued: int = 0) -> None:
+        queued = f" and has {gpus_queued} queued" if gpus_queued else ""
         super().__init__(
-            f"This lease would hold {gpus_held + gpus} GPUs at once; your organization's quota is {quota} "
-            f"and it already holds {gpus_held} in that window.",
+            f"This lease would hold {gpus_held + gpus_queued + gpus} GPUs at once; your organization's quota "
+            f"is {quota} and it already holds {gpus_held} in that window{queued}.",
             quota=quota,
             gpus_held=gpus_held,
+            gpus_queued=gpus_queued,
         )
-        self.quota, self.gpus_held = quota, gpus_held
+        self.quota, self.gpus_held, self.gpus_queued = quota, gpus_held, gpus_queued
 
 
 class NoCapacity(BookingRefused):

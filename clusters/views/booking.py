@@ -1,5 +1,6 @@
 """The booking page: the form, its live check (fit, price, quota), and the 14-day calendar."""
 
+import math
 from dataclasses import dataclass
 from datetime import date, tzinfo
 
@@ -41,6 +42,7 @@ class Check:
     quota_left: int
     quota: int
     alternatives: Alternatives | None = None  # when it does not fit: what can be booked instead
+    queue_hours: int | None = None  # a reserved window's length, whole hours up, to queue for it
 
     @property
     def fits(self) -> bool:
@@ -65,7 +67,8 @@ def booking_check_for(form: BookingForm, organization: Organization) -> Check | 
     alternatives = None
     if not found.can_place:
         alternatives = alternatives_for(organization=organization, gpus=data["gpus"], window=window)
-    return Check(data["gpus"], found, price, left, organization.gpu_quota, alternatives)
+    hours = math.ceil(window.hours) if window.hours is not None else None
+    return Check(data["gpus"], found, price, left, organization.gpu_quota, alternatives, hours)
 
 
 DEFAULT_GPUS = 8

@@ -19,10 +19,16 @@ def nav_labels(client) -> set[str]:
 @pytest.mark.parametrize(
     ("who", "expected"),
     [
-        ("alice", {"Book GPUs", "Leases", "Billing", "Organization", "SSH keys", "API tokens"}),
-        ("bob", {"Book GPUs", "Leases", "Organization", "SSH keys", "API tokens"}),
+        (
+            "alice",
+            {"Book GPUs", "Leases", "Queued requests", "Billing", "Organization", "SSH keys", "API tokens"},
+        ),
+        ("bob", {"Book GPUs", "Leases", "Queued requests", "Organization", "SSH keys", "API tokens"}),
         ("fiona", {"Billing", "API tokens"}),
-        ("charlie", {"Book GPUs", "Leases", "Billing", "Organization", "SSH keys", "API tokens"}),
+        (
+            "charlie",
+            {"Book GPUs", "Leases", "Queued requests", "Billing", "Organization", "SSH keys", "API tokens"},
+        ),
         ("stella", {"Fleet", "Early-stage queue", "All leases", "Admin", "SSH keys", "API tokens"}),
         ("frank", {"Finance", "SSH keys", "API tokens"}),
     ],
