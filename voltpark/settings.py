@@ -211,6 +211,7 @@ SPECTACULAR_SETTINGS = {
         "ApplicationStatusEnum": "programs.choices.ApplicationStatus",
         "LeaseKindEnum": "clusters.choices.LeaseKind",
         "LeaseStateEnum": "clusters.choices.LeaseState",
+        "LeaseRequestStateEnum": "clusters.choices.LeaseRequestState",
     },
 }
 
