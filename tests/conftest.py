@@ -15,7 +15,7 @@ from accounts.models import Organization, User
 from clusters.models import Node
 from clusters.services.fleet import fleet_seed
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
-from tests.helpers import ANONYMOUS, api_client_for
+from tests.helpers import ANONYMOUS, api_client_for, forget_rate_limits
 from tests.markers import unmarked_slow_tests
 
 
@@ -93,6 +93,13 @@ def seeded_fleet(db: None) -> list[Node]:
     """Six nodes, two per region, all in the general pool, with the default price book."""
     fleet_seed(nodes=6)
     return list(Node.objects.order_by("hostname"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    """allauth's rate limits live in Redis, which outlives a test: each test starts with none used
+    (the suite logs in from one address far more often than any limit allows)."""
+    forget_rate_limits()
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,7 @@ from django.utils import timezone
 from psycopg2.extras import DateTimeTZRange
 
 from accounts.models import Organization, SshKey, User
+from accounts.selectors.booking import booking_blockers
 from accounts.services.audit import audit_record
 from clusters.choices import LIVE_LEASE_STATES, LeaseKind, LeaseState
 from clusters.models import GPU, Allocation, Lease, Node, Region
@@ -47,6 +48,7 @@ def lease_book(
     Each attempt is its own atomic block (a savepoint inside a caller's transaction), so losing
     a race for a GPU rolls back only that attempt before placement runs again on fresh data.
     """
+    booking_preconditions_check(user=user, organization=organization)
     window = booking_window(kind=kind, start=start, end=end, gpus=gpus)
     for _ in range(settings.BOOKING_PLACEMENT_RETRIES + 1):
         try:
@@ -106,6 +108,14 @@ def _lease_book_once(
     audit_record(actor=user, action="lease.book", obj=lease, organization=organization, after=snapshot(lease))
     _remember(lease, placed, window, ssh_keys)
     return lease
+
+
+def booking_preconditions_check(*, user: User, organization: Organization) -> None:
+    """Refuse with the first reason the user may not book yet (a verified email, ...): the one place
+    booking asks, whatever the input; the checks themselves are listed in settings.BOOKING_BLOCKERS."""
+    blockers = booking_blockers(user=user, organization=organization)
+    if blockers:
+        raise blockers[0]
 
 
 def booking_window(*, kind: str, start: datetime | None, end: datetime | None, gpus: int) -> Window:

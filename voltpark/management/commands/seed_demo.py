@@ -8,6 +8,7 @@ from django.db import transaction
 
 from accounts.choices import Role
 from accounts.models import Membership, Organization, User
+from accounts.services.auth import user_create
 from accounts.services.organizations import organization_create
 from clusters.models import Node
 from clusters.services.fleet import fleet_seed
@@ -68,10 +69,11 @@ class Command(BaseCommand):
     def _people(self) -> dict[str, User]:
         users = {}
         for email, name, staff, finance in PEOPLE:
-            user = User.objects.filter(email=email).first() or User.objects.create_user(
-                email,
-                DEMO_PASSWORD,
+            user = User.objects.filter(email=email).first() or user_create(
+                email=email,
+                password=DEMO_PASSWORD,
                 full_name=name,
+                email_verified=True,
                 is_staff=staff,
                 is_superuser=staff,
                 is_finance_staff=finance,
