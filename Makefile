@@ -11,10 +11,12 @@ export DJANGO_SETTINGS_MODULE := voltpark.settings
 
 .PHONY: install demo test test-fast screenshots lint format bench stop wipe browsers
 
-$(VENV)/.installed: requirements.txt requirements-demo.txt requirements-dev.txt
+# The `voltpark` CLI and Python client (clients/python/) is its own package, installed editable.
+$(VENV)/.installed: requirements.txt requirements-demo.txt requirements-dev.txt clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet -e clients/python
 	touch $@
 
 # Front-end assets (htmx) from npm; the pages work without them, so a missing npm only warns.

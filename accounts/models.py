@@ -52,6 +52,10 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.email
 
 
+# The largest GPU quota staff may grant: several times the whole fleet, far inside the column's range.
+GPU_QUOTA_MAX = 100_000
+
+
 class Organization(PublicIdModel):
     """A customer: a startup, scale-up or research group that books GPUs and pays invoices."""
 

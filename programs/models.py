@@ -10,6 +10,10 @@ from accounts.models import Organization
 from core.db import PublicIdModel
 from programs.choices import ApplicationStatus, CompanyStage
 
+# Enough for a few paragraphs; an application is read by a person, not stored as a document.
+ANSWER_MAX_LENGTH = 2000
+NOTE_MAX_LENGTH = 2000
+
 
 class EarlyStageApplication(PublicIdModel):
     """An organization's request to join the early-stage program, and staff's decision on it."""
@@ -18,18 +22,18 @@ class EarlyStageApplication(PublicIdModel):
         Organization, on_delete=models.CASCADE, related_name="early_stage_applications"
     )
     submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    what_we_build = models.TextField()
+    what_we_build = models.TextField(max_length=ANSWER_MAX_LENGTH)
     stage = models.CharField(max_length=20, choices=CompanyStage)
     funding = models.CharField(max_length=200, help_text="Funding raised so far, in the applicant's words.")
     gpus_wanted = models.PositiveIntegerField(validators=[MinValueValidator(1)])
-    why = models.TextField()
+    why = models.TextField(max_length=ANSWER_MAX_LENGTH)
     status = models.CharField(max_length=10, choices=ApplicationStatus, default=ApplicationStatus.PENDING)
     submitted_at = models.DateTimeField(default=timezone.now)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     decided_at = models.DateTimeField(null=True, blank=True)
-    decision_note = models.TextField(blank=True)
+    decision_note = models.TextField(max_length=NOTE_MAX_LENGTH, blank=True)
     granted_gpu_quota = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:

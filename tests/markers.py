@@ -6,8 +6,9 @@ from collections.abc import Iterable
 from typing import Any
 
 # Fixtures that start a process or a server: the browser harness's live server and Celery worker,
-# and the run-time tests' worker and beat (tests/clusters/test_runtime_celery.py).
-SLOW_FIXTURES = frozenset({"live_server", "celery_worker", "celery"})
+# the run-time tests' worker and beat (tests/clusters/test_runtime_celery.py), and the CLI's live
+# platform (tests/clients/test_cli_live.py: gunicorn and a worker).
+SLOW_FIXTURES = frozenset({"live_server", "celery_worker", "celery", "live_api"})
 # The helpers of tests/races.py that run racing threads (in_own_thread runs one call: no race).
 RACE_HELPERS = frozenset({"race", "held_open"})
 

@@ -56,6 +56,8 @@ MIDDLEWARE = [
     "core.request_id.RequestIdMiddleware",
     # Before host validation: orchestrators call /healthz by address, whatever the Host header.
     "voltpark.views.HealthzMiddleware",
+    # Before anything reads a body: an oversized one is refused by its Content-Length.
+    "core.request_size.RequestSizeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -204,17 +206,26 @@ STORAGES = {
 }
 WHITENOISE_AUTOREFRESH = DEBUG
 
-# --- The API.
+# --- Request bodies: one cap on every path (core/request_size.py), forms included.
+REQUEST_BODY_MAX_BYTES = envint("REQUEST_BODY_MAX_BYTES", 256 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
+
+# --- The API: JSON in and out (the Stripe webhook reads its raw body itself), pages of at most
+# API_PAGE_MAX_LIMIT rows.
+API_PAGE_MAX_LIMIT = envint("API_PAGE_MAX_LIMIT", 1000, minimum=1)
+API_PAGE_MAX_OFFSET = 10**9
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.api.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "core.api.exception_handler",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Voltpark API",

@@ -1,11 +1,14 @@
 """Invoices API: list, detail, PDF, and staff finance's state changes."""
 
 from decimal import Decimal
+from typing import cast
 
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -72,17 +75,19 @@ class InvoiceDetailSerializer(InvoiceSerializer):
         fields = [*InvoiceSerializer.Meta.fields, "lines"]
 
 
-class InvoiceListApi(APIView):
-    """The invoices the caller may see: its organization's, or every one for staff finance."""
+class InvoiceListApi(ListAPIView):
+    """The invoices the caller may see, a page at a time: its organization's, or all for staff finance."""
 
     permission_classes = [CanSeeMoney]
+    serializer_class = InvoiceSerializer
 
-    @extend_schema(parameters=[FilterSerializer], responses=InvoiceSerializer(many=True))
-    def get(self, request: AuthenticatedRequest) -> Response:
-        invoices = filtered_invoices(_scope(request), _filters(request))
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(invoices, request, view=self)
-        return paginator.get_paginated_response(InvoiceSerializer(page, many=True).data)
+    @extend_schema(parameters=[FilterSerializer])
+    def get(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> QuerySet[Invoice]:
+        request = cast(AuthenticatedRequest, self.request)
+        return filtered_invoices(_scope(request), _filters(request))
 
 
 class InvoiceDetailApi(APIView):

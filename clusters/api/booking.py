@@ -17,7 +17,11 @@ class AwareDateTimeField(serializers.DateTimeField):
     """An ISO 8601 time that must carry its offset (2026-05-01T09:00:00Z or +02:00)."""
 
     def to_internal_value(self, value: Any) -> datetime:
-        parsed = parse_datetime(value) if isinstance(value, str) else None
+        try:
+            parsed = parse_datetime(value) if isinstance(value, str) else None
+        except ValueError:
+            # Well-formed but impossible (2027-02-30, hour 25, minute 99): parse_datetime raises.
+            self.fail("impossible")
         if parsed is not None and parsed.tzinfo is None:
             self.fail("naive")
         return super().to_internal_value(value)
@@ -25,6 +29,7 @@ class AwareDateTimeField(serializers.DateTimeField):
     default_error_messages = {
         **serializers.DateTimeField.default_error_messages,
         "naive": "Give the time with its offset, such as 2026-05-01T09:00:00Z.",
+        "impossible": "No such date and time: check the day of the month, the hour and the minute.",
     }
 
 

@@ -12,9 +12,9 @@ from rest_framework.views import APIView
 from accounts.api.permissions import CanBook, OrganizationRequest
 from clusters.api.booking import AwareDateTimeField, BookingSerializer
 from clusters.api.idempotency import idempotent
-from clusters.choices import LeaseKind, LeaseState
+from clusters.choices import LIVE_LEASE_STATES, LeaseKind, LeaseState
 from clusters.models import Lease
-from clusters.selectors.leases import lease_of_organization_or_404, leases_of
+from clusters.selectors.leases import lease_of_organization_or_404, leases_of, ssh_command
 from clusters.services.booking import lease_book, lease_cancel, lease_extend, lease_release
 
 
@@ -27,18 +27,26 @@ def lease_json(lease: Lease) -> dict[str, Any]:
     nodes: dict[str, list[int]] = {}
     for allocation in lease.allocations.all():
         nodes.setdefault(allocation.node.hostname, []).append(allocation.gpu.index)
+    live = lease.state in LIVE_LEASE_STATES
     return {
         "id": str(lease.public_id),
         "region": lease.region.code,
+        "region_name": lease.region.name,
         "gpus": lease.gpus,
         "kind": lease.kind,
         "state": lease.state,
+        "state_reason": lease.state_reason,
         "start": lease.start.isoformat(),
         "end": lease.end.isoformat() if lease.end else None,
         "price_per_gpu_hour": str(lease.price_per_gpu_hour),
         "currency": lease.currency,
         "nodes": [
-            {"hostname": host, "gpu_indices": sorted(indices)} for host, indices in sorted(nodes.items())
+            {
+                "hostname": host,
+                "gpu_indices": sorted(indices),
+                "ssh_command": ssh_command(lease, host) if live else None,
+            }
+            for host, indices in sorted(nodes.items())
         ],
         "ssh_key_ids": [str(key.public_id) for key in lease.ssh_keys.all()],
         "created_at": lease.created_at.isoformat(),
@@ -48,14 +56,19 @@ def lease_json(lease: Lease) -> dict[str, Any]:
 class LeaseNodeSchema(serializers.Serializer):
     hostname = serializers.CharField()
     gpu_indices = serializers.ListField(child=serializers.IntegerField())
+    ssh_command = serializers.CharField(
+        allow_null=True, help_text="How to log in while the lease is scheduled or active; null after."
+    )
 
 
 class LeaseSchema(serializers.Serializer):
     id = serializers.UUIDField()
     region = serializers.CharField()
+    region_name = serializers.CharField()
     gpus = serializers.IntegerField()
     kind = serializers.ChoiceField(choices=LeaseKind.choices)
     state = serializers.ChoiceField(choices=LeaseState.choices)
+    state_reason = serializers.CharField(help_text="Why it is in its state, when that needs saying.")
     start = serializers.DateTimeField()
     end = serializers.DateTimeField(allow_null=True)
     price_per_gpu_hour = serializers.DecimalField(max_digits=10, decimal_places=4)

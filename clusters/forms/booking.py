@@ -17,6 +17,8 @@ from core.forms import add_service_error
 from core.timezones import UTC as UTC_ZONE
 from core.timezones import zone_named
 
+MIN_YEAR, MAX_YEAR = 2000, 2999
+
 
 class LocalDateTimeField(forms.Field):
     """A wall-clock time as a datetime-local input sends it (2026-05-01T09:00), left naive.
@@ -36,7 +38,8 @@ class LocalDateTimeField(forms.Field):
             parsed = datetime.fromisoformat(str(value).strip().replace(" ", "T"))
         except ValueError:
             raise ValidationError(self.error_messages["invalid"], code="invalid") from None
-        if parsed.tzinfo is not None:
+        # Years far outside booking's horizon could not even be moved to UTC (datetime overflows).
+        if parsed.tzinfo is not None or not MIN_YEAR <= parsed.year <= MAX_YEAR:
             raise ValidationError(self.error_messages["invalid"], code="invalid")
         return parsed
 

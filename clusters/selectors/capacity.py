@@ -143,6 +143,26 @@ def availability_for(
     return Availability(free_gpus=int(free_gpus), max_gpus_available=largest, can_place=can_place)
 
 
+def gpus_free_now(*, pools: list[str]) -> dict[int, int]:
+    """GPUs of each region (by id) that an on-demand lease in `pools` could take right now.
+
+    The count placement would see: healthy GPUs on available nodes, not held now or later by a
+    live allocation, not awaiting cleanup; one range scan per region (there are a handful).
+    """
+    window = Window(start=timezone.now(), end=None)
+    free: dict[int, int] = {}
+    with connection.cursor() as cursor:
+        for region_id in Region.objects.order_by("pk").values_list("pk", flat=True):
+            cursor.execute(AVAILABILITY_SQL, capacity_params(region_id=region_id, window=window, pools=pools))
+            free[region_id] = int(cursor.fetchone()[0])
+    return free
+
+
+def visitor_pools(organization: Organization | None) -> list[str]:
+    """The pools a visitor books in: the organization's, or the general pool without one."""
+    return pools_for(organization) if organization is not None else [Pool.GENERAL.value]
+
+
 def gpus_held_at_peak(
     *, organization: Organization, window: Window, exclude_lease_id: int | None = None
 ) -> int:

@@ -97,14 +97,18 @@ class LeaseNode:
     ssh_command: str
 
 
+def ssh_command(lease: Lease, hostname: str) -> str:
+    """How the lease's people log in to one of its nodes: its own account, their keys."""
+    return f"ssh {account_for_lease(str(lease.public_id))}@{hostname}"
+
+
 def lease_nodes(lease: Lease) -> list[LeaseNode]:
     """The nodes of the lease's live allocations, each with its GPUs and its SSH command."""
-    account = account_for_lease(str(lease.public_id))
     nodes: dict[str, list[int]] = {}
     rows = lease.allocations.filter(is_live=True).values_list("node__hostname", "gpu__index")
     for hostname, index in rows.order_by("node__hostname", "gpu__index"):
         nodes.setdefault(hostname, []).append(index)
-    return [LeaseNode(host, indices, f"ssh {account}@{host}") for host, indices in nodes.items()]
+    return [LeaseNode(host, indices, ssh_command(lease, host)) for host, indices in nodes.items()]
 
 
 @dataclass(frozen=True)

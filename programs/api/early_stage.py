@@ -4,15 +4,13 @@ from decimal import Decimal
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.permissions import BasePermission
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.permissions import AuthenticatedRequest, IsStaffAdmin, OrganizationRequest
-from accounts.selectors.viewer import current_organization
+from accounts.api.permissions import AuthenticatedRequest, CanBook, IsStaffAdmin, OrganizationRequest
+from accounts.models import GPU_QUOTA_MAX
 from core.db import get_by_public_id_or_404
-from programs.models import EarlyStageApplication
+from programs.models import NOTE_MAX_LENGTH, EarlyStageApplication
 from programs.selectors.early_stage import early_stage_applications_of, early_stage_queue
 from programs.services.early_stage import early_stage_apply, early_stage_approve, early_stage_reject
 
@@ -41,30 +39,23 @@ class ApplicationSerializer(serializers.ModelSerializer):
 
 
 class ApproveSerializer(serializers.Serializer):
-    gpu_quota = serializers.IntegerField(min_value=1)
+    gpu_quota = serializers.IntegerField(min_value=1, max_value=GPU_QUOTA_MAX)
     credit_amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"))
     credit_expires_at = serializers.DateTimeField()
-    note = serializers.CharField(required=False, allow_blank=True, default="")
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=NOTE_MAX_LENGTH)
 
 
 class RejectSerializer(serializers.Serializer):
-    note = serializers.CharField()
-
-
-class InAnOrganization(BasePermission):
-    """The request acts in an organization the user belongs to."""
-
-    message = "Act in an organization: use a token made for one, or join one first."
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        request.organization = current_organization(request)  # type: ignore[attr-defined]
-        return request.organization is not None  # type: ignore[attr-defined]
+    note = serializers.CharField(max_length=NOTE_MAX_LENGTH)
 
 
 class ApplicationListApi(APIView):
-    """The organization's applications, or a new one (owners)."""
+    """The organization's applications (owners and members, as on the page), or a new one (owners).
 
-    permission_classes = [InAnOrganization]
+    Finance members see the organization's money and nothing else, so not its applications.
+    """
+
+    permission_classes = [CanBook]
 
     @extend_schema(responses=ApplicationSerializer(many=True))
     def get(self, request: OrganizationRequest) -> Response:

@@ -6,7 +6,8 @@ from decimal import Decimal
 from django import forms
 from django.utils import timezone
 
-from programs.models import EarlyStageApplication
+from accounts.models import GPU_QUOTA_MAX
+from programs.models import NOTE_MAX_LENGTH, EarlyStageApplication
 
 
 class EarlyStageApplicationForm(forms.ModelForm):
@@ -40,7 +41,10 @@ class ApproveForm(forms.Form):
     """Approve an application: the GPU quota, the credit grant and a note for the applicant."""
 
     gpu_quota = forms.IntegerField(
-        label="GPU quota", min_value=1, help_text="Most GPUs the organization may hold at one instant."
+        label="GPU quota",
+        min_value=1,
+        max_value=GPU_QUOTA_MAX,
+        help_text="Most GPUs the organization may hold at one instant.",
     )
     credit_amount = forms.DecimalField(
         label="Credit (USD)", min_value=Decimal("0.01"), max_digits=12, decimal_places=2
@@ -51,7 +55,10 @@ class ApproveForm(forms.Form):
         help_text="The credit is usable until 00:00 UTC that day.",
     )
     note = forms.CharField(
-        label="Note to the applicant", required=False, widget=forms.Textarea(attrs={"rows": 2})
+        label="Note to the applicant",
+        required=False,
+        max_length=NOTE_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2}),
     )
 
     def clean_credit_expires_on(self) -> date:
@@ -79,6 +86,7 @@ class RejectForm(forms.Form):
 
     note = forms.CharField(
         label="Why it is rejected",
+        max_length=NOTE_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="The applicant receives this note by email.",
     )

@@ -80,3 +80,43 @@ def test_the_key_page_shows_the_error_next_to_the_field(client, alice) -> None:
     assert response.status_code == 200
     assert "not a valid ssh-rsa key (the key data is truncated); was it cut" in response.content.decode()
     assert not SshKey.objects.filter(user=alice).exists()
+
+
+SECOND_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIqI4910CfGV/VLbLTy6XXLKZwm/HZQSG/N0iAG0D29c mallory"
+# Keys the node agent would refuse to install (nodeagent.protocol's rule), so the web app refuses them.
+SMUGGLED = {
+    "a newline smuggling a second key line": f"{ALICE_KEY}\n{SECOND_KEY}",
+    "a carriage return smuggling a second key line": f"{ALICE_KEY}\r{SECOND_KEY}",
+    "a non-ASCII comment": f"{ALICE_KEY} café",
+    "a comment over 256 characters": f"{ALICE_KEY.rsplit(' ', 1)[0]} {'c' * 257}",
+}
+REASONS = {
+    "a newline smuggling a second key line": "this text has several",
+    "a carriage return smuggling a second key line": "this text has several",
+    "a non-ASCII comment": "printable ASCII, at most 256 characters",
+    "a comment over 256 characters": "printable ASCII, at most 256 characters",
+}
+
+
+@pytest.mark.parametrize("case", SMUGGLED)
+def test_the_api_refuses_keys_the_node_agent_would_refuse(api_as, alice, case) -> None:
+    response = api_as(alice).post("/api/v1/ssh-keys/", {"public_key": SMUGGLED[case]}, format="json")
+    assert response.status_code == 400
+    assert REASONS[case] in response.json()["fields"]["public_key"][0]
+    with pytest.raises(InvalidSshKey):
+        parse_ssh_public_key(SMUGGLED[case])  # the agent's own check, the same function
+    assert not SshKey.objects.filter(user=alice).exists()
+
+
+@pytest.mark.parametrize("case", SMUGGLED)
+def test_the_key_page_refuses_keys_the_node_agent_would_refuse(client, alice, case) -> None:
+    client.force_login(alice)
+    response = client.post("/account/ssh-keys/", {"name": "x", "public_key": SMUGGLED[case]})
+    assert response.status_code == 200 and REASONS[case] in response.content.decode()
+    assert not SshKey.objects.filter(user=alice).exists()
+
+
+def test_a_comment_of_exactly_256_printable_characters_is_accepted(api_as, alice) -> None:
+    line = f"{ALICE_KEY.rsplit(' ', 1)[0]} {'c' * 256}"
+    response = api_as(alice).post("/api/v1/ssh-keys/", {"public_key": line}, format="json")
+    assert response.status_code == 201 and SshKey.objects.get(user=alice).public_key == line

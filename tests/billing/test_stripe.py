@@ -146,3 +146,58 @@ def test_an_event_about_an_unknown_invoice_is_stored_and_ignored(db, stripe, cli
     )
     assert response.status_code == 200 and response.json() == {"status": "ignored"}
     assert StripeEvent.objects.get().type == "customer.created"
+
+
+def test_a_signed_event_naming_an_invoice_stripe_does_not_know_is_a_400(db, stripe, client) -> None:
+    response = deliver(client, event("invoice.paid", "in_nobody_knows", "evt_unknown"))
+    assert response.status_code == 400 and response.json()["code"] == "unknown_invoice"
+    assert "data.object.id" in response.json()["fields"]
+    # Not stored: were Stripe to learn of it later, a retried delivery is still applied.
+    assert not StripeEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({}, "data.object"),
+        ([], "data.object"),
+        ({"id": "evt_1", "type": "invoice.paid", "data": []}, "data.object"),
+        ({"id": 7, "type": "invoice.paid", "data": {"object": {"id": "in_1"}}}, "id"),
+        ({"id": "evt_1", "data": {"object": {"id": "in_1"}}}, "type"),
+        ({"id": "evt_1", "type": "invoice.paid", "data": {"object": {"id": ["in_1"]}}}, "data.object.id"),
+        ({"id": "e" * 101, "type": "invoice.paid", "data": {"object": {"id": "in_1"}}}, "id"),
+    ],
+)
+def test_a_signed_body_that_is_not_an_event_is_a_400_naming_the_field(
+    db, stripe, client, payload, field
+) -> None:
+    response = deliver(client, payload)
+    assert response.status_code == 400 and response.json()["code"] == "bad_payload"
+    assert list(response.json()["fields"]) == [field]
+    assert not StripeEvent.objects.exists()
+
+
+def test_an_event_stamped_in_the_future_beyond_the_tolerance_is_refused(pushed, stripe, client) -> None:
+    stripe.pay(pushed.stripe_invoice_id)
+    ahead = int(time.time()) + 301
+    response = deliver(client, event("invoice.paid", pushed.stripe_invoice_id), timestamp=ahead)
+    assert response.status_code == 400 and response.json()["code"] == "future_signature"
+    assert not StripeEvent.objects.exists() and Invoice.objects.get().status == InvoiceStatus.OPEN
+
+
+def test_with_stripe_off_every_delivery_is_refused(pushed, stripe, client, settings) -> None:
+    stripe.pay(pushed.stripe_invoice_id)
+    settings.STRIPE_ENABLED = False
+    response = deliver(client, event("invoice.paid", pushed.stripe_invoice_id))
+    assert response.status_code == 400 and response.json()["code"] == "stripe_off"
+    assert not StripeEvent.objects.exists() and Invoice.objects.get().status == InvoiceStatus.OPEN
+
+
+def test_without_a_webhook_secret_an_event_signed_with_an_empty_key_is_refused(
+    pushed, stripe, client, settings
+) -> None:
+    stripe.pay(pushed.stripe_invoice_id)
+    settings.STRIPE_WEBHOOK_SECRET = ""
+    response = deliver(client, event("invoice.paid", pushed.stripe_invoice_id), secret="")
+    assert response.status_code == 400 and response.json()["code"] == "stripe_off"
+    assert not StripeEvent.objects.exists() and Invoice.objects.get().status == InvoiceStatus.OPEN

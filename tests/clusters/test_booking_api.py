@@ -17,7 +17,15 @@ def test_it_books_a_reserved_lease_and_answers_with_its_nodes(api_as, alice, fle
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["gpus"] == 4 and body["kind"] == "reserved" and body["state"] == "scheduled"
-    assert body["nodes"] == [{"hostname": "tx1-c01-n001", "gpu_indices": [0, 1, 2, 3]}]
+    account = "vp-" + body["id"].replace("-", "")[:12]
+    assert body["nodes"] == [
+        {
+            "hostname": "tx1-c01-n001",
+            "gpu_indices": [0, 1, 2, 3],
+            "ssh_command": f"ssh {account}@tx1-c01-n001",
+        }
+    ]
+    assert (body["region"], body["region_name"], body["state_reason"]) == ("us-tx-1", "Texas 1", "")
     assert body["price_per_gpu_hour"] == "1.9900" and body["currency"] == "USD"
     lease = Lease.objects.get(public_id=body["id"])
     assert lease.booked_by == alice and lease.organization.slug == "acme-ai"
@@ -205,3 +213,25 @@ def test_finance_members_may_not_book(api_as, fiona, fleet) -> None:
     response = api_as(fiona).post("/api/v1/leases/", reserved(1), format="json")
     assert response.status_code == 403
     assert not Lease.objects.exists()
+
+
+IMPOSSIBLE_TIMES = ["2027-02-30T10:00:00Z", "2027-03-01T25:00:00Z", "2027-03-01T10:99:00Z"]
+
+
+@pytest.mark.parametrize("when", IMPOSSIBLE_TIMES)
+def test_impossible_dates_and_times_are_a_400_naming_the_field(api_as, alice, fleet, when) -> None:
+    client = api_as(alice)
+    lease = client.post("/api/v1/leases/", reserved(1), format="json").json()
+    answers = {
+        "start": client.post("/api/v1/leases/", {**reserved(1), "start": when}, format="json"),
+        "end": client.post("/api/v1/quotes/", {**reserved(1), "end": when}, format="json"),
+        "extend end": client.post(f"/api/v1/leases/{lease['id']}/extend/", {"end": when}, format="json"),
+        "availability start": client.get(
+            "/api/v1/availability/", {"region": "us-tx-1", "gpus": 1, "start": when}
+        ),
+    }
+    for what, response in answers.items():
+        field = what.split()[-1]
+        assert response.status_code == 400, what
+        assert "No such date and time" in response.json()["fields"][field][0], what
+    assert Lease.objects.get().end.isoformat() == lease["end"].replace("Z", "+00:00")

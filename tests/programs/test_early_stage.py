@@ -166,3 +166,40 @@ def test_an_expiry_in_the_past_is_refused(application, stella) -> None:
         )
     application.refresh_from_db()
     assert application.status == ApplicationStatus.PENDING
+
+
+def test_a_finance_member_cannot_read_the_applications_through_the_api(api_as, application, fiona) -> None:
+    response = api_as(fiona).get("/api/v1/early-stage/applications/")
+    assert response.status_code == 403 and "does not allow" in response.json()["detail"]
+    assert api_as(fiona).post("/api/v1/early-stage/applications/", FORM, format="json").status_code == 403
+    assert EarlyStageApplication.objects.count() == 1
+
+
+def test_a_quota_beyond_what_can_be_granted_is_a_400_naming_it(api_as, application, stella, acme) -> None:
+    url = f"/api/v1/early-stage/applications/{application.public_id}/approve/"
+    body = {"gpu_quota": 2147483648, "credit_amount": "1.00", "credit_expires_at": EXPIRES.isoformat()}
+    response = api_as(stella).post(url, body, format="json")
+    assert response.status_code == 400
+    assert "less than or equal to 100000" in response.json()["fields"]["gpu_quota"][0]
+    acme.refresh_from_db()
+    application.refresh_from_db()
+    assert acme.gpu_quota == 8 and application.status == ApplicationStatus.PENDING
+    assert not CreditGrant.objects.exists()
+
+
+@pytest.mark.parametrize("field", ["what_we_build", "why"])
+def test_an_answer_over_2000_characters_is_refused_naming_it(api_as, alice, field) -> None:
+    response = api_as(alice).post(
+        "/api/v1/early-stage/applications/", {**FORM, field: "x" * 2001}, format="json"
+    )
+    assert response.status_code == 400
+    assert "no more than 2000 characters" in response.json()["fields"][field][0]
+    assert not EarlyStageApplication.objects.exists()
+
+
+def test_a_decision_note_over_2000_characters_is_refused(api_as, application, stella) -> None:
+    url = f"/api/v1/early-stage/applications/{application.public_id}/reject/"
+    response = api_as(stella).post(url, {"note": "x" * 2001}, format="json")
+    assert response.status_code == 400 and "note" in response.json()["fields"]
+    application.refresh_from_db()
+    assert application.status == ApplicationStatus.PENDING

@@ -93,3 +93,10 @@ def test_the_form_is_protected_against_cross_site_posts(acme, alice) -> None:
     client.force_login(alice)
     assert client.post("/organization/early-stage/", APPLICATION).status_code == 403
     assert not EarlyStageApplication.objects.exists()
+
+
+def test_an_answer_over_the_maximum_is_named_on_the_page(client_as, acme) -> None:
+    response = client_as("alice").post("/organization/early-stage/", {**APPLICATION, "why": "x" * 2001})
+    assert response.status_code == 200
+    assert "at most 2000 characters" in response.context["form"].errors["why"][0]
+    assert not EarlyStageApplication.objects.exists()

@@ -186,3 +186,16 @@ def test_the_queue_costs_the_same_queries_for_2_or_20_applications(client, stell
     few = queries_for(client, QUEUE)
     applications(18)
     assert queries_for(client, QUEUE) == few
+
+
+def test_a_quota_beyond_what_can_be_granted_is_named_on_the_page(client, stella, application, globex) -> None:
+    client.force_login(stella)
+    response = client.post(
+        f"{QUEUE}{application.public_id}/approve/", approve_data(application, gpu_quota="2147483648")
+    )
+    assert response.status_code == 400
+    assert field_errors(response.content.decode(), "gpu_quota") == [
+        "Ensure this value is less than or equal to 100000."
+    ]
+    globex.refresh_from_db()
+    assert globex.gpu_quota == 8 and not CreditGrant.objects.exists()

@@ -1,6 +1,9 @@
-"""Helpers of the project-wide tests: reading a page's content security policy and markup."""
+"""Helpers of the project-wide tests: reading a page's content security policy and markup, and the
+API's OpenAPI schema."""
 
+import functools
 import re
+from typing import Any
 
 
 def directives(response) -> dict[str, str]:
@@ -31,3 +34,21 @@ def assert_no_inline_code(html: str) -> None:
     assert not re.search(r"\sstyle=", html), "style attribute"
     assert not re.search(r"\son[a-z]+=", html), "inline event handler"
     assert not re.search(r"(src|href)=\"(https?:)?//", html), "a resource from another site"
+
+
+@functools.cache
+def openapi_schema() -> dict[str, Any]:
+    """The API's OpenAPI schema as /api/v1/schema/ serves it."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def paginated_list_paths() -> list[str]:
+    """Every GET without path parameters whose answer is a page (it takes `limit` and `offset`)."""
+    paths = []
+    for path, operations in openapi_schema()["paths"].items():
+        parameters = {p["name"] for p in operations.get("get", {}).get("parameters", [])}
+        if "{" not in path and {"limit", "offset"} <= parameters:
+            paths.append(path)
+    return sorted(paths)

@@ -1,0 +1,7 @@
+"""`python -m voltpark_client` is the `voltpark` command."""
+
+import sys
+
+from voltpark_client.cli import main
+
+sys.exit(main())
