@@ -216,8 +216,15 @@ class HealthEvent(PublicIdModel):
 
 
 class GpuSample(models.Model):
-    """One GPU's reading at one moment, kept for TELEMETRY_RETENTION_DAYS for the customer's charts."""
+    """One GPU's reading at one moment, kept for TELEMETRY_RETENTION_DAYS for the customer's charts.
 
+    The table is partitioned by day on `at` (migration 0009, clusters/services/partitions.py): a day
+    past retention is dropped whole. The key (gpu, at) is Django's only: a unique index on a
+    partitioned table would have had to be built over the whole old table by the migration, and the
+    poller never stores one GPU twice at one instant.
+    """
+
+    pk = models.CompositePrimaryKey("gpu_id", "at")
     gpu = models.ForeignKey(GPU, on_delete=models.CASCADE, related_name="samples", db_index=False)
     at = models.DateTimeField()
     utilization_pct = models.PositiveSmallIntegerField(null=True)
@@ -226,11 +233,8 @@ class GpuSample(models.Model):
     power_draw_w = models.FloatField(null=True)
 
     class Meta:
-        # (gpu, at) serves the telemetry API; `at` alone serves the retention delete.
-        indexes = [
-            models.Index(fields=["gpu", "at"], name="gpusample_gpu_at"),
-            models.Index(fields=["at"], name="gpusample_at"),
-        ]
+        # (gpu, at) serves the telemetry API inside each day's partition; retention needs no index.
+        indexes = [models.Index(fields=["gpu", "at"], name="gpusample_gpu_at")]
 
     def __str__(self) -> str:
         return f"{self.gpu_id} at {self.at:%Y-%m-%d %H:%M:%S}"

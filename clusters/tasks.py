@@ -10,8 +10,8 @@ from django.utils import timezone
 from clusters.services.idempotency import idempotency_keys_purge as idempotency_keys_purge_service
 from clusters.services.lifecycle import gpus_cleanup_check
 from clusters.services.lifecycle import leases_enforce as leases_enforce_service
+from clusters.services.partitions import telemetry_partitions_maintain as telemetry_partitions_service
 from clusters.services.telemetry import fleet_poll, pollable_node_ids
-from clusters.services.telemetry import telemetry_cleanup as telemetry_cleanup_service
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +61,16 @@ def gpus_cleanup() -> None:
 
 
 @shared_task(ignore_result=True)
-def telemetry_cleanup() -> None:
-    """Delete samples past their retention."""
-    telemetry_cleanup_service()
+def telemetry_partitions_maintain() -> None:
+    """Make the coming days' sample partitions and drop those past retention."""
+    report = telemetry_partitions_service()
+    if report.created or report.dropped or report.busy:
+        log.info(
+            "telemetry partitions: created %s, dropped %s, busy %s",
+            report.created,
+            report.dropped,
+            report.busy,
+        )
 
 
 @shared_task(ignore_result=True)

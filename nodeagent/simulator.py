@@ -23,7 +23,8 @@ from nodeagent.backends.simulated import SimulatedFleet, SimulatedNode
 from nodeagent.model import AgentError, Backend
 from nodeagent.server import Server, resolve_token_sha256, run_in_thread
 
-FAULT_PARAMS = {"gpu_index", "code", "count", "temperature_c", "seconds", "message"}
+FAULT_PARAMS = {"gpu_index", "code", "count", "temperature_c", "seconds", "message", "answers"}
+GARBAGE = b"\x00\x9f<html>502 Bad Gateway</html"  # a 200 whose body is not JSON
 FAULTS_PATH = "/v1/simulate/faults"
 
 
@@ -31,17 +32,20 @@ FAULTS_PATH = "/v1/simulate/faults"
 async def misbehave(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Apply the node's slow and refuse faults before answering; the fault switches stay reachable."""
+    """Apply the node's refuse, restart, slow and garbage faults before answering; the fault switches
+    stay reachable."""
     if request.match_info.http_exception is not None or request.path.endswith(FAULTS_PATH):
         return await handler(request)
     node = _node(request)
-    if node.faults.refuse:
+    if node.faults.refuse or node.down:
         if request.transport is not None:
             request.transport.abort()
         # Never sent: the transport is closed, so the client sees a dropped connection.
         return web.Response(status=503)
-    if node.faults.delay_s:
+    if node.slow_answer():
         await asyncio.sleep(node.faults.delay_s)
+    if node.faults.garbage:
+        return web.Response(body=GARBAGE, content_type="application/json")
     return await handler(request)
 
 

@@ -1,11 +1,11 @@
-"""Why a user may not book yet, asked in one place: `booking_blockers`, which clusters' `lease_book`
-and the booking page both call. Each check named in settings.BOOKING_BLOCKERS answers a refusal or
-None, so an app above clusters (billing) adds its own precondition there without clusters importing it.
+"""Why a user may not book at all yet (whatever they book): `booking_blockers`, which clusters'
+first booking check (`clusters/services/booking.py` `_user_may_book`) raises from and the booking
+page shows. Rules about the booking itself, or from apps above clusters (payment), are booking
+checks registered with `clusters.services.booking.booking_check`.
 """
 
 from django.conf import settings
 from django.urls import reverse
-from django.utils.module_loading import import_string
 
 from accounts.models import Organization, User
 from accounts.selectors.auth import email_is_verified
@@ -27,13 +27,9 @@ class EmailUnverified(Refused):
         )
 
 
-def email_unverified(*, user: User, organization: Organization) -> Refused | None:
-    """Refused until the address the user logs in with is verified."""
-    return None if email_is_verified(user) else EmailUnverified(email=user.email)
-
-
 def booking_blockers(*, user: User, organization: Organization) -> list[Refused]:
-    """Every reason `user` may not book for `organization` now, in settings order; empty when they may."""
-    checks = [import_string(path) for path in settings.BOOKING_BLOCKERS]
-    found = (check(user=user, organization=organization) for check in checks)
-    return [refusal for refusal in found if refusal is not None]
+    """Every reason `user` may not book for `organization` yet; empty when they may."""
+    blockers: list[Refused] = []
+    if not email_is_verified(user):
+        blockers.append(EmailUnverified(email=user.email))
+    return blockers

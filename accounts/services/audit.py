@@ -19,8 +19,25 @@ def audit_record(
 
     The row carries the id of the request or Celery task being served, as its log lines do.
     """
+    entry = audit_entry(
+        actor=actor, action=action, obj=obj, organization=organization, before=before, after=after
+    )
+    entry.save()
+    return entry
+
+
+def audit_entry(
+    *,
+    actor: User | None,
+    action: str,
+    obj: Any,
+    organization: Organization | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """The audit row `audit_record` writes, not yet saved: for a service that inserts it in SQL."""
     object_id = getattr(obj, "public_id", None) or getattr(obj, "pk", "")
-    return AuditEntry.objects.create(
+    return AuditEntry(
         actor=actor if actor is not None and actor.is_authenticated else None,
         organization=organization,
         action=action,

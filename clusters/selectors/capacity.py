@@ -12,13 +12,12 @@ from django.utils import timezone
 from accounts.models import Organization
 from clusters.choices import (
     GPUS_PER_NODE,
-    LIVE_LEASE_STATES,
     SINGLE_NODE_SIZES,
     GpuHealth,
     NodeState,
     Pool,
 )
-from clusters.models import Lease, Region
+from clusters.models import Region
 
 
 @dataclass(frozen=True)
@@ -45,42 +44,17 @@ def pools_for(organization: Organization) -> list[str]:
     return [Pool.GENERAL.value]
 
 
-# Parameters: region, start, end (NULL: open), pools (text[] in preference order), soon (bool).
-# `busy` is an index-only scan of one region's live allocations overlapping the window (index
-# allocation_region_period) plus the few unplaceable GPUs; UNION counts a GPU once however many
-# allocations it has in the window. The region is cast to bigint: an int4 literal would not match
-# the index's btree_gist int8 operator class and the region would become a filter, not a key.
-FREE_NODES_CTE = f"""
-busy AS (
-    SELECT a.node_id, a.gpu_id
-    FROM clusters_allocation a
-    WHERE a.region_id = %(region)s::bigint AND a.is_live AND a.period && tstzrange(%(start)s, %(end)s, '[)')
-  UNION
-    SELECT g.node_id, g.id
-    FROM clusters_gpu g
-    WHERE (g.health <> 'healthy' OR g.needs_cleanup) AND (g.health <> 'healthy' OR %(soon)s)
-),
-busy_per_node AS (
-    SELECT node_id, count(*) AS busy FROM busy GROUP BY node_id
-),
-free AS (
-    SELECT n.id AS node_id, n.cluster_id, n.pool, n.hostname,
-           array_position(%(pools)s::text[], n.pool::text) AS pool_rank,
-           {GPUS_PER_NODE} - coalesce(b.busy, 0) AS free
-    FROM clusters_node n
-    JOIN clusters_cluster c ON c.id = n.cluster_id
-    LEFT JOIN busy_per_node b ON b.node_id = n.id
-    WHERE c.region_id = %(region)s::bigint AND n.state = 'available' AND n.pool = ANY(%(pools)s::text[])
-),
-ranked AS (
-    SELECT f.*, sum((f.free = {GPUS_PER_NODE})::int) OVER (PARTITION BY f.cluster_id, f.pool) AS cluster_whole
-    FROM free f
+# What is free is written once, in the database (clusters/sql/booking.sql): clusters_free_nodes
+# answers each available node of the region in the pools, with its free GPUs for the window, its
+# pool's rank and its cluster's wholly free nodes. Placement, availability and offerings read it.
+FREE_NODES_SQL = (
+    "clusters_free_nodes(%(region)s::bigint, %(start)s::timestamptz, %(end)s::timestamptz, "
+    "%(pools)s::text[], %(soon)s::boolean)"
 )
-"""
 
 
 def capacity_params(*, region_id: int, window: Window, pools: list[str]) -> dict[str, Any]:
-    """The parameters of FREE_NODES_CTE."""
+    """The parameters of FREE_NODES_SQL."""
     return {
         "region": region_id,
         "start": window.start,
@@ -124,8 +98,7 @@ class Availability:
 
 
 AVAILABILITY_SQL = f"""
-WITH {FREE_NODES_CTE}
-SELECT coalesce(sum(free), 0), coalesce(max(free), 0), coalesce(max(cluster_whole), 0) FROM ranked
+SELECT coalesce(sum(free), 0), coalesce(max(free), 0), coalesce(max(cluster_whole), 0) FROM {FREE_NODES_SQL}
 """
 
 
@@ -166,24 +139,16 @@ def visitor_pools(organization: Organization | None) -> list[str]:
 def gpus_held_at_peak(
     *, organization: Organization, window: Window, exclude_lease_id: int | None = None
 ) -> int:
-    """The most GPUs the organization's live leases hold at any instant of the window."""
-    leases = Lease.objects.filter(organization=organization, state__in=LIVE_LEASE_STATES)
-    if window.end is not None:
-        leases = leases.filter(start__lt=window.end)
-    leases = leases.filter(Q(end__isnull=True) | Q(end__gt=window.start))
-    if exclude_lease_id is not None:
-        leases = leases.exclude(pk=exclude_lease_id)
-    events: list[tuple[datetime, int]] = []
-    for start, end, gpus in leases.values_list("start", "end", "gpus"):
-        events.append((max(start, window.start), gpus))
-        if end is not None:
-            events.append((end, -gpus))
-    held = peak = 0
-    # At one instant, ends ([) upper bounds) count before starts.
-    for _, delta in sorted(events, key=lambda e: (e[0], e[1])):
-        held += delta
-        peak = max(peak, held)
-    return peak
+    """The most GPUs the organization's live leases hold at any instant of the window.
+
+    Written once, in the database (clusters_gpus_held_at_peak), where booking checks the quota.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT clusters_gpus_held_at_peak(%s::bigint, %s::timestamptz, %s::timestamptz, %s::bigint)",
+            [organization.pk, window.start, window.end, exclude_lease_id],
+        )
+        return int(cursor.fetchone()[0])
 
 
 @dataclass(frozen=True)

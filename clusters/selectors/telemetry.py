@@ -1,9 +1,11 @@
-"""Telemetry reads: a lease's samples and hourly summaries, charts, /metrics rows."""
+"""Telemetry reads: a lease's samples and hourly summaries, charts, /metrics rows, sample partitions."""
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -29,13 +31,20 @@ def lease_telemetry(lease: Lease, *, since: datetime) -> LeaseTelemetry:
     allocations = list(
         lease.allocations.filter(is_live=True).select_related("gpu", "node").order_by("gpu_id")
     )
+    now = timezone.now()
     window = Q(pk__in=[])
+    lowers, uppers = [], []
     for allocation in allocations:
         lower = max(allocation.period.lower, since)
-        part = Q(gpu_id=allocation.gpu_id, at__gte=lower)
-        if allocation.period.upper is not None:
-            part &= Q(at__lt=allocation.period.upper)
-        window |= part
+        upper = allocation.period.upper or now
+        window |= Q(gpu_id=allocation.gpu_id, at__gte=lower, at__lt=upper)
+        lowers.append(lower)
+        uppers.append(upper)
+    if allocations:
+        # One range around every window, so the planner reads only the partitions of these days
+        # (it cannot prune from the OR of the windows alone); no sample is newer than now, so the
+        # days made ahead are skipped too.
+        window &= Q(at__gte=min(lowers), at__lte=min(max(uppers), now))
     fields = ("gpu_id", "at", "utilization_pct", "memory_used_bytes", "temperature_c", "power_draw_w")
     rows = list(GpuSample.objects.filter(window).order_by("at", "gpu_id").values(*fields)[: MAX_SAMPLES + 1])
     by_gpu: dict[int, list[dict[str, Any]]] = {allocation.gpu_id: [] for allocation in allocations}
@@ -184,3 +193,45 @@ def _idle(lease: Lease, gpus: list[dict[str, Any]], now: datetime) -> bool:
     first = min((s["at"] for gpu in gpus for s in gpu["samples"]), default=None)
     covered = first is not None and first <= now - IDLE_WINDOW + timedelta(minutes=5)
     return bool(recent) and covered and sum(recent) / len(recent) < IDLE_UTILIZATION_PCT
+
+
+# --- Sample partitions (clusters/services/partitions.py makes and drops them).
+
+SAMPLES_TABLE = "clusters_gpusample"
+_BOUND = re.compile(r"FROM \((.+)\) TO \((.+)\)")
+
+
+@dataclass(frozen=True)
+class SamplePartition:
+    """One partition of the samples table and the instants it holds: [lower, upper), None unbounded."""
+
+    name: str
+    lower: datetime | None
+    upper: datetime | None
+
+    def holds(self, at: datetime) -> bool:
+        return (self.lower is None or self.lower <= at) and (self.upper is None or at < self.upper)
+
+
+def sample_partitions() -> list[SamplePartition]:
+    """The samples table's partitions, oldest first, as PostgreSQL's catalog describes them."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
+            " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass",
+            [SAMPLES_TABLE],
+        )
+        rows = cursor.fetchall()
+    partitions = [SamplePartition(name, *_bounds(bound)) for name, bound in rows]
+    return sorted(partitions, key=lambda p: (p.lower is not None, p.lower or timezone.now()))
+
+
+def _bounds(expression: str) -> tuple[datetime | None, datetime | None]:
+    """The bounds of `FOR VALUES FROM ('...') TO ('...')`; MINVALUE and MAXVALUE are None."""
+    match = _BOUND.search(expression)
+    if match is None:
+        raise ValueError(f"not a range partition bound: {expression}")
+    lower, upper = (
+        None if "VALUE" in value else datetime.fromisoformat(value.strip("'")) for value in match.groups()
+    )
+    return lower, upper

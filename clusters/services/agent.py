@@ -27,13 +27,23 @@ class AgentCall:
     body: dict[str, Any] | None = None
 
 
+class AgentError:
+    """Kinds of failed agent calls, as /metrics counts them (voltpark_agent_errors_total)."""
+
+    TIMEOUT = "timeout"  # no answer within the deadline
+    CONNECTION = "connection"  # refused, reset or dropped
+    HTTP_STATUS = "http_status"  # answered, but not 200
+    BAD_ANSWER = "bad_answer"  # 200, but not the JSON the platform expects
+
+
 @dataclass(frozen=True)
 class AgentAnswer:
-    """What came back: a status and JSON body, or the reason nothing usable did."""
+    """What came back: a status and JSON body, or the reason nothing usable did (and its kind)."""
 
     status: int | None
     body: dict[str, Any] | None
     error: str = ""
+    kind: str = ""
 
     @property
     def ok(self) -> bool:
@@ -44,14 +54,6 @@ class AgentAnswer:
 def agent_token(ciphertext: str) -> str:
     """The bearer token for a node; cached because a fleet sweep would decrypt it thousands of times."""
     return decrypt_agent_token(ciphertext)
-
-
-def call_agents(calls: list[AgentCall], *, timeout_s: float, concurrency: int) -> dict[Hashable, AgentAnswer]:
-    """Issue every call concurrently (at most `concurrency` at a time); never raises for a node's failure."""
-    if not calls:
-        return {}
-    with AgentClient(concurrency=concurrency) as client:
-        return client.call(calls, timeout_s=timeout_s)
 
 
 class AgentClient:
@@ -117,9 +119,9 @@ async def _bounded(
         try:
             return await _one(session, call, timeout)
         except TimeoutError:
-            return AgentAnswer(None, None, "timed out")
+            return AgentAnswer(None, None, "timed out", AgentError.TIMEOUT)
         except (aiohttp.ClientError, ValueError) as exc:
-            return AgentAnswer(None, None, (f"{type(exc).__name__}: {exc}")[:200])
+            return AgentAnswer(None, None, (f"{type(exc).__name__}: {exc}")[:200], AgentError.CONNECTION)
 
 
 async def _one(
@@ -132,14 +134,16 @@ async def _one(
     ) as response:
         raw = await response.read()
         status = response.status
+    kind = AgentError.BAD_ANSWER if status == 200 else AgentError.HTTP_STATUS
     try:
         body = json.loads(raw)
     except ValueError:
-        return AgentAnswer(status, None, f"HTTP {status}, not JSON")
+        return AgentAnswer(status, None, f"HTTP {status}, not JSON", kind)
     if not isinstance(body, dict):
-        return AgentAnswer(status, None, f"HTTP {status}, not a JSON object")
-    error = "" if status == 200 else f"HTTP {status}: {body.get('error', '')}"
-    return AgentAnswer(status, body, error)
+        return AgentAnswer(status, None, f"HTTP {status}, not a JSON object", kind)
+    if status == 200:
+        return AgentAnswer(status, body)
+    return AgentAnswer(status, body, f"HTTP {status}: {body.get('error', '')}", kind)
 
 
 @functools.lru_cache(maxsize=8192)

@@ -1,13 +1,20 @@
 """Booking: a lease is booked, extended, released or cancelled here, each with an audit row.
 
-The database referees: the organization's row is locked for the quota, the chosen nodes are
-locked for placement (see placement.py), and the exclusion constraint on allocations makes an
-overlap impossible. When that constraint fires anyway, placement is retried with fresh data a
-bounded number of times (BOOKING_PLACEMENT_RETRIES) and then the answer is "no capacity".
+The database referees: the organization's row is locked for the quota and for the checks below,
+the chosen nodes are locked for placement (see placement.py), and the exclusion constraint on
+allocations makes an overlap impossible. When that constraint fires anyway, placement is retried
+with fresh data a bounded number of times (BOOKING_PLACEMENT_RETRIES) and then the answer is
+"no capacity".
+
+A booking attempt is the organization's lock, the price, the booking checks (whatever reads they
+make), and one statement that checks the quota, writes the lease, places it and writes its
+allocations, keys and audit row (placement.py, clusters/sql/booking.sql).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -19,17 +26,59 @@ from psycopg2.extras import DateTimeTZRange
 
 from accounts.models import Organization, SshKey, User
 from accounts.selectors.booking import booking_blockers
-from accounts.services.audit import audit_record
+from accounts.services.audit import audit_entry, audit_record
 from clusters.choices import LIVE_LEASE_STATES, LeaseKind, LeaseState
 from clusters.models import GPU, Allocation, Lease, Node, Region
 from clusters.selectors.capacity import Window, availability_for, gpus_held_at_peak, is_valid_size, pools_for
 from clusters.selectors.prices import price_for
-from clusters.services.placement import PlacedGpu, place
+from clusters.services.placement import NO_CAPACITY, QUOTA_EXCEEDED, PlacedGpu, Placement, lease_place
 from clusters.services.refusals import InvalidState, NoCapacity, NotExtendable, QuotaExceeded
 from core.durations import duration_words
 
 EXCLUSION_VIOLATION = "23P01"
 DEADLOCK_DETECTED = "40P01"
+
+
+@dataclass(frozen=True)
+class BookingAttempt:
+    """A booking about to be placed, as the booking checks see it.
+
+    `organization` was read under its row lock, in the booking's transaction: no other booking of
+    the organization commits until this one does, so a check of what it holds or spends is sound.
+    """
+
+    user: User
+    organization: Organization
+    region: Region
+    gpus: int
+    kind: str
+    window: Window
+    ssh_keys: Sequence[SshKey]
+    price_per_gpu_hour: Decimal
+
+
+BookingCheck = Callable[[BookingAttempt], None]
+_booking_checks: list[BookingCheck] = []
+
+
+def booking_check(check: BookingCheck) -> BookingCheck:
+    """Register a rule every booking must pass, checked under the organization's lock before placement.
+
+    The check raises a `Refused` (with its code, status and field) to refuse; nothing has been
+    written yet, and the booking's transaction is rolled back. Checks run in the order they were
+    registered; an app above clusters registers its own from its AppConfig.ready(), since
+    clusters cannot import it. The quota is checked after them, with placement (one statement).
+    """
+    _booking_checks.append(check)
+    return check
+
+
+@booking_check
+def _user_may_book(attempt: BookingAttempt) -> None:
+    """First of all: accounts' reasons this user may not book yet (an unverified email address)."""
+    blockers = booking_blockers(user=attempt.user, organization=attempt.organization)
+    if blockers:
+        raise blockers[0]
 
 
 def lease_book(
@@ -48,7 +97,6 @@ def lease_book(
     Each attempt is its own atomic block (a savepoint inside a caller's transaction), so losing
     a race for a GPU rolls back only that attempt before placement runs again on fresh data.
     """
-    booking_preconditions_check(user=user, organization=organization)
     window = booking_window(kind=kind, start=start, end=end, gpus=gpus)
     for _ in range(settings.BOOKING_PLACEMENT_RETRIES + 1):
         try:
@@ -64,8 +112,7 @@ def lease_book(
         except (IntegrityError, OperationalError) as error:
             if not lost_race(error):
                 raise
-    available = availability_for(region=region, window=window, gpus=gpus, organization=organization)
-    raise NoCapacity(gpus=gpus, max_gpus_available=available.max_gpus_available)
+    raise _no_capacity(region=region, window=window, gpus=gpus, organization=organization)
 
 
 @transaction.atomic
@@ -80,42 +127,76 @@ def _lease_book_once(
     ssh_keys: Sequence[SshKey],
 ) -> Lease:
     organization = _lock_organization(organization)
-    _check_quota(organization=organization, window=window, gpus=gpus)
-    price = _price(kind=kind, region=region)
-    # The lease row first: placement writes the allocations in the statement that picks the GPUs.
-    # Refused for want of capacity, this attempt's atomic block takes the lease row back with it.
-    lease = Lease.objects.create(
+    attempt = BookingAttempt(
+        user=user,
         organization=organization,
-        booked_by=user,
         region=region,
         gpus=gpus,
         kind=kind,
-        start=window.start,
-        end=window.end,
-        price_per_gpu_hour=price,
-        ssh_public_keys=[key.public_key for key in ssh_keys],
+        window=window,
+        ssh_keys=ssh_keys,
+        price_per_gpu_hour=_price(kind=kind, region=region),
     )
-    placed = place(
-        lease_id=lease.pk, region_id=region.pk, window=window, gpus=gpus, pools=pools_for(organization)
+    _check_booking(attempt)
+    lease = _new_lease(attempt)
+    placement = lease_place(
+        lease=lease,
+        audit=audit_entry(
+            actor=user, action="lease.book", obj=lease, organization=organization, after=snapshot(lease)
+        ),
+        ssh_keys=ssh_keys,
+        pools=pools_for(organization),
+        soon=window.overlaps_soon(),
+        quota=organization.gpu_quota,
     )
-    if placed is None:
-        available = availability_for(region=region, window=window, gpus=gpus, organization=organization)
-        raise NoCapacity(gpus=gpus, max_gpus_available=available.max_gpus_available)
-    if ssh_keys:
-        Lease.ssh_keys.through.objects.bulk_create(
-            Lease.ssh_keys.through(lease_id=lease.pk, sshkey_id=key.pk) for key in ssh_keys
-        )
-    audit_record(actor=user, action="lease.book", obj=lease, organization=organization, after=snapshot(lease))
-    _remember(lease, placed, window, ssh_keys)
+    _refuse_unplaced(attempt, placement)
+    _saved(lease, placement)
+    _remember(lease, placement.placed, window, ssh_keys)
     return lease
 
 
-def booking_preconditions_check(*, user: User, organization: Organization) -> None:
-    """Refuse with the first reason the user may not book yet (a verified email, ...): the one place
-    booking asks, whatever the input; the checks themselves are listed in settings.BOOKING_BLOCKERS."""
-    blockers = booking_blockers(user=user, organization=organization)
-    if blockers:
-        raise blockers[0]
+def _check_booking(attempt: BookingAttempt) -> None:
+    """The booking checks: clusters' own rules, then the ones other apps registered (booking_check)."""
+    for check in _booking_checks:
+        check(attempt)
+
+
+def _new_lease(attempt: BookingAttempt) -> Lease:
+    """The lease row as Django builds it (every default), for the database function to insert."""
+    return Lease(
+        organization=attempt.organization,
+        booked_by=attempt.user,
+        region=attempt.region,
+        gpus=attempt.gpus,
+        kind=attempt.kind,
+        start=attempt.window.start,
+        end=attempt.window.end,
+        price_per_gpu_hour=attempt.price_per_gpu_hour,
+        ssh_public_keys=[key.public_key for key in attempt.ssh_keys],
+    )
+
+
+def _refuse_unplaced(attempt: BookingAttempt, placement: Placement) -> None:
+    if placement.refusal == QUOTA_EXCEEDED:
+        quota = attempt.organization.gpu_quota
+        raise QuotaExceeded(quota=quota, gpus_held=placement.gpus_held, gpus=attempt.gpus)
+    if placement.refusal == NO_CAPACITY:
+        raise _no_capacity(
+            region=attempt.region, window=attempt.window, gpus=attempt.gpus, organization=attempt.organization
+        )
+
+
+def _no_capacity(*, region: Region, window: Window, gpus: int, organization: Organization) -> NoCapacity:
+    """The refusal when nothing fits, saying what would."""
+    available = availability_for(region=region, window=window, gpus=gpus, organization=organization)
+    return NoCapacity(gpus=gpus, max_gpus_available=available.max_gpus_available)
+
+
+def _saved(lease: Lease, placement: Placement) -> None:
+    """Mark the instance as the row the database function inserted."""
+    lease.pk = placement.lease_id
+    lease._state.adding = False
+    lease._state.db = DEFAULT_DB_ALIAS
 
 
 def booking_window(*, kind: str, start: datetime | None, end: datetime | None, gpus: int) -> Window:
@@ -174,10 +255,14 @@ def _floor_to_step(value: datetime) -> datetime:
     return value - (value - datetime.min.replace(tzinfo=value.tzinfo)) % step
 
 
+LOCK_ORGANIZATION_SQL = "SELECT * FROM accounts_organization WHERE id = %s FOR NO KEY UPDATE"
+
+
 def _lock_organization(organization: Organization) -> Organization:
     # Serializes one organization's bookings so the quota is checked against committed leases;
-    # NO KEY UPDATE leaves rows that merely reference the organization free to be written.
-    return Organization.objects.select_for_update(no_key=True).get(pk=organization.pk)
+    # NO KEY UPDATE leaves rows that merely reference the organization free to be written. Raw
+    # SQL: the hot path of every booking, read as the ORM would (every column, its converters).
+    return next(iter(Organization.objects.raw(LOCK_ORGANIZATION_SQL, [organization.pk])))
 
 
 def _check_quota(
@@ -188,7 +273,7 @@ def _check_quota(
         raise QuotaExceeded(quota=organization.gpu_quota, gpus_held=held, gpus=gpus)
 
 
-def _price(*, kind: str, region: Region) -> Any:
+def _price(*, kind: str, region: Region) -> Decimal:
     return price_for(kind=kind, region=region, at=timezone.now())
 
 

@@ -53,7 +53,8 @@ def node_problems(poll: "NodePoll", missed_polls: int | None) -> tuple[dict[Prob
     """The node's failing rules now, and which kinds of event this poll can tell anything about."""
     if not poll.answered:
         if (missed_polls or 0) >= settings.HEALTH_UNREACHABLE_SWEEPS:
-            detail = f"No answer for {missed_polls} polls in a row ({poll.answer.error})."
+            polls = "1 poll" if missed_polls == 1 else f"{missed_polls} polls in a row"
+            detail = f"No usable answer for {polls}, each asked twice ({poll.answer.error})."
             return {(HealthEventKind.UNREACHABLE, None): detail[:300]}, frozenset(
                 {HealthEventKind.UNREACHABLE}
             )

@@ -2,8 +2,10 @@
 
 import math
 import time
+from collections import Counter
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -11,11 +13,10 @@ from django.db import connection
 from django.utils import timezone
 
 from clusters.choices import NodeState
-from clusters.models import GpuSample, Node
-from clusters.services.agent import AgentAnswer, AgentCall, call_agents, parse_xid
+from clusters.models import Node
+from clusters.services.agent import AgentAnswer, AgentCall, AgentClient, AgentError, parse_xid
 from clusters.services.health import health_evaluate
-
-RETENTION_DELETE_BATCH = 50_000
+from clusters.services.partitions import telemetry_partition_ensure
 
 
 @dataclass
@@ -29,7 +30,14 @@ class NodePoll:
 
     @property
     def answered(self) -> bool:
-        return self.answer.ok and isinstance(self.answer.body.get("gpus"), list)  # type: ignore[union-attr]
+        return answered(self.answer)
+
+    @property
+    def error_kind(self) -> str:
+        """Why the node's answer was unusable (an AgentError kind), or "" when it answered."""
+        if self.answered:
+            return ""
+        return self.answer.kind or AgentError.BAD_ANSWER
 
     @property
     def degraded_error(self) -> str:
@@ -49,7 +57,14 @@ class SweepReport:
     events_opened: list[str] = field(default_factory=list)
     events_ended: int = 0
     nodes_made_unhealthy: list[str] = field(default_factory=list)
+    retried: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+
+
+def answered(answer: AgentAnswer) -> bool:
+    """Whether an agent's answer to GET /v1/gpus carries readings."""
+    return answer.ok and isinstance(answer.body.get("gpus"), list)  # type: ignore[union-attr]
 
 
 def pollable_node_ids() -> list[int]:
@@ -62,8 +77,9 @@ def fleet_poll(*, node_ids: list[int] | None = None, now: datetime | None = None
     """Read the given nodes' agents (default: all pollable), store the readings, apply health rules."""
     started = time.monotonic()
     now = now or timezone.now()
-    polls = _poll(node_ids if node_ids is not None else pollable_node_ids())
-    report = SweepReport(nodes=len(polls))
+    polls, retried = _poll(node_ids if node_ids is not None else pollable_node_ids())
+    report = SweepReport(nodes=len(polls), retried=retried)
+    report.errors.update(poll.error_kind for poll in polls if not poll.answered)
     # No transaction around the writes: each bulk statement commits alone, so the thousands of GPU
     # row locks it takes are never held while waiting on a lease row a sweeper has locked.
     unreachable_counts = _store_reachability(polls, now)
@@ -86,7 +102,7 @@ def _rows(sql: str, params: list[Any], fields: tuple[str, ...]) -> list[dict[str
         return [dict(zip(fields, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _poll(node_ids: list[int]) -> list[NodePoll]:
+def _poll(node_ids: list[int]) -> tuple[list[NodePoll], int]:
     nodes = _rows(
         f"SELECT {', '.join(NODE_FIELDS)} FROM clusters_node WHERE id = ANY(%s::bigint[])",
         [pg_array(node_ids)],
@@ -104,9 +120,7 @@ def _poll(node_ids: list[int]) -> list[NodePoll]:
         AgentCall(node["id"], "GET", node["agent_url"], node["agent_token_encrypted"], "v1/gpus")
         for node in nodes
     ]
-    answers = call_agents(
-        calls, timeout_s=settings.POLL_TIMEOUT_MS / 1000, concurrency=settings.POLL_CONCURRENCY
-    )
+    answers, retried = _ask_agents(calls)
     polls = [NodePoll(node, answers[node["id"]], gpus_by_node[node["id"]]) for node in nodes]
     for poll in polls:
         if poll.answered:
@@ -114,7 +128,24 @@ def _poll(node_ids: list[int]) -> list[NodePoll]:
             poll.readings = {
                 gpu["id"]: by_index[gpu["index"]] for gpu in poll.gpus if gpu["index"] in by_index
             }
-    return polls
+    return polls, retried
+
+
+def _ask_agents(calls: list[AgentCall]) -> tuple[dict[Hashable, AgentAnswer], int]:
+    """Every node's answer, and how many nodes were asked twice.
+
+    A node whose answer is unusable is asked once more after POLL_RETRY_DELAY_MS, so that one slow
+    or dropped answer is not a miss: a miss (both failed) takes the node out of placement at once,
+    which is what keeps detection inside 10 s (see docs/decisions.md).
+    """
+    timeout_s = settings.POLL_TIMEOUT_MS / 1000
+    with AgentClient(concurrency=settings.POLL_CONCURRENCY) as client:
+        answers = client.call(calls, timeout_s=timeout_s)
+        again = [call for call in calls if not answered(answers[call.key])]
+        if again:
+            time.sleep(settings.POLL_RETRY_DELAY_MS / 1000)
+            answers.update(client.call(again, timeout_s=timeout_s))
+    return answers, len(again)
 
 
 def _store_reachability(polls: list[NodePoll], now: datetime) -> dict[int, int]:
@@ -245,6 +276,8 @@ def _update_latest(rows: list[tuple[Any, ...]], now: datetime) -> None:
 def _insert_samples(rows: list[tuple[Any, ...]], now: datetime) -> None:
     if not rows:
         return
+    # Normally made days ahead by beat; a sample never waits for beat to have run.
+    telemetry_partition_ensure(day=now.astimezone(UTC).date())
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -287,15 +320,3 @@ def _upsert_usage(rows: list[tuple[Any, ...]], now: datetime) -> None:
             """,
             [now, *_columns(rows), now],
         )
-
-
-def telemetry_cleanup(*, now: datetime | None = None) -> int:
-    """Delete samples older than TELEMETRY_RETENTION_DAYS, in batches so no statement runs long."""
-    cutoff = (now or timezone.now()) - timedelta(days=settings.TELEMETRY_RETENTION_DAYS)
-    deleted = 0
-    while True:
-        batch = GpuSample.objects.filter(at__lt=cutoff).values("pk")[:RETENTION_DELETE_BATCH]
-        count, _ = GpuSample.objects.filter(pk__in=batch).delete()
-        deleted += count
-        if count < RETENTION_DELETE_BATCH:
-            return deleted

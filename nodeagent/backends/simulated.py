@@ -28,7 +28,9 @@ POWER_LIMIT_W = 700.0
 # Readings change every bucket, like a poller would see a real workload move.
 BUCKET_S = 5.0
 GPU_FAULTS = ("xid", "ecc", "overheat", "gpu_lost")
-NODE_FAULTS = ("slow", "refuse", "nvml_error")
+# garbage: answers 200 with a body that is not JSON; restart: the agent is down for `seconds`, then
+# answers again with nothing in memory (leases are read back from disk), as a restarted process would.
+NODE_FAULTS = ("slow", "refuse", "nvml_error", "garbage", "restart")
 FAULTS = GPU_FAULTS + NODE_FAULTS
 
 
@@ -46,8 +48,11 @@ class NodeFaults:
     overheat: dict[int, int] = field(default_factory=dict)
     lost: set[int] = field(default_factory=set)
     delay_s: float = 0.0
+    slow_answers: int | None = None  # how many answers are still delayed; None: all of them
     refuse: bool = False
     nvml_error: str | None = None
+    garbage: bool = False
+    down_until: float = 0.0
 
 
 def _number(value: object, name: str, low: float, high: float) -> float:
@@ -182,6 +187,27 @@ class SimulatedNode:
         """The refuse fault: the node's server closes its port (nodeagent/simulator.py)."""
         return self.faults.refuse
 
+    @property
+    def down(self) -> bool:
+        """Restarting: no answer at all until the restart is over."""
+        return self.clock() < self.faults.down_until
+
+    def slow_answer(self) -> bool:
+        """Whether this answer is delayed by the slow fault, counting it when only some are."""
+        with self._lock:
+            faults = self.faults
+            if not faults.delay_s or faults.slow_answers == 0:
+                return False
+            if faults.slow_answers is not None:
+                faults.slow_answers -= 1
+            return True
+
+    def restart(self, seconds: float) -> None:
+        """Down for `seconds`, then up with nothing remembered but what is on disk."""
+        self.faults.down_until = self.clock() + seconds
+        self._cache = None
+        self._leases_changed()
+
     def faults_json(self) -> dict[str, object]:
         """The switched-on faults, as the fault endpoints answer them."""
         with self._lock:  # another thread may be switching a fault on
@@ -192,8 +218,11 @@ class SimulatedNode:
                 "overheat": {str(i): t for i, t in sorted(faults.overheat.items())},
                 "gpu_lost": sorted(faults.lost),
                 "slow": faults.delay_s,
+                "slow_answers": faults.slow_answers,
                 "refuse": faults.refuse,
                 "nvml_error": faults.nvml_error,
+                "garbage": faults.garbage,
+                "restarting_s": round(max(0.0, faults.down_until - self.clock()), 3),
             }
 
     def set_fault(
@@ -206,8 +235,9 @@ class SimulatedNode:
         temperature_c: int = 95,
         seconds: float = 2.0,
         message: str = "NVML Shared Library Not Found",
+        answers: int | None = None,
     ) -> None:
-        """Switch a fault on; GPU faults without gpu_index hit every GPU."""
+        """Switch a fault on; GPU faults without gpu_index hit every GPU; `answers` limits slow."""
         if fault not in FAULTS:
             raise AgentError(400, "unknown_fault", f"Unknown fault {fault!r}; known: {FAULTS}.")
         with self._lock:
@@ -215,6 +245,13 @@ class SimulatedNode:
                 self._set_gpu_fault(fault, self._fault_gpus(gpu_index), code, count, temperature_c)
             elif fault == "slow":
                 self.faults.delay_s = _number(seconds, "seconds", 0, 600)
+                self.faults.slow_answers = (
+                    None if answers is None else int(_number(answers, "answers", 1, 10**6))
+                )
+            elif fault == "garbage":
+                self.faults.garbage = True
+            elif fault == "restart":
+                self.restart(_number(seconds, "seconds", 0, 600))
             elif fault == "nvml_error":
                 self.faults.nvml_error = str(message) or "NVML error"
             else:
@@ -255,7 +292,7 @@ class SimulatedNode:
         with self._lock:
             old, cleared = self.faults, NodeFaults()
             if fault is not None:
-                attr = {"gpu_lost": "lost", "slow": "delay_s"}.get(fault, fault)
+                attr = {"gpu_lost": "lost", "slow": "delay_s", "restart": "down_until"}.get(fault, fault)
                 cleared = replace(old, **{attr: getattr(NodeFaults(), attr)})
             self.faults = cleared
             self._set_refuse(cleared.refuse, was=old.refuse)

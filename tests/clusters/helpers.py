@@ -27,6 +27,7 @@ from clusters.choices import LeaseKind, LeaseState
 from clusters.models import GPU, Allocation, GpuSample, Lease, Node, PriceBookEntry, Region
 from clusters.services.agent_tokens import encrypt_agent_token
 from clusters.services.booking import lease_book
+from clusters.services.partitions import telemetry_partition_ensure
 from nodeagent.backends.simulated import SimulatedFleet
 from nodeagent.protocol import account_for_lease
 from nodeagent.simulator import start_in_thread
@@ -270,5 +271,9 @@ def add_samples(lease: Lease, *, since: datetime, every: timedelta, utilization:
             for gpu in gpus
         ]
         at += every
+    day = since.astimezone(UTC).date()
+    while day <= now.astimezone(UTC).date():
+        telemetry_partition_ensure(day=day)
+        day += timedelta(days=1)
     GpuSample.objects.bulk_create(rows)
     return len(rows)

@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import AuditEntry, Organization, User
 from clusters.choices import GpuHealth, HealthEventKind, LeaseState, NodeState
 from clusters.models import GPU, GpuSample, HealthEvent, Lease, LeaseTelemetryHour, Node
-from clusters.services.telemetry import fleet_poll, telemetry_cleanup
+from clusters.services.telemetry import fleet_poll
 from tests.clusters.helpers import Fleet, gpus_of, lease_on
 
 FAULTS = [
@@ -213,22 +213,6 @@ def test_each_poll_adds_to_the_lease_hour_summary(
     assert 0 <= hour.mean_utilization_pct <= 100
     # Two readings of two GPUs, each standing for one poll interval of power draw.
     assert 0 < hour.energy_wh < 4 * 800 * settings.POLL_INTERVAL_S / 3600
-
-
-def test_samples_past_retention_are_deleted_and_newer_ones_kept(
-    fleet_of: Callable[..., Fleet], settings
-) -> None:
-    settings.TELEMETRY_RETENTION_DAYS = 7
-    fleet_of(1)
-    now = timezone.now()
-    fleet_poll(now=now - timedelta(days=8))
-    fleet_poll(now=now - timedelta(days=6))
-
-    deleted = telemetry_cleanup(now=now)
-
-    assert deleted == 8
-    assert GpuSample.objects.count() == 8
-    assert GpuSample.objects.filter(at__lt=now - timedelta(days=7)).count() == 0
 
 
 def test_poll_fleet_once_prints_what_it_found(fleet_of: Callable[..., Fleet], capsys, settings) -> None:

@@ -1,0 +1,290 @@
+"""Booking in one round trip: placement, quota and the booking's writes as database functions.
+
+A copy of clusters/sql/booking.sql as it was when this migration was written (the test
+tests/clusters/test_sql_functions.py checks that the latest copy is what the file says).
+"""
+
+from django.db import migrations
+
+SQL = r"""
+-- Booking in the database: what is free, how much an organization holds, and the booking itself.
+--
+-- This file is the readable source; each migration that changes these functions carries a copy
+-- of the whole file (tests/clusters/test_sql_functions.py fails when the database runs anything
+-- else). Plain SQL functions are inlined into the queries that call them, so their parameters
+-- reach the indexes as if the query had been written out; PL/pgSQL functions keep the plans of
+-- their statements for the life of a connection, so a booking is planned once per connection,
+-- not once per request.
+
+-- Free GPUs per node of a region for the window [p_start, p_end) (p_end NULL: open-ended), on
+-- available nodes of the pools p_pools (in order of preference: pool_rank 1 is the first).
+-- A GPU is busy when a live allocation overlaps the window, when it is not healthy, or, for a
+-- window starting soon (p_soon), while it waits for cleanup. cluster_whole counts the wholly free
+-- nodes of the node's cluster and pool. Placement, availability and offerings read this.
+-- `busy` is an index-only scan of one region's live allocations overlapping the window (index
+-- allocation_region_period) plus the few unplaceable GPUs (index gpu_unplaceable); UNION counts
+-- a GPU once however many allocations it has in the window.
+CREATE OR REPLACE FUNCTION clusters_free_nodes(
+    p_region bigint, p_start timestamptz, p_end timestamptz, p_pools text[], p_soon boolean
+) RETURNS TABLE (
+    node_id bigint, cluster_id bigint, pool text, hostname text, pool_rank integer, free integer,
+    cluster_whole integer
+) LANGUAGE sql STABLE AS $$
+WITH busy AS (
+    SELECT a.node_id, a.gpu_id
+    FROM clusters_allocation a
+    WHERE a.region_id = p_region AND a.is_live AND a.period && tstzrange(p_start, p_end, '[)')
+  UNION
+    SELECT g.node_id, g.id
+    FROM clusters_gpu g
+    WHERE (g.health <> 'healthy' OR g.needs_cleanup) AND (g.health <> 'healthy' OR p_soon)
+),
+busy_per_node AS (
+    SELECT b.node_id, count(*)::integer AS busy FROM busy b GROUP BY b.node_id
+),
+free AS (
+    SELECT n.id AS node_id, n.cluster_id, n.pool::text AS pool, n.hostname::text AS hostname,
+           array_position(p_pools, n.pool::text) AS pool_rank,
+           8 - coalesce(b.busy, 0) AS free
+    FROM clusters_node n
+    JOIN clusters_cluster c ON c.id = n.cluster_id
+    LEFT JOIN busy_per_node b ON b.node_id = n.id
+    WHERE c.region_id = p_region AND n.state = 'available' AND n.pool = ANY(p_pools)
+)
+SELECT f.node_id, f.cluster_id, f.pool, f.hostname, f.pool_rank, f.free,
+       (sum((f.free = 8)::integer) OVER (PARTITION BY f.cluster_id, f.pool))::integer AS cluster_whole
+FROM free f
+$$;
+
+-- The most GPUs the organization's live leases hold at any instant of [p_start, p_end), leaving
+-- out lease p_exclude (the lease being extended). At one instant, ends count before starts:
+-- periods are [) ranges, so a lease ending when another starts never holds GPUs with it.
+CREATE OR REPLACE FUNCTION clusters_gpus_held_at_peak(
+    p_organization bigint, p_start timestamptz, p_end timestamptz, p_exclude bigint
+) RETURNS integer LANGUAGE sql STABLE AS $$
+WITH leases AS (
+    SELECT l.start, l."end", l.gpus
+    FROM clusters_lease l
+    WHERE l.organization_id = p_organization AND l.state IN ('scheduled', 'active')
+      AND (p_end IS NULL OR l.start < p_end) AND (l."end" IS NULL OR l."end" > p_start)
+      AND l.id IS DISTINCT FROM p_exclude
+),
+events AS (
+    SELECT greatest(l.start, p_start) AS at, l.gpus AS delta FROM leases l
+  UNION ALL
+    SELECT l."end", -l.gpus FROM leases l WHERE l."end" IS NOT NULL
+)
+SELECT coalesce(max(held), 0)::integer
+FROM (SELECT sum(e.delta) OVER (ORDER BY e.at, e.delta ROWS UNBOUNDED PRECEDING) AS held FROM events e) s
+$$;
+
+-- Allocate p_gpus free GPUs of the locked nodes p_nodes (in that order of preference, then by
+-- GPU index) to the lease over the window, or nothing at all if fewer are free. The free GPUs
+-- are read afresh (a new statement sees what an earlier holder of the node locks committed).
+-- Answers [[allocation, gpu, node, hostname, index], ...] by hostname and index, or NULL.
+CREATE OR REPLACE FUNCTION clusters_allocate(
+    p_lease bigint, p_nodes bigint[], p_gpus integer, p_start timestamptz, p_end timestamptz,
+    p_soon boolean
+) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    v_placed jsonb;
+BEGIN
+    WITH free AS (
+        SELECT g.id, g.node_id, g.index, n.hostname
+        FROM clusters_gpu g
+        JOIN clusters_node n ON n.id = g.node_id
+        WHERE g.node_id = ANY(p_nodes) AND g.health = 'healthy' AND NOT (g.needs_cleanup AND p_soon)
+          AND NOT EXISTS (
+              SELECT 1 FROM clusters_allocation a
+              WHERE a.gpu_id = g.id AND a.is_live AND a.period && tstzrange(p_start, p_end, '[)')
+          )
+        ORDER BY array_position(p_nodes, g.node_id), g.index
+        LIMIT p_gpus
+    ),
+    written AS (
+        INSERT INTO clusters_allocation (lease_id, gpu_id, node_id, period, is_live)
+        SELECT p_lease, f.id, f.node_id, tstzrange(p_start, p_end, '[)'), true
+        FROM free f
+        WHERE (SELECT count(*) FROM free) = p_gpus
+        RETURNING clusters_allocation.id, clusters_allocation.gpu_id
+    )
+    SELECT jsonb_agg(jsonb_build_array(w.id, f.id, f.node_id, f.hostname, f.index) ORDER BY f.hostname, f.index)
+    INTO v_placed
+    FROM written w JOIN free f ON f.id = w.gpu_id;
+    RETURN v_placed;
+END
+$$;
+
+-- A lease of 1-8 GPUs on one node, best fit: the node with the fewest free GPUs that still fits
+-- (partly used nodes fill first), in the cluster with the fewest wholly free nodes (clusters with
+-- room for large leases stay whole), then by hostname, in the first pool that fits.
+-- The chosen node is locked FOR NO KEY UPDATE SKIP LOCKED, so concurrent bookings spread over
+-- different nodes instead of all colliding on the best one; only when every candidate is locked
+-- does a booking wait for the best one. Only the 64 best candidates are joined back to their node
+-- rows (by primary key, far cheaper than joining the whole region). A node found taken after its
+-- lock (another booking committed meanwhile) is skipped, at most 8 times.
+CREATE OR REPLACE FUNCTION clusters_place_on_one_node(
+    p_lease bigint, p_region bigint, p_start timestamptz, p_end timestamptz, p_gpus integer,
+    p_pools text[], p_soon boolean
+) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    v_stale bigint[] := '{}';
+    v_node bigint;
+    v_placed jsonb;
+BEGIN
+    FOR attempt IN 1..8 LOOP
+        SELECT n.id INTO v_node
+        FROM (
+            SELECT r.node_id, r.pool_rank, r.free, r.cluster_whole, r.hostname
+            FROM clusters_free_nodes(p_region, p_start, p_end, p_pools, p_soon) r
+            WHERE r.free >= p_gpus AND r.node_id <> ALL(v_stale)
+            ORDER BY r.pool_rank, r.free, r.cluster_whole, r.hostname
+            LIMIT 64
+        ) r
+        JOIN clusters_node n ON n.id = r.node_id
+        WHERE n.state = 'available'
+        ORDER BY r.pool_rank, r.free, r.cluster_whole, r.hostname
+        LIMIT 1
+        FOR NO KEY UPDATE OF n SKIP LOCKED;
+        IF NOT FOUND THEN
+            SELECT n.id INTO v_node
+            FROM (
+                SELECT r.node_id, r.pool_rank, r.free, r.cluster_whole, r.hostname
+                FROM clusters_free_nodes(p_region, p_start, p_end, p_pools, p_soon) r
+                WHERE r.free >= p_gpus AND r.node_id <> ALL(v_stale)
+                ORDER BY r.pool_rank, r.free, r.cluster_whole, r.hostname
+                LIMIT 64
+            ) r
+            JOIN clusters_node n ON n.id = r.node_id
+            WHERE n.state = 'available'
+            ORDER BY r.pool_rank, r.free, r.cluster_whole, r.hostname
+            LIMIT 1
+            FOR NO KEY UPDATE OF n;
+            IF NOT FOUND THEN
+                RETURN NULL;
+            END IF;
+        END IF;
+        v_placed := clusters_allocate(p_lease, ARRAY[v_node], p_gpus, p_start, p_end, p_soon);
+        IF v_placed IS NOT NULL THEN
+            RETURN v_placed;
+        END IF;
+        v_stale := v_stale || v_node;
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+-- A lease above 8 GPUs: p_nodes wholly free nodes of one cluster (one fabric), in the cluster with
+-- the fewest wholly free nodes that still fits it, in the first pool that fits. First the clusters
+-- whose nodes nobody is booking right now (SKIP LOCKED), then it waits for the best one.
+CREATE OR REPLACE FUNCTION clusters_place_on_whole_nodes(
+    p_lease bigint, p_region bigint, p_start timestamptz, p_end timestamptz, p_nodes integer,
+    p_pools text[], p_soon boolean
+) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    v_ids bigint[];
+    v_best bigint[];
+    v_locked bigint[];
+    v_placed jsonb;
+BEGIN
+    FOR v_ids IN
+        SELECT array_agg(r.node_id ORDER BY r.hostname)
+        FROM clusters_free_nodes(p_region, p_start, p_end, p_pools, p_soon) r
+        JOIN clusters_cluster c ON c.id = r.cluster_id
+        WHERE r.free = 8
+        GROUP BY r.cluster_id, c.name, r.pool_rank
+        HAVING count(*) >= p_nodes
+        ORDER BY r.pool_rank, count(*), c.name
+    LOOP
+        v_best := coalesce(v_best, v_ids);
+        v_locked := ARRAY(
+            SELECT n.id FROM clusters_node n
+            WHERE n.id = ANY(v_ids) AND n.state = 'available'
+            ORDER BY n.hostname LIMIT p_nodes
+            FOR NO KEY UPDATE SKIP LOCKED
+        );
+        IF cardinality(v_locked) = p_nodes THEN
+            v_placed := clusters_allocate(p_lease, v_locked, p_nodes * 8, p_start, p_end, p_soon);
+            IF v_placed IS NOT NULL THEN
+                RETURN v_placed;
+            END IF;
+        END IF;
+    END LOOP;
+    IF v_best IS NULL THEN
+        RETURN NULL;
+    END IF;
+    v_locked := ARRAY(
+        SELECT n.id FROM clusters_node n
+        WHERE n.id = ANY(v_best) AND n.state = 'available'
+        ORDER BY n.hostname LIMIT p_nodes
+        FOR NO KEY UPDATE
+    );
+    IF cardinality(v_locked) < p_nodes THEN
+        RETURN NULL;
+    END IF;
+    RETURN clusters_allocate(p_lease, v_locked, p_nodes * 8, p_start, p_end, p_soon);
+END
+$$;
+
+-- The booking, in one round trip, under the organization's row lock (taken by the caller, which
+-- checks its own rules in between): the quota at the busiest instant of the window, the lease
+-- row as Django built it (p_lease, every column but id), placement and its allocations, the SSH
+-- keys, and the audit row (p_audit, every column but id). Answers {"lease": id, "placed":
+-- [[allocation, gpu, node, hostname, index], ...]}, or {"refusal": "quota_exceeded", "gpus_held"}
+-- or {"refusal": "no_capacity"}, after which the caller rolls back: the lease row goes with it.
+-- A writer that ignored the node locks makes the exclusion constraint fire (23P01), and the
+-- caller retries on fresh data.
+CREATE OR REPLACE FUNCTION clusters_lease_book(
+    p_lease jsonb, p_audit jsonb, p_ssh_key_ids bigint[], p_pools text[], p_soon boolean,
+    p_quota integer
+) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    v_lease clusters_lease := jsonb_populate_record(NULL::clusters_lease, p_lease);
+    v_audit accounts_auditentry := jsonb_populate_record(NULL::accounts_auditentry, p_audit);
+    v_held integer;
+    v_placed jsonb;
+BEGIN
+    v_held := clusters_gpus_held_at_peak(v_lease.organization_id, v_lease.start, v_lease."end", NULL);
+    IF v_held + v_lease.gpus > p_quota THEN
+        RETURN jsonb_build_object('refusal', 'quota_exceeded', 'gpus_held', v_held);
+    END IF;
+    v_lease.id := nextval(pg_get_serial_sequence('clusters_lease', 'id'));
+    INSERT INTO clusters_lease SELECT (v_lease).*;
+    IF v_lease.gpus <= 8 THEN
+        v_placed := clusters_place_on_one_node(
+            v_lease.id, v_lease.region_id, v_lease.start, v_lease."end", v_lease.gpus, p_pools, p_soon
+        );
+    ELSE
+        v_placed := clusters_place_on_whole_nodes(
+            v_lease.id, v_lease.region_id, v_lease.start, v_lease."end", v_lease.gpus / 8, p_pools, p_soon
+        );
+    END IF;
+    IF v_placed IS NULL THEN
+        RETURN jsonb_build_object('refusal', 'no_capacity');
+    END IF;
+    INSERT INTO clusters_lease_ssh_keys (lease_id, sshkey_id)
+    SELECT v_lease.id, k FROM unnest(p_ssh_key_ids) AS k;
+    v_audit.id := nextval(pg_get_serial_sequence('accounts_auditentry', 'id'));
+    INSERT INTO accounts_auditentry SELECT (v_audit).*;
+    RETURN jsonb_build_object('lease', v_lease.id, 'placed', v_placed);
+END
+$$;
+"""
+
+DROP = """
+DROP FUNCTION clusters_lease_book(jsonb, jsonb, bigint[], text[], boolean, integer);
+DROP FUNCTION clusters_place_on_whole_nodes(bigint, bigint, timestamptz, timestamptz, integer, text[], boolean);
+DROP FUNCTION clusters_place_on_one_node(bigint, bigint, timestamptz, timestamptz, integer, text[], boolean);
+DROP FUNCTION clusters_allocate(bigint, bigint[], integer, timestamptz, timestamptz, boolean);
+DROP FUNCTION clusters_gpus_held_at_peak(bigint, timestamptz, timestamptz, bigint);
+DROP FUNCTION clusters_free_nodes(bigint, timestamptz, timestamptz, text[], boolean);
+"""
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("accounts", "0004_audit_entry_request_id"),
+        ("clusters", "0008_idempotency_key_created_at_index"),
+    ]
+
+    operations = [migrations.RunSQL(SQL, DROP)]
