@@ -5,6 +5,7 @@ from typing import cast
 
 import factory
 from allauth.account.models import EmailAddress
+from allauth.mfa.totp.internal.auth import TOTP
 from django.utils import timezone
 
 from accounts.choices import Role
@@ -34,6 +35,16 @@ class UserFactory(factory.django.DjangoModelFactory):
             EmailAddress.objects.update_or_create(
                 user=user, email=user.email, defaults={"primary": True, "verified": extracted is not False}
             )
+
+
+# The authenticator-app secret of the staff in the tests (`pyotp.TOTP(STAFF_TOTP_SECRET).now()`).
+STAFF_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+
+def mfa_enable(user: User, secret: str = STAFF_TOTP_SECRET) -> User:
+    """Give `user` an authenticator app, as staff must have (accounts.selectors.staff)."""
+    TOTP.activate(user, secret)
+    return user
 
 
 class OrganizationFactory(factory.django.DjangoModelFactory):

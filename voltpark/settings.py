@@ -31,7 +31,8 @@ SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000")
 
 # --- Applications, middleware and templates.
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin, with our site class: log-in through allauth, staff admins with MFA only.
+    "voltpark.admin.VoltparkAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -44,6 +45,7 @@ INSTALLED_APPS = [
     "csp",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
     "accounts",
     "clusters",
     "programs",
@@ -156,6 +158,14 @@ ACCOUNT_RATE_LIMITS = {
     "manage_email": "10/m/user",
     "reauthenticate": "10/m/user",
 }
+# Two-factor authentication: an authenticator app (TOTP) with recovery codes, and passkeys
+# (WebAuthn), which also sign in without a password. Staff must have one (accounts.selectors.staff).
+MFA_ADAPTER = "accounts.adapters.MfaAdapter"
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_PASSKEY_LOGIN_ENABLED = True
+MFA_TOTP_ISSUER = "Voltpark"
+# Passkeys need a secure origin; plain http on a laptop or in the tests counts only with DEBUG on.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG
 # Proxies in front of the web process whose X-Forwarded-For is believed for the client's address
 # (the rate limits per IP); 0 behind no proxy, else the number of hops your load balancer adds.
 ALLAUTH_TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0, minimum=0)

@@ -48,6 +48,13 @@ def login_record(*, user: User, method: str, ip: str) -> None:
 
 
 @transaction.atomic
+def mfa_change_record(*, user: User, action: str, kind: str, ip: str) -> None:
+    """A second factor added (`mfa.add`), removed (`mfa.remove`) or renewed (`mfa.reset`: new
+    recovery codes), or a wrong code given at sign-in (`user.mfa_failed`)."""
+    audit_record(actor=user, action=action, obj=user, after={"type": kind, "ip": ip})
+
+
+@transaction.atomic
 def login_failure_record(*, email: str, ip: str) -> None:
     """A wrong password for an existing account.
 

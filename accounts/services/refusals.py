@@ -1,5 +1,8 @@
 """Why an accounts service refused: each carries its code and its status."""
 
+from django.conf import settings
+from django.urls import reverse
+
 from core.refusals import Refused
 
 
@@ -26,4 +29,18 @@ class InvitationEmailUnverified(Refused):
         super().__init__(
             f"Verify {invited} first: open the link in the email we sent to it (or send a new one "
             "from your email settings), then accept the invitation.",
+        )
+
+
+class MfaRequired(Refused):
+    """Staff act for every customer: a stolen password alone must not be enough."""
+
+    code = "mfa_required"
+    status = 403
+
+    def __init__(self) -> None:
+        where = settings.SITE_URL.rstrip("/") + reverse("mfa_index")
+        super().__init__(
+            "Voltpark staff need two-factor authentication (an authenticator app or a passkey) before "
+            f"any staff page or staff API answers them: set it up at {where}.",
         )

@@ -2,6 +2,8 @@
 
 from argparse import ArgumentParser
 
+from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.internal.auth import TOTP
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -15,6 +17,9 @@ from clusters.services.fleet import fleet_seed
 from voltpark.demo import demo_closed_month, demo_running_leases, demo_startup_applying
 
 DEMO_PASSWORD = "voltpark-demo"
+# Staff need a second factor: the demo's staff have this authenticator-app secret (add it to any
+# authenticator app, or run `python -c "import pyotp; print(pyotp.TOTP('<secret>').now())"`).
+DEMO_TOTP_SECRET = "VOLTPARKDEMOSTAFFTOTPSECRET23456"
 AGENT_TOKEN = "demo-agent-token"
 PEOPLE = [
     # email, name, staff admin, staff finance
@@ -46,6 +51,9 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Demo accounts (password: {DEMO_PASSWORD}):"))
         for email, name, *_ in PEOPLE:
             self.stdout.write(f"  {email:32} {name}")
+        self.stdout.write(
+            f"Staff (admin@, cfo@) sign in with an authenticator app, secret {DEMO_TOTP_SECRET}."
+        )
 
     def _lively(self, users: dict[str, User]) -> None:
         """Leases running, an early-stage application waiting, last month closed."""
@@ -78,6 +86,8 @@ class Command(BaseCommand):
                 is_superuser=staff,
                 is_finance_staff=finance,
             )
+            if (staff or finance) and not Authenticator.objects.filter(user=user).exists():
+                TOTP.activate(user, DEMO_TOTP_SECRET)
             users[email] = user
         org = Organization.objects.filter(slug="acme-ai").first()
         if org is None:
