@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from clusters.choices import (
+    DemandReason,
     GpuHealth,
     HealthEventKind,
     LeaseKind,
@@ -328,3 +329,31 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.status_code})"
+
+
+class DemandRecord(models.Model):
+    """Demand turned away: a booking refused for want of capacity or quota, or a request that expired."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    region = models.ForeignKey(
+        Region,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty: any region.",
+    )
+    reason = models.CharField(max_length=20, choices=DemandReason)
+    kind = models.CharField(max_length=20, choices=LeaseKind)
+    gpus = models.PositiveIntegerField()
+    start = models.DateTimeField(help_text="When the GPUs were wanted from.")
+    gpu_hours = models.DecimalField(
+        max_digits=14, decimal_places=3, help_text="GPUs × hours wanted; an on-demand lease counts one hour."
+    )
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["at"], name="demand_at")]
+
+    def __str__(self) -> str:
+        return f"{self.gpus} GPUs {self.reason} at {self.at:%Y-%m-%d %H:%M}"

@@ -5,6 +5,7 @@ from django.urls import path
 from clusters.api import capacity as capacity_api
 from clusters.api import leases as leases_api
 from clusters.api import nodes as nodes_api
+from clusters.api import offerings as offerings_api
 from clusters.api import regions as regions_api
 from clusters.api import telemetry as telemetry_api
 from clusters.views import booking, fleet, home, leases, metrics
@@ -31,6 +32,7 @@ urlpatterns = [
     ),
     path("api/v1/availability/", capacity_api.AvailabilityApi.as_view(), name="api-availability"),
     path("api/v1/quotes/", capacity_api.QuoteApi.as_view(), name="api-quotes"),
+    path("api/v1/capacity/offerings/", offerings_api.OfferingsApi.as_view(), name="api-offerings"),
     path("api/v1/leases/", leases_api.LeaseListApi.as_view(), name="api-leases"),
     path("api/v1/leases/<str:lease_id>/", leases_api.LeaseDetailApi.as_view(), name="api-lease"),
     path(

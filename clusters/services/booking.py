@@ -29,7 +29,9 @@ from accounts.services.audit import audit_entry, audit_record
 from clusters.choices import LIVE_LEASE_STATES, LeaseKind, LeaseState
 from clusters.models import GPU, Allocation, Lease, Node, Region
 from clusters.selectors.capacity import Window, availability_for, gpus_held_at_peak, is_valid_size, pools_for
+from clusters.selectors.offerings import alternatives_for
 from clusters.selectors.prices import price_for
+from clusters.services.demand import demand_record
 from clusters.services.placement import NO_CAPACITY, QUOTA_EXCEEDED, PlacedGpu, Placement, lease_place
 from clusters.services.refusals import InvalidState, NoCapacity, NotExtendable, QuotaExceeded
 from core.durations import duration_words
@@ -85,10 +87,58 @@ def lease_book(
 ) -> Lease:
     """Book `gpus` GPUs in `region`: a reserved window [start, end), or on-demand from now.
 
-    Each attempt is its own atomic block (a savepoint inside a caller's transaction), so losing
-    a race for a GPU rolls back only that attempt before placement runs again on fresh data.
+    A refusal for want of capacity or quota is recorded as unmet demand; one for want of
+    capacity carries the nearest offerings and the regions where the size is free now.
     """
     window = booking_window(kind=kind, start=start, end=end, gpus=gpus)
+    try:
+        return _lease_book_with_retries(
+            user=user,
+            organization=organization,
+            region=region,
+            gpus=gpus,
+            kind=kind,
+            window=window,
+            ssh_keys=ssh_keys,
+        )
+    except (NoCapacity, QuotaExceeded) as refusal:
+        demand_record(
+            organization=organization,
+            region=region,
+            reason=refusal.code,
+            kind=kind,
+            gpus=gpus,
+            start=window.start,
+            end=window.end,
+        )
+        if isinstance(refusal, NoCapacity):
+            raise _with_alternatives(refusal, organization=organization, window=window) from None
+        raise
+
+
+def _with_alternatives(refusal: NoCapacity, *, organization: Organization, window: Window) -> NoCapacity:
+    # Read after the refused attempt rolled back, so the offerings are what can be booked now.
+    found = alternatives_for(organization=organization, gpus=refusal.gpus, window=window)
+    return NoCapacity(
+        gpus=refusal.gpus,
+        max_gpus_available=refusal.max_gpus_available,
+        offerings=found.offerings,
+        regions_free_now=found.regions_free_now,
+    )
+
+
+def _lease_book_with_retries(
+    *,
+    user: User,
+    organization: Organization,
+    region: Region,
+    gpus: int,
+    kind: str,
+    window: Window,
+    ssh_keys: Sequence[SshKey],
+) -> Lease:
+    """Each attempt is its own atomic block (a savepoint inside a caller's transaction), so losing
+    a race for a GPU rolls back only that attempt before placement runs again on fresh data."""
     for _ in range(settings.BOOKING_PLACEMENT_RETRIES + 1):
         try:
             return _lease_book_once(

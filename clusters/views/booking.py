@@ -22,6 +22,7 @@ from clusters.selectors.capacity import (
     booking_calendar,
     quota_left,
 )
+from clusters.selectors.offerings import Alternatives, alternatives_for
 from clusters.selectors.prices import NoPrice, Quote, quote
 from clusters.services.booking import lease_book
 from core.charts import Series, line_chart
@@ -39,6 +40,7 @@ class Check:
     quote: Quote | None
     quota_left: int
     quota: int
+    alternatives: Alternatives | None = None  # when it does not fit: what can be booked instead
 
     @property
     def fits(self) -> bool:
@@ -60,7 +62,10 @@ def booking_check_for(form: BookingForm, organization: Organization) -> Check | 
     except NoPrice:
         price = None
     left = quota_left(organization=organization, window=window)
-    return Check(data["gpus"], found, price, left, organization.gpu_quota)
+    alternatives = None
+    if not found.can_place:
+        alternatives = alternatives_for(organization=organization, gpus=data["gpus"], window=window)
+    return Check(data["gpus"], found, price, left, organization.gpu_quota, alternatives)
 
 
 DEFAULT_GPUS = 8

@@ -4,8 +4,8 @@
   book), whole-hour instants (`later`), API bodies (`reserved`), and a check that no GPU is booked
   twice (`overlapping_allocations`).
 - Leases booked through booking's service (`Booking`) or, where a test needs a lease booking would
-  refuse (one that started in the past), made directly (`lease_on`, `active_lease`, `make_active`),
-  with telemetry samples (`add_samples`).
+  refuse (one that started in the past), made directly (`lease_on`, `active_lease`, `make_active`,
+  `fill` to hold whole nodes until an instant), with telemetry samples (`add_samples`).
 - A simulated fleet (`serve_fleet` makes a `Fleet`): the real node agent (nodeagent) served over HTTP on
   loopback, the boundary where the GPUs are faked. RUNTIME_TEST_PORTS ("18300-18400" by default) is the
   range of loopback ports it may use.
@@ -102,6 +102,20 @@ class Booking:
             gpus=gpus,
             kind=LeaseKind.ON_DEMAND,
             ssh_keys=[self.key],
+        )
+
+
+def fill(nodes: list[Node], *, organization, booked_by, until, indices=None, start=None) -> None:
+    """Hold every GPU (or those with `indices`) of `nodes` from `start` (now) until `until`."""
+    start = start or timezone.now().replace(microsecond=0) - timedelta(hours=1)
+    for node in nodes:
+        lease_on(
+            gpus_of(node, indices),
+            organization=organization,
+            booked_by=booked_by,
+            start=start,
+            end=until,
+            state=LeaseState.ACTIVE,
         )
 
 
