@@ -284,7 +284,7 @@ DROP FUNCTION clusters_free_nodes(bigint, timestamptz, timestamptz, text[], bool
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0004_audit_entry_request_id"),
-        ("clusters", "0009_gpusample_partitioned_by_day"),
+        ("clusters", "0008_idempotency_key_created_at_index"),
     ]
 
     operations = [migrations.RunSQL(SQL, DROP)]
