@@ -193,7 +193,6 @@ def arrange(fleet: RegionFleet, state: State, organization: Organization, base: 
 
 def book(state: State, user: User, region: Region, base: datetime) -> Lease | None:
     """Book what the state asks for, or None when it does not fit."""
-    window = {"start": hours_from(base, state.start), "end": hours_from(base, state.start + state.hours)}
     try:
         return lease_book(
             user=user,
@@ -201,7 +200,8 @@ def book(state: State, user: User, region: Region, base: datetime) -> Lease | No
             region=region,
             gpus=state.gpus,
             kind=LeaseKind.ON_DEMAND if state.on_demand else LeaseKind.RESERVED,
-            **({} if state.on_demand else window),
+            start=None if state.on_demand else hours_from(base, state.start),
+            end=None if state.on_demand else hours_from(base, state.start + state.hours),
         )
     except NoCapacity:
         return None
