@@ -55,6 +55,7 @@ NAV_ENTRIES: list[NavEntry] = [
     NavEntry("Organization", "organization-settings", Section.ORGANIZATION, lambda v: v.can_book),
     NavEntry("SSH keys", "ssh-keys", Section.ACCOUNT, _has_ssh_use),
     NavEntry("API tokens", "api-tokens", Section.ACCOUNT, _signed_in),
+    NavEntry("Two-factor", "mfa_index", Section.ACCOUNT, _signed_in),
     NavEntry("Fleet", "fleet", Section.STAFF, lambda v: v.is_staff_admin),
     NavEntry("Early-stage queue", "early-stage-queue", Section.STAFF, lambda v: v.is_staff_admin),
     NavEntry("All leases", "staff-leases", Section.STAFF, lambda v: v.is_staff_admin),

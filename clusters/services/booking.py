@@ -25,6 +25,7 @@ from django.utils import timezone
 from psycopg2.extras import DateTimeTZRange
 
 from accounts.models import Organization, SshKey, User
+from accounts.selectors.booking import booking_blockers
 from accounts.services.audit import audit_entry, audit_record
 from clusters.choices import LIVE_LEASE_STATES, LeaseKind, LeaseState
 from clusters.models import GPU, Allocation, Lease, Node, Region
@@ -72,6 +73,14 @@ def booking_check(check: BookingCheck) -> BookingCheck:
     """
     _booking_checks.append(check)
     return check
+
+
+@booking_check
+def _user_may_book(attempt: BookingAttempt) -> None:
+    """First of all: accounts' reasons this user may not book yet (an unverified email address)."""
+    blockers = booking_blockers(user=attempt.user, organization=attempt.organization)
+    if blockers:
+        raise blockers[0]
 
 
 def lease_book(

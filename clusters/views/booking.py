@@ -10,6 +10,7 @@ from django.utils.safestring import SafeString
 
 from accounts.choices import ROLES_THAT_BOOK
 from accounts.models import Organization
+from accounts.selectors.booking import booking_blockers
 from accounts.selectors.viewer import viewer_of
 from accounts.views.decorators import AuthenticatedHttpRequest, organization_role_required
 from clusters.choices import LeaseKind
@@ -104,6 +105,7 @@ def booking(request: AuthenticatedHttpRequest) -> HttpResponse:
         "check": check,
         "calendar": _calendar(organization, request),
         "org": organization,
+        "blockers": booking_blockers(user=request.user, organization=organization),
     }
     return render_in_zone(request, "clusters/booking.html", context)
 

@@ -1,6 +1,7 @@
 """manage.py create_org: creates the owner if needed and prints the slug."""
 
 import pytest
+from allauth.account.models import EmailAddress
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
@@ -26,3 +27,9 @@ def test_it_refuses_a_negative_quota(db) -> None:
     with pytest.raises(CommandError, match="0 or more"):
         call_command("create_org", "--name", "X", "--owner", "x@x.example", "--gpu-quota", "-1")
     assert not Organization.objects.exists()
+
+
+def test_the_owner_it_creates_has_not_verified_the_address(db) -> None:
+    call_command("create_org", "--name", "Deep Fjord", "--owner", "olga@fjord.example")
+    address = EmailAddress.objects.get(user__email="olga@fjord.example")
+    assert (address.email, address.primary, address.verified) == ("olga@fjord.example", True, False)

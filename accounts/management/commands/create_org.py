@@ -7,11 +7,16 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.models import User
+from accounts.services.auth import user_create
 from accounts.services.organizations import organization_create
 
 
 class Command(BaseCommand):
-    help = "Create an organization owned by EMAIL (the user is created if needed); prints its slug."
+    help = (
+        "Create an organization owned by EMAIL (the user is created if needed, with no password and the "
+        "address unverified: they set a password by 'Forgot your password?' and verify the address "
+        "before booking); prints its slug."
+    )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--name", required=True)
@@ -25,7 +30,7 @@ class Command(BaseCommand):
         email = str(options["owner"]).strip().lower()
         try:
             with transaction.atomic():
-                owner = User.objects.filter(email=email).first() or User.objects.create_user(email)
+                owner = User.objects.filter(email=email).first() or user_create(email=email)
                 org = organization_create(owner=owner, name=str(options["name"]), gpu_quota=quota)  # type: ignore[arg-type]
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from None
