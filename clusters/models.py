@@ -196,6 +196,32 @@ class Allocation(models.Model):
         return f"{self.gpu} for {self.lease_id}"
 
 
+class GpuBookedUntil(models.Model):
+    """When a GPU's last live booking ends: from then on it carries nothing, and on-demand can take it.
+
+    Kept by database triggers (clusters/sql/booked_until.sql) on every write of allocations and
+    GPUs, whoever the writer; code reads it and never writes it. `booked_until` is 'infinity'
+    (read as datetime.max) while a lease with no end holds the GPU, '-infinity' (datetime.min) when
+    it has no live allocation.
+    """
+
+    gpu = models.OneToOneField(GPU, on_delete=models.CASCADE, primary_key=True, related_name="booked_until")
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+", db_index=False)
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+", db_index=False)
+    booked_until = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "GPU booked until"
+        verbose_name_plural = "GPUs booked until"
+        # Placement reads the region's GPUs booked until now at the latest: few on a busy fleet.
+        indexes = [
+            models.Index(fields=["region", "booked_until"], include=["node"], name="gpu_booked_until_region")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gpu_id} booked until {self.booked_until:%Y-%m-%d %H:%M}"
+
+
 class HealthEvent(PublicIdModel):
     """A node (or one of its GPUs) failing a health rule, from when it began until it ended."""
 

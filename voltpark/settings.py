@@ -351,6 +351,9 @@ LEASE_START_TIMEOUT_S = envint("LEASE_START_TIMEOUT_S", 180, minimum=1)
 LEASE_LATE_START_GRACE_S = envint("LEASE_LATE_START_GRACE_S", 60, minimum=0)
 LEASE_AGENT_TIMEOUT_MS = envint("LEASE_AGENT_TIMEOUT_MS", 5000, minimum=50)
 LEASE_CLEANUP_INTERVAL_S = envint("LEASE_CLEANUP_INTERVAL_S", 30, minimum=1)
+# A region whose queues no worker has served for this long has its work sent to another region's
+# (clusters/services/runtime.py).
+RUNTIME_TAKEOVER_S = envint("RUNTIME_TAKEOVER_S", 20, minimum=1)
 LEASE_ENDING_NOTICE_MINUTES = (60, 10)
 METRICS_SCRAPE_TOKEN = envstr("METRICS_SCRAPE_TOKEN", "")
 
@@ -366,11 +369,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
-# Lease sweeps have their own queue, so a tick never waits behind a backlog of poll chunks (lease
-# start lateness, docs/decisions.md). A worker started without -Q consumes every queue listed here;
-# production can give `-Q leases` a worker of its own.
-CELERY_TASK_QUEUES = (Queue("celery"), Queue("leases"))
-CELERY_TASK_ROUTES = {"clusters.tasks.leases_enforce": {"queue": "leases"}}
+# Each region's polls and lease sweeps go to its own queues, `poll.<region>` and `leases.<region>`,
+# made when first used; beat's ticks go to `dispatch`, which sends them there (clusters/tasks.py).
+# A worker started without -Q consumes the queues listed here and every region's (voltpark/celery.py);
+# production names its queues with -Q: a worker per region, in the region (README).
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("dispatch"))
+CELERY_TASK_ROUTES = {
+    "clusters.tasks.fleet_poll_dispatch": {"queue": "dispatch"},
+    "clusters.tasks.leases_enforce_dispatch": {"queue": "dispatch"},
+}
 # Run-time ticks expire after one interval, so a backlog of beats never runs a sweep twice in a
 # row. Billing meters a few minutes past every hour and closes the month on the 1st.
 CELERY_BEAT_SCHEDULE = {
@@ -380,7 +387,7 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": float(POLL_INTERVAL_S)},
     },
     "enforce-leases": {
-        "task": "clusters.tasks.leases_enforce",
+        "task": "clusters.tasks.leases_enforce_dispatch",
         "schedule": float(LEASE_SWEEP_INTERVAL_S),
         "options": {"expires": float(LEASE_SWEEP_INTERVAL_S)},
     },

@@ -151,9 +151,9 @@ class Fleet:
         )
 
 
-def make_nodes(count: int, base_url: str, *, prefix: str = "sim") -> list[Node]:
-    """`count` nodes with eight GPUs each, whose agents are under `base_url`."""
-    cluster = ClusterFactory.create()
+def make_nodes(count: int, base_url: str, *, prefix: str = "sim", region: str = "us-tx-1") -> list[Node]:
+    """`count` nodes with eight GPUs each in a new cluster of `region`, whose agents are under `base_url`."""
+    cluster = ClusterFactory.create(region=RegionFactory.create(code=region, name=region))
     token = encrypt_agent_token(AGENT_TOKEN)
     nodes = []
     for n in range(count):
@@ -169,11 +169,13 @@ def make_nodes(count: int, base_url: str, *, prefix: str = "sim") -> list[Node]:
     return nodes
 
 
-def serve_fleet(count: int, lease_root: Path, *, prefix: str = "sim") -> tuple[Fleet, Callable[[], None]]:
-    """`count` nodes in the database whose agents are one simulated fleet on a free loopback port,
-    and the function that stops serving it."""
+def serve_fleet(
+    count: int, lease_root: Path, *, prefix: str = "sim", region: str = "us-tx-1"
+) -> tuple[Fleet, Callable[[], None]]:
+    """`count` nodes in the database (in `region`) whose agents are one simulated fleet on a free
+    loopback port, and the function that stops serving it."""
     port = free_port("RUNTIME_TEST_PORTS", "18300-18400")
-    nodes = make_nodes(count, f"http://127.0.0.1:{port}", prefix=prefix)
+    nodes = make_nodes(count, f"http://127.0.0.1:{port}", prefix=prefix, region=region)
     sim = SimulatedFleet([node.hostname for node in nodes], lease_root)
     base_url, stop = start_in_thread(sim, token=AGENT_TOKEN, port=port)
     return Fleet(sim, base_url, lease_root, nodes), stop

@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0004_audit_entry_request_id'),
-        ('clusters', '0010_demand_records'),
+        ('clusters', '0011_gpu_booked_until'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
