@@ -8,4 +8,7 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from accounts import adapters
         from accounts.api import schema  # noqa: F401  (registers the OpenAPI extension)
+
+        adapters.connect_mfa_audit()

@@ -1,24 +1,14 @@
-"""Routes of accounts: sign-up and log-in, the organization, SSH keys and API tokens; pages and API."""
+"""Routes of accounts: allauth's sign-up, log-in, reset and verification pages (at the root:
+/signup/, /login/, /logout/, /password/reset/, /email/, /confirm-email/...), the organization, SSH
+keys and API tokens; pages and API."""
 
-from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from accounts.api import ssh_keys as ssh_keys_api
-from accounts.forms.auth import EmailLoginForm
-from accounts.views import auth, organizations, ssh_keys, tokens
+from accounts.views import organizations, ssh_keys, tokens
 
 urlpatterns = [
-    path("signup/", auth.signup, name="signup"),
-    path("login/", auth_views.LoginView.as_view(authentication_form=EmailLoginForm), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
-    path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
-    path(
-        "reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(),
-        name="password_reset_confirm",
-    ),
-    path("reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+    path("", include("allauth.urls")),
     path("invitations/<str:secret>/", organizations.invitation, name="invitation-accept"),
     path("organization/", organizations.organization_settings, name="organization-settings"),
     path("organization/switch/", organizations.switch, name="organization-switch"),

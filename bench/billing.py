@@ -81,13 +81,15 @@ def empty_tables() -> None:
 
 def seed_fleet_and_leases() -> None:
     """2,000 organizations, each with one one-GPU lease of 250 hours in March, on its own GPU."""
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
     from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
 
     from accounts.models import Organization, User
     from clusters.models import GPU, Allocation, Cluster, Lease, Node, Region
 
     user = User.objects.create_user("bench@voltpark.example", "bench-password-123")
-    User.objects.create_user("frank@voltpark.example", "bench-password-123", is_finance_staff=True)
+    frank = User.objects.create_user("frank@voltpark.example", "bench-password-123", is_finance_staff=True)
+    TOTP.activate(frank, generate_totp_secret())  # staff answer only with a second factor
     regions = [Region.objects.create(code=f"us-r{i}", name=f"Region {i}", us_state="Texas") for i in range(3)]
     clusters = [Cluster.objects.create(region=r, name=f"c-{r.code}") for r in regions]
     nodes = Node.objects.bulk_create(

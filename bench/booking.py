@@ -39,6 +39,7 @@ from django.utils import timezone  # noqa: E402
 
 from accounts.choices import Role  # noqa: E402
 from accounts.models import Membership, Organization, User  # noqa: E402
+from accounts.services.auth import user_create  # noqa: E402
 from accounts.services.tokens import api_token_create  # noqa: E402
 from clusters.models import Allocation, Region  # noqa: E402
 from clusters.selectors.capacity import Window, availability_for  # noqa: E402
@@ -169,7 +170,8 @@ def tokens(count: int) -> list[str]:
     run = uuid.uuid4().hex[:6]
     secrets = []
     for i in range(count):
-        user = User.objects.create(email=f"bench-{run}-{i}@bench.example", password="!")
+        # Verified, as booking requires (accounts.selectors.booking).
+        user = user_create(email=f"bench-{run}-{i}@bench.example", email_verified=True)
         org = Organization.objects.create(name=f"Bench {run} {i}", slug=f"bench-{run}-{i}", gpu_quota=10**6)
         Membership.objects.create(user=user, organization=org, role=Role.OWNER)
         secrets.append(api_token_create(user=user, organization=org, name="bench").secret)

@@ -51,3 +51,20 @@ class HealthEventKind(models.TextChoices):
 class LeaseNoticeKind(models.TextChoices):
     ENDING_60 = "ending_60", "Ends in 60 minutes"
     ENDING_10 = "ending_10", "Ends in 10 minutes"
+
+
+class LeaseRequestState(models.TextChoices):
+    """A queued request waits until it is booked, it passes its `not_after`, or its owner cancels it."""
+
+    QUEUED = "queued", "Queued"
+    BOOKED = "booked", "Booked"
+    EXPIRED = "expired", "Expired"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class DemandReason(models.TextChoices):
+    """Why demand went unmet."""
+
+    NO_CAPACITY = "no_capacity", "No capacity"
+    QUOTA_EXCEEDED = "quota_exceeded", "Over quota"
+    REQUEST_EXPIRED = "request_expired", "Queued request expired"

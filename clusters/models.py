@@ -10,10 +10,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from clusters.choices import (
+    DemandReason,
     GpuHealth,
     HealthEventKind,
     LeaseKind,
     LeaseNoticeKind,
+    LeaseRequestState,
     LeaseState,
     NodeState,
     Pool,
@@ -194,6 +196,32 @@ class Allocation(models.Model):
         return f"{self.gpu} for {self.lease_id}"
 
 
+class GpuBookedUntil(models.Model):
+    """When a GPU's last live booking ends: from then on it carries nothing, and on-demand can take it.
+
+    Kept by database triggers (clusters/sql/booked_until.sql) on every write of allocations and
+    GPUs, whoever the writer; code reads it and never writes it. `booked_until` is 'infinity'
+    (read as datetime.max) while a lease with no end holds the GPU, '-infinity' (datetime.min) when
+    it has no live allocation.
+    """
+
+    gpu = models.OneToOneField(GPU, on_delete=models.CASCADE, primary_key=True, related_name="booked_until")
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+", db_index=False)
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+", db_index=False)
+    booked_until = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "GPU booked until"
+        verbose_name_plural = "GPUs booked until"
+        # Placement reads the region's GPUs booked until now at the latest: few on a busy fleet.
+        indexes = [
+            models.Index(fields=["region", "booked_until"], include=["node"], name="gpu_booked_until_region")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gpu_id} booked until {self.booked_until:%Y-%m-%d %H:%M}"
+
+
 class HealthEvent(PublicIdModel):
     """A node (or one of its GPUs) failing a health rule, from when it began until it ended."""
 
@@ -338,3 +366,86 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.status_code})"
+
+
+class DemandRecord(models.Model):
+    """Demand turned away: a booking refused for want of capacity or quota, or a request that expired."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    region = models.ForeignKey(
+        Region,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty: any region.",
+    )
+    reason = models.CharField(max_length=20, choices=DemandReason)
+    kind = models.CharField(max_length=20, choices=LeaseKind)
+    gpus = models.PositiveIntegerField()
+    start = models.DateTimeField(help_text="When the GPUs were wanted from.")
+    gpu_hours = models.DecimalField(
+        max_digits=14, decimal_places=3, help_text="GPUs × hours wanted; an on-demand lease counts one hour."
+    )
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["at"], name="demand_at")]
+
+    def __str__(self) -> str:
+        return f"{self.gpus} GPUs {self.reason} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class LeaseRequest(PublicIdModel):
+    """GPUs asked for when none fit: booked, in a fair order, the moment capacity frees, or expired."""
+
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.PROTECT, related_name="lease_requests"
+    )
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    region = models.ForeignKey(
+        Region,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty: any region.",
+    )
+    gpus = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, choices=LeaseKind)
+    hours = models.PositiveIntegerField(null=True, blank=True, help_text="A reserved lease's length.")
+    not_after = models.DateTimeField(help_text="Booked by then, or it expires.")
+    state = models.CharField(max_length=20, choices=LeaseRequestState, default=LeaseRequestState.QUEUED)
+    lease = models.OneToOneField(
+        Lease,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="request",
+        help_text="Once booked.",
+    )
+    ssh_keys = models.ManyToManyField("accounts.SshKey", blank=True, related_name="+")
+    passed_over = models.PositiveIntegerField(
+        default=0, help_text="Dispatches in which a request behind this one was booked first (backfill)."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was booked, expired or cancelled."
+    )
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["state", "created_at"], name="lease_request_queue"),
+            models.Index(fields=["organization", "state"], name="lease_request_org_state"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(gpus__gte=1), name="lease_request_gpus_positive"),
+            models.CheckConstraint(
+                condition=Q(kind=LeaseKind.RESERVED, hours__gte=1)
+                | Q(kind=LeaseKind.ON_DEMAND, hours__isnull=True),
+                name="lease_request_hours_iff_reserved",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gpus} GPUs {self.kind} ({self.state})"

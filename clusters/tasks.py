@@ -1,16 +1,25 @@
-"""Celery tasks of the run time: thin wrappers over the services, safe to run twice."""
+"""Celery tasks of the run time: thin wrappers over the services, safe to run twice.
+
+Beat ticks the dispatchers (queue `dispatch`); they send each region's polls and lease sweeps to
+that region's queues, `poll.<region>` and `leases.<region>` (clusters/services/runtime.py says how
+a region whose workers are down is taken over).
+"""
 
 import logging
+import time
 
 from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
-from django.utils import timezone
 
+from clusters.choices import LeaseState
+from clusters.services.capacity import PENDING_KEY
 from clusters.services.idempotency import idempotency_keys_purge as idempotency_keys_purge_service
+from clusters.services.lease_requests import lease_requests_dispatch as lease_requests_dispatch_service
 from clusters.services.lifecycle import gpus_cleanup_check
 from clusters.services.lifecycle import leases_enforce as leases_enforce_service
 from clusters.services.partitions import telemetry_partitions_maintain as telemetry_partitions_service
+from clusters.services.runtime import region_routes, sweep_record
 from clusters.services.telemetry import fleet_poll, pollable_node_ids
 
 log = logging.getLogger(__name__)
@@ -18,28 +27,44 @@ log = logging.getLogger(__name__)
 
 @shared_task(ignore_result=True)
 def fleet_poll_dispatch() -> int:
-    """Split the fleet into chunks, one task each, so several workers share a sweep.
+    """Send every region's nodes, in chunks, to its poll queue, so several workers share a sweep.
 
     A duplicated beat in the same interval dispatches nothing: the first one claims the slot.
     """
-    slot = int(timezone.now().timestamp() // settings.POLL_INTERVAL_S)
-    if not cache.add(f"runtime:poll-slot:{slot}", 1, timeout=settings.POLL_INTERVAL_S * 2):
+    interval = settings.POLL_INTERVAL_S
+    slot = int(time.time() // interval)
+    if not cache.add(f"runtime:poll-slot:{slot}", 1, timeout=interval * 2):
         return 0
-    node_ids = pollable_node_ids()
-    size = settings.POLL_CHUNK_NODES
-    chunks = [node_ids[i : i + size] for i in range(0, len(node_ids), size)]
-    for chunk in chunks:
-        fleet_poll_chunk.apply_async(args=[chunk], expires=settings.POLL_INTERVAL_S)
-    return len(chunks)
+    size, sent, due = settings.POLL_CHUNK_NODES, 0, time.time()
+    for route in region_routes(kind="poll"):
+        node_ids = pollable_node_ids(region=route.region)
+        for i in range(0, len(node_ids), size):
+            kwargs = {"region": route.region, "queue": route.queue, "due": due}
+            fleet_poll_chunk.apply_async(
+                args=[node_ids[i : i + size]], kwargs=kwargs, queue=route.queue, expires=interval
+            )
+            sent += 1
+    return sent
 
 
 @shared_task(ignore_result=True)
-def fleet_poll_chunk(node_ids: list[int]) -> None:
-    """Poll one chunk of nodes and apply the health rules."""
+def fleet_poll_chunk(node_ids: list[int], *, region: str, queue: str, due: float) -> None:
+    """Poll one chunk of a region's nodes and apply the health rules."""
+    started = time.time()
     report = fleet_poll(node_ids=node_ids)
+    sweep_record(
+        kind="poll",
+        region=region,
+        queue=queue,
+        due=due,
+        started=started,
+        finished=time.time(),
+        agent_errors=report.errors,
+    )
     log.info(
-        "polled %d nodes in %.2fs: %d unreachable, %d events opened",
+        "polled %d nodes of %s in %.2fs: %d unreachable, %d events opened",
         report.nodes,
+        region,
         report.seconds,
         len(report.unreachable),
         len(report.events_opened),
@@ -47,11 +72,46 @@ def fleet_poll_chunk(node_ids: list[int]) -> None:
 
 
 @shared_task(ignore_result=True)
-def leases_enforce() -> None:
-    """Start, end and fail due leases; warn owners of reserved leases about to end."""
-    report = leases_enforce_service()
+def leases_enforce_dispatch() -> int:
+    """Send a lease sweep of every region to its leases queue."""
+    due = time.time()
+    routes = region_routes(kind="leases")
+    for route in routes:
+        leases_enforce.apply_async(
+            kwargs={"region": route.region, "queue": route.queue, "due": due},
+            queue=route.queue,
+            expires=settings.LEASE_SWEEP_INTERVAL_S,
+        )
+    return len(routes)
+
+
+@shared_task(ignore_result=True)
+def leases_enforce(*, region: str, queue: str, due: float) -> None:
+    """Start, end and fail one region's due leases; warn owners of reserved leases about to end."""
+    started = time.time()
+    report = leases_enforce_service(region=region)
+    transitions: dict[tuple[str, str], int] = {
+        (LeaseState.SCHEDULED, LeaseState.ACTIVE): report.started,
+        (LeaseState.ACTIVE, LeaseState.ENDED): report.ended,
+        (LeaseState.SCHEDULED, LeaseState.FAILED): report.failed,
+    }
+    sweep_record(
+        kind="leases",
+        region=region,
+        queue=queue,
+        due=due,
+        started=started,
+        finished=time.time(),
+        transitions=transitions,
+    )
     if report.started or report.ended or report.failed:
-        log.info("leases: %d started, %d ended, %d failed", report.started, report.ended, report.failed)
+        log.info(
+            "leases of %s: %d started, %d ended, %d failed",
+            region,
+            report.started,
+            report.ended,
+            report.failed,
+        )
 
 
 @shared_task(ignore_result=True)
@@ -77,3 +137,16 @@ def telemetry_partitions_maintain() -> None:
 def idempotency_keys_purge() -> None:
     """Delete Idempotency-Key rows past their retention."""
     idempotency_keys_purge_service()
+
+
+@shared_task(ignore_result=True)
+def lease_requests_dispatch() -> None:
+    """Book the queued requests that fit now, in the fair order; expire those past their not_after.
+
+    Woken when capacity frees (clusters.services.capacity) and run by beat as a safety net. The
+    pending flag is cleared first, so a release during the run queues one more run.
+    """
+    cache.delete(PENDING_KEY)
+    report = lease_requests_dispatch_service()
+    if report is not None and (report.booked or report.expired):
+        log.info("lease requests: %d booked, %d expired", len(report.booked), report.expired)

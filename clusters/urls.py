@@ -3,11 +3,13 @@
 from django.urls import path
 
 from clusters.api import capacity as capacity_api
+from clusters.api import lease_requests as lease_requests_api
 from clusters.api import leases as leases_api
 from clusters.api import nodes as nodes_api
+from clusters.api import offerings as offerings_api
 from clusters.api import regions as regions_api
 from clusters.api import telemetry as telemetry_api
-from clusters.views import booking, fleet, home, leases, metrics
+from clusters.views import booking, fleet, home, lease_requests, leases, metrics
 
 urlpatterns = [
     path("", home.home, name="home"),
@@ -20,6 +22,14 @@ urlpatterns = [
     path("leases/<str:lease_id>/live/", leases.lease_live, name="lease-live"),
     path("leases/<str:lease_id>/extend/", leases.lease_extend_view, name="lease-extend"),
     path("leases/<str:lease_id>/release/", leases.lease_release_view, name="lease-release"),
+    path("requests/", lease_requests.lease_request_list, name="lease-request-list"),
+    path("requests/<str:request_id>/", lease_requests.lease_request_detail, name="lease-request-detail"),
+    path("requests/<str:request_id>/live/", lease_requests.lease_request_live, name="lease-request-live"),
+    path(
+        "requests/<str:request_id>/cancel/",
+        lease_requests.lease_request_cancel_view,
+        name="lease-request-cancel",
+    ),
     path("staff/fleet/", fleet.fleet, name="fleet"),
     path("staff/fleet/nodes/<str:node_id>/", fleet.fleet_node, name="fleet-node"),
     path("staff/fleet/nodes/<str:node_id>/drain/", fleet.fleet_node_drain, name="fleet-node-drain"),
@@ -31,6 +41,20 @@ urlpatterns = [
     ),
     path("api/v1/availability/", capacity_api.AvailabilityApi.as_view(), name="api-availability"),
     path("api/v1/quotes/", capacity_api.QuoteApi.as_view(), name="api-quotes"),
+    path("api/v1/capacity/offerings/", offerings_api.OfferingsApi.as_view(), name="api-offerings"),
+    path(
+        "api/v1/lease-requests/", lease_requests_api.LeaseRequestListApi.as_view(), name="api-lease-requests"
+    ),
+    path(
+        "api/v1/lease-requests/<str:request_id>/",
+        lease_requests_api.LeaseRequestDetailApi.as_view(),
+        name="api-lease-request",
+    ),
+    path(
+        "api/v1/lease-requests/<str:request_id>/cancel/",
+        lease_requests_api.LeaseRequestCancelApi.as_view(),
+        name="api-lease-request-cancel",
+    ),
     path("api/v1/leases/", leases_api.LeaseListApi.as_view(), name="api-leases"),
     path("api/v1/leases/<str:lease_id>/", leases_api.LeaseDetailApi.as_view(), name="api-lease"),
     path(

@@ -2,7 +2,8 @@
 them, and a small fleet in every region.
 
 Alice (owner) and Bob (member) are in Acme; Charlie owns Globex; Fiona is Acme's finance
-member; Stella is a staff admin and Frank staff finance.
+member; Stella is a staff admin and Frank staff finance, both with an authenticator app
+(tests.factories.STAFF_TOTP_SECRET), as staff must have.
 """
 
 from collections.abc import Callable
@@ -14,8 +15,8 @@ from accounts.choices import Role
 from accounts.models import Organization, User
 from clusters.models import Node
 from clusters.services.fleet import fleet_seed
-from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
-from tests.helpers import ANONYMOUS, api_client_for
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory, mfa_enable
+from tests.helpers import ANONYMOUS, api_client_for, forget_rate_limits
 from tests.markers import unmarked_slow_tests
 
 
@@ -55,12 +56,12 @@ def charlie(globex: Organization) -> User:
 
 @pytest.fixture
 def stella(db: None) -> User:
-    return UserFactory.create(email="stella@voltpark.example", is_staff=True)
+    return mfa_enable(UserFactory.create(email="stella@voltpark.example", is_staff=True))
 
 
 @pytest.fixture
 def frank(db: None) -> User:
-    return UserFactory.create(email="frank@voltpark.example", is_finance_staff=True)
+    return mfa_enable(UserFactory.create(email="frank@voltpark.example", is_finance_staff=True))
 
 
 @pytest.fixture
@@ -93,6 +94,13 @@ def seeded_fleet(db: None) -> list[Node]:
     """Six nodes, two per region, all in the general pool, with the default price book."""
     fleet_seed(nodes=6)
     return list(Node.objects.order_by("hostname"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    """allauth's rate limits live in Redis, which outlives a test: each test starts with none used
+    (the suite logs in from one address far more often than any limit allows)."""
+    forget_rate_limits()
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,8 @@ from decimal import Decimal
 from typing import cast
 
 import factory
+from allauth.account.models import EmailAddress
+from allauth.mfa.totp.internal.auth import TOTP
 from django.utils import timezone
 
 from accounts.choices import Role
@@ -17,13 +19,35 @@ from clusters.services.fleet import gpu_uuid
 
 
 class UserFactory(factory.django.DjangoModelFactory):
+    """A user whose address is verified (as booking and invitations require); pass
+    `email_verified=False` for one who has not opened the confirmation link yet."""
+
     class Meta:
         model = User
         django_get_or_create = ["email"]
+        skip_postgeneration_save = True
 
     email = factory.Sequence(lambda n: f"user{n}@example.com")
     full_name = factory.Faker("name")
     password = factory.django.Password("correct horse battery staple")
+
+    @factory.post_generation
+    def email_verified(self, create: bool, extracted: object, **kwargs: object) -> None:
+        if create:
+            user = cast(User, self)  # factory_boy passes the created user as self
+            EmailAddress.objects.update_or_create(
+                user=user, email=user.email, defaults={"primary": True, "verified": extracted is not False}
+            )
+
+
+# The authenticator-app secret of the staff in the tests (`pyotp.TOTP(STAFF_TOTP_SECRET).now()`).
+STAFF_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+
+def mfa_enable(user: User, secret: str = STAFF_TOTP_SECRET) -> User:
+    """Give `user` an authenticator app, as staff must have (accounts.selectors.staff)."""
+    TOTP.activate(user, secret)
+    return user
 
 
 class OrganizationFactory(factory.django.DjangoModelFactory):

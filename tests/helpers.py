@@ -3,6 +3,7 @@
 import re
 from typing import Any
 
+from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -56,3 +57,11 @@ def api_client_for(user: User, organization: Organization | None = None) -> APIC
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     return client
+
+
+def forget_rate_limits() -> None:
+    """Delete allauth's rate-limit counters from the cache (Redis), and nothing else kept there."""
+    client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+    stale = list(client.scan_iter(match="*allauth:rl:*", count=1000))
+    if stale:
+        client.delete(*stale)

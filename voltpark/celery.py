@@ -6,7 +6,7 @@ from contextvars import Token
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging, task_postrun, task_prerun
+from celery.signals import celeryd_after_setup, celeryd_init, setup_logging, task_postrun, task_prerun
 
 from core.request_id import current_request_id, request_id_bind, request_id_unbind
 
@@ -40,3 +40,31 @@ def _unbind_task_id(task_id: str, **_: Any) -> None:
     token = _bound.pop(task_id, None)
     if token is not None:
         request_id_unbind(token)
+
+
+@celeryd_init.connect
+def _note_named_queues(instance: Any, options: dict[str, Any], **_: Any) -> None:
+    instance.voltpark_named_queues = bool(options.get("queues"))
+
+
+@celeryd_after_setup.connect
+def _consume_every_region(instance: Any, **_: Any) -> None:
+    """A worker started without -Q (a laptop, the demo, a test) also consumes every region's run-time
+    queues, as the database lists them when it starts; production names its queues with -Q."""
+    if getattr(instance, "voltpark_named_queues", True):
+        return
+    from django.db import DatabaseError, connection
+
+    from clusters.selectors.runtime import region_queues
+
+    try:
+        queues = region_queues()
+    except DatabaseError as exc:
+        logging.getLogger(__name__).warning(
+            "no region queues consumed: the database did not answer (%s)", exc
+        )
+        return
+    finally:
+        connection.close()
+    for queue in queues:
+        instance.app.amqp.queues.select_add(queue)

@@ -1,6 +1,7 @@
 """Strict readers of environment variables: a bad value names the variable and stops start-up."""
 
 import os
+import re
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -44,6 +45,20 @@ def envint(name: str, default: int, *, minimum: int | None = None) -> int:
 def envlist(name: str, default: str) -> list[str]:
     """The variable as a comma-separated list with blanks dropped."""
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+RATE = re.compile(r"^[1-9][0-9]*/[0-9]*[smhd]/(ip|key|user)$")
+
+
+def envrates(name: str, default: str) -> str:
+    """The variable as allauth rate limits: comma-separated `amount/period/per`, as in `5/15m/key`."""
+    raw = os.environ.get(name, default)
+    for rate in raw.split(","):
+        if not RATE.match(rate.strip()):
+            raise ImproperlyConfigured(
+                f"{name} must be limits such as 10/m/ip,5/15m/key (amount/period/ip|key|user), not {raw!r}"
+            )
+    return raw
 
 
 def envurl(name: str, default: str | None, *, schemes: set[str]) -> str | None:

@@ -51,10 +51,12 @@ def _has_ssh_use(viewer: Viewer) -> bool:
 NAV_ENTRIES: list[NavEntry] = [
     NavEntry("Book GPUs", "booking", Section.ORGANIZATION, lambda v: v.can_book),
     NavEntry("Leases", "lease-list", Section.ORGANIZATION, lambda v: v.can_book),
+    NavEntry("Queued requests", "lease-request-list", Section.ORGANIZATION, lambda v: v.can_book),
     NavEntry("Billing", "billing", Section.ORGANIZATION, lambda v: v.sees_invoices),
     NavEntry("Organization", "organization-settings", Section.ORGANIZATION, lambda v: v.can_book),
     NavEntry("SSH keys", "ssh-keys", Section.ACCOUNT, _has_ssh_use),
     NavEntry("API tokens", "api-tokens", Section.ACCOUNT, _signed_in),
+    NavEntry("Two-factor", "mfa_index", Section.ACCOUNT, _signed_in),
     NavEntry("Fleet", "fleet", Section.STAFF, lambda v: v.is_staff_admin),
     NavEntry("Early-stage queue", "early-stage-queue", Section.STAFF, lambda v: v.is_staff_admin),
     NavEntry("All leases", "staff-leases", Section.STAFF, lambda v: v.is_staff_admin),

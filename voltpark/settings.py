@@ -12,7 +12,7 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from voltpark.env import email_settings, envbool, envint, envlist, envstr, envurl
+from voltpark.env import email_settings, envbool, envint, envlist, envrates, envstr, envurl
 
 # --- Deployment: where the code and its data are, debug mode, the secret key, the host names.
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -31,7 +31,8 @@ SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000")
 
 # --- Applications, middleware and templates.
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin, with our site class: log-in through allauth, staff admins with MFA only.
+    "voltpark.admin.VoltparkAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -42,6 +43,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "csp",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
     "accounts",
     "clusters",
     "programs",
@@ -63,6 +67,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # allauth's request context, and its early answers (a 429 from inside a form) become responses.
+    "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -115,9 +121,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = envurl("REDIS_URL", None, schemes={"redis", "rediss", "unix"}) or _embedded_redis_url()
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 
-# --- Users, sessions and security headers.
+# --- Users, sessions and security headers. Sign-up, log-in, password reset and email verification
+# are django-allauth's flows (docs/decisions.md, Accounts), on our User (email, no username).
 AUTH_USER_MODEL = "accounts.User"
-LOGIN_URL = "login"
+AUTHENTICATION_BACKENDS = ["allauth.account.auth_backends.AuthenticationBackend"]
+LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
 AUTH_PASSWORD_VALIDATORS = [
@@ -126,6 +134,41 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+ACCOUNT_FORMS = {"signup": "accounts.forms.auth.SignUpForm"}
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
+# Optional: a new account may look around at once; booking waits for a verified address
+# (accounts.selectors.booking), and so does accepting an invitation.
+ACCOUNT_EMAIL_VERIFICATION = "optional"
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "Voltpark: "
+ACCOUNT_SESSION_REMEMBER = True
+ACCOUNT_LOGOUT_REDIRECT_URL = "home"
+# Rate limits (allauth's syntax: amount/period/per ip, key or user; the key is the email address),
+# kept in Redis through the cache. Failed log-ins per account lock it for the rest of the window.
+ACCOUNT_RATE_LIMITS = {
+    "login": envrates("RATE_LIMIT_LOGIN", "30/m/ip"),
+    "login_failed": envrates("RATE_LIMIT_LOGIN_FAILED", "10/m/ip,5/15m/key"),
+    "signup": envrates("RATE_LIMIT_SIGNUP", "10/h/ip"),
+    "reset_password": envrates("RATE_LIMIT_PASSWORD_RESET", "20/m/ip,3/h/key"),
+    "reset_password_from_key": "20/m/ip",
+    "confirm_email": envrates("RATE_LIMIT_CONFIRM_EMAIL", "1/3m/key"),
+    "change_password": "5/m/user",
+    "manage_email": "10/m/user",
+    "reauthenticate": "10/m/user",
+}
+# Two-factor authentication: an authenticator app (TOTP) with recovery codes, and passkeys
+# (WebAuthn), which also sign in without a password. Staff must have one (accounts.selectors.staff).
+MFA_ADAPTER = "accounts.adapters.MfaAdapter"
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_PASSKEY_LOGIN_ENABLED = True
+MFA_TOTP_ISSUER = "Voltpark"
+# Passkeys need a secure origin; plain http on a laptop or in the tests counts only with DEBUG on.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG
+# Proxies in front of the web process whose X-Forwarded-For is believed for the client's address
+# (the rate limits per IP); 0 behind no proxy, else the number of hops your load balancer adds.
+ALLAUTH_TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0, minimum=0)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
@@ -211,6 +254,7 @@ SPECTACULAR_SETTINGS = {
         "ApplicationStatusEnum": "programs.choices.ApplicationStatus",
         "LeaseKindEnum": "clusters.choices.LeaseKind",
         "LeaseStateEnum": "clusters.choices.LeaseState",
+        "LeaseRequestStateEnum": "clusters.choices.LeaseRequestState",
     },
 }
 
@@ -274,6 +318,11 @@ BOOKING_TIME_STEP = timedelta(minutes=1)
 BOOKING_PLACEMENT_RETRIES = envint("BOOKING_PLACEMENT_RETRIES", 3, minimum=0)
 BOOKING_CLEANUP_HORIZON = timedelta(minutes=15)
 BOOKING_TIMELINE_DAYS = 14
+# Queued lease requests: how long one waits when no not_after is given, how often beat dispatches
+# the queue besides the wake-ups, and how often one may be passed over before GPUs wait for it.
+LEASE_REQUEST_DEFAULT_WAIT_HOURS = envint("LEASE_REQUEST_DEFAULT_WAIT_HOURS", 24, minimum=1)
+LEASE_REQUEST_DISPATCH_INTERVAL_S = envint("LEASE_REQUEST_DISPATCH_INTERVAL_S", 10, minimum=1)
+LEASE_REQUEST_BACKFILL_LIMIT = envint("LEASE_REQUEST_BACKFILL_LIMIT", 8, minimum=0)
 # A repeated Idempotency-Key is answered from its stored row for this long, then the row is purged.
 IDEMPOTENCY_KEY_RETENTION_HOURS = envint("IDEMPOTENCY_KEY_RETENTION_HOURS", 24, minimum=1)
 
@@ -324,6 +373,9 @@ LEASE_START_TIMEOUT_S = envint("LEASE_START_TIMEOUT_S", 180, minimum=1)
 LEASE_LATE_START_GRACE_S = envint("LEASE_LATE_START_GRACE_S", 60, minimum=0)
 LEASE_AGENT_TIMEOUT_MS = envint("LEASE_AGENT_TIMEOUT_MS", 5000, minimum=50)
 LEASE_CLEANUP_INTERVAL_S = envint("LEASE_CLEANUP_INTERVAL_S", 30, minimum=1)
+# A region whose queues no worker has served for this long has its work sent to another region's
+# (clusters/services/runtime.py).
+RUNTIME_TAKEOVER_S = envint("RUNTIME_TAKEOVER_S", 20, minimum=1)
 LEASE_ENDING_NOTICE_MINUTES = (60, 10)
 METRICS_SCRAPE_TOKEN = envstr("METRICS_SCRAPE_TOKEN", "")
 
@@ -339,11 +391,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
-# Lease sweeps have their own queue, so a tick never waits behind a backlog of poll chunks (lease
-# start lateness, docs/decisions.md). A worker started without -Q consumes every queue listed here;
-# production can give `-Q leases` a worker of its own.
-CELERY_TASK_QUEUES = (Queue("celery"), Queue("leases"))
-CELERY_TASK_ROUTES = {"clusters.tasks.leases_enforce": {"queue": "leases"}}
+# Each region's polls and lease sweeps go to its own queues, `poll.<region>` and `leases.<region>`,
+# made when first used; beat's ticks go to `dispatch`, which sends them there (clusters/tasks.py).
+# A worker started without -Q consumes the queues listed here and every region's (voltpark/celery.py);
+# production names its queues with -Q: a worker per region, in the region (README).
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("dispatch"))
+CELERY_TASK_ROUTES = {
+    "clusters.tasks.fleet_poll_dispatch": {"queue": "dispatch"},
+    "clusters.tasks.leases_enforce_dispatch": {"queue": "dispatch"},
+}
 # Run-time ticks expire after one interval, so a backlog of beats never runs a sweep twice in a
 # row. Billing meters a few minutes past every hour and closes the month on the 1st.
 CELERY_BEAT_SCHEDULE = {
@@ -353,7 +409,7 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": float(POLL_INTERVAL_S)},
     },
     "enforce-leases": {
-        "task": "clusters.tasks.leases_enforce",
+        "task": "clusters.tasks.leases_enforce_dispatch",
         "schedule": float(LEASE_SWEEP_INTERVAL_S),
         "options": {"expires": float(LEASE_SWEEP_INTERVAL_S)},
     },
@@ -383,5 +439,10 @@ CELERY_BEAT_SCHEDULE = {
     "billing-close-previous-month": {
         "task": "billing.tasks.close_previous_month",
         "schedule": crontab(minute=30, hour=0, day_of_month=1),
+    },
+    "lease-requests-dispatch": {
+        "task": "clusters.tasks.lease_requests_dispatch",
+        "schedule": float(LEASE_REQUEST_DISPATCH_INTERVAL_S),
+        "options": {"expires": float(LEASE_REQUEST_DISPATCH_INTERVAL_S)},
     },
 }

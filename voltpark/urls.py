@@ -11,6 +11,9 @@ swagger_ui = csp_update({"style-src": ["'unsafe-inline'"], "img-src": ["data:"]}
     SpectacularSwaggerSplitView.as_view(url_name="api-schema")
 )
 
+# allauth answers its rate limits through this view (a 429 with Retry-After, in the site's page).
+handler429 = "accounts.views.auth.too_many_requests"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -7,8 +7,9 @@ from rest_framework.views import APIView
 from accounts.choices import ROLES_THAT_BOOK, ROLES_THAT_PAY, ROLES_THAT_SEE_INVOICES
 from accounts.models import Organization, User
 from accounts.selectors.organizations import role_in
-from accounts.selectors.staff import is_staff_admin, is_staff_finance
+from accounts.selectors.staff import is_staff_admin, is_staff_finance, staff_without_mfa
 from accounts.selectors.viewer import current_organization
+from accounts.services.refusals import MfaRequired
 
 
 class AuthenticatedRequest(Request):
@@ -55,17 +56,24 @@ class CanPay(_OrganizationRole):
 
 
 class IsStaffAdmin(BasePermission):
-    """Staff admins run the fleet."""
+    """Staff admins run the fleet (with a second factor: 403 `mfa_required` until they have one)."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
+        _refuse_staff_without_mfa(request)
         return is_staff_admin(request.user)
 
 
 class IsStaffFinance(BasePermission):
-    """Staff finance see every organization's money."""
+    """Staff finance see every organization's money (with a second factor, as above)."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
+        _refuse_staff_without_mfa(request)
         return is_staff_finance(request.user)
+
+
+def _refuse_staff_without_mfa(request: Request) -> None:
+    if staff_without_mfa(request.user):
+        raise MfaRequired()
 
 
 class CanSeeMoney(BasePermission):

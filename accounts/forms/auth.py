@@ -1,46 +1,34 @@
-"""Sign-up and log-in forms."""
+"""The sign-up form: allauth's (email, password), the person's name and, optionally, their organization."""
 
+from allauth.account.forms import SignupForm
 from django import forms
-from django.contrib.auth import password_validation
-from django.contrib.auth.forms import AuthenticationForm
+from django.http import HttpRequest
 
 from accounts.choices import OrganizationKind
-from accounts.models import User
+from accounts.models import Organization, User
+from accounts.services.organizations import organization_create
 
 
-class SignUpForm(forms.Form):
-    """A new person and, optionally, their organization."""
+class SignUpForm(SignupForm):
+    """A new person and, optionally, the organization they will own."""
 
-    email = forms.EmailField(label="Work email")
     full_name = forms.CharField(label="Your name", max_length=200)
-    password = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
     organization_name = forms.CharField(
         label="Organization",
-        max_length=200,
+        max_length=Organization._meta.get_field("name").max_length,
         required=False,
         help_text="Leave empty if you were invited to an existing organization.",
     )
     organization_kind = forms.ChoiceField(label="Kind", choices=OrganizationKind.choices, required=False)
+    field_order = ["email", "full_name", "password1", "organization_name", "organization_kind"]
 
-    def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip().lower()
-        if User.objects.filter(email=email).exists():
-            raise forms.ValidationError("An account with this email already exists; log in instead.")
-        return email
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["email"].label = "Work email"
 
-    def clean(self) -> dict[str, object]:
-        data = super().clean() or {}
-        password = data.get("password")
-        if password:
-            probe = User(email=data.get("email", ""), full_name=data.get("full_name", ""))
-            try:
-                password_validation.validate_password(str(password), probe)
-            except forms.ValidationError as error:
-                self.add_error("password", error)
-        return data
-
-
-class EmailLoginForm(AuthenticationForm):
-    """Django's login form, labelled for email."""
-
-    username = forms.EmailField(label="Email", widget=forms.EmailInput(attrs={"autofocus": True}))
+    def signup(self, request: HttpRequest, user: User) -> None:
+        """Called by allauth once the user is saved: create the organization they named."""
+        name = self.cleaned_data.get("organization_name", "")
+        if name:
+            kind = self.cleaned_data.get("organization_kind") or OrganizationKind.STARTUP
+            organization_create(owner=user, name=name, kind=kind)

@@ -63,3 +63,8 @@ def membership_in_org_or_404(organization: Organization, public_user_email: str)
     if membership is None:
         raise Http404("No such member.")
     return membership
+
+
+def invitation_with_hash(token_hash: str) -> Invitation | None:
+    """The invitation whose link's secret has this hash, with its organization, or None."""
+    return Invitation.objects.select_related("organization").filter(token_hash=token_hash).first()

@@ -13,7 +13,9 @@ from django.utils.text import slugify
 
 from accounts.choices import OrganizationKind, Role
 from accounts.models import Invitation, Membership, Organization, User
+from accounts.selectors.auth import email_belongs_to, email_is_verified
 from accounts.services.audit import audit_record
+from accounts.services.refusals import InvitationEmailUnverified, InvitationForAnotherAddress
 from accounts.services.tokens import hash_token
 
 
@@ -132,7 +134,8 @@ def invitation_revoke(*, actor: User, invitation: Invitation) -> None:
 
 @transaction.atomic
 def invitation_accept(*, user: User, secret: str) -> Membership:
-    """Join the organization of the invitation with this secret; it works once, before it expires."""
+    """Join the organization of the invitation with this secret; it works once, before it expires,
+    and only for a user who has verified the address it was sent to."""
     invitation = (
         Invitation.objects.select_for_update()
         .select_related("organization")
@@ -145,6 +148,7 @@ def invitation_accept(*, user: User, secret: str) -> Membership:
         raise ValidationError("This invitation has already been used.")
     if invitation.expires_at <= timezone.now():
         raise ValidationError("This invitation has expired; ask the owner for a new one.")
+    _require_invited(user, invitation.email)
     membership, _ = Membership.objects.get_or_create(
         user=user, organization=invitation.organization, defaults={"role": invitation.role}
     )
@@ -153,6 +157,15 @@ def invitation_accept(*, user: User, secret: str) -> Membership:
     invitation.save(update_fields=["accepted_at", "accepted_by"])
     audit_record(actor=user, action="invitation.accept", obj=invitation, organization=invitation.organization)
     return membership
+
+
+def _require_invited(user: User, invited: str) -> None:
+    # The link alone proves nothing: it may have been forwarded, or opened by whoever is signed in.
+    if email_is_verified(user, invited):
+        return
+    if email_belongs_to(user, invited):
+        raise InvitationEmailUnverified(invited=invited)
+    raise InvitationForAnotherAddress(invited=invited, signed_in=user.email)
 
 
 @transaction.atomic

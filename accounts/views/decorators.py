@@ -3,14 +3,22 @@
 from collections.abc import Callable, Iterable
 from functools import wraps
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 
 from accounts.models import Organization, User
+from accounts.selectors.staff import staff_without_mfa
 from accounts.selectors.viewer import Viewer, viewer_of
 
 View = Callable[..., HttpResponse]
+
+STAFF_MFA_NEEDED = (
+    "Voltpark staff pages need two-factor authentication. Set up an authenticator app or a passkey "
+    "here, then open the page again."
+)
 
 
 class AuthenticatedHttpRequest(HttpRequest):
@@ -41,29 +49,32 @@ def organization_role_required(roles: Iterable[str]) -> Callable[[View], View]:
 
 
 def staff_admin_required(view: View) -> View:
-    """Let in staff admins only."""
+    """Let in staff admins only; staff without a second factor are sent to set one up."""
 
     def check(viewer: Viewer) -> None:
         if not viewer.is_staff_admin:
             raise PermissionDenied("This page is for Voltpark staff admins.")
 
-    return _guard(check)(view)
+    return _guard(check, staff=True)(view)
 
 
 def staff_finance_required(view: View) -> View:
-    """Let in staff finance only."""
+    """Let in staff finance only; staff without a second factor are sent to set one up."""
 
     def check(viewer: Viewer) -> None:
         if not viewer.is_staff_finance:
             raise PermissionDenied("This page is for Voltpark finance staff.")
 
-    return _guard(check)(view)
+    return _guard(check, staff=True)(view)
 
 
-def _guard(check: Callable[[Viewer], None]) -> Callable[[View], View]:
+def _guard(check: Callable[[Viewer], None], *, staff: bool = False) -> Callable[[View], View]:
     def decorator(view: View) -> View:
         @wraps(view)
         def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+            if staff and staff_without_mfa(request.user):
+                messages.warning(request, STAFF_MFA_NEEDED)
+                return redirect("mfa_index")
             check(viewer_of(request))
             return view(request, *args, **kwargs)
 

@@ -2,8 +2,9 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -11,7 +12,10 @@ from django.views.decorators.http import require_POST
 
 from accounts.choices import ROLES_THAT_BOOK, Role
 from accounts.forms.organizations import InvitationForm, MemberForm, MemberRoleForm
+from accounts.models import Invitation
+from accounts.selectors.auth import email_belongs_to, email_is_verified
 from accounts.selectors.organizations import (
+    invitation_with_hash,
     members_of,
     membership_in_org_or_404,
     organization_for_user_or_404,
@@ -26,28 +30,47 @@ from accounts.services.organizations import (
     membership_remove,
     membership_set_role,
 )
+from accounts.services.tokens import hash_token
 from accounts.views.decorators import (
     AuthenticatedHttpRequest,
     acting_organization,
     organization_role_required,
 )
+from core.refusals import Refused
 
 
-def invitation(request: AuthenticatedHttpRequest, secret: str) -> HttpResponse:
-    """Accept an invitation: log in or sign up first, then join."""
-    if not request.user.is_authenticated:
-        messages.info(request, "Log in or sign up with the invited email, then open the link again.")
-        return redirect(f"/login/?next={request.path}")
+def invitation(request: HttpRequest, secret: str) -> HttpResponse:
+    """An invitation: who it is for and, for that person signed in with the address verified, Accept."""
+    found = invitation_with_hash(hash_token(secret))
     if request.method == "POST":
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.path)
         try:
             membership = invitation_accept(user=request.user, secret=secret)
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))
             return redirect("home")
+        except Refused as refusal:
+            return _invitation_page(request, found, refusal)
         switch_organization(request, membership.organization)
         messages.success(request, f"You joined {membership.organization.name} as {membership.role}.")
         return redirect("home")
-    return render(request, "accounts/invitation.html")
+    return _invitation_page(request, found)
+
+
+def _invitation_page(
+    request: HttpRequest, found: Invitation | None, refusal: Refused | None = None
+) -> HttpResponse:
+    user = request.user
+    context = {
+        "invitation": found,
+        "refusal": refusal,
+        "addressed_to_viewer": bool(user.is_authenticated and found and email_belongs_to(user, found.email)),
+        "verified": bool(user.is_authenticated and found and email_is_verified(user, found.email)),
+        "now": timezone.now(),
+    }
+    status = refusal.status if refusal else (200 if found else 404)
+    return render(request, "accounts/invitation.html", context, status=status)
 
 
 @login_required

@@ -12,9 +12,9 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0004_audit_entry_request_id'),
+        ('accounts', '0005_email_addresses_of_existing_users'),
         ('billing', '0003_price_book_moves_to_clusters'),
-        ('clusters', '0010_price_term_tiers'),
+        ('clusters', '0013_price_term_tiers'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -18,6 +18,7 @@ from clusters.choices import (
     Pool,
 )
 from clusters.models import Region
+from clusters.selectors.lease_requests import gpus_queued
 
 
 @dataclass(frozen=True)
@@ -223,9 +224,10 @@ def capacity_timeline(*, region: Region, organization: Organization) -> list[Tim
 
 
 def quota_left(*, organization: Organization, window: Window) -> int:
-    """GPUs the organization may still add at the busiest instant of the window."""
+    """GPUs the organization may still add at the busiest instant of the window (its queued
+    requests' GPUs count against its quota too)."""
     held = gpus_held_at_peak(organization=organization, window=window)
-    return max(organization.gpu_quota - held, 0)
+    return max(organization.gpu_quota - held - gpus_queued(organization), 0)
 
 
 @dataclass(frozen=True)

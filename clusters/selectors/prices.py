@@ -62,6 +62,11 @@ def quote(
     """
     duration = None if end is None else end - start
     price = price_for(kind=kind, region=region, at=at or timezone.now(), duration=duration)
+    return quote_at_price(price=price, gpus=gpus, start=start, end=end)
+
+
+def quote_at_price(*, price: Decimal, gpus: int, start: datetime, end: datetime | None) -> Quote:
+    """The quote of `gpus` GPUs over [start, end) at a price already looked up (see `quote`)."""
     per_hour = cents(price * gpus)
     if end is None:
         return Quote(price_per_gpu_hour=price, gpus=gpus, hours=None, per_hour=per_hour, total=None)

@@ -25,12 +25,16 @@ from django.utils import timezone
 from psycopg2.extras import DateTimeTZRange
 
 from accounts.models import Organization, SshKey, User
+from accounts.selectors.booking import booking_blockers
 from accounts.services.audit import audit_entry, audit_record
 from clusters.choices import LIVE_LEASE_STATES, LeaseKind, LeaseState
 from clusters.models import GPU, Allocation, Lease, Node, Region
 from clusters.selectors.capacity import Window, availability_for, gpus_held_at_peak, is_valid_size, pools_for
+from clusters.selectors.offerings import alternatives_for
 from clusters.selectors.prices import price_for
+from clusters.services.capacity import capacity_freed
 from clusters.services.charging import charging
+from clusters.services.demand import demand_record
 from clusters.services.placement import NO_CAPACITY, QUOTA_EXCEEDED, PlacedGpu, Placement, lease_place
 from clusters.services.refusals import InvalidState, NoCapacity, NotExtendable, QuotaExceeded
 from core.durations import duration_words
@@ -73,6 +77,14 @@ def booking_check(check: BookingCheck) -> BookingCheck:
     return check
 
 
+@booking_check
+def _user_may_book(attempt: BookingAttempt) -> None:
+    """First of all: accounts' reasons this user may not book yet (an unverified email address)."""
+    blockers = booking_blockers(user=attempt.user, organization=attempt.organization)
+    if blockers:
+        raise blockers[0]
+
+
 def lease_book(
     *,
     user: User,
@@ -83,13 +95,73 @@ def lease_book(
     start: datetime | None = None,
     end: datetime | None = None,
     ssh_keys: Sequence[SshKey] = (),
+    from_queue: bool = False,
 ) -> Lease:
     """Book `gpus` GPUs in `region`: a reserved window [start, end), or on-demand from now.
 
-    Each attempt is its own atomic block (a savepoint inside a caller's transaction), so losing
-    a race for a GPU rolls back only that attempt before placement runs again on fresh data.
+    A refusal for want of capacity or quota is recorded as unmet demand; one for want of
+    capacity carries the nearest offerings and the regions where the size is free now. Not so
+    when booking a queued request (`from_queue`): refused, it stays queued, which is its demand.
     """
     window = booking_window(kind=kind, start=start, end=end, gpus=gpus)
+    if from_queue:
+        return _lease_book_with_retries(
+            user=user,
+            organization=organization,
+            region=region,
+            gpus=gpus,
+            kind=kind,
+            window=window,
+            ssh_keys=ssh_keys,
+        )
+    try:
+        return _lease_book_with_retries(
+            user=user,
+            organization=organization,
+            region=region,
+            gpus=gpus,
+            kind=kind,
+            window=window,
+            ssh_keys=ssh_keys,
+        )
+    except (NoCapacity, QuotaExceeded) as refusal:
+        demand_record(
+            organization=organization,
+            region=region,
+            reason=refusal.code,
+            kind=kind,
+            gpus=gpus,
+            start=window.start,
+            end=window.end,
+        )
+        if isinstance(refusal, NoCapacity):
+            raise _with_alternatives(refusal, organization=organization, window=window) from None
+        raise
+
+
+def _with_alternatives(refusal: NoCapacity, *, organization: Organization, window: Window) -> NoCapacity:
+    # Read after the refused attempt rolled back, so the offerings are what can be booked now.
+    found = alternatives_for(organization=organization, gpus=refusal.gpus, window=window)
+    return NoCapacity(
+        gpus=refusal.gpus,
+        max_gpus_available=refusal.max_gpus_available,
+        offerings=found.offerings,
+        regions_free_now=found.regions_free_now,
+    )
+
+
+def _lease_book_with_retries(
+    *,
+    user: User,
+    organization: Organization,
+    region: Region,
+    gpus: int,
+    kind: str,
+    window: Window,
+    ssh_keys: Sequence[SshKey],
+) -> Lease:
+    """Each attempt is its own atomic block (a savepoint inside a caller's transaction), so losing
+    a race for a GPU rolls back only that attempt before placement runs again on fresh data."""
     for _ in range(settings.BOOKING_PLACEMENT_RETRIES + 1):
         try:
             return _lease_book_once(
@@ -139,7 +211,7 @@ def _lease_book_once(
         ssh_keys=ssh_keys,
         pools=pools_for(organization),
         soon=window.overlaps_soon(),
-        quota=organization.gpu_quota,
+        quota=organization.gpu_quota - _queued(organization),
     )
     _refuse_unplaced(attempt, placement)
     _saved(lease, placement)
@@ -172,8 +244,13 @@ def _new_lease(attempt: BookingAttempt) -> Lease:
 
 def _refuse_unplaced(attempt: BookingAttempt, placement: Placement) -> None:
     if placement.refusal == QUOTA_EXCEEDED:
-        quota = attempt.organization.gpu_quota
-        raise QuotaExceeded(quota=quota, gpus_held=placement.gpus_held, gpus=attempt.gpus)
+        organization = attempt.organization
+        raise QuotaExceeded(
+            quota=organization.gpu_quota,
+            gpus_held=placement.gpus_held,
+            gpus=attempt.gpus,
+            gpus_queued=_queued(organization),
+        )
     if placement.refusal == NO_CAPACITY:
         raise _no_capacity(
             region=attempt.region, window=attempt.window, gpus=attempt.gpus, organization=attempt.organization
@@ -249,7 +326,13 @@ def _floor_to_step(value: datetime) -> datetime:
     return value - (value - datetime.min.replace(tzinfo=value.tzinfo)) % step
 
 
-LOCK_ORGANIZATION_SQL = "SELECT * FROM accounts_organization WHERE id = %s FOR NO KEY UPDATE"
+# The organization's row, locked, and the GPUs its queued requests ask for (they count against its
+# quota; creating a request takes the same lock), in one round trip.
+LOCK_ORGANIZATION_SQL = """
+SELECT o.*, (SELECT coalesce(sum(r.gpus), 0) FROM clusters_leaserequest r
+             WHERE r.organization_id = o.id AND r.state = 'queued') AS gpus_queued
+FROM accounts_organization o WHERE o.id = %s FOR NO KEY UPDATE OF o
+"""
 
 
 def _lock_organization(organization: Organization) -> Organization:
@@ -259,12 +342,18 @@ def _lock_organization(organization: Organization) -> Organization:
     return next(iter(Organization.objects.raw(LOCK_ORGANIZATION_SQL, [organization.pk])))
 
 
+def _queued(organization: Organization) -> int:
+    """The GPUs of its queued requests, read with its row lock (LOCK_ORGANIZATION_SQL)."""
+    return int(organization.gpus_queued)  # type: ignore[attr-defined]
+
+
 def _check_quota(
     *, organization: Organization, window: Window, gpus: int, exclude: int | None = None
 ) -> None:
     held = gpus_held_at_peak(organization=organization, window=window, exclude_lease_id=exclude)
-    if held + gpus > organization.gpu_quota:
-        raise QuotaExceeded(quota=organization.gpu_quota, gpus_held=held, gpus=gpus)
+    queued = _queued(organization)
+    if held + queued + gpus > organization.gpu_quota:
+        raise QuotaExceeded(quota=organization.gpu_quota, gpus_held=held, gpus=gpus, gpus_queued=queued)
 
 
 def _price(*, kind: str, region: Region, window: Window) -> Decimal:
@@ -438,6 +527,7 @@ def _cancel(*, user: User | None, lease: Lease, reason: str) -> Lease:
         before=before,
         after=snapshot(lease),
     )
+    capacity_freed()
     return lease
 
 
@@ -470,4 +560,5 @@ def lease_release(*, user: User | None, lease: Lease) -> Lease:
         before=before,
         after=snapshot(lease),
     )
+    capacity_freed()
     return lease

@@ -14,6 +14,7 @@ from accounts.services.audit import audit_record
 from clusters.choices import GpuHealth, HealthEventKind, LeaseState, NodeState
 from clusters.models import GPU, HealthEvent, Lease, Node
 from clusters.services.agent import parse_xid
+from clusters.services.capacity import capacity_freed
 from clusters.services.lifecycle import owner_emails
 from core.refusals import Refused
 
@@ -240,6 +241,7 @@ def node_undrain(*, node: Node, actor: User, reason: str) -> Node:
     GPU.objects.filter(node=node).exclude(health=GpuHealth.HEALTHY).update(health=GpuHealth.HEALTHY)
     node.refresh_from_db()
     audit_record(actor=actor, action="node.undrained", obj=node, before=before, after=_node_audit(node))
+    capacity_freed()
     return node
 
 

@@ -22,8 +22,9 @@ from django.utils import timezone
 from accounts.choices import Role
 from accounts.models import Membership
 from clusters.choices import LeaseKind, LeaseNoticeKind, LeaseState
-from clusters.models import GPU, Allocation, Lease, Node
+from clusters.models import GPU, Allocation, Lease, Node, Region
 from clusters.services.agent import AgentAnswer, AgentCall, AgentClient
+from clusters.services.capacity import capacity_freed
 from clusters.services.charging import charging
 from core.request_id import current_request_id
 
@@ -71,14 +72,22 @@ class _Placement:
         return calls
 
 
-def leases_enforce(*, now: datetime | None = None) -> EnforceReport:
-    """One sweep: start what is due, end what is due, warn owners of reserved leases about to end."""
+def leases_enforce(*, now: datetime | None = None, region: str | None = None) -> EnforceReport:
+    """One sweep: start what is due, end what is due, warn owners of reserved leases about to end.
+
+    With `region` (a code), only that region's leases: each region's workers sweep their own.
+    """
     now = now or timezone.now()
     report = EnforceReport()
+    region_id = None
+    if region is not None:
+        region_id = Region.objects.filter(code=region).values_list("pk", flat=True).first()
+        if region_id is None:
+            return report
     with agent_client() as client:
-        leases_start_due(now=now, report=report, client=client)
-        report.ended = leases_end_due(now=now, client=client)
-    report.notices = leases_notify_ending(now=now)
+        leases_start_due(now=now, report=report, client=client, region_id=region_id)
+        report.ended = leases_end_due(now=now, client=client, region_id=region_id)
+    report.notices = leases_notify_ending(now=now, region_id=region_id)
     return report
 
 
@@ -111,8 +120,10 @@ def _placement(lease_ids: list[int], *, live_only: bool = True) -> _Placement:
     return _Placement(gpus, nodes)
 
 
-def _claim(state: str, due: dict[str, datetime], exclude: set[int]) -> list[Lease]:
-    """Lock up to LEASE_SWEEP_BATCH due leases that no other sweeper holds."""
+def _claim(state: str, due: dict[str, Any], exclude: set[int], region_id: int | None) -> list[Lease]:
+    """Lock up to LEASE_SWEEP_BATCH due leases (of one region, or all) that no other sweeper holds."""
+    if region_id is not None:
+        due = {**due, "region_id": region_id}
     query = Lease.objects.select_for_update(skip_locked=True, no_key=True).filter(state=state, **due)
     return list(query.exclude(pk__in=exclude).order_by("pk")[: settings.LEASE_SWEEP_BATCH])
 
@@ -164,11 +175,13 @@ def _transition(leases: list[Lease], source: str, target: str, **columns: Any) -
 # --- Starting
 
 
-def leases_start_due(*, now: datetime, report: EnforceReport, client: AgentClient | None = None) -> None:
+def leases_start_due(
+    *, now: datetime, report: EnforceReport, client: AgentClient | None = None, region_id: int | None = None
+) -> None:
     """Start every scheduled lease whose start has come; fail those past LEASE_START_TIMEOUT_S."""
     seen: set[int] = set()
     with _using(client) as agents:
-        while _start_batch(now, seen, report, agents):
+        while _start_batch(now, seen, report, agents, region_id):
             pass
 
 
@@ -177,8 +190,10 @@ def _install_body(lease: Lease, gpus: list[tuple[int, int]]) -> dict[str, Any]:
 
 
 @transaction.atomic
-def _start_batch(now: datetime, seen: set[int], report: EnforceReport, client: AgentClient) -> bool:
-    leases = _claim(LeaseState.SCHEDULED, {"start__lte": now}, seen)
+def _start_batch(
+    now: datetime, seen: set[int], report: EnforceReport, client: AgentClient, region_id: int | None
+) -> bool:
+    leases = _claim(LeaseState.SCHEDULED, {"start__lte": now}, seen, region_id)
     if not leases:
         return False
     seen.update(lease.pk for lease in leases)
@@ -256,28 +271,31 @@ def _fail(
         charging().lease_failed(lease=lease)
     _revoke(failed, placement, client)
     transaction.on_commit(lambda: _email_owners(failed, _failed_message))
+    capacity_freed()
     return failed
 
 
 # --- Ending
 
 
-def leases_end_due(*, now: datetime, client: AgentClient | None = None) -> int:
+def leases_end_due(*, now: datetime, client: AgentClient | None = None, region_id: int | None = None) -> int:
     """End every active lease whose end has come; returns how many this sweeper ended."""
     ended = 0
     with _using(client) as agents:
-        while count := _end_batch(now, agents):
+        while count := _end_batch(now, agents, region_id):
             ended += count
     return ended
 
 
 @transaction.atomic
-def _end_batch(now: datetime, client: AgentClient) -> int:
-    leases = _claim(LeaseState.ACTIVE, {"end__lte": now}, set())
+def _end_batch(now: datetime, client: AgentClient, region_id: int | None) -> int:
+    leases = _claim(LeaseState.ACTIVE, {"end__lte": now}, set(), region_id)
     if not leases:
         return 0
     _revoke(leases, _placement([lease.pk for lease in leases]), client)
     ended = _transition(leases, LeaseState.ACTIVE, LeaseState.ENDED, ended_at=timezone.now())
+    if ended:
+        capacity_freed()
     return len(ended)
 
 
@@ -311,18 +329,22 @@ def gpus_cleanup_check() -> int:
     with agent_client() as client:
         answers = _agent_calls(client, placement.calls(leases, "DELETE"))
     clean = [gpu_id for key, answer in answers.items() if _clean(answer) for gpu_id, _ in placement.gpus[key]]
-    return GPU.objects.filter(pk__in=clean, needs_cleanup=True).update(needs_cleanup=False)
+    returned = GPU.objects.filter(pk__in=clean, needs_cleanup=True).update(needs_cleanup=False)
+    if returned:
+        capacity_freed()
+    return returned
 
 
 # --- Warning owners before a reserved lease ends
 
 
-def leases_notify_ending(*, now: datetime) -> int:
+def leases_notify_ending(*, now: datetime, region_id: int | None = None) -> int:
     """Email owners 60 and 10 minutes before a reserved lease ends, each notice once per lease."""
     sent = 0
     lower = 0
+    leases = Lease.objects.all() if region_id is None else Lease.objects.filter(region_id=region_id)
     for minutes in sorted(settings.LEASE_ENDING_NOTICE_MINUTES):
-        due = Lease.objects.filter(
+        due = leases.filter(
             kind=LeaseKind.RESERVED,
             state=LeaseState.ACTIVE,
             end__gt=now + timedelta(minutes=lower),

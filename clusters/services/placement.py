@@ -1,13 +1,16 @@
-"""Placement: which GPUs a new lease gets, chosen best-fit and locked against concurrent bookings.
+"""Placement: which GPUs a new lease gets, packed then best fit, locked against concurrent bookings.
 
 The rules run in the database, in the functions of clusters/sql/booking.sql, so a booking is one
 round trip after the organization's lock (`lease_place` here calls clusters_lease_book):
 
-- Best fit: a lease of 1-8 GPUs goes to the node with the fewest free GPUs that still fits it
-  (partly used nodes fill first), in the cluster with the fewest wholly free nodes (clusters with
-  room for large leases stay whole), then by hostname, so the choice is deterministic for the same
-  state. A larger lease takes whole nodes in the cluster with the fewest wholly free nodes that
-  still fits it. Pools are tried in the organization's order of preference.
+- Packing, then best fit, in the organization's first pool that fits: a lease of 1-8 GPUs goes to
+  the node where it takes the fewest unbooked GPUs (with no booking from now on: what on-demand
+  can take), so a reserved lease lands on GPUs that already carry other bookings; then to the
+  node with the fewest free GPUs that still fits it (partly used nodes fill first), in the cluster
+  with the fewest wholly free nodes (clusters with room for large leases stay whole), then by
+  hostname, so the choice is deterministic for the same state. On the node, GPUs carrying other
+  bookings go first. A larger lease takes whole nodes of one cluster, packed the same way, in the
+  cluster with the fewest wholly free nodes that still fits it.
 - Concurrency: the chosen node rows are locked `FOR NO KEY UPDATE SKIP LOCKED`, so concurrent
   bookings of one region spread over different nodes instead of all colliding on the best one;
   only when every candidate is locked does a booking wait for the best one. The allocations are

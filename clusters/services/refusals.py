@@ -1,7 +1,10 @@
 """Why a lease service refused: each carries its code, its status and what the API reports with it."""
 
+from collections.abc import Sequence
 from datetime import datetime
 
+from clusters.models import Region
+from clusters.selectors.offerings import Offering
 from core.refusals import Refused
 
 
@@ -14,27 +17,50 @@ class QuotaExceeded(BookingRefused):
     status = 403
     field = "gpus"
 
-    def __init__(self, *, quota: int, gpus_held: int, gpus: int) -> None:
+    def __init__(self, *, quota: int, gpus_held: int, gpus: int, gpus_queued: int = 0) -> None:
+        queued = f" and has {gpus_queued} queued" if gpus_queued else ""
         super().__init__(
-            f"This lease would hold {gpus_held + gpus} GPUs at once; your organization's quota is {quota} "
-            f"and it already holds {gpus_held} in that window.",
+            f"This lease would hold {gpus_held + gpus_queued + gpus} GPUs at once; your organization's quota "
+            f"is {quota} and it already holds {gpus_held} in that window{queued}.",
             quota=quota,
             gpus_held=gpus_held,
+            gpus_queued=gpus_queued,
         )
-        self.quota, self.gpus_held = quota, gpus_held
+        self.quota, self.gpus_held, self.gpus_queued = quota, gpus_held, gpus_queued
 
 
 class NoCapacity(BookingRefused):
+    """Not enough free GPUs; carries a way forward: the nearest offerings, the regions free now."""
+
     code = "no_capacity"
     field = "gpus"
 
-    def __init__(self, *, gpus: int, max_gpus_available: int) -> None:
-        super().__init__(
+    def __init__(
+        self,
+        *,
+        gpus: int,
+        max_gpus_available: int,
+        offerings: Sequence[Offering] = (),
+        regions_free_now: Sequence[Region] = (),
+    ) -> None:
+        detail = (
             f"{gpus} GPUs cannot be placed in this region for that window; "
-            f"the largest lease that fits is {max_gpus_available} GPUs.",
-            max_gpus_available=max_gpus_available,
+            f"the largest lease that fits is {max_gpus_available} GPUs."
         )
-        self.max_gpus_available = max_gpus_available
+        if offerings:
+            first = offerings[0]
+            detail += (
+                f" The nearest window that can be booked: {first.region.code} from "
+                f"{first.start:%Y-%m-%d %H:%M} to {first.end:%Y-%m-%d %H:%M} UTC."
+            )
+        super().__init__(
+            detail,
+            max_gpus_available=max_gpus_available,
+            offerings=[offering.as_json() for offering in offerings],
+            regions_free_now=[region.code for region in regions_free_now],
+        )
+        self.gpus, self.max_gpus_available = gpus, max_gpus_available
+        self.offerings, self.regions_free_now = list(offerings), list(regions_free_now)
 
 
 class NotExtendable(BookingRefused):

@@ -67,9 +67,12 @@ def answered(answer: AgentAnswer) -> bool:
     return answer.ok and isinstance(answer.body.get("gpus"), list)  # type: ignore[union-attr]
 
 
-def pollable_node_ids() -> list[int]:
-    """Every node with an agent that is not switched off, in a stable order for chunking."""
+def pollable_node_ids(*, region: str | None = None) -> list[int]:
+    """Every node (of one region, or all) with an agent that is not switched off, in a stable order
+    for chunking."""
     nodes = Node.objects.exclude(agent_url="").exclude(state=NodeState.OFFLINE)
+    if region is not None:
+        nodes = nodes.filter(cluster__region__code=region)
     return list(nodes.order_by("pk").values_list("pk", flat=True))
 
 

@@ -10,39 +10,56 @@
 -- Free GPUs per node of a region for the window [p_start, p_end) (p_end NULL: open-ended), on
 -- available nodes of the pools p_pools (in order of preference: pool_rank 1 is the first).
 -- A GPU is busy when a live allocation overlaps the window, when it is not healthy, or, for a
--- window starting soon (p_soon), while it waits for cleanup. cluster_whole counts the wholly free
--- nodes of the node's cluster and pool. Placement, availability and offerings read this.
+-- window starting soon (p_soon), while it waits for cleanup. `unbooked` counts the free GPUs that
+-- carry no booking at all from now on (clusters_gpubookeduntil): what on-demand can take, which
+-- placement keeps for it when it can. cluster_whole counts the wholly free nodes of the node's
+-- cluster and pool. Placement, availability and offerings read this.
 -- `busy` is an index-only scan of one region's live allocations overlapping the window (index
 -- allocation_region_period) plus the few unplaceable GPUs (index gpu_unplaceable); UNION counts
--- a GPU once however many allocations it has in the window.
+-- a GPU once however many allocations it has in the window. `unbooked` reads the region's GPUs
+-- booked until now at the latest (index gpu_booked_until_region): few on a busy fleet.
 CREATE OR REPLACE FUNCTION clusters_free_nodes(
     p_region bigint, p_start timestamptz, p_end timestamptz, p_pools text[], p_soon boolean
 ) RETURNS TABLE (
     node_id bigint, cluster_id bigint, pool text, hostname text, pool_rank integer, free integer,
-    cluster_whole integer
+    unbooked integer, cluster_whole integer
 ) LANGUAGE sql STABLE AS $$
-WITH busy AS (
+WITH unplaceable AS (
+    SELECT g.node_id, g.id AS gpu_id
+    FROM clusters_gpu g
+    WHERE (g.health <> 'healthy' OR g.needs_cleanup) AND (g.health <> 'healthy' OR p_soon)
+),
+busy AS (
     SELECT a.node_id, a.gpu_id
     FROM clusters_allocation a
     WHERE a.region_id = p_region AND a.is_live AND a.period && tstzrange(p_start, p_end, '[)')
   UNION
-    SELECT g.node_id, g.id
-    FROM clusters_gpu g
-    WHERE (g.health <> 'healthy' OR g.needs_cleanup) AND (g.health <> 'healthy' OR p_soon)
+    SELECT u.node_id, u.gpu_id FROM unplaceable u
 ),
 busy_per_node AS (
     SELECT b.node_id, count(*)::integer AS busy FROM busy b GROUP BY b.node_id
 ),
+-- Booked until the window's start (a reserved start may be a few seconds before now) and now:
+-- such a GPU is free in the window, so `unbooked` never exceeds `free`.
+unbooked_per_node AS (
+    SELECT b.node_id, count(*)::integer AS unbooked
+    FROM clusters_gpubookeduntil b
+    WHERE b.region_id = p_region AND b.booked_until <= least(now(), p_start)
+      AND NOT EXISTS (SELECT 1 FROM unplaceable u WHERE u.gpu_id = b.gpu_id)
+    GROUP BY b.node_id
+),
 free AS (
     SELECT n.id AS node_id, n.cluster_id, n.pool::text AS pool, n.hostname::text AS hostname,
            array_position(p_pools, n.pool::text) AS pool_rank,
-           8 - coalesce(b.busy, 0) AS free
+           8 - coalesce(b.busy, 0) AS free,
+           coalesce(u.unbooked, 0) AS unbooked
     FROM clusters_node n
     JOIN clusters_cluster c ON c.id = n.cluster_id
     LEFT JOIN busy_per_node b ON b.node_id = n.id
+    LEFT JOIN unbooked_per_node u ON u.node_id = n.id
     WHERE c.region_id = p_region AND n.state = 'available' AND n.pool = ANY(p_pools)
 )
-SELECT f.node_id, f.cluster_id, f.pool, f.hostname, f.pool_rank, f.free,
+SELECT f.node_id, f.cluster_id, f.pool, f.hostname, f.pool_rank, f.free, f.unbooked,
        (sum((f.free = 8)::integer) OVER (PARTITION BY f.cluster_id, f.pool))::integer AS cluster_whole
 FROM free f
 $$;
@@ -69,8 +86,9 @@ SELECT coalesce(max(held), 0)::integer
 FROM (SELECT sum(e.delta) OVER (ORDER BY e.at, e.delta ROWS UNBOUNDED PRECEDING) AS held FROM events e) s
 $$;
 
--- Allocate p_gpus free GPUs of the locked nodes p_nodes (in that order of preference, then by
--- GPU index) to the lease over the window, or nothing at all if fewer are free. The free GPUs
+-- Allocate p_gpus free GPUs of the locked nodes p_nodes (in that order of preference; on a node,
+-- GPUs that carry other bookings before unbooked ones, then by index) to the lease over the
+-- window, or nothing at all if fewer are free. The free GPUs
 -- are read afresh (a new statement sees what an earlier holder of the node locks committed).
 -- Answers [[allocation, gpu, node, hostname, index], ...] by hostname and index, or NULL.
 CREATE OR REPLACE FUNCTION clusters_allocate(
@@ -84,12 +102,13 @@ BEGIN
         SELECT g.id, g.node_id, g.index, n.hostname
         FROM clusters_gpu g
         JOIN clusters_node n ON n.id = g.node_id
+        JOIN clusters_gpubookeduntil b ON b.gpu_id = g.id
         WHERE g.node_id = ANY(p_nodes) AND g.health = 'healthy' AND NOT (g.needs_cleanup AND p_soon)
           AND NOT EXISTS (
               SELECT 1 FROM clusters_allocation a
               WHERE a.gpu_id = g.id AND a.is_live AND a.period && tstzrange(p_start, p_end, '[)')
           )
-        ORDER BY array_position(p_nodes, g.node_id), g.index
+        ORDER BY array_position(p_nodes, g.node_id), b.booked_until <= least(now(), p_start), g.index
         LIMIT p_gpus
     ),
     written AS (
@@ -106,9 +125,12 @@ BEGIN
 END
 $$;
 
--- A lease of 1-8 GPUs on one node, best fit: the node with the fewest free GPUs that still fits
--- (partly used nodes fill first), in the cluster with the fewest wholly free nodes (clusters with
--- room for large leases stay whole), then by hostname, in the first pool that fits.
+-- A lease of 1-8 GPUs on one node, in the first pool that fits: first the node where it takes the
+-- fewest unbooked GPUs (a reserved lease goes onto GPUs that already carry other bookings, and
+-- leaves GPUs free from now on to on-demand; an on-demand lease takes only unbooked GPUs, so this
+-- is the same everywhere for it), then best fit: the fewest free GPUs that still fit (partly used
+-- nodes fill first), in the cluster with the fewest wholly free nodes (clusters with room for
+-- large leases stay whole), then by hostname.
 -- The chosen node is locked FOR NO KEY UPDATE SKIP LOCKED, so concurrent bookings spread over
 -- different nodes instead of all colliding on the best one; only when every candidate is locked
 -- does a booking wait for the best one. Only the 64 best candidates are joined back to their node
@@ -126,29 +148,31 @@ BEGIN
     FOR attempt IN 1..8 LOOP
         SELECT n.id INTO v_node
         FROM (
-            SELECT r.node_id, r.pool_rank, r.free, r.cluster_whole, r.hostname
+            SELECT r.node_id, r.pool_rank, greatest(0, p_gpus - (r.free - r.unbooked)) AS unbooked_taken,
+                   r.free, r.cluster_whole, r.hostname
             FROM clusters_free_nodes(p_region, p_start, p_end, p_pools, p_soon) r
             WHERE r.free >= p_gpus AND r.node_id <> ALL(v_stale)
-            ORDER BY r.pool_rank, r.free, r.cluster_whole, r.hostname
+            ORDER BY r.pool_rank, unbooked_taken, r.free, r.cluster_whole, r.hostname
             LIMIT 64
         ) r
         JOIN clusters_node n ON n.id = r.node_id
         WHERE n.state = 'available'
-        ORDER BY r.pool_rank, r.free, r.cluster_whole, r.hostname
+        ORDER BY r.pool_rank, r.unbooked_taken, r.free, r.cluster_whole, r.hostname
         LIMIT 1
         FOR NO KEY UPDATE OF n SKIP LOCKED;
         IF NOT FOUND THEN
             SELECT n.id INTO v_node
             FROM (
-                SELECT r.node_id, r.pool_rank, r.free, r.cluster_whole, r.hostname
+                SELECT r.node_id, r.pool_rank, greatest(0, p_gpus - (r.free - r.unbooked)) AS unbooked_taken,
+                       r.free, r.cluster_whole, r.hostname
                 FROM clusters_free_nodes(p_region, p_start, p_end, p_pools, p_soon) r
                 WHERE r.free >= p_gpus AND r.node_id <> ALL(v_stale)
-                ORDER BY r.pool_rank, r.free, r.cluster_whole, r.hostname
+                ORDER BY r.pool_rank, unbooked_taken, r.free, r.cluster_whole, r.hostname
                 LIMIT 64
             ) r
             JOIN clusters_node n ON n.id = r.node_id
             WHERE n.state = 'available'
-            ORDER BY r.pool_rank, r.free, r.cluster_whole, r.hostname
+            ORDER BY r.pool_rank, r.unbooked_taken, r.free, r.cluster_whole, r.hostname
             LIMIT 1
             FOR NO KEY UPDATE OF n;
             IF NOT FOUND THEN
@@ -165,9 +189,11 @@ BEGIN
 END
 $$;
 
--- A lease above 8 GPUs: p_nodes wholly free nodes of one cluster (one fabric), in the cluster with
--- the fewest wholly free nodes that still fits it, in the first pool that fits. First the clusters
--- whose nodes nobody is booking right now (SKIP LOCKED), then it waits for the best one.
+-- A lease above 8 GPUs: p_nodes wholly free nodes of one cluster (one fabric), in the first pool
+-- that fits: first the cluster where its best nodes hold the fewest unbooked GPUs (as above), then
+-- the cluster with the fewest wholly free nodes that still fits it; in the cluster, the nodes with
+-- the fewest unbooked GPUs, then by hostname. First the clusters whose nodes nobody is booking
+-- right now (SKIP LOCKED), then it waits for the best one (its nodes locked in hostname order).
 CREATE OR REPLACE FUNCTION clusters_place_on_whole_nodes(
     p_lease bigint, p_region bigint, p_start timestamptz, p_end timestamptz, p_nodes integer,
     p_pools text[], p_soon boolean
@@ -179,19 +205,21 @@ DECLARE
     v_placed jsonb;
 BEGIN
     FOR v_ids IN
-        SELECT array_agg(r.node_id ORDER BY r.hostname)
+        SELECT array_agg(r.node_id ORDER BY r.unbooked, r.hostname)
         FROM clusters_free_nodes(p_region, p_start, p_end, p_pools, p_soon) r
         JOIN clusters_cluster c ON c.id = r.cluster_id
         WHERE r.free = 8
         GROUP BY r.cluster_id, c.name, r.pool_rank
         HAVING count(*) >= p_nodes
-        ORDER BY r.pool_rank, count(*), c.name
+        ORDER BY r.pool_rank,
+                 (SELECT sum(u) FROM unnest((array_agg(r.unbooked ORDER BY r.unbooked))[1:p_nodes]) AS u),
+                 count(*), c.name
     LOOP
-        v_best := coalesce(v_best, v_ids);
+        v_best := coalesce(v_best, v_ids[1:p_nodes]);
         v_locked := ARRAY(
             SELECT n.id FROM clusters_node n
             WHERE n.id = ANY(v_ids) AND n.state = 'available'
-            ORDER BY n.hostname LIMIT p_nodes
+            ORDER BY array_position(v_ids, n.id) LIMIT p_nodes
             FOR NO KEY UPDATE SKIP LOCKED
         );
         IF cardinality(v_locked) = p_nodes THEN
@@ -207,13 +235,13 @@ BEGIN
     v_locked := ARRAY(
         SELECT n.id FROM clusters_node n
         WHERE n.id = ANY(v_best) AND n.state = 'available'
-        ORDER BY n.hostname LIMIT p_nodes
+        ORDER BY n.hostname
         FOR NO KEY UPDATE
     );
     IF cardinality(v_locked) < p_nodes THEN
         RETURN NULL;
     END IF;
-    RETURN clusters_allocate(p_lease, v_locked, p_nodes * 8, p_start, p_end, p_soon);
+    RETURN clusters_allocate(p_lease, v_best, p_nodes * 8, p_start, p_end, p_soon);
 END
 $$;
 

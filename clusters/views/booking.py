@@ -1,5 +1,6 @@
 """The booking page: the form, its live check (fit, price, quota), and the 14-day calendar."""
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 
@@ -11,6 +12,7 @@ from django.utils.safestring import SafeString
 
 from accounts.choices import ROLES_THAT_BOOK
 from accounts.models import Organization
+from accounts.selectors.booking import booking_blockers
 from accounts.selectors.viewer import viewer_of
 from accounts.views.decorators import AuthenticatedHttpRequest, organization_role_required
 from clusters.choices import LeaseKind
@@ -23,6 +25,7 @@ from clusters.selectors.capacity import (
     booking_calendar,
     quota_left,
 )
+from clusters.selectors.offerings import Alternatives, alternatives_for
 from clusters.selectors.prices import NoPrice, Quote, quote
 from clusters.services.booking import lease_book
 from core.charts import Series, line_chart
@@ -40,6 +43,8 @@ class Check:
     quote: Quote | None
     quota_left: int
     quota: int
+    alternatives: Alternatives | None = None  # when it does not fit: what can be booked instead
+    queue_hours: int | None = None  # a reserved window's length, whole hours up, to queue for it
     # A reserved lease is paid when booked and refunded only if cancelled before this (billing's rule).
     free_cancel_until: datetime | None = None
 
@@ -63,8 +68,12 @@ def booking_check_for(form: BookingForm, organization: Organization) -> Check | 
     except NoPrice:
         price = None
     left = quota_left(organization=organization, window=window)
+    alternatives = None
+    if not found.can_place:
+        alternatives = alternatives_for(organization=organization, gpus=data["gpus"], window=window)
+    hours = math.ceil(window.hours) if window.hours is not None else None
     free_until = window.start - settings.RESERVED_FREE_CANCEL if window.end is not None else None
-    return Check(data["gpus"], found, price, left, organization.gpu_quota, free_until)
+    return Check(data["gpus"], found, price, left, organization.gpu_quota, alternatives, hours, free_until)
 
 
 DEFAULT_GPUS = 8
@@ -103,6 +112,7 @@ def booking(request: AuthenticatedHttpRequest) -> HttpResponse:
         "check": check,
         "calendar": _calendar(organization, request),
         "org": organization,
+        "blockers": booking_blockers(user=request.user, organization=organization),
         "free_cancel_hours": int(settings.RESERVED_FREE_CANCEL.total_seconds() // 3600),
     }
     return render_in_zone(request, "clusters/booking.html", context)

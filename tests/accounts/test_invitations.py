@@ -1,8 +1,10 @@
-"""Invitations: an owner invites by email; the link works once and expires."""
+"""Invitations: an owner invites by email; the link works once, expires, and only for the person
+who has verified the address it was sent to."""
 
 from datetime import timedelta
 
 import pytest
+from allauth.account.models import EmailAddress
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
@@ -10,6 +12,7 @@ from django.utils import timezone
 from accounts.choices import Role
 from accounts.models import Invitation, Membership
 from accounts.services.organizations import invitation_accept, invitation_create
+from accounts.services.refusals import InvitationEmailUnverified
 from tests.factories import UserFactory
 
 
@@ -70,3 +73,43 @@ def test_accepting_through_the_page_twice_says_it_was_used(client, alice, acme) 
     second = client.post(issued.path, follow=True)
     assert "already been used" in second.content.decode()
     assert Membership.objects.filter(organization=acme, user__email="dan@acme.example").count() == 1
+
+
+def test_another_organizations_owner_cannot_accept_an_invitation_sent_to_someone_else(
+    client, alice, acme, charlie
+) -> None:
+    issued = invitation_create(actor=alice, organization=acme, email="dan@acme.example", role=Role.MEMBER)
+    client.force_login(charlie)
+    response = client.post(issued.path)
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "This invitation was sent to dan@acme.example" in page and "charlie@globex.example" in page
+    assert not Membership.objects.filter(organization=acme, user=charlie).exists()
+    assert Invitation.objects.get(pk=issued.invitation.pk).accepted_at is None
+
+
+def test_the_invitee_must_have_verified_the_address_first(alice, acme) -> None:
+    issued = invitation_create(actor=alice, organization=acme, email="dan@acme.example", role=Role.MEMBER)
+    dan = UserFactory.create(email="dan@acme.example", email_verified=False)
+    with pytest.raises(InvitationEmailUnverified, match="Verify dan@acme.example first"):
+        invitation_accept(user=dan, secret=issued.secret)
+    assert not Membership.objects.filter(user=dan).exists()
+    assert Invitation.objects.get(pk=issued.invitation.pk).accepted_at is None
+
+
+def test_a_second_verified_address_of_the_invitee_is_enough(alice, acme) -> None:
+    issued = invitation_create(actor=alice, organization=acme, email="dan@acme.example", role=Role.MEMBER)
+    dan = UserFactory.create(email="dan@personal.example")
+    EmailAddress.objects.create(user=dan, email="dan@acme.example", verified=True, primary=False)
+    assert invitation_accept(user=dan, secret=issued.secret).organization == acme
+
+
+def test_the_invitation_page_tells_each_viewer_what_to_do(client, alice, acme, charlie) -> None:
+    issued = invitation_create(actor=alice, organization=acme, email="dan@acme.example", role=Role.MEMBER)
+    anonymous = client.get(issued.path).content.decode()
+    assert "Join Acme AI" in anonymous and "Sign up as dan@acme.example" in anonymous
+    client.force_login(charlie)
+    assert "Log out and log in as dan@acme.example" in client.get(issued.path).content.decode()
+    client.force_login(UserFactory.create(email="dan@acme.example", email_verified=False))
+    assert "Send the confirmation email again" in client.get(issued.path).content.decode()
+    assert client.get("/invitations/not-a-real-secret/").status_code == 404

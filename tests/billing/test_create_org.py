@@ -4,6 +4,7 @@ from decimal import Decimal
 from io import StringIO
 
 import pytest
+from allauth.account.models import EmailAddress
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
@@ -77,3 +78,9 @@ def test_a_bad_credit_amount_is_refused_naming_the_flag(db) -> None:
     with pytest.raises(CommandError, match="--credit"):
         call_command("create_org", "--name", "X", "--owner", "x@x.example", "--credit", "lots")
     assert not Organization.objects.exists()
+
+
+def test_the_owner_it_creates_has_not_verified_the_address(db) -> None:
+    call_command("create_org", "--name", "Deep Fjord", "--owner", "olga@fjord.example")
+    address = EmailAddress.objects.get(user__email="olga@fjord.example")
+    assert (address.email, address.primary, address.verified) == ("olga@fjord.example", True, False)

@@ -7,11 +7,14 @@ test database.
 - `screenshot(page, name, phone=False)`: at phone width, checks nothing overflows (on every run);
   writes docs/screenshots/<name>.png only when BROWSER_SCREENSHOTS is true (`make screenshots`), so a
   normal test run writes no file in the tree.
+- `confirm_email(page, email)`: opens the verification link last emailed to `email` and confirms it,
+  as the person would from their inbox (the live server runs in this process: its mail is here).
 - `start_worker` / `stop_worker`: a `celery -A voltpark worker -P solo [-B]` subprocess on the test
   database and the same Redis.
 """
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core import mail
 from pytest_django.live_server_helper import LiveServer
 
 from tests.live import worker_environment
@@ -51,6 +55,16 @@ WORKER_START_TIMEOUT_S = 30
 # sendAbort plus afterRequest. A real failure still shows as htmx:responseError or htmx:sendError,
 # and as the response's status.
 BENIGN_HTMX_ERRORS = ("htmx:sendAbort", "htmx:afterRequest")
+
+
+def confirm_email(page: Any, email: str) -> None:
+    """Open the last verification link sent to `email` and press Confirm."""
+    sent = [m for m in mail.outbox if m.to == [email] and "/confirm-email/" in str(m.body)]
+    link = re.search(r"https?://\S+/confirm-email/\S+", str(sent[-1].body))
+    assert link, sent[-1].body
+    page.goto(link.group(0))
+    page.get_by_role("button", name="Confirm").click()
+    page.wait_for_load_state()
 
 
 def live_server_on_a_free_port() -> LiveServer:

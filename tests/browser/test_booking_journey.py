@@ -29,7 +29,7 @@ from nodeagent.backends.simulated import SimulatedFleet
 from nodeagent.protocol import account_for_lease
 from nodeagent.simulator import start_in_thread
 from tests.accounts.helpers import ALICE_KEY
-from tests.browser.harness import open_page, screenshot
+from tests.browser.harness import confirm_email, open_page, screenshot
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.live import free_port
 
@@ -104,6 +104,7 @@ def test_a_startup_books_8_gpus_watches_them_releases_them_and_finds_the_invoice
     page.get_by_label("Organization").fill("Nebula Labs")
     page.get_by_role("button", name="Sign up").click()
     page.wait_for_url(f"{live_server.url}/")
+    confirm_email(page, "nora@nebula.example")  # booking waits for a verified address
 
     main_nav = page.get_by_role("navigation", name="Main")
     main_nav.get_by_role("link", name="SSH keys").click()

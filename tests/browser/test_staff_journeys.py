@@ -3,6 +3,7 @@ the admin drains a node; finance closes a month and downloads the three exports,
 
 import csv
 import io
+import re
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 from django.utils import timezone
 from openpyxl import load_workbook
@@ -32,7 +34,7 @@ from programs.services.early_stage import early_stage_apply
 from tests.billing.factories import make_lease
 from tests.billing.helpers import FOCUS_REQUIRED
 from tests.browser.harness import screenshot
-from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+from tests.factories import STAFF_TOTP_SECRET, MembershipFactory, OrganizationFactory, UserFactory, mfa_enable
 from tests.live import free_port
 from tests.races import in_own_thread
 
@@ -58,11 +60,14 @@ def poll_fleet() -> None:
 
 
 def log_in(page: Any, email: str) -> None:
+    """Log in as a staff member: password, then the code of their authenticator app."""
     page.goto("/login/")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/")
+    page.get_by_label("Code", exact=True).fill(pyotp.TOTP(STAFF_TOTP_SECRET).now())
+    page.get_by_role("button", name="Sign In").click()
+    page.wait_for_url(re.compile(r"^http://[^/]+/$"))
 
 
 def book(live_server: Any, secret: str, **body: object) -> dict[str, Any]:
@@ -100,7 +105,7 @@ def test_an_admin_approves_a_startup_which_then_books_the_early_stage_pool(  # n
     before = book(live_server, secret, region="us-tx-1", gpus=8, kind="on_demand")
     assert pools_of(before["id"]) == {Pool.GENERAL}  # not approved yet: the general pool only
 
-    UserFactory.create(email="ada@voltpark.example", full_name="Ada Admin", is_staff=True)
+    mfa_enable(UserFactory.create(email="ada@voltpark.example", full_name="Ada Admin", is_staff=True))
     log_in(page, "ada@voltpark.example")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Early-stage queue").click()
     card = page.locator('article[data-application="nebula-labs"]')
@@ -172,7 +177,9 @@ def test_finance_closes_a_month_and_downloads_the_three_exports(
         organization = OrganizationFactory.create(name=name)
         start = month + timedelta(days=3)
         make_lease(organization=organization, start=start, end=start + timedelta(hours=hours), gpus=gpus)
-    UserFactory.create(email="fay@voltpark.example", full_name="Fay Finance", is_finance_staff=True)
+    mfa_enable(
+        UserFactory.create(email="fay@voltpark.example", full_name="Fay Finance", is_finance_staff=True)
+    )
 
     log_in(page, "fay@voltpark.example")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Finance").click()

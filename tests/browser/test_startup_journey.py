@@ -75,7 +75,8 @@ def test_a_new_startup_signs_up_adds_a_key_makes_a_token_and_invites_a_colleague
         Role.MEMBER,
         None,
     )
-    assert [m.to for m in mail.outbox] == [["omar@nebula.example"]]
+    # The verification link sent at sign-up, then the invitation.
+    assert [m.to for m in mail.outbox] == [["nora@nebula.example"], ["omar@nebula.example"]]
     assert page_problems == [], page_problems
 
 

@@ -1,6 +1,6 @@
 """Fixtures of the clusters tests: a small fleet to book (region us-tx-1 with 2 clusters × 4 nodes ×
 8 GPUs, and its prices), booking's service with its limits shortened, and a simulated fleet served
-over loopback HTTP for the run-time tests."""
+over loopback HTTP for the run-time tests, and real Celery workers and beat (`celery`)."""
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
+from django.conf import settings as django_settings
 
 from accounts.models import Organization, User
 from accounts.services.ssh_keys import ssh_key_add
 from clusters.choices import LeaseKind
 from clusters.models import PriceBookEntry
 from tests.clusters.helpers import SSH_KEY, Booking, Fleet, RegionFleet, build_fleet, serve_fleet
+from tests.clusters.workers import Celery
 
 
 @pytest.fixture
@@ -47,14 +50,27 @@ def booking(db: None, settings: Any, acme: Organization, alice: User) -> Booking
 
 @pytest.fixture
 def fleet_of(db: None, tmp_path: Path) -> Iterator[Callable[..., Fleet]]:
-    """`fleet_of(3)`: three nodes in the database, served by a simulated agent over loopback HTTP."""
+    """`fleet_of(3)`: three nodes in the database, served by a simulated agent over loopback HTTP;
+    `fleet_of(1, region="us-va-1")` puts them in another region."""
     stops: list[Callable[[], None]] = []
 
-    def make(count: int, *, prefix: str = "sim") -> Fleet:
-        fleet, stop = serve_fleet(count, tmp_path / "leases", prefix=prefix)
+    def make(count: int, *, prefix: str = "sim", region: str = "us-tx-1") -> Fleet:
+        fleet, stop = serve_fleet(count, tmp_path / "leases", prefix=prefix, region=region)
         stops.append(stop)
         return fleet
 
     yield make
     for stop in stops:
         stop()
+
+
+@pytest.fixture
+def celery(tmp_path: Path) -> Iterator[Celery]:
+    """Real Celery workers and beat (`celery.start("worker")`), stopped after the test; Redis emptied
+    first."""
+    redis.Redis.from_url(django_settings.REDIS_URL).flushdb()
+    runner = Celery(tmp_path)
+    try:
+        yield runner
+    finally:
+        runner.stop()

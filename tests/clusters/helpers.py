@@ -4,8 +4,8 @@
   book), whole-hour instants (`later`), API bodies (`reserved`), and a check that no GPU is booked
   twice (`overlapping_allocations`).
 - Leases booked through booking's service (`Booking`) or, where a test needs a lease booking would
-  refuse (one that started in the past), made directly (`lease_on`, `active_lease`, `make_active`),
-  with telemetry samples (`add_samples`).
+  refuse (one that started in the past), made directly (`lease_on`, `active_lease`, `make_active`,
+  `fill` to hold whole nodes until an instant), with telemetry samples (`add_samples`).
 - A simulated fleet (`serve_fleet` makes a `Fleet`): the real node agent (nodeagent) served over HTTP on
   loopback, the boundary where the GPUs are faked. RUNTIME_TEST_PORTS ("18300-18400" by default) is the
   range of loopback ports it may use.
@@ -105,6 +105,20 @@ class Booking:
         )
 
 
+def fill(nodes: list[Node], *, organization, booked_by, until, indices=None, start=None) -> None:
+    """Hold every GPU (or those with `indices`) of `nodes` from `start` (now) until `until`."""
+    start = start or timezone.now().replace(microsecond=0) - timedelta(hours=1)
+    for node in nodes:
+        lease_on(
+            gpus_of(node, indices),
+            organization=organization,
+            booked_by=booked_by,
+            start=start,
+            end=until,
+            state=LeaseState.ACTIVE,
+        )
+
+
 def whole_second(after: timedelta) -> datetime:
     """The first whole second at least `after` from now (booking's step, shortened in tests)."""
     moment = timezone.now() + after
@@ -137,9 +151,9 @@ class Fleet:
         )
 
 
-def make_nodes(count: int, base_url: str, *, prefix: str = "sim") -> list[Node]:
-    """`count` nodes with eight GPUs each, whose agents are under `base_url`."""
-    cluster = ClusterFactory.create()
+def make_nodes(count: int, base_url: str, *, prefix: str = "sim", region: str = "us-tx-1") -> list[Node]:
+    """`count` nodes with eight GPUs each in a new cluster of `region`, whose agents are under `base_url`."""
+    cluster = ClusterFactory.create(region=RegionFactory.create(code=region, name=region))
     token = encrypt_agent_token(AGENT_TOKEN)
     nodes = []
     for n in range(count):
@@ -155,11 +169,13 @@ def make_nodes(count: int, base_url: str, *, prefix: str = "sim") -> list[Node]:
     return nodes
 
 
-def serve_fleet(count: int, lease_root: Path, *, prefix: str = "sim") -> tuple[Fleet, Callable[[], None]]:
-    """`count` nodes in the database whose agents are one simulated fleet on a free loopback port,
-    and the function that stops serving it."""
+def serve_fleet(
+    count: int, lease_root: Path, *, prefix: str = "sim", region: str = "us-tx-1"
+) -> tuple[Fleet, Callable[[], None]]:
+    """`count` nodes in the database (in `region`) whose agents are one simulated fleet on a free
+    loopback port, and the function that stops serving it."""
     port = free_port("RUNTIME_TEST_PORTS", "18300-18400")
-    nodes = make_nodes(count, f"http://127.0.0.1:{port}", prefix=prefix)
+    nodes = make_nodes(count, f"http://127.0.0.1:{port}", prefix=prefix, region=region)
     sim = SimulatedFleet([node.hostname for node in nodes], lease_root)
     base_url, stop = start_in_thread(sim, token=AGENT_TOKEN, port=port)
     return Fleet(sim, base_url, lease_root, nodes), stop

@@ -1,5 +1,6 @@
 """The booking page: who may see it, booking through the form, its live check and the calendar."""
 
+import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -10,7 +11,7 @@ from django.utils import timezone
 from accounts.services.ssh_keys import ssh_key_add
 from clusters.choices import LeaseKind, LeaseState
 from clusters.models import Lease
-from tests.clusters.helpers import SSH_KEY
+from tests.clusters.helpers import SSH_KEY, fill, later
 from tests.helpers import PEOPLE, status_of
 
 EXPECTED = {"alice": 200, "bob": 200, "fiona": 403, "charlie": 200, "stella": 403, "frank": 403}
@@ -149,3 +150,41 @@ def test_the_page_shows_the_fourteen_day_calendar_of_each_region(
     assert html.count('aria-label="us-') >= 3  # one line per region
     assert 'hx-get="/book/check/"' in html and 'hx-trigger="change, keyup changed delay:300ms"' in html
     assert 'data-fits="yes"' in html  # the check is filled in for the first view
+
+
+def test_a_check_that_does_not_fit_offers_the_nearest_windows_as_buttons_that_book_them(
+    client_as, fleet, acme, alice, big_quota
+) -> None:
+    frees_at = later(2)
+    fill(fleet.nodes, organization=acme, booked_by=alice, until=frees_at)
+    key = ssh_key_add(user=alice, name="laptop", public_key=SSH_KEY)
+    client = client_as("alice")
+    query = {
+        "region": "us-tx-1",
+        "gpus": "8",
+        "kind": "reserved",
+        "tz": "Europe/Paris",
+        "ssh_keys": key.public_id,
+    }
+    start = (frees_at - timedelta(hours=1)).astimezone(ZoneInfo("Europe/Paris"))
+    query |= {
+        "start": start.strftime("%Y-%m-%dT%H:%M"),
+        "end": (start + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M"),
+    }
+    html = client.get("/book/check/", query).content.decode()
+    local = frees_at.astimezone(ZoneInfo("Europe/Paris"))
+    label = f"Book {local:%a %H:%M}–{local + timedelta(hours=3):%H:%M} in Texas 1 for $47.76"
+    assert label in html
+    button = html[html.index("<form", html.index("data-offerings")) : html.index(label)]
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', button))
+    assert fields["start"] == f"{local:%Y-%m-%dT%H:%M}" and fields["ssh_keys"] == str(key.public_id)
+    response = client.post("/book/", fields)
+    assert response.status_code == 302, response.context["form"].errors
+    lease = Lease.objects.get(public_id=response["Location"].split("/")[2])
+    assert (lease.start, lease.end, lease.kind) == (frees_at, frees_at + timedelta(hours=3), "reserved")
+    assert lease.ssh_public_keys == [key.public_key]
+
+
+def test_a_check_that_fits_offers_nothing_else(client_as, fleet) -> None:
+    html = client_as("alice").get("/book/check/", on_demand()).content.decode()
+    assert "data-offerings" not in html

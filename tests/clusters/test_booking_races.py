@@ -12,6 +12,7 @@ from psycopg2.extras import DateTimeTZRange
 
 from accounts.choices import Role
 from accounts.models import User
+from accounts.services.auth import user_create
 from clusters.models import GPU, Allocation, Lease
 from clusters.services.booking import lease_book
 from clusters.services.refusals import NoCapacity
@@ -24,8 +25,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 def no_password_user() -> User:
-    """A user without a password (hashing one takes a second of CPU); the API client uses a token."""
-    return User.objects.create(email=f"racer-{uuid.uuid4().hex[:8]}@example.com", password="!")
+    """A user without a password (hashing one takes a second of CPU), whose address is verified (as
+    booking requires); the API client uses a token."""
+    return user_create(email=f"racer-{uuid.uuid4().hex[:8]}@example.com", email_verified=True)
 
 
 def members(count: int, quota: int = 1000) -> list[Any]:

@@ -218,16 +218,6 @@ def test_two_sweepers_at_once_end_each_lease_exactly_once(
     assert ended.count() == 32 and ended.values("object_id").distinct().count() == 32
 
 
-def test_lease_sweeps_have_their_own_queue_which_a_worker_without_q_also_consumes() -> None:
-    from voltpark.celery import app
-
-    route = app.amqp.router.route({}, "clusters.tasks.leases_enforce")
-    poll_route = app.amqp.router.route({}, "clusters.tasks.fleet_poll_chunk")
-
-    assert route["queue"].name == "leases" and poll_route["queue"].name == "celery"
-    assert {queue.name for queue in app.amqp.queues.values()} >= {"celery", "leases"}
-
-
 def test_started_at_is_when_the_keys_went_in_not_when_the_sweep_began(
     fleet_of: Callable[..., Fleet], acme: Organization, alice: User
 ) -> None:

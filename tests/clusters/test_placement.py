@@ -143,3 +143,35 @@ def test_on_demand_holds_its_gpus_from_now_without_an_end(alice, fleet) -> None:
     assert placed(lease) == {"tx1-c01-n001": list(range(8))}
     month_later = book(alice, fleet, 8, start=later(days=30))
     assert placed(month_later) == {"tx1-c01-n002": list(range(8))}
+
+
+def test_a_reserved_lease_goes_onto_gpus_that_carry_other_bookings_and_leaves_unbooked_ones_to_on_demand(
+    alice, fleet
+) -> None:
+    book(alice, fleet, 8, start=later(days=7))  # n001
+    book(alice, fleet, 8, start=later(days=7))  # n002
+    first_on_demand = book(alice, fleet, 4, kind=LeaseKind.ON_DEMAND)
+    assert placed(first_on_demand) == {"tx1-c01-n003": [0, 1, 2, 3]}
+    # Best fit alone would take n003's four free GPUs, which nothing else will ever book.
+    monday = book(alice, fleet, 2, start=later(days=2))
+    assert placed(monday) == {"tx1-c01-n001": [0, 1]}
+    second_on_demand = book(alice, fleet, 4, kind=LeaseKind.ON_DEMAND)
+    assert placed(second_on_demand) == {"tx1-c01-n003": [4, 5, 6, 7]}
+
+
+def test_on_a_partly_booked_node_a_reserved_lease_takes_the_booked_gpus_first(alice, fleet) -> None:
+    low = book(alice, fleet, 4, start=later(days=7))  # n001 GPUs 0-3
+    book(alice, fleet, 4, start=later(days=7))  # n001 GPUs 4-7
+    lease_cancel(user=alice, lease=low)
+    monday = book(alice, fleet, 2, start=later(days=2))
+    assert placed(monday) == {"tx1-c01-n001": [4, 5]}
+
+
+def test_a_large_reserved_lease_takes_whole_nodes_that_carry_other_bookings(alice, fleet) -> None:
+    first = book(alice, fleet, 16, start=later(days=7))  # n001, n002
+    book(alice, fleet, 16, start=later(days=7))  # n003, n004: cluster c01 has the fewest whole nodes left
+    lease_cancel(user=alice, lease=first)
+    large = book(alice, fleet, 16, start=later(days=2))
+    assert placed(large) == {"tx1-c01-n003": list(range(8)), "tx1-c01-n004": list(range(8))}
+    on_demand = book(alice, fleet, 16, kind=LeaseKind.ON_DEMAND)
+    assert placed(on_demand) == {"tx1-c01-n001": list(range(8)), "tx1-c01-n002": list(range(8))}

@@ -5,19 +5,11 @@ seconds). The worker uses the solo pool, so that SIGKILL kills the very process 
 Every wait has a deadline; these tests take a few seconds each.
 """
 
-import os
-import re
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-import redis
-from django.conf import settings as django_settings
 from django.utils import timezone
 
 from accounts.models import AuditEntry
@@ -26,83 +18,9 @@ from clusters.models import Lease
 from clusters.services.booking import lease_release
 from clusters.services.lifecycle import leases_enforce
 from tests.clusters.helpers import Booking, Fleet, nodes_of, whole_second
-from tests.live import worker_environment
+from tests.clusters.workers import Celery, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
-
-
-class Celery:
-    """Starts and stops worker and beat processes pointed at the test database."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.env = {
-            **worker_environment(),
-            "LEASE_SWEEP_INTERVAL_S": "1",
-            "POLL_INTERVAL_S": "3600",
-            "LEASE_CLEANUP_INTERVAL_S": "3600",
-            "EMAIL_URL": "dummy://",
-            "PYTHONPATH": os.pathsep.join(p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p),
-        }
-
-    def start(self, role: str) -> subprocess.Popen[bytes]:
-        args = {
-            "worker": ["worker", "--pool=solo", "--without-mingle", "--without-gossip", "--loglevel=INFO"],
-            "beat": ["beat", f"--schedule={self.tmp_path / 'beat-schedule'}", "--loglevel=INFO"],
-        }[role]
-        log = open(self.tmp_path / f"{role}-{len(self.procs)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "voltpark", *args],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.procs.append(proc)
-        return proc
-
-    def wait_for_a_sweep(self) -> None:
-        """Until the worker has run a lease sweep: started on a busy machine, it may take seconds."""
-
-        def swept() -> bool:
-            logs = "".join(path.read_text(errors="replace") for path in self.tmp_path.glob("worker-*.log"))
-            return re.search(r"leases_enforce\[[^]]+\] succeeded", logs) is not None
-
-        wait_for(swept, 60, "the worker's first lease sweep")
-
-    def logs(self) -> str:
-        return "\n".join(path.read_text(errors="replace")[-3000:] for path in self.tmp_path.glob("*.log"))
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-
-
-@pytest.fixture
-def celery(tmp_path: Path) -> Iterator[Celery]:
-    redis.Redis.from_url(django_settings.REDIS_URL).flushdb()
-    runner = Celery(tmp_path)
-    try:
-        yield runner
-    finally:
-        runner.stop()
 
 
 # The design sizes lease start and end lateness at p99 under 5 s past the scheduled instant.

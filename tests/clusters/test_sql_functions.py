@@ -1,6 +1,6 @@
-"""The database runs the functions written in clusters/sql/: the file is their readable source and
-the migrations carry copies, so a copy that drifted from the file (or a file changed without a
-migration) fails here."""
+"""The database runs the functions and triggers written in clusters/sql/: the files are their readable
+source and the migrations carry copies, so a copy that drifted from its file (or a file changed
+without a migration) fails here."""
 
 import re
 from pathlib import Path
@@ -10,22 +10,31 @@ from django.db import connection
 
 SQL_DIR = Path(settings.BASE_DIR) / "clusters" / "sql"
 FUNCTION = re.compile(r"CREATE OR REPLACE FUNCTION (\w+)\(")
+TRIGGER = re.compile(r"CREATE OR REPLACE TRIGGER (\w+) ")
+
+DEFINITIONS_SQL = """
+SELECT 'function ' || p.proname, pg_get_functiondef(p.oid) FROM pg_proc p WHERE p.proname = ANY(%(functions)s)
+UNION ALL
+SELECT 'trigger ' || t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t WHERE t.tgname = ANY(%(triggers)s)
+"""
 
 
-def definitions(names: list[str]) -> dict[str, str]:
+def definitions(text: str) -> dict[str, str]:
+    """What the database holds of the functions and triggers the text creates."""
+    names = {"functions": FUNCTION.findall(text), "triggers": TRIGGER.findall(text)}
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT p.proname, pg_get_functiondef(p.oid) FROM pg_proc p WHERE p.proname = ANY(%s)", [names]
-        )
+        cursor.execute(DEFINITIONS_SQL, names)
         return dict(cursor.fetchall())
 
 
-def test_the_database_runs_exactly_the_functions_of_clusters_sql(db) -> None:
+def test_the_database_runs_exactly_the_functions_and_triggers_of_clusters_sql(db) -> None:
     for path in sorted(SQL_DIR.glob("*.sql")):
         text = path.read_text()
-        names = FUNCTION.findall(text)
-        installed = definitions(names)
-        assert sorted(installed) == sorted(names), f"{path.name}: not installed by a migration"
+        installed = definitions(text)
+        expected = [f"function {n}" for n in FUNCTION.findall(text)] + [
+            f"trigger {n}" for n in TRIGGER.findall(text)
+        ]
+        assert sorted(installed) == sorted(expected), f"{path.name}: not all installed by a migration"
         with connection.cursor() as cursor:
             cursor.execute(text)  # CREATE OR REPLACE, rolled back with the test's transaction
-        assert definitions(names) == installed, f"{path.name} differs from its latest migration's copy"
+        assert definitions(text) == installed, f"{path.name} differs from its latest migration's copy"

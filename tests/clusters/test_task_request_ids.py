@@ -1,5 +1,6 @@
 """A Celery task's log lines and audit rows carry the task's id, as a request's carry the request's."""
 
+import time
 from collections.abc import Callable
 
 from accounts.models import AuditEntry, Organization, User
@@ -15,7 +16,8 @@ def test_a_lease_sweep_writes_its_task_id_on_the_audit_rows_of_the_leases_it_sta
     node = fleet_of(1).nodes[0]
     lease = lease_on(gpus_of(node, [0, 1]), organization=acme, booked_by=alice)
 
-    result = leases_enforce.apply()
+    region = node.cluster.region.code
+    result = leases_enforce.apply(kwargs={"region": region, "queue": f"leases.{region}", "due": time.time()})
 
     lease.refresh_from_db()
     assert lease.state == LeaseState.ACTIVE

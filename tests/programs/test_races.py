@@ -12,6 +12,7 @@ from billing.models import CreditGrant
 from programs.choices import ApplicationStatus
 from programs.models import EarlyStageApplication
 from programs.services.early_stage import early_stage_apply, early_stage_approve, early_stage_reject
+from tests.factories import mfa_enable
 from tests.races import errors_of, race
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -27,7 +28,7 @@ def test_an_application_approved_and_rejected_at_once_is_decided_once(alice, acm
         gpus_wanted=32,
         why="Training runs",
     )
-    other_admin = User.objects.create(email="sam@voltpark.example", is_staff=True, password="!")
+    other_admin = mfa_enable(User.objects.create(email="sam@voltpark.example", is_staff=True, password="!"))
     approve = lambda: early_stage_approve(  # noqa: E731
         actor=stella,
         application=application,

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from accounts.choices import Role
-from tests.factories import MembershipFactory, OrganizationFactory
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
 NAV = re.compile(r'<nav class="main-nav".*?</nav>', re.S)
 
@@ -19,17 +19,60 @@ def nav_labels(client) -> set[str]:
 @pytest.mark.parametrize(
     ("who", "expected"),
     [
-        ("alice", {"Book GPUs", "Leases", "Billing", "Organization", "SSH keys", "API tokens"}),
-        ("bob", {"Book GPUs", "Leases", "Organization", "SSH keys", "API tokens"}),
-        ("fiona", {"Billing", "API tokens"}),
-        ("charlie", {"Book GPUs", "Leases", "Billing", "Organization", "SSH keys", "API tokens"}),
-        ("stella", {"Fleet", "Early-stage queue", "All leases", "Admin", "SSH keys", "API tokens"}),
-        ("frank", {"Finance", "SSH keys", "API tokens"}),
+        (
+            "alice",
+            {
+                "Book GPUs",
+                "Leases",
+                "Queued requests",
+                "Billing",
+                "Organization",
+                "SSH keys",
+                "API tokens",
+                "Two-factor",
+            },
+        ),
+        (
+            "bob",
+            {
+                "Book GPUs",
+                "Leases",
+                "Queued requests",
+                "Organization",
+                "SSH keys",
+                "API tokens",
+                "Two-factor",
+            },
+        ),
+        ("fiona", {"Billing", "API tokens", "Two-factor"}),
+        (
+            "charlie",
+            {
+                "Book GPUs",
+                "Leases",
+                "Queued requests",
+                "Billing",
+                "Organization",
+                "SSH keys",
+                "API tokens",
+                "Two-factor",
+            },
+        ),
+        (
+            "stella",
+            {"Fleet", "Early-stage queue", "All leases", "Admin", "SSH keys", "API tokens", "Two-factor"},
+        ),
+        ("frank", {"Finance", "SSH keys", "API tokens", "Two-factor"}),
     ],
 )
 def test_the_navigation_shows_only_the_pages_the_role_allows(client, everyone, who, expected) -> None:
     client.force_login(everyone[who])
     assert nav_labels(client) == expected
+
+
+def test_staff_without_a_second_factor_see_no_staff_pages_until_they_set_one_up(client, db) -> None:
+    client.force_login(UserFactory.create(email="sam@voltpark.example", is_staff=True))
+    assert nav_labels(client) == {"SSH keys", "API tokens", "Two-factor"}
 
 
 def test_an_anonymous_visitor_sees_log_in_and_sign_up(client, db) -> None:
@@ -56,7 +99,7 @@ def test_switching_changes_the_organization_and_the_navigation(client, alice, gl
     response = client.post("/organization/switch/", {"slug": "globex", "next": "/account/tokens/"})
     assert response["Location"] == "/account/tokens/"
     assert client.session["organization_slug"] == "globex"
-    assert nav_labels(client) == {"Billing", "API tokens"}  # a finance member in Globex
+    assert nav_labels(client) == {"Billing", "API tokens", "Two-factor"}  # a finance member in Globex
     assert client.get("/organization/").status_code == 403
 
 

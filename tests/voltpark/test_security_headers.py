@@ -7,8 +7,15 @@ from django.contrib.staticfiles import finders
 
 from tests.voltpark.helpers import assert_no_inline_code, assert_strict, directives
 
-PAGES_ANONYMOUS = ["/", "/login/", "/signup/", "/password-reset/"]
-PAGES_SIGNED_IN = ["/", "/organization/", "/account/ssh-keys/", "/account/tokens/"]
+PAGES_ANONYMOUS = ["/", "/login/", "/signup/", "/password/reset/"]
+PAGES_SIGNED_IN = [
+    "/",
+    "/organization/",
+    "/account/ssh-keys/",
+    "/account/tokens/",
+    "/email/",
+    "/password/change/",
+]
 
 
 @pytest.mark.parametrize("url", PAGES_ANONYMOUS)

@@ -86,7 +86,7 @@ def test_the_helpers_parse_and_refuse(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def read_by(path: Path) -> set[str]:
     """The environment variables a module reads through the strict helpers of voltpark.env."""
-    helpers = {"envstr", "envbool", "envint", "envlist", "envurl", "envdecimal"}
+    helpers = {"envstr", "envbool", "envint", "envlist", "envurl", "envdecimal", "envrates"}
     return {
         str(node.args[0].value)
         for node in ast.walk(ast.parse(path.read_text()))

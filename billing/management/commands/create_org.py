@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.services.auth import user_create
 from accounts.services.organizations import organization_create
 from billing.choices import CreditSource, PaymentTerms
 from billing.services.accounts import account_set_terms
@@ -33,7 +34,11 @@ def _amount(value: object, flag: str) -> Decimal | None:
 
 
 class Command(BaseCommand):
-    help = "Create an organization owned by EMAIL (the user is created if needed); prints its slug."
+    help = (
+        "Create an organization owned by EMAIL (the user is created if needed, with no password and the "
+        "address unverified: they set a password by 'Forgot your password?' and verify the address "
+        "before booking); prints its slug. --credit or --invoiced let it pay from the start."
+    )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--name", required=True)
@@ -59,7 +64,7 @@ class Command(BaseCommand):
         email = str(options["owner"]).strip().lower()
         try:
             with transaction.atomic():
-                owner = User.objects.filter(email=email).first() or User.objects.create_user(email)
+                owner = User.objects.filter(email=email).first() or user_create(email=email)
                 org = organization_create(owner=owner, name=str(options["name"]), gpu_quota=quota)  # type: ignore[arg-type]
                 if credit is not None:
                     credit_grant_create(

@@ -2,12 +2,15 @@
 
 from argparse import ArgumentParser
 
+from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.internal.auth import TOTP
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.choices import Role
 from accounts.models import Membership, Organization, User
+from accounts.services.auth import user_create
 from accounts.services.organizations import organization_create
 from clusters.models import Node
 from clusters.services.fleet import fleet_seed
@@ -20,6 +23,9 @@ from voltpark.demo import (
 )
 
 DEMO_PASSWORD = "voltpark-demo"
+# Staff need a second factor: the demo's staff have this authenticator-app secret (add it to any
+# authenticator app, or run `python -c "import pyotp; print(pyotp.TOTP('<secret>').now())"`).
+DEMO_TOTP_SECRET = "VOLTPARKDEMOSTAFFTOTPSECRET23456"
 AGENT_TOKEN = "demo-agent-token"
 PEOPLE = [
     # email, name, staff admin, staff finance
@@ -51,6 +57,9 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Demo accounts (password: {DEMO_PASSWORD}):"))
         for email, name, *_ in PEOPLE:
             self.stdout.write(f"  {email:32} {name}")
+        self.stdout.write(
+            f"Staff (admin@, cfo@) sign in with an authenticator app, secret {DEMO_TOTP_SECRET}."
+        )
 
     def _lively(self, users: dict[str, User]) -> None:
         """Leases running, an early-stage application waiting, last month closed."""
@@ -76,14 +85,17 @@ class Command(BaseCommand):
     def _people(self) -> dict[str, User]:
         users = {}
         for email, name, staff, finance in PEOPLE:
-            user = User.objects.filter(email=email).first() or User.objects.create_user(
-                email,
-                DEMO_PASSWORD,
+            user = User.objects.filter(email=email).first() or user_create(
+                email=email,
+                password=DEMO_PASSWORD,
                 full_name=name,
+                email_verified=True,
                 is_staff=staff,
                 is_superuser=staff,
                 is_finance_staff=finance,
             )
+            if (staff or finance) and not Authenticator.objects.filter(user=user).exists():
+                TOTP.activate(user, DEMO_TOTP_SECRET)
             users[email] = user
         org = Organization.objects.filter(slug="acme-ai").first()
         if org is None:

@@ -5,10 +5,8 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
-    # After both 0009s, which main gained side by side: this also joins the graph into one line.
     dependencies = [
-        ('clusters', '0009_booking_in_one_round_trip'),
-        ('clusters', '0009_gpusample_partitioned_by_day'),
+        ('clusters', '0012_lease_requests'),
     ]
 
     operations = [

@@ -1,0 +1,553 @@
+"""Capacity offerings: the earliest windows of N GPUs for H hours that an organization can book now.
+
+What AWS's DescribeCapacityBlockOfferings answers: "which windows of this size and length can I
+have, starting when, at what price". The windows obey placement's rules (1-8 GPUs on one node;
+above 8, whole nodes of one cluster and one pool), the organization's pools in its order of
+preference, the GPUs placement would refuse (unhealthy, awaiting cleanup soon, on nodes out of
+service), and its quota (GPUs held at the busiest instant plus GPUs it has queued).
+
+One SQL statement finds, per region and pool, the instants at which such a lease could start
+(OFFERINGS_SQL: per GPU the gaps between its live allocations, per node the instants at which
+enough of its GPUs are free for the whole length, per cluster the instants with enough whole
+nodes, merged into intervals); Python then walks those few intervals against the quota and
+picks up to OFFERINGS_PER_REGION windows per region that do not overlap each other.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from accounts.models import Organization
+from clusters.choices import GPUS_PER_NODE, LIVE_LEASE_STATES, LeaseKind, NodeState
+from clusters.models import Lease, Node, Region
+from clusters.selectors.capacity import Window, availability_for, is_valid_size, pools_for
+from clusters.selectors.lease_requests import gpus_queued
+from clusters.selectors.prices import NoPrice, price_for, quote_at_price
+
+OFFERINGS_PER_REGION = 3  # the most windows asked for per region
+NEAREST = 3
+# Merged intervals read per region and pool: enough for OFFERINGS_PER_REGION windows in any but
+# the most fragmented calendar (a window needs one interval at most; shorter ones are skipped).
+INTERVALS_READ = 200
+# The first search pass reaches far enough for the windows wanted if the GPUs are free (their
+# lengths, one after the other, and a day), and reads only the allocations of that range; each
+# further pass reaches SEARCH_GROWTH times as far and reads only the range the one before did not.
+SEARCH_SLACK = timedelta(days=1)
+SEARCH_GROWTH = 4
+
+# Parameters: regions (bigint[]), pools (text[]), x0 (earliest start), latest (latest start),
+# horizon (latest + length: allocations starting later cannot matter), length (interval), soon
+# (until when GPUs awaiting cleanup are not placed), per_node (GPUs needed on one node: the size,
+# or 8 above 8), nodes (nodes needed in one cluster: 1, or size / 8), intervals (rows per pool).
+# As in placement (FREE_NODES_CTE), a node has 8 GPUs less its few unplaceable ones (partial index
+# gpu_unplaceable), so the GPU table is not scanned; only the GPUs with something booked in the
+# range are looked at one by one, and a node's other GPUs are free throughout ("spare").
+OFFERINGS_SQL = """
+WITH nodes AS (
+    SELECT n.id AS node_id, n.cluster_id, c.region_id, n.pool
+    FROM clusters_node n
+    JOIN clusters_cluster c ON c.id = n.cluster_id
+    WHERE c.region_id = ANY(%(regions)s::bigint[]) AND n.state = 'available'
+      AND n.pool = ANY(%(pools)s::text[])
+),
+unplaceable AS (
+    SELECT g.id AS gpu_id, g.node_id, g.health <> 'healthy' AS failed
+    FROM clusters_gpu g JOIN nodes USING (node_id)
+    WHERE g.health <> 'healthy' OR g.needs_cleanup
+),
+busy AS (
+    -- One index-only scan of allocation_region_period per region.
+    SELECT a.gpu_id, a.node_id, lower(a.period) AS lo, coalesce(upper(a.period), 'infinity') AS hi
+    FROM unnest(%(regions)s::bigint[]) AS r(id)
+    CROSS JOIN LATERAL (
+        SELECT gpu_id, node_id, period FROM clusters_allocation
+        WHERE region_id = r.id AND is_live AND period && tstzrange(%(x0)s, %(horizon)s, '[)')
+        OFFSET 0
+    ) a
+    JOIN nodes USING (node_id)
+    WHERE NOT EXISTS (SELECT 1 FROM unplaceable u WHERE u.gpu_id = a.gpu_id AND u.failed)
+  UNION ALL
+    SELECT gpu_id, node_id, '-infinity', %(soon)s FROM unplaceable WHERE NOT failed AND %(soon)s > %(x0)s
+),
+spare AS (
+    -- Per node, the healthy GPUs with nothing booked in the range.
+    SELECT n.node_id, n.region_id, n.pool, n.cluster_id,
+           8 - coalesce(b.gpus, 0) - coalesce(f.gpus, 0) AS gpus, b.node_id IS NOT NULL AS touched
+    FROM nodes n
+    LEFT JOIN (SELECT node_id, count(DISTINCT gpu_id) AS gpus FROM busy GROUP BY node_id) b USING (node_id)
+    LEFT JOIN (SELECT node_id, count(*) AS gpus FROM unplaceable WHERE failed GROUP BY node_id) f
+        USING (node_id)
+),
+ordered AS (
+    SELECT gpu_id, node_id, lo, hi,
+           max(hi) OVER (PARTITION BY gpu_id ORDER BY lo
+                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_hi
+    FROM busy
+),
+gaps AS (
+    SELECT node_id, coalesce(prev_hi, '-infinity') AS gs, lo AS ge FROM ordered
+  UNION ALL
+    SELECT node_id, max(hi), 'infinity' FROM ordered GROUP BY gpu_id, node_id
+),
+starts AS (
+    -- The instants [s, e] at which a lease of `length` could start on one booked GPU.
+    SELECT node_id, greatest(gs, %(x0)s) AS s, least(ge - %(length)s, %(latest)s) AS e
+    FROM gaps
+    WHERE greatest(gs, %(x0)s) <= least(ge - %(length)s, %(latest)s)
+),
+node_events AS (
+    SELECT node_id, s AS t, 1 AS d FROM starts
+  UNION ALL
+    SELECT node_id, e, -1 FROM starts
+),
+node_cover AS (
+    -- At one instant a start counts before an end: both intervals are closed.
+    SELECT node_id, t, sum(d) OVER w AS free, lead(t) OVER w AS t_next
+    FROM node_events
+    WINDOW w AS (PARTITION BY node_id ORDER BY t, d DESC ROWS UNBOUNDED PRECEDING)
+),
+node_ok AS (
+    SELECT p.region_id, p.pool, p.cluster_id, c.t AS s, c.t_next AS e
+    FROM node_cover c JOIN spare p USING (node_id)
+    WHERE p.gpus < %(per_node)s AND p.gpus + c.free >= %(per_node)s AND c.t_next IS NOT NULL
+  UNION ALL
+    SELECT region_id, pool, cluster_id, %(x0)s, %(latest)s FROM spare WHERE gpus >= %(per_node)s
+),
+cluster_events AS (
+    SELECT region_id, pool, cluster_id, s AS t, 1 AS d FROM node_ok WHERE %(nodes)s > 1
+  UNION ALL
+    SELECT region_id, pool, cluster_id, e, -1 FROM node_ok WHERE %(nodes)s > 1
+),
+cluster_cover AS (
+    SELECT region_id, pool, t, sum(d) OVER w AS whole, lead(t) OVER w AS t_next
+    FROM cluster_events
+    WINDOW w AS (PARTITION BY cluster_id, pool ORDER BY t, d DESC ROWS UNBOUNDED PRECEDING)
+),
+fits AS (
+    -- A lease of one node fits wherever a node fits: the cluster sweep is only for whole nodes.
+    SELECT region_id, pool, t AS s, t_next AS e
+    FROM cluster_cover WHERE %(nodes)s > 1 AND whole >= %(nodes)s AND t_next IS NOT NULL
+  UNION ALL
+    SELECT region_id, pool, s, e FROM node_ok WHERE %(nodes)s = 1
+),
+marked AS (
+    SELECT region_id, pool, s, e,
+           CASE WHEN s <= max(e) OVER (PARTITION BY region_id, pool ORDER BY s, e
+                                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+                THEN 0 ELSE 1 END AS opens
+    FROM fits
+),
+merged AS (
+    SELECT region_id, pool, min(s) AS s, max(e) AS e
+    FROM (SELECT *, sum(opens) OVER (PARTITION BY region_id, pool ORDER BY s, e) AS island FROM marked) m
+    GROUP BY region_id, pool, island
+)
+SELECT region_id, pool, s, e
+FROM (SELECT *, row_number() OVER (PARTITION BY region_id, pool ORDER BY s) AS k FROM merged) r
+WHERE k <= %(intervals)s
+ORDER BY region_id, pool, s
+"""
+
+# Parameters: as OFFERINGS_SQL, and count (windows). Whether `gpus` fit in each of `count`
+# windows of `length` one after the other from x0, per region and pool: as placement counts free
+# GPUs (FREE_NODES_CTE), for all the windows in one scan of their range. When the GPUs are free,
+# this answers every offering and the sweep above is not needed.
+BACK_TO_BACK_SQL = """
+WITH windows AS (
+    SELECT k, %(x0)s + k * %(length)s AS s FROM generate_series(0, %(count)s - 1) AS k
+),
+nodes AS (
+    SELECT n.id AS node_id, n.cluster_id, c.region_id, n.pool
+    FROM clusters_node n
+    JOIN clusters_cluster c ON c.id = n.cluster_id
+    WHERE c.region_id = ANY(%(regions)s::bigint[]) AND n.state = 'available'
+      AND n.pool = ANY(%(pools)s::text[])
+),
+busy AS (
+    SELECT w.k, a.node_id, a.gpu_id
+    FROM unnest(%(regions)s::bigint[]) AS r(id)
+    CROSS JOIN LATERAL (
+        SELECT gpu_id, node_id, period FROM clusters_allocation
+        WHERE region_id = r.id AND is_live AND period && tstzrange(%(x0)s, %(horizon)s, '[)')
+        OFFSET 0
+    ) a
+    JOIN windows w ON a.period && tstzrange(w.s, w.s + %(length)s, '[)')
+  UNION
+    SELECT w.k, g.node_id, g.id
+    FROM clusters_gpu g CROSS JOIN windows w
+    WHERE (g.health <> 'healthy' OR g.needs_cleanup) AND (g.health <> 'healthy' OR w.s < %(soon)s)
+),
+busy_per_node AS (
+    SELECT k, node_id, count(*) AS busy FROM busy GROUP BY k, node_id
+),
+fitting AS (
+    SELECT w.k, n.region_id, n.pool, n.cluster_id
+    FROM windows w CROSS JOIN nodes n
+    LEFT JOIN busy_per_node b ON b.k = w.k AND b.node_id = n.node_id
+    WHERE 8 - coalesce(b.busy, 0) >= %(per_node)s
+)
+SELECT DISTINCT k, region_id, pool FROM fitting
+GROUP BY k, region_id, pool, cluster_id
+HAVING count(*) >= %(nodes)s
+"""
+
+Interval = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class Offering:
+    """A window of `gpus` GPUs in a region that can be booked now, and what it costs."""
+
+    region: Region
+    pool: str
+    start: datetime
+    end: datetime
+    gpus: int
+    price_per_gpu_hour: Decimal
+    total_price: Decimal
+    currency: str
+
+    def as_json(self) -> dict[str, object]:
+        """What the API shows of an offering (also inside a 409 `no_capacity`)."""
+        return {
+            "region": self.region.code,
+            "region_name": self.region.name,
+            "pool": self.pool,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "gpus": self.gpus,
+            "price_per_gpu_hour": str(self.price_per_gpu_hour),
+            "total_price": str(self.total_price),
+            "currency": self.currency,
+        }
+
+
+def ceil_to_step(moment: datetime) -> datetime:
+    """The first instant on booking's time step (whole minutes) at or after `moment`."""
+    step = settings.BOOKING_TIME_STEP
+    rest = (moment - datetime.min.replace(tzinfo=moment.tzinfo)) % step
+    return moment if not rest else moment + (step - rest)
+
+
+def capacity_offerings(
+    *,
+    organization: Organization,
+    gpus: int,
+    length: timedelta,
+    regions: list[Region] | None = None,
+    earliest_start: datetime | None = None,
+    latest_start: datetime | None = None,
+    per_region: int = 1,
+) -> list[Offering]:
+    """Up to `per_region` non-overlapping windows per region, earliest first, sorted by start.
+
+    The earliest start defaults to now and is never in the past; the latest to the furthest a
+    booking may start (BOOKING_MAX_DAYS_AHEAD), and never later.
+    """
+    now = timezone.now()
+    x0 = ceil_to_step(max(earliest_start or now, now))
+    latest = min(latest_start or now + settings.BOOKING_MAX_AHEAD, now + settings.BOOKING_MAX_AHEAD)
+    pools = pools_for(organization)
+    regions = _big_enough(
+        regions if regions is not None else list(Region.objects.order_by("code")), gpus, pools
+    )
+    if not is_valid_size(gpus) or latest < x0 or not regions:
+        return []
+    blocked = _quota_blocked(organization, gpus, length, x0)
+    count = min(per_region, 1 + (latest - x0) // length)
+    found = _back_to_back(pools, gpus, length, regions, x0, count, blocked, now)
+    resume = {region.pk: x0 + len(found[region.pk]) * length for region in regions}
+    reach = per_region * length + SEARCH_SLACK
+    while any(len(found[r.pk]) < per_region for r in regions):
+        high = min(latest, x0 + reach)
+        wanting = [r for r in regions if len(found[r.pk]) < per_region and resume[r.pk] <= high]
+        if wanting:
+            low = min(resume[r.pk] for r in wanting)
+            intervals = _fit_intervals(pools, gpus, length, wanting, low, high, now)
+            for region in wanting:
+                starts = _starts(
+                    intervals.get(region.pk, {}), pools, blocked, resume[region.pk], high, length
+                )
+                found[region.pk] += starts[: per_region - len(found[region.pk])]
+                last = found[region.pk][-1][0] + length if found[region.pk] else resume[region.pk]
+                resume[region.pk] = max(last, high)
+        if high >= latest:
+            break
+        reach *= SEARCH_GROWTH
+    offerings = [o for region in regions for o in _priced(region, gpus, length, found[region.pk])]
+    return sorted(offerings, key=lambda o: (o.start, o.region.code))
+
+
+def _big_enough(regions: list[Region], gpus: int, pools: list[str]) -> list[Region]:
+    """The regions with a cluster of enough nodes in service, in one pool, for `gpus` ever to fit.
+
+    Without it, a size no cluster can hold would be searched for up to BOOKING_MAX_DAYS_AHEAD.
+    """
+    nodes = max(1, gpus // GPUS_PER_NODE)
+    largest = (
+        Node.objects.filter(cluster__region__in=regions, state=NodeState.AVAILABLE, pool__in=pools)
+        .values("cluster__region_id", "cluster_id", "pool")
+        .annotate(nodes=Count("pk"))
+        .filter(nodes__gte=nodes)
+        .values_list("cluster__region_id", flat=True)
+    )
+    kept = set(largest)
+    return [region for region in regions if region.pk in kept]
+
+
+def _back_to_back(
+    pools: list[str],
+    gpus: int,
+    length: timedelta,
+    regions: list[Region],
+    x0: datetime,
+    count: int,
+    blocked: list[Interval],
+    now: datetime,
+) -> dict[int, list[tuple[datetime, str]]]:
+    """Per region, the windows x0, x0 + length, ... that fit, up to the first that does not."""
+    params = {
+        **_params(pools, gpus, length, regions, x0, x0 + (count - 1) * length, now),
+        "horizon": x0 + count * length,
+        "count": count,
+    }
+    fits: dict[tuple[int, int], set[str]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(BACK_TO_BACK_SQL, params)
+        for k, region_id, pool in cursor.fetchall():
+            fits.setdefault((region_id, k), set()).add(pool)
+    found: dict[int, list[tuple[datetime, str]]] = {}
+    for region in regions:
+        found[region.pk] = []
+        for k in range(count):
+            start, fitting = x0 + k * length, fits.get((region.pk, k), set())
+            pool = next((p for p in pools if p in fitting), None)
+            if pool is None or _quota_allows_from(blocked, start) != start:
+                break
+            found[region.pk].append((start, pool))
+    return found
+
+
+def _params(
+    pools: list[str],
+    gpus: int,
+    length: timedelta,
+    regions: list[Region],
+    x0: datetime,
+    latest: datetime,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "regions": [region.pk for region in regions],
+        "pools": pools,
+        "x0": x0,
+        "latest": latest,
+        "horizon": latest + length,
+        "length": length,
+        "soon": now + settings.BOOKING_CLEANUP_HORIZON,
+        "per_node": min(gpus, GPUS_PER_NODE),
+        "nodes": max(1, gpus // GPUS_PER_NODE),
+        "intervals": INTERVALS_READ,
+    }
+
+
+def _fit_intervals(
+    pools: list[str],
+    gpus: int,
+    length: timedelta,
+    regions: list[Region],
+    x0: datetime,
+    latest: datetime,
+    now: datetime,
+) -> dict[int, dict[str, list[Interval]]]:
+    """Per region and pool, the merged intervals of instants in [x0, latest] when `gpus` GPUs can start."""
+    params = _params(pools, gpus, length, regions, x0, latest, now)
+    found: dict[int, dict[str, list[Interval]]] = {}
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Its row estimates are far off (window functions over unions), which would make PostgreSQL
+        # spend most of the time compiling it with JIT: measured ~1 s of a 1.3 s query.
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(OFFERINGS_SQL, params)
+        for region_id, pool, start, end in cursor.fetchall():
+            found.setdefault(region_id, {}).setdefault(pool, []).append((start, end))
+    return found
+
+
+def _quota_blocked(organization: Organization, gpus: int, length: timedelta, x0: datetime) -> list[Interval]:
+    """The open intervals of start instants the quota forbids, sorted: (-inf, +inf) if it always does.
+
+    The GPUs of the organization's queued requests count against its quota throughout.
+    Where the organization already holds more than `quota - gpus` GPUs over [b, c), a window of
+    `length` may not start in (b - length, c).
+    """
+    allowed = organization.gpu_quota - gpus - gpus_queued(organization)
+    if allowed < 0:
+        return [(datetime.min.replace(tzinfo=x0.tzinfo), datetime.max.replace(tzinfo=x0.tzinfo))]
+    events: list[tuple[datetime, int]] = []
+    leases = Lease.objects.filter(organization=organization, state__in=LIVE_LEASE_STATES)
+    for start, end, held in leases.exclude(end__lte=x0).values_list("start", "end", "gpus"):
+        events.append((start, held))
+        events.append((end or datetime.max.replace(tzinfo=x0.tzinfo), -held))
+    blocked: list[Interval] = []
+    held = 0
+    over_since: datetime | None = None
+    # Ends before starts at one instant: periods are [start, end).
+    for at, delta in sorted(events, key=lambda e: (e[0], e[1])):
+        held += delta
+        if held > allowed and over_since is None:
+            over_since = at
+        elif held <= allowed and over_since is not None:
+            blocked.append((over_since - length, at))
+            over_since = None
+    return blocked
+
+
+def _starts(
+    by_pool: dict[str, list[Interval]],
+    pools: list[str],
+    blocked: list[Interval],
+    at: datetime,
+    latest: datetime,
+    length: timedelta,
+) -> list[tuple[datetime, str]]:
+    """Up to OFFERINGS_PER_REGION start instants from `at` on, each at least `length` after the one before."""
+    found: list[tuple[datetime, str]] = []
+    while at <= latest and len(found) < OFFERINGS_PER_REGION:
+        start = _earliest(by_pool, pools, blocked, at, latest)
+        if start is None:
+            break
+        found.append(start)
+        at = start[0] + length
+    return found
+
+
+def _earliest(
+    by_pool: dict[str, list[Interval]],
+    pools: list[str],
+    blocked: list[Interval],
+    at: datetime,
+    latest: datetime,
+) -> tuple[datetime, str] | None:
+    """The first instant at or after `at` that capacity and quota both allow, and its pool."""
+    while at <= latest:
+        fits = _first_fit(by_pool, pools, at)
+        if fits is None or fits[0] > latest:
+            return None
+        allowed = _quota_allows_from(blocked, fits[0])
+        if allowed is None:
+            return None
+        if allowed == fits[0]:
+            return fits
+        at = allowed
+    return None
+
+
+def _first_fit(
+    by_pool: dict[str, list[Interval]], pools: list[str], at: datetime
+) -> tuple[datetime, str] | None:
+    """The earliest step-aligned instant at or after `at` in some pool's intervals; placement's pool then."""
+    earliest: datetime | None = None
+    for pool in pools:
+        for start, end in by_pool.get(pool, []):
+            candidate = ceil_to_step(max(start, at))
+            if candidate <= end:
+                earliest = candidate if earliest is None else min(earliest, candidate)
+                break
+    if earliest is None:
+        return None
+    # Placement tries the organization's pools in order: the first one that fits then takes it.
+    pool = next(p for p in pools if any(s <= earliest <= e for s, e in by_pool.get(p, [])))
+    return earliest, pool
+
+
+def _quota_allows_from(blocked: list[Interval], at: datetime) -> datetime | None:
+    """The first step-aligned instant at or after `at` outside every blocked interval; None: never."""
+    for low, high in blocked:
+        if low < at < high:
+            if high.year == datetime.max.year:
+                return None
+            at = ceil_to_step(high)
+    return at
+
+
+def _priced(
+    region: Region, gpus: int, length: timedelta, starts: list[tuple[datetime, str]]
+) -> list[Offering]:
+    """The offerings at these starts, at the reserved price in force now (none where there is no price)."""
+    if not starts:
+        return []
+    try:
+        price = price_for(kind=LeaseKind.RESERVED, region=region, at=timezone.now())
+    except NoPrice:
+        return []
+    offerings = []
+    for start, pool in starts:
+        found = quote_at_price(price=price, gpus=gpus, start=start, end=start + length)
+        assert found.total is not None
+        offerings.append(
+            Offering(
+                region=region,
+                pool=pool,
+                start=start,
+                end=start + length,
+                gpus=gpus,
+                price_per_gpu_hour=found.price_per_gpu_hour,
+                total_price=found.total,
+                currency=found.currency,
+            )
+        )
+    return offerings
+
+
+@dataclass(frozen=True)
+class Alternatives:
+    """What a refused booking can do instead: the nearest offerings, and where the size is free now."""
+
+    offerings: list[Offering]
+    regions_free_now: list[Region]
+
+
+def alternatives_for(*, organization: Organization, gpus: int, window: Window) -> Alternatives:
+    """The NEAREST offerings from the window's start on, for its length (for an on-demand lease, the
+    shortest reserved one), each region's earliest among them; and the regions where `gpus` fit
+    from now on."""
+    length = window.end - window.start if window.end is not None else settings.BOOKING_MIN_DURATION
+    regions = list(Region.objects.order_by("code"))
+    offerings = capacity_offerings(
+        organization=organization, gpus=gpus, length=length, regions=regions, earliest_start=window.start
+    )
+    if len(offerings) < NEAREST:
+        # Fewer regions than NEAREST offer one: take later windows of those that do.
+        offering_regions = [r for r in regions if any(o.region.pk == r.pk for o in offerings)]
+        offerings = capacity_offerings(
+            organization=organization,
+            gpus=gpus,
+            length=length,
+            regions=offering_regions,
+            earliest_start=window.start,
+            per_region=NEAREST,
+        )
+    now = timezone.now()
+    now_window = Window(start=now, end=None if window.end is None else now + length)
+    free_now = [
+        region
+        for region in regions
+        if availability_for(region=region, window=now_window, gpus=gpus, organization=organization).can_place
+    ]
+    return Alternatives(offerings=_nearest(offerings), regions_free_now=free_now)
+
+
+def _nearest(offerings: list[Offering]) -> list[Offering]:
+    """The NEAREST offerings by start, each region's earliest first so that every region is shown."""
+    firsts: dict[int, Offering] = {}
+    for offering in offerings:
+        firsts.setdefault(offering.region.pk, offering)
+    picked = list(firsts.values())[:NEAREST]
+    picked += [o for o in offerings if o not in picked][: NEAREST - len(picked)]
+    return sorted(picked, key=lambda o: (o.start, o.region.code))

@@ -1,0 +1,54 @@
+"""Property-based: on random fleet states, the first offering starts exactly where plain best fit, written
+out in Python, first finds room, and in the pool placement would then use."""
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from clusters.choices import Pool
+from clusters.selectors.offerings import capacity_offerings
+from tests.clusters.helpers import later
+from tests.clusters.test_placement_properties import State, arrange, expected_placement, hours_from, states
+
+pytestmark = pytest.mark.usefixtures("big_quota")
+
+SEARCHED_HOURS = 16  # every busy period of `states` ends by hour 12
+
+
+def expected_first(state: State, hostnames: list[str]) -> tuple[int, str] | None:
+    """The first whole hour from 0 at which best fit places the lease, and the pool it lands in.
+
+    A window can only begin to fit where the search starts or where a busy period ends, and every
+    busy period of `states` ends on a whole hour, so trying each hour is trying every candidate.
+    """
+    for hour in range(SEARCHED_HOURS):
+        placed = expected_placement(replace(state, start=hour), hostnames)
+        if placed is not None:
+            node = hostnames.index(next(iter(placed)))
+            return hour, Pool.EARLY_STAGE if node in state.early_stage_nodes else Pool.GENERAL
+    return None
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(state=states, hours=st.integers(1, 4))
+def test_the_first_offering_is_where_plain_best_fit_first_finds_room(acme, fleet, state, hours) -> None:
+    state = replace(state, hours=hours)
+    base = later(0)
+    hostnames = [node.hostname for node in fleet.nodes]
+    with transaction.atomic():
+        arrange(fleet, state, acme, base)
+        found = capacity_offerings(
+            organization=acme,
+            gpus=state.gpus,
+            length=timedelta(hours=hours),
+            earliest_start=base,
+            latest_start=hours_from(base, SEARCHED_HOURS - 1),
+        )
+        transaction.set_rollback(True)
+    expected = expected_first(state, hostnames)
+    got = (found[0].start, found[0].pool) if found else None
+    assert got == (None if expected is None else (hours_from(base, expected[0]), expected[1]))
