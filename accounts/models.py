@@ -69,6 +69,9 @@ class Organization(PublicIdModel):
     early_stage_approved = models.BooleanField(
         default=False, help_text="Approved for the early-stage program: books the early-stage pool first."
     )
+    whole_node_sudo = models.BooleanField(
+        default=False, help_text="Accounts of leases holding a whole node get passwordless sudo on it."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

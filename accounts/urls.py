@@ -12,6 +12,7 @@ urlpatterns = [
     path("invitations/<str:secret>/", organizations.invitation, name="invitation-accept"),
     path("organization/", organizations.organization_settings, name="organization-settings"),
     path("organization/switch/", organizations.switch, name="organization-switch"),
+    path("organization/sudo/", organizations.organization_sudo, name="organization-sudo"),
     path("organization/members/role/", organizations.member_role, name="member-role"),
     path("organization/members/remove/", organizations.member_remove, name="member-remove"),
     path(

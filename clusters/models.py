@@ -125,7 +125,10 @@ class Lease(PublicIdModel):
     price_per_gpu_hour = models.DecimalField(max_digits=10, decimal_places=4)
     currency = models.CharField(max_length=3, default="USD")
     ssh_keys = models.ManyToManyField("accounts.SshKey", blank=True, related_name="leases")
-    ssh_public_keys = models.JSONField(default=list, help_text="The key lines installed at start.")
+    ssh_public_keys = models.JSONField(default=list, help_text="The key lines its nodes are to hold.")
+    keys_pending = models.BooleanField(
+        default=False, help_text="Its keys changed while it runs: the next sweep sends them to its nodes."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -137,6 +140,8 @@ class Lease(PublicIdModel):
             models.Index(fields=["organization", "state"], name="lease_org_state"),
             models.Index(fields=["state", "start"], name="lease_state_start"),
             models.Index(fields=["state", "end"], name="lease_state_end"),
+            # The sweep that sends changed keys finds the few leases waiting, not every active one.
+            models.Index(fields=["region"], condition=Q(keys_pending=True), name="lease_keys_pending"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(gpus__gte=1), name="lease_gpus_positive"),

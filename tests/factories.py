@@ -1,5 +1,8 @@
 """factory_boy factories for the foundation's models."""
 
+import base64
+import hashlib
+import struct
 from datetime import timedelta
 from decimal import Decimal
 from typing import cast
@@ -10,17 +13,45 @@ from allauth.mfa.totp.internal.auth import TOTP
 from django.utils import timezone
 
 from accounts.choices import Role
-from accounts.models import Membership, Organization, User
+from accounts.models import Membership, Organization, SshKey, User
 from billing.choices import PaymentTerms
 from billing.models import BillingAccount
 from clusters.choices import LeaseKind, LeaseState
 from clusters.models import GPU, Cluster, Lease, Node, Region
 from clusters.services.fleet import gpu_uuid
+from nodeagent.protocol import parse_ssh_public_key
+
+
+def public_key_for(email: str) -> str:
+    """A well-formed ed25519 public key line of its own for each address (no private key exists)."""
+
+    def string(data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + data
+
+    blob = string(b"ssh-ed25519") + string(hashlib.sha256(email.encode()).digest())
+    return f"ssh-ed25519 {base64.b64encode(blob).decode()} {email}"
+
+
+def ssh_key_for(user: User) -> SshKey:
+    """Give `user` an SSH key (booking refuses a booker without any)."""
+    parsed = parse_ssh_public_key(public_key_for(user.email))
+    key, _ = SshKey.objects.get_or_create(
+        user=user,
+        fingerprint=parsed.fingerprint,
+        defaults={
+            "name": "laptop",
+            "key_type": parsed.key_type,
+            "bits": parsed.bits,
+            "public_key": parsed.line,
+        },
+    )
+    return key
 
 
 class UserFactory(factory.django.DjangoModelFactory):
-    """A user whose address is verified (as booking and invitations require); pass
-    `email_verified=False` for one who has not opened the confirmation link yet."""
+    """A user whose address is verified (as booking and invitations require) with an SSH key (as
+    booking requires); pass `email_verified=False` for one who has not opened the confirmation link
+    yet, `ssh_key=False` for one who has added no key."""
 
     class Meta:
         model = User
@@ -38,6 +69,11 @@ class UserFactory(factory.django.DjangoModelFactory):
             EmailAddress.objects.update_or_create(
                 user=user, email=user.email, defaults={"primary": True, "verified": extracted is not False}
             )
+
+    @factory.post_generation
+    def ssh_key(self, create: bool, extracted: object, **kwargs: object) -> None:
+        if create and extracted is not False:
+            ssh_key_for(cast(User, self))
 
 
 # The authenticator-app secret of the staff in the tests (`pyotp.TOTP(STAFF_TOTP_SECRET).now()`).

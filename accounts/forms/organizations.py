@@ -21,3 +21,14 @@ class MemberForm(forms.Form):
     """A member named by email, to remove."""
 
     email = forms.EmailField(widget=forms.HiddenInput)
+
+
+class WholeNodeSudoForm(forms.Form):
+    """An owner's choice: passwordless sudo for the accounts of leases that hold whole nodes."""
+
+    whole_node_sudo = forms.BooleanField(
+        label="Passwordless sudo on whole-node leases",
+        required=False,
+        help_text="Leases of 8 GPUs or more hold whole nodes; their account may then use sudo. "
+        "Leases sharing a node never get it. Applies to leases that start from now on.",
+    )

@@ -12,10 +12,11 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.choices import OrganizationKind, Role
-from accounts.models import Invitation, Membership, Organization, User
+from accounts.models import Invitation, Membership, Organization, SshKey, User
 from accounts.selectors.auth import email_belongs_to, email_is_verified
 from accounts.services.audit import audit_record
 from accounts.services.refusals import InvitationEmailUnverified, InvitationForAnotherAddress
+from accounts.services.ssh_keys import keys_withdraw
 from accounts.services.tokens import hash_token
 
 
@@ -193,7 +194,7 @@ def membership_set_role(*, actor: User, membership: Membership, role: str) -> Me
 
 @transaction.atomic
 def membership_remove(*, actor: User, membership: Membership) -> None:
-    """Remove a member; the last owner cannot be removed."""
+    """Remove a member, and their keys from the organization's live leases; the last owner stays."""
     owners = _lock_owners(membership.organization_id)
     # Checked after the lock: an owner removed or demoted meanwhile has lost the right to do this.
     _require_owner(actor, membership.organization)
@@ -207,6 +208,9 @@ def membership_remove(*, actor: User, membership: Membership) -> None:
         organization=locked.organization,
         before={"user": locked.user.email, "role": locked.role},
     )
+    # Their keys stop opening the organization's leases; their keys elsewhere are theirs to keep.
+    keys = list(SshKey.objects.filter(user_id=locked.user_id).values_list("pk", flat=True))
+    keys_withdraw(key_ids=keys, organization=locked.organization, actor=actor)
     locked.delete()
 
 
@@ -223,3 +227,24 @@ def _lock_owners(organization_id: int) -> list[int]:
 def _require_another_owner(membership: Membership, owners: list[int]) -> None:
     if not [pk for pk in owners if pk != membership.pk]:
         raise ValidationError({"role": "An organization must keep at least one owner."})
+
+
+@transaction.atomic
+def organization_set_whole_node_sudo(
+    *, actor: User, organization: Organization, enabled: bool
+) -> Organization:
+    """An owner lets (or stops letting) whole-node leases' accounts use sudo; from their next start."""
+    _require_owner(actor, organization)
+    locked = Organization.objects.select_for_update(no_key=True).get(pk=organization.pk)
+    before = {"whole_node_sudo": locked.whole_node_sudo}
+    locked.whole_node_sudo = enabled
+    locked.save(update_fields=["whole_node_sudo"])
+    audit_record(
+        actor=actor,
+        action="organization.whole_node_sudo",
+        obj=locked,
+        organization=locked,
+        before=before,
+        after={"whole_node_sudo": enabled},
+    )
+    return locked

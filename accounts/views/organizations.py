@@ -11,7 +11,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from accounts.choices import ROLES_THAT_BOOK, Role
-from accounts.forms.organizations import InvitationForm, MemberForm, MemberRoleForm
+from accounts.forms.organizations import InvitationForm, MemberForm, MemberRoleForm, WholeNodeSudoForm
 from accounts.models import Invitation
 from accounts.selectors.auth import email_belongs_to, email_is_verified
 from accounts.selectors.organizations import (
@@ -29,6 +29,7 @@ from accounts.services.organizations import (
     invitation_revoke,
     membership_remove,
     membership_set_role,
+    organization_set_whole_node_sudo,
 )
 from accounts.services.tokens import hash_token
 from accounts.views.decorators import (
@@ -109,6 +110,7 @@ def organization_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
         "invitations": pending_invitations_of(org).select_related("invited_by"),
         "role_choices": Role.choices,
         "now": timezone.now(),
+        "sudo_form": WholeNodeSudoForm(initial={"whole_node_sudo": org.whole_node_sudo}),
     }
     return render(request, "accounts/organization.html", context)
 
@@ -132,6 +134,19 @@ def member_role(request: AuthenticatedHttpRequest) -> HttpResponse:
         )
     else:
         messages.success(request, f"{membership.user.email} is now {Role(form.cleaned_data['role']).label}.")
+    return redirect("organization-settings")
+
+
+@organization_role_required({Role.OWNER})
+@require_POST
+def organization_sudo(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """An owner turns passwordless sudo for whole-node leases on or off."""
+    org = acting_organization(request)
+    form = WholeNodeSudoForm(request.POST)
+    enabled = form.is_valid() and form.cleaned_data["whole_node_sudo"]
+    organization_set_whole_node_sudo(actor=request.user, organization=org, enabled=enabled)
+    state = "get" if enabled else "no longer get"
+    messages.success(request, f"Whole-node leases that start from now on {state} passwordless sudo.")
     return redirect("organization-settings")
 
 

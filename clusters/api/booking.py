@@ -51,7 +51,12 @@ class BookingSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=LeaseKind.choices)
     start = AwareDateTimeField(required=False, allow_null=True)
     end = AwareDateTimeField(required=False, allow_null=True)
-    ssh_key_ids = serializers.ListField(child=serializers.UUIDField(), required=False, default=list)
+    ssh_key_ids = serializers.ListField(
+        child=serializers.UUIDField(),
+        required=False,
+        default=list,
+        help_text="Your keys to install; empty or left out: all your keys. With no key at all, 400 ssh_keys.",
+    )
 
     def validate_ssh_key_ids(self, ids: list[Any]) -> list[Any]:
         keys = list(ssh_keys_of(self.context["request"].user).filter(public_id__in=ids))

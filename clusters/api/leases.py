@@ -1,4 +1,4 @@
-"""Leases API: list, book, read, extend, release, cancel."""
+"""Leases API: list, book, read, extend, release, cancel, add a teammate's key."""
 
 from typing import Any
 
@@ -10,16 +10,31 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.permissions import CanBook, OrganizationRequest
+from accounts.models import SshKey
+from accounts.selectors.ssh_keys import ssh_keys_of_organization
 from clusters.api.booking import AwareDateTimeField, BookingSerializer
 from clusters.api.idempotency import idempotent
 from clusters.choices import LIVE_LEASE_STATES, LeaseKind, LeaseState
 from clusters.models import Lease
 from clusters.selectors.leases import lease_of_organization_or_404, leases_of, ssh_command
 from clusters.services.booking import lease_book, lease_cancel, lease_extend, lease_release
+from clusters.services.lease_keys import lease_ssh_key_add
 
 
 class ExtendSerializer(serializers.Serializer):
     end = AwareDateTimeField()
+
+
+class LeaseSshKeySerializer(serializers.Serializer):
+    ssh_key_id = serializers.UUIDField(
+        help_text="A key of any member of the organization (GET /api/v1/ssh-keys/)."
+    )
+
+    def validate_ssh_key_id(self, value: Any) -> SshKey:
+        key = ssh_keys_of_organization(self.context["organization"]).filter(public_id=value).first()
+        if key is None:
+            raise ValidationError("No member of your organization has this key.")
+        return key
 
 
 def lease_json(lease: Lease) -> dict[str, Any]:
@@ -169,6 +184,19 @@ class LeaseReleaseApi(_LeaseActionApi):
 
     def act(self, request: OrganizationRequest, lease: Lease) -> Lease:
         return lease_release(user=request.user, lease=lease)
+
+
+class LeaseSshKeyAddApi(_LeaseActionApi):
+    """Add a teammate's key to a scheduled or active lease; a running lease's nodes get it within a sweep."""
+
+    @extend_schema(request=LeaseSshKeySerializer, responses=LeaseSchema)
+    def post(self, request: OrganizationRequest, lease_id: str) -> Response:
+        return super().post(request, lease_id)
+
+    def act(self, request: OrganizationRequest, lease: Lease) -> Lease:
+        body = LeaseSshKeySerializer(data=request.data, context={"organization": request.organization})
+        body.is_valid(raise_exception=True)
+        return lease_ssh_key_add(user=request.user, lease=lease, key=body.validated_data["ssh_key_id"])
 
 
 class LeaseCancelApi(_LeaseActionApi):

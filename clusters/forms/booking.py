@@ -100,7 +100,10 @@ class BookingForm(forms.Form):
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        cast(forms.ModelMultipleChoiceField, self.fields["ssh_keys"]).queryset = ssh_keys_of(user)
+        keys = ssh_keys_of(user)
+        cast(forms.ModelMultipleChoiceField, self.fields["ssh_keys"]).queryset = keys
+        # The booker's keys are ticked from the start: a lease nobody can log in to is no use.
+        self.fields["ssh_keys"].initial = [key.public_id for key in keys]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -119,6 +122,13 @@ class BookingForm(forms.Form):
         except ValidationError as error:
             add_service_error(self, error)
         return data
+
+    def refuse_no_key_ticked(self) -> bool:
+        """Booking (not the live check) with every key unticked: the booker meant none, so ask."""
+        if self.cleaned_data["ssh_keys"] or not self.fields["ssh_keys"].initial:
+            return False
+        self.add_error("ssh_keys", "Tick at least one key: it is how you log in to the lease's nodes.")
+        return True
 
     @property
     def window(self) -> Window:

@@ -50,7 +50,10 @@ class LeaseRequestForm(forms.Form):
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        cast(forms.ModelMultipleChoiceField, self.fields["ssh_keys"]).queryset = ssh_keys_of(user)
+        keys = ssh_keys_of(user)
+        cast(forms.ModelMultipleChoiceField, self.fields["ssh_keys"]).queryset = keys
+        # Ticked from the start, as on the booking page; none ticked installs all of them.
+        self.fields["ssh_keys"].initial = [key.public_id for key in keys]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -1,10 +1,11 @@
-"""Forms of the lease pages: extend, and the staff's lease filters."""
+"""Forms of the lease pages: extend, add a teammate's key, and the staff's lease filters."""
 
 from typing import Any, cast
 
 from django import forms
+from django.db.models import QuerySet
 
-from accounts.models import Organization
+from accounts.models import Organization, SshKey
 from clusters.choices import LeaseKind, LeaseState
 from clusters.forms.booking import LocalDateTimeField, ZoneField, to_utc
 from clusters.forms.fleet import _any
@@ -22,6 +23,23 @@ class ExtendForm(forms.Form):
         if not self.errors:
             data["end"] = to_utc(data["end"], data["tz"])
         return data
+
+
+class TeammateKeyField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: SshKey) -> str:
+        return f"{obj.user.email}: {obj.name} ({obj.fingerprint})"
+
+
+class LeaseKeyForm(forms.Form):
+    """A teammate's key (any member's) to add to a live lease."""
+
+    ssh_key = TeammateKeyField(
+        label="Key", queryset=SshKey.objects.none(), to_field_name="public_id", empty_label=None
+    )
+
+    def __init__(self, *args: Any, addable: QuerySet[SshKey], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(TeammateKeyField, self.fields["ssh_key"]).queryset = addable
 
 
 class LeaseFilterForm(forms.Form):

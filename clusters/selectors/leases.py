@@ -11,6 +11,7 @@ from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from accounts.models import Organization, SshKey
+from accounts.selectors.ssh_keys import ssh_keys_of_organization
 from clusters.choices import LeaseState
 from clusters.models import Allocation, Lease
 from core.db import get_by_public_id_or_404
@@ -109,6 +110,17 @@ def lease_nodes(lease: Lease) -> list[LeaseNode]:
     for hostname, index in rows.order_by("node__hostname", "gpu__index"):
         nodes.setdefault(hostname, []).append(index)
     return [LeaseNode(host, indices, ssh_command(lease, host)) for host, indices in nodes.items()]
+
+
+def lease_keys(lease: Lease) -> QuerySet[SshKey]:
+    """The keys on the lease, with their owners."""
+    # Not through lease.ssh_keys: leases_of prefetches it with the ids only.
+    return SshKey.objects.filter(leases=lease).select_related("user").order_by("user__email", "name", "pk")
+
+
+def keys_addable_to(lease: Lease) -> QuerySet[SshKey]:
+    """The organization's members' keys not yet on the lease."""
+    return ssh_keys_of_organization(lease.organization).exclude(leases=lease)
 
 
 @dataclass(frozen=True)

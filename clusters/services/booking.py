@@ -35,6 +35,7 @@ from clusters.selectors.prices import price_for
 from clusters.services.capacity import capacity_freed
 from clusters.services.charging import charging
 from clusters.services.demand import demand_record
+from clusters.services.lease_keys import keys_for_booking
 from clusters.services.placement import NO_CAPACITY, QUOTA_EXCEEDED, PlacedGpu, Placement, lease_place
 from clusters.services.refusals import InvalidState, NoCapacity, NotExtendable, QuotaExceeded
 from core.durations import duration_words
@@ -102,8 +103,10 @@ def lease_book(
     A refusal for want of capacity or quota is recorded as unmet demand; one for want of
     capacity carries the nearest offerings and the regions where the size is free now. Not so
     when booking a queued request (`from_queue`): refused, it stays queued, which is its demand.
+    With no `ssh_keys` chosen the lease takes all the booker's; a booker without any is refused.
     """
     window = booking_window(kind=kind, start=start, end=end, gpus=gpus)
+    ssh_keys = keys_for_booking(user=user, ssh_keys=ssh_keys)
     if from_queue:
         return _lease_book_with_retries(
             user=user,

@@ -41,6 +41,7 @@ from clusters.selectors.prices import NoPrice
 from clusters.services.booking import lease_book
 from clusters.services.capacity import capacity_freed
 from clusters.services.demand import demand_record
+from clusters.services.lease_keys import keys_for_booking
 from clusters.services.lifecycle import owner_emails
 from clusters.services.refusals import InvalidState, NoCapacity, QuotaExceeded
 from core.durations import duration_words
@@ -70,6 +71,7 @@ def lease_request_create(
     now = timezone.now()
     not_after = not_after or now + timedelta(hours=settings.LEASE_REQUEST_DEFAULT_WAIT_HOURS)
     _check_request(gpus=gpus, kind=kind, hours=hours, not_after=not_after, now=now)
+    ssh_keys = keys_for_booking(user=user, ssh_keys=ssh_keys)
     with transaction.atomic():
         organization = Organization.objects.select_for_update(no_key=True).get(pk=organization.pk)
         _check_quota(organization, gpus=gpus, hours=hours, not_after=not_after, now=now)
@@ -200,7 +202,8 @@ def _claim_and_book(request: LeaseRequest, region: Region, now: datetime) -> Lea
                 after=_snapshot(request),
             )
             return lease
-    except (QuotaExceeded, NoPrice):
+    except (QuotaExceeded, NoPrice, ValidationError):
+        # ValidationError: the one who asked has deleted every key since (their keys are the default).
         return None
 
 

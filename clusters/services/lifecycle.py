@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts.choices import Role
 from accounts.models import Membership
-from clusters.choices import LeaseKind, LeaseNoticeKind, LeaseState
+from clusters.choices import GPUS_PER_NODE, LeaseKind, LeaseNoticeKind, LeaseState
 from clusters.models import GPU, Allocation, Lease, Node, Region
 from clusters.services.agent import AgentAnswer, AgentCall, AgentClient
 from clusters.services.capacity import capacity_freed
@@ -39,6 +39,7 @@ class EnforceReport:
     failed: int = 0
     waiting: int = 0
     ended: int = 0
+    keys_sent: int = 0
     notices: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -49,27 +50,32 @@ class _Placement:
 
     gpus: dict[LeaseNodeKey, list[tuple[int, int]]]  # (lease, node) -> [(gpu id, gpu index)]
     nodes: dict[int, dict[str, Any]]
+    sudo: set[int] = field(default_factory=set)  # leases whose organization gives whole nodes sudo
 
     def calls(self, leases: Iterable[Lease], method: str, body: Any = None) -> list[AgentCall]:
         by_id = {lease.pk: lease for lease in leases}
         calls = []
-        for (lease_id, node_id), gpus in self.gpus.items():
+        for key in self.gpus:
+            lease_id, node_id = key
             if lease_id not in by_id:
                 continue
             lease, node = by_id[lease_id], self.nodes[node_id]
-            payload = body(lease, gpus) if body else None
+            payload = body(self, lease, key) if body else None
             path = f"v1/leases/{lease.public_id}"
             calls.append(
-                AgentCall(
-                    (lease_id, node_id),
-                    method,
-                    node["agent_url"],
-                    node["agent_token_encrypted"],
-                    path,
-                    payload,
-                )
+                AgentCall(key, method, node["agent_url"], node["agent_token_encrypted"], path, payload)
             )
         return calls
+
+    def install_body(self, lease: Lease, key: LeaseNodeKey) -> dict[str, Any]:
+        """What a node installs for a lease: its GPUs there, the lease's keys, sudo on a whole node."""
+        indices = sorted(index for _, index in self.gpus[key])
+        return {
+            "gpu_indices": indices,
+            "ssh_public_keys": list(lease.ssh_public_keys),
+            # Never on a shared node: sudo there would open the other tenants' GPUs and files.
+            "sudo": lease.pk in self.sudo and len(indices) == GPUS_PER_NODE,
+        }
 
 
 def leases_enforce(*, now: datetime | None = None, region: str | None = None) -> EnforceReport:
@@ -86,6 +92,7 @@ def leases_enforce(*, now: datetime | None = None, region: str | None = None) ->
             return report
     with agent_client() as client:
         leases_start_due(now=now, report=report, client=client, region_id=region_id)
+        report.keys_sent = leases_keys_sync(client=client, region_id=region_id)
         report.ended = leases_end_due(now=now, client=client, region_id=region_id)
     report.notices = leases_notify_ending(now=now, region_id=region_id)
     return report
@@ -117,7 +124,10 @@ def _placement(lease_ids: list[int], *, live_only: bool = True) -> _Placement:
     node_ids = {node_id for _, node_id in gpus}
     fields = ("id", "hostname", "agent_url", "agent_token_encrypted")
     nodes = {node["id"]: node for node in Node.objects.filter(pk__in=node_ids).values(*fields)}
-    return _Placement(gpus, nodes)
+    sudo = Lease.objects.filter(pk__in=lease_ids, organization__whole_node_sudo=True).values_list(
+        "pk", flat=True
+    )
+    return _Placement(gpus, nodes, set(sudo))
 
 
 def _claim(state: str, due: dict[str, Any], exclude: set[int], region_id: int | None) -> list[Lease]:
@@ -185,10 +195,6 @@ def leases_start_due(
             pass
 
 
-def _install_body(lease: Lease, gpus: list[tuple[int, int]]) -> dict[str, Any]:
-    return {"gpu_indices": sorted(index for _, index in gpus), "ssh_public_keys": list(lease.ssh_public_keys)}
-
-
 @transaction.atomic
 def _start_batch(
     now: datetime, seen: set[int], report: EnforceReport, client: AgentClient, region_id: int | None
@@ -198,7 +204,7 @@ def _start_batch(
         return False
     seen.update(lease.pk for lease in leases)
     placement = _placement([lease.pk for lease in leases])
-    answers = _agent_calls(client, placement.calls(leases, "PUT", _install_body))
+    answers = _agent_calls(client, placement.calls(leases, "PUT", _Placement.install_body))
     waiting_on: dict[int, list[str]] = {}
     for (lease_id, node_id), answer in answers.items():
         if not answer.ok:
@@ -264,7 +270,12 @@ def _fail(
         reason = ("Could not start: " + "; ".join(waiting_on[lease.pk]))[:200]
         lease.state_reason = reason
         failed += _transition(
-            [lease], LeaseState.SCHEDULED, LeaseState.FAILED, ended_at=now, state_reason=reason
+            [lease],
+            LeaseState.SCHEDULED,
+            LeaseState.FAILED,
+            ended_at=now,
+            state_reason=reason,
+            keys_pending=False,
         )
     Allocation.objects.filter(lease__in=failed).update(is_live=False)
     for lease in failed:
@@ -273,6 +284,36 @@ def _fail(
     transaction.on_commit(lambda: _email_owners(failed, _failed_message))
     capacity_freed()
     return failed
+
+
+# --- Sending changed keys to running leases' nodes
+
+
+def leases_keys_sync(*, client: AgentClient | None = None, region_id: int | None = None) -> int:
+    """Send every active lease whose keys changed its whole key set again; how many went everywhere.
+
+    A lease some node did not take stays pending, for the next sweep.
+    """
+    seen: set[int] = set()
+    sent = 0
+    with _using(client) as agents:
+        while (batch := _keys_batch(seen, agents, region_id)) is not None:
+            sent += batch
+    return sent
+
+
+@transaction.atomic
+def _keys_batch(seen: set[int], client: AgentClient, region_id: int | None) -> int | None:
+    leases = _claim(LeaseState.ACTIVE, {"keys_pending": True}, seen, region_id)
+    if not leases:
+        return None
+    seen.update(lease.pk for lease in leases)
+    placement = _placement([lease.pk for lease in leases])
+    answers = _agent_calls(client, placement.calls(leases, "PUT", _Placement.install_body))
+    missed = {lease_id for (lease_id, _), answer in answers.items() if not answer.ok}
+    done = [lease.pk for lease in leases if lease.pk not in missed]
+    # The leases are locked by this transaction: a key withdrawn meanwhile waits, then marks it again.
+    return Lease.objects.filter(pk__in=done).update(keys_pending=False)
 
 
 # --- Ending
@@ -293,7 +334,9 @@ def _end_batch(now: datetime, client: AgentClient, region_id: int | None) -> int
     if not leases:
         return 0
     _revoke(leases, _placement([lease.pk for lease in leases]), client)
-    ended = _transition(leases, LeaseState.ACTIVE, LeaseState.ENDED, ended_at=timezone.now())
+    ended = _transition(
+        leases, LeaseState.ACTIVE, LeaseState.ENDED, ended_at=timezone.now(), keys_pending=False
+    )
     if ended:
         capacity_freed()
     return len(ended)

@@ -119,6 +119,8 @@ def booking(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 
 def _book(request: AuthenticatedHttpRequest, form: BookingForm, organization: Organization) -> Lease | None:
+    if form.refuse_no_key_ticked():
+        return None
     data = form.cleaned_data
     try:
         return lease_book(

@@ -20,10 +20,12 @@ from accounts.views.decorators import (
     staff_admin_required,
 )
 from clusters.choices import LIVE_LEASE_STATES, LeaseKind, LeaseState
-from clusters.forms.leases import ExtendForm, LeaseFilterForm
+from clusters.forms.leases import ExtendForm, LeaseFilterForm, LeaseKeyForm
 from clusters.models import Lease
 from clusters.selectors.leases import (
     hostnames_of,
+    keys_addable_to,
+    lease_keys,
     lease_nodes,
     lease_of_organization_or_404,
     lease_usage_until,
@@ -32,6 +34,7 @@ from clusters.selectors.leases import (
 )
 from clusters.selectors.telemetry import LeaseCharts, MetricSeries, lease_charts
 from clusters.services.booking import lease_extend, lease_release
+from clusters.services.lease_keys import lease_ssh_key_add
 from clusters.services.refusals import BookingRefused
 from core.charts import Series, line_chart
 from core.durations import duration_words
@@ -60,8 +63,41 @@ def lease_detail(request: AuthenticatedHttpRequest, lease_id: str) -> HttpRespon
         **_live_context(request, lease),
         "nodes": lease_nodes(lease),
         "extend_form": ExtendForm() if _extendable(lease) else None,
+        "keys": lease_keys(lease),
+        "key_form": _key_form(lease),
     }
     return render_in_zone(request, "clusters/lease_detail.html", context)
+
+
+def _key_form(lease: Lease, data: object = None) -> LeaseKeyForm | None:
+    """The form to add a teammate's key: on a live lease, when some member's key is not on it."""
+    if lease.state not in LIVE_LEASE_STATES:
+        return None
+    addable = keys_addable_to(lease)
+    return LeaseKeyForm(data, addable=addable) if addable.exists() else None
+
+
+@organization_role_required(ROLES_THAT_BOOK)
+@require_POST
+def lease_ssh_key_add_view(request: AuthenticatedHttpRequest, lease_id: str) -> HttpResponse:
+    """Add a teammate's key to a live lease; refusals come back as a message on the lease page."""
+    lease = _lease(request, lease_id)
+    form = LeaseKeyForm(request.POST, addable=keys_addable_to(lease))
+    if not form.is_valid():
+        messages.error(request, "Choose one of your organization's keys that is not on the lease yet.")
+        return redirect("lease-detail", lease_id=lease.public_id)
+    key = form.cleaned_data["ssh_key"]
+    try:
+        lease_ssh_key_add(user=request.user, lease=lease, key=key)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    except BookingRefused as refusal:
+        messages.error(request, refusal.detail)
+    else:
+        messages.success(
+            request, f"{key.user.email}'s key {key.name} is added; running nodes get it within seconds."
+        )
+    return redirect("lease-detail", lease_id=lease.public_id)
 
 
 @organization_role_required(ROLES_THAT_BOOK)

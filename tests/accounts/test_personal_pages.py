@@ -2,6 +2,7 @@
 
 import re
 
+import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -10,6 +11,13 @@ from accounts.services.ssh_keys import ssh_key_add
 from accounts.services.tokens import api_token_create, hash_token
 from tests.accounts.helpers import ALICE_KEY
 from tests.nodeagent.helpers import openssh_line
+
+
+@pytest.fixture
+def alice(alice):
+    """Alice before she adds a key: these tests add keys and count them (the factories give one)."""
+    SshKey.objects.filter(user=alice).delete()
+    return alice
 
 
 def _queries(client, url: str) -> int:

@@ -9,6 +9,13 @@ from tests.accounts.helpers import ALICE_FINGERPRINT, ALICE_KEY
 from tests.nodeagent.helpers import openssh_line
 
 
+@pytest.fixture
+def alice(alice):
+    """Alice before she adds a key: these tests add keys and count them (the factories give one)."""
+    SshKey.objects.filter(user=alice).delete()
+    return alice
+
+
 def test_it_fingerprints_an_ed25519_key_as_ssh_keygen_does() -> None:
     parsed = parse_ssh_public_key(ALICE_KEY)
     assert (parsed.key_type, parsed.bits, parsed.fingerprint, parsed.comment) == (

@@ -164,7 +164,10 @@ def test_members_cannot_change_payment_settings(dana, api_as) -> None:
 
 def test_the_booking_page_links_to_billing_when_payment_is_required(dana, client) -> None:
     client.force_login(dana)
-    response = client.post("/book/", {"region": "us-tx-1", "gpus": 8, "kind": "on_demand", "tz": "UTC"})
+    key = str(dana.ssh_keys.get().public_id)  # ticked, as the page ticks it
+    response = client.post(
+        "/book/", {"region": "us-tx-1", "gpus": 8, "kind": "on_demand", "tz": "UTC", "ssh_keys": key}
+    )
     page = response.content.decode()
     assert response.status_code == 200 and "Add a card or top up your balance before booking" in page
     assert 'data-field="payment-link"><a href="/billing/"' in page

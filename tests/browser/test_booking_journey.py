@@ -107,7 +107,15 @@ def test_a_startup_books_8_gpus_watches_them_releases_them_and_finds_the_invoice
     confirm_email(page, "nora@nebula.example")  # booking waits for a verified address
 
     main_nav = page.get_by_role("navigation", name="Main")
-    main_nav.get_by_role("link", name="SSH keys").click()
+    # Without a key nothing can be booked, and the booking page says how to add one.
+    main_nav.get_by_role("link", name="Book GPUs").click()
+    add_key = page.locator('[data-field="no-ssh-key"]').get_by_role("link", name="Add your public key")
+    add_key.wait_for()
+    page.get_by_role("button", name="Book").click()
+    page.locator('[data-error-for="ssh_keys"]').filter(has_text="Add an SSH public key first").wait_for()
+    assert not Lease.objects.filter(organization__name="Nebula Labs").exists()
+    page.locator('[data-field="no-ssh-key"]').get_by_role("link", name="Add your public key").click()
+    page.wait_for_url(f"{live_server.url}/account/ssh-keys/")
     page.get_by_label("Name").fill("laptop")
     page.get_by_label("Public key").fill(ALICE_KEY)
     page.get_by_role("button", name="Add key").click()

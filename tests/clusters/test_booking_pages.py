@@ -27,6 +27,11 @@ def on_demand(**extra: str) -> dict[str, str]:
     return {"region": "us-tx-1", "gpus": "8", "kind": "on_demand", "tz": "UTC", **extra}
 
 
+def key_of(user) -> str:
+    """The id of the user's SSH key (the factories give everyone one), ticked as the page pre-ticks it."""
+    return str(user.ssh_keys.get().public_id)
+
+
 def test_booking_on_demand_creates_the_lease_and_redirects_to_it(client_as, seeded_fleet, alice) -> None:
     key = ssh_key_add(user=alice, name="laptop", public_key=SSH_KEY)
     response = client_as("alice").post("/book/", on_demand(ssh_keys=str(key.public_id)))
@@ -39,18 +44,18 @@ def test_booking_on_demand_creates_the_lease_and_redirects_to_it(client_as, seed
     assert lease.booked_by == alice
 
 
-def test_reserved_times_are_read_in_the_viewers_zone_and_kept_in_utc(client_as, seeded_fleet) -> None:
+def test_reserved_times_are_read_in_the_viewers_zone_and_kept_in_utc(client_as, seeded_fleet, bob) -> None:
     paris = ZoneInfo("Europe/Paris")
     day = (timezone.now() + timedelta(days=3)).astimezone(paris).date()
     fields = {"kind": "reserved", "tz": "Europe/Paris", "start": f"{day}T09:00", "end": f"{day}T13:30"}
-    bob = client_as("bob")
-    response = bob.post("/book/", on_demand(**fields))
+    browser = client_as("bob")
+    response = browser.post("/book/", on_demand(**fields, ssh_keys=key_of(bob)))
     assert response.status_code == 302
     lease = Lease.objects.get()
     assert lease.start == datetime(day.year, day.month, day.day, 9, tzinfo=paris).astimezone(UTC)
     assert lease.end - lease.start == timedelta(hours=4, minutes=30)
-    assert bob.session["time_zone"] == "Europe/Paris"  # the lease pages show times in it
-    assert "09:00" in bob.get(response["Location"]).content.decode()
+    assert browser.session["time_zone"] == "Europe/Paris"  # the lease pages show times in it
+    assert "09:00" in browser.get(response["Location"]).content.decode()
 
 
 def test_a_size_that_cannot_be_booked_is_refused_on_the_gpus_field(client_as, seeded_fleet) -> None:
@@ -62,17 +67,17 @@ def test_a_size_that_cannot_be_booked_is_refused_on_the_gpus_field(client_as, se
     assert Lease.objects.count() == 0
 
 
-def test_more_gpus_than_are_free_names_what_would_fit(client_as, seeded_fleet, acme) -> None:
+def test_more_gpus_than_are_free_names_what_would_fit(client_as, seeded_fleet, acme, alice) -> None:
     acme.gpu_quota = 100
     acme.save(update_fields=["gpu_quota"])
-    response = client_as("alice").post("/book/", on_demand(gpus="24"))
+    response = client_as("alice").post("/book/", on_demand(gpus="24", ssh_keys=key_of(alice)))
     assert response.status_code == 200
     assert "the largest lease that fits is 16 GPUs" in response.context["form"].errors["gpus"][0]
     assert Lease.objects.count() == 0
 
 
-def test_over_the_quota_is_refused_on_the_gpus_field(client_as, seeded_fleet) -> None:
-    response = client_as("alice").post("/book/", on_demand(gpus="16"))
+def test_over_the_quota_is_refused_on_the_gpus_field(client_as, seeded_fleet, alice) -> None:
+    response = client_as("alice").post("/book/", on_demand(gpus="16", ssh_keys=key_of(alice)))
     assert response.status_code == 200
     assert "your organization's quota is 8" in response.context["form"].errors["gpus"][0]
     assert Lease.objects.count() == 0

@@ -54,8 +54,11 @@ def test_the_booking_page_says_so_and_offers_to_send_the_email_again(client, unv
     assert "Verify your email address alice@acme.example before booking" in page
     assert 'data-blocker="email_unverified"' in page and "Send the verification email again" in page
 
-    response = client.post("/book/", {"region": "us-tx-1", "gpus": 1, "kind": "on_demand", "tz": "UTC"})
+    key = str(unverified_alice.ssh_keys.get().public_id)  # ticked, as the page ticks it
+    fields = {"region": "us-tx-1", "gpus": 1, "kind": "on_demand", "tz": "UTC", "ssh_keys": key}
+    response = client.post("/book/", fields)
     assert response.status_code == 200 and not Lease.objects.exists()
+    assert "Verify your email address" in response.content.decode()
 
     client.post("/email/", {"email": "alice@acme.example", "action_send": ""})
     assert [m.to for m in mail.outbox] == [["alice@acme.example"]]
