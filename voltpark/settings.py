@@ -249,7 +249,8 @@ REST_FRAMEWORK = {
         "accounts.api.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Signed in, and a token held to its scopes (accounts/api/permissions.py).
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.api.permissions.IsSignedIn"],
     "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
