@@ -94,6 +94,7 @@ class LeaseListApi(ListAPIView):
 
     permission_classes = [CanBook]
     serializer_class = LeaseSerializer
+    throttle_scopes = {"POST": "booking"}
 
     def get_queryset(self) -> Any:
         state = self.request.query_params.get("state")
@@ -153,6 +154,8 @@ class _LeaseActionApi(APIView):
 
 class LeaseExtendApi(_LeaseActionApi):
     """Move a reserved lease's end later, on the same GPUs."""
+
+    throttle_scope = "booking"
 
     @extend_schema(request=ExtendSerializer, responses=LeaseSchema)
     def post(self, request: OrganizationRequest, lease_id: str) -> Response:
