@@ -173,6 +173,7 @@ class LeaseListApi(ListAPIView):
 
     permission_classes = [CanBook]
     serializer_class = LeaseSerializer
+    throttle_scopes = {"POST": "booking"}
 
     def list(self, request: OrganizationRequest) -> Response:  # type: ignore[override]
         page = self.paginate_queryset(self.get_queryset()) or []
@@ -237,6 +238,8 @@ class _LeaseActionApi(APIView):
 
 class LeaseExtendApi(_LeaseActionApi):
     """Move a reserved lease's end later, on the same GPUs."""
+
+    throttle_scope = "booking"
 
     @extend_schema(request=ExtendSerializer, responses=LeaseSchema)
     def post(self, request: OrganizationRequest, lease_id: str) -> Response:
