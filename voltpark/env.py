@@ -48,6 +48,7 @@ def envlist(name: str, default: str) -> list[str]:
 
 
 RATE = re.compile(r"^[1-9][0-9]*/[0-9]*[smhd]/(ip|key|user)$")
+THROTTLE_RATE = re.compile(r"[1-9][0-9]*/[smhd]")
 
 
 def envrates(name: str, default: str) -> str:
@@ -58,6 +59,14 @@ def envrates(name: str, default: str) -> str:
             raise ImproperlyConfigured(
                 f"{name} must be limits such as 10/m/ip,5/15m/key (amount/period/ip|key|user), not {raw!r}"
             )
+    return raw
+
+
+def envrate(name: str, default: str) -> str:
+    """The variable as a DRF throttle rate: `amount/period`, the period s, m, h or d (`60/m`)."""
+    raw = os.environ.get(name, default)
+    if not THROTTLE_RATE.fullmatch(raw):
+        raise ImproperlyConfigured(f"{name} must be a rate such as 60/m (amount/s|m|h|d), not {raw!r}")
     return raw
 
 

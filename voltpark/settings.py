@@ -12,7 +12,7 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from voltpark.env import email_settings, envbool, envint, envlist, envrates, envstr, envurl
+from voltpark.env import email_settings, envbool, envint, envlist, envrate, envrates, envstr, envurl
 
 # --- Deployment: where the code and its data are, debug mode, the secret key, the host names.
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -224,6 +224,26 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
 # API_PAGE_MAX_LIMIT rows.
 API_PAGE_MAX_LIMIT = envint("API_PAGE_MAX_LIMIT", 1000, minimum=1)
 API_PAGE_MAX_OFFSET = 10**9
+# Throttles (core/throttles.py), counted in Redis through the cache: per token (or signed-in user)
+# and per client address, on what costs the most to answer or to abuse (README lists the variables).
+# Over a rate the answer is 429 with Retry-After. Release, cancel and reads of one's own leases are
+# never throttled: a client must always be able to stop spending.
+API_THROTTLE_RATES = {
+    "booking": envrate("API_RATE_BOOKING", "60/m"),
+    "quotes": envrate("API_RATE_QUOTES", "300/m"),
+    "availability": envrate("API_RATE_AVAILABILITY", "300/m"),
+    "timeline": envrate("API_RATE_TIMELINE", "120/m"),
+    "exports": envrate("API_RATE_EXPORTS", "20/m"),
+}
+API_THROTTLE_IP_RATES = {
+    "booking": envrate("API_RATE_BOOKING_IP", "300/m"),
+    "quotes": envrate("API_RATE_QUOTES_IP", "1200/m"),
+    "availability": envrate("API_RATE_AVAILABILITY_IP", "1200/m"),
+    "timeline": envrate("API_RATE_TIMELINE_IP", "600/m"),
+    "exports": envrate("API_RATE_EXPORTS_IP", "60/m"),
+}
+# Wrong bearer tokens per client address; past it every bearer token from there waits.
+API_AUTH_FAILURE_RATE = envrate("API_RATE_AUTH_FAILURES", "20/m")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.api.authentication.BearerTokenAuthentication",
@@ -233,6 +253,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttles.TokenRateThrottle", "core.throttles.IpRateThrottle"],
+    # The client address the per-address throttles count: as for allauth's limits, X-Forwarded-For
+    # is believed only for TRUSTED_PROXY_COUNT hops (0: REMOTE_ADDR, which nobody can forge).
+    "NUM_PROXIES": ALLAUTH_TRUSTED_PROXY_COUNT,
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "core.api.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",

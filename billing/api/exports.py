@@ -85,6 +85,7 @@ def _xlsx(name: str, title: str, header: list[str], rows: Iterable[list[Any]]) -
 
 class _ExportApi(APIView):
     permission_classes = [CanSeeMoney]
+    throttle_scope = "exports"
 
     @extend_schema(
         parameters=[FilterSerializer], responses={(200, "text/csv"): OpenApiResponse(description="File")}

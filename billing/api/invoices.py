@@ -105,6 +105,7 @@ class InvoicePdfApi(APIView):
     """The invoice as a PDF (finalized invoices only)."""
 
     permission_classes = [CanSeeMoney]
+    throttle_scope = "exports"
 
     @extend_schema(responses={(200, "application/pdf"): OpenApiResponse(description="The PDF.")})
     def get(self, request: AuthenticatedRequest, invoice_id: str) -> HttpResponse:

@@ -34,6 +34,7 @@ class AvailabilityApi(APIView):
     """How many GPUs of a region are free for a whole window, and whether a lease of `gpus` fits."""
 
     permission_classes = [CanBook]
+    throttle_scope = "availability"
 
     @extend_schema(parameters=[AvailabilityQuerySerializer], responses=OpenApiTypes.OBJECT)
     def get(self, request: OrganizationRequest) -> Response:
@@ -61,6 +62,7 @@ class TimelineApi(APIView):
     """Free GPUs of a region per hour for the next 14 days (the booking calendar)."""
 
     permission_classes = [CanBook]
+    throttle_scope = "timeline"
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: OrganizationRequest, code: str) -> Response:
@@ -80,6 +82,7 @@ class QuoteApi(APIView):
     """What a booking would cost: GPUs × hours × the price per GPU-hour in force now."""
 
     permission_classes = [CanBook]
+    throttle_scope = "quotes"
 
     @extend_schema(request=BookingSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request: OrganizationRequest) -> Response:
