@@ -127,7 +127,9 @@ class Lease(PublicIdModel):
     ssh_keys = models.ManyToManyField("accounts.SshKey", blank=True, related_name="leases")
     ssh_public_keys = models.JSONField(default=list, help_text="The key lines its nodes are to hold.")
     keys_pending = models.BooleanField(
-        default=False, help_text="Its keys changed while it runs: the next sweep sends them to its nodes."
+        default=False,
+        db_default=False,  # the benchmarks' raw inserts of leases leave it out
+        help_text="Its keys changed while it runs: the next sweep sends them to its nodes.",
     )
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
