@@ -1,6 +1,9 @@
 """A lively demo: leases running on the simulated fleet, an early-stage application waiting,
 and last month closed with invoices. Every step is idempotent, so `make demo` may run it again."""
 
+import base64
+import hashlib
+import struct
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -11,6 +14,7 @@ from django.utils import timezone
 
 from accounts.models import Organization, User
 from accounts.services.organizations import organization_create
+from accounts.services.ssh_keys import ssh_key_add
 from billing.choices import PaymentTerms
 from billing.models import MonthClose
 from billing.selectors.balance import account_of
@@ -94,6 +98,21 @@ def demo_money() -> None:
         external_id="demo-nebula-first-top-up",
         description="Demo top-up (a bank transfer recorded by staff)",
         at=previous_month() - timedelta(days=2),
+    )
+
+
+def demo_ssh_key(user: User) -> None:
+    """A public key for a demo person who has none (booking needs one): well-formed, made from the
+    address; nobody holds its private half, as nobody logs in to the simulated nodes."""
+    if user.ssh_keys.exists():
+        return
+
+    def field(data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + data
+
+    blob = field(b"ssh-ed25519") + field(hashlib.sha256(user.email.encode()).digest())
+    ssh_key_add(
+        user=user, name="demo laptop", public_key=f"ssh-ed25519 {base64.b64encode(blob).decode()} demo"
     )
 
 

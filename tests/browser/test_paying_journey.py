@@ -31,6 +31,7 @@ from clusters.models import Allocation, Lease, Node
 from clusters.services.fleet import fleet_seed
 from nodeagent.backends.simulated import SimulatedFleet
 from nodeagent.simulator import start_in_thread
+from tests.accounts.helpers import ALICE_KEY
 from tests.browser.harness import confirm_email, screenshot
 from tests.live import free_port
 
@@ -136,9 +137,15 @@ def test_a_founder_adds_a_card_tops_up_books_and_is_released_when_the_balance_ru
     page.get_by_role("button", name="Sign up").click()
     page.wait_for_url(f"{live_server.url}/")
     confirm_email(page, FOUNDER)
+    main_nav = page.get_by_role("navigation", name="Main")
+    # A key first: booking refuses a booker without one (tests/browser/test_booking_journey.py).
+    main_nav.get_by_role("link", name="SSH keys").click()
+    page.get_by_label("Name").fill("laptop")
+    page.get_by_label("Public key").fill(ALICE_KEY)
+    page.get_by_role("button", name="Add key").click()
+    page.get_by_role("status").filter(has_text="Key laptop added").wait_for()
 
     # Nothing to pay with yet: booking says what to do and links to billing.
-    main_nav = page.get_by_role("navigation", name="Main")
     main_nav.get_by_role("link", name="Book GPUs").click()
     page.get_by_label("GPUs", exact=True).fill("8")
     page.get_by_role("button", name="Book").click()

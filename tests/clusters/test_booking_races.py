@@ -17,7 +17,7 @@ from clusters.models import GPU, Allocation, Lease
 from clusters.services.booking import lease_book
 from clusters.services.refusals import NoCapacity
 from tests.clusters.helpers import build_fleet, later, overlapping_allocations, reserved
-from tests.factories import LeaseFactory, MembershipFactory
+from tests.factories import LeaseFactory, MembershipFactory, ssh_key_for
 from tests.helpers import api_client_for
 from tests.races import held_open, race
 
@@ -25,9 +25,11 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 def no_password_user() -> User:
-    """A user without a password (hashing one takes a second of CPU), whose address is verified (as
-    booking requires); the API client uses a token."""
-    return user_create(email=f"racer-{uuid.uuid4().hex[:8]}@example.com", email_verified=True)
+    """A user without a password (hashing one takes a second of CPU), whose address is verified and
+    who has an SSH key (as booking requires); the API client uses a token."""
+    user = user_create(email=f"racer-{uuid.uuid4().hex[:8]}@example.com", email_verified=True)
+    ssh_key_for(user)
+    return user
 
 
 def members(count: int, quota: int = 1000) -> list[Any]:

@@ -19,6 +19,7 @@ from voltpark.demo import (
     demo_money,
     demo_prices,
     demo_running_leases,
+    demo_ssh_key,
     demo_startup_applying,
 )
 
@@ -96,6 +97,8 @@ class Command(BaseCommand):
             )
             if (staff or finance) and not Authenticator.objects.filter(user=user).exists():
                 TOTP.activate(user, DEMO_TOTP_SECRET)
+            if not (staff or finance):
+                demo_ssh_key(user)
             users[email] = user
         org = Organization.objects.filter(slug="acme-ai").first()
         if org is None:
