@@ -31,7 +31,14 @@ PYTHON312 ?= $(shell python3.12 -c 'import sys; print(sys.executable)' 2>/dev/nu
 		$(PYTHON312) -m venv .venv-focus && .venv-focus/bin/pip install --quiet -r requirements-focus.txt && touch $@; \
 	else echo "python3.12 not found: the FOCUS validator test will be skipped"; fi
 
-install: $(VENV)/.installed node_modules/.package-lock.json .venv-focus/.installed
+# dstack and SkyPilot, whose pins clash with ours: their own venv, for the tests of the lease's exports
+# (tests/clusters/test_lease_exports.py reads the files with each tool's own code).
+.venv-nodetools/.installed: requirements-nodetools.txt
+	$(PYTHON) -m venv .venv-nodetools
+	.venv-nodetools/bin/pip install --quiet -r requirements-nodetools.txt
+	touch $@
+
+install: $(VENV)/.installed node_modules/.package-lock.json .venv-focus/.installed .venv-nodetools/.installed
 
 demo: install
 	$(PY) manage.py migrate --noinput

@@ -5,7 +5,7 @@ from clusters.models import GPU, Allocation, Cluster, Lease, Node, PriceBookEntr
 
 @admin.register(Region)
 class RegionAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "us_state"]
+    list_display = ["code", "name", "us_state", "ssh_gateway_host", "ssh_gateway_port"]
 
 
 @admin.register(Cluster)
@@ -21,9 +21,9 @@ class GpuInline(admin.TabularInline):
 
 @admin.register(Node)
 class NodeAdmin(admin.ModelAdmin):
-    list_display = ["hostname", "cluster", "pool", "state", "state_changed_at"]
+    list_display = ["hostname", "cluster", "pool", "state", "public_address", "state_changed_at"]
     list_filter = ["pool", "state", "cluster__region"]
-    search_fields = ["hostname"]
+    search_fields = ["hostname", "public_address", "private_address"]
     exclude = ["agent_token_encrypted"]
     inlines = [GpuInline]
 

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
 from django.contrib.postgres.indexes import GistIndex
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -29,6 +29,15 @@ class Region(models.Model):
     code = models.SlugField(max_length=20, unique=True)
     name = models.CharField(max_length=100)
     us_state = models.CharField(max_length=40)
+    ssh_gateway_host = models.CharField(
+        max_length=253,
+        blank=True,
+        db_default="",
+        help_text="The SSH jump host tenants reach the region's nodes through (a DNS name or address).",
+    )
+    ssh_gateway_port = models.PositiveIntegerField(
+        default=22, db_default=22, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
 
     def __str__(self) -> str:
         return self.code
@@ -54,6 +63,16 @@ class Node(PublicIdModel):
     state_reason = models.CharField(max_length=200, blank=True)
     state_changed_at = models.DateTimeField(default=timezone.now)
     agent_url = models.URLField(max_length=300, blank=True)
+    public_address = models.GenericIPAddressField(
+        null=True,
+        blank=True,
+        help_text="Reachable from the internet: tenants log in here, not via the gateway.",
+    )
+    private_address = models.GenericIPAddressField(
+        null=True,
+        blank=True,
+        help_text="On the cluster's network: how the nodes of a lease reach each other.",
+    )
     agent_token_encrypted = models.TextField(blank=True, help_text="Fernet-encrypted bearer token.")
     gpu_model = models.CharField(max_length=60, default="NVIDIA H100 80GB HBM3")
     # Run time: reachability of the agent, and when an admin last returned the node to service.

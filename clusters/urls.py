@@ -23,6 +23,7 @@ urlpatterns = [
     path("leases/<str:lease_id>/extend/", leases.lease_extend_view, name="lease-extend"),
     path("leases/<str:lease_id>/release/", leases.lease_release_view, name="lease-release"),
     path("leases/<str:lease_id>/ssh-keys/", leases.lease_ssh_key_add_view, name="lease-ssh-key-add"),
+    path("leases/<str:lease_id>/export/<str:filename>", leases.lease_export, name="lease-export"),
     path("requests/", lease_requests.lease_request_list, name="lease-request-list"),
     path("requests/<str:request_id>/", lease_requests.lease_request_detail, name="lease-request-detail"),
     path("requests/<str:request_id>/live/", lease_requests.lease_request_live, name="lease-request-live"),

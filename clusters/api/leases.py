@@ -18,10 +18,11 @@ from accounts.selectors.ssh_keys import ssh_keys_of_organization
 from clusters.api.booking import AwareDateTimeField, BookingSerializer
 from clusters.api.idempotency import idempotent
 from clusters.choices import LIVE_LEASE_STATES, HealthEventKind, LeaseKind, LeaseState
-from clusters.models import Lease
+from clusters.models import Lease, Node
+from clusters.selectors.access import ssh_access, ssh_config
 from clusters.selectors.capacity import extendable_until
 from clusters.selectors.health import LeaseHealth, leases_health
-from clusters.selectors.leases import lease_of_organization_or_404, leases_of, ssh_command
+from clusters.selectors.leases import lease_of_organization_or_404, leases_of
 from clusters.services.booking import lease_book, lease_cancel, lease_extend, lease_release
 from clusters.services.lease_keys import lease_ssh_key_add
 
@@ -92,6 +93,9 @@ def lease_json(lease: Lease, facts: LeaseFacts | None = None) -> dict[str, Any]:
     for allocation in lease.allocations.all():
         nodes.setdefault(allocation.node.hostname, []).append(allocation.gpu.index)
     live = lease.state in LIVE_LEASE_STATES
+    access = {
+        host: ssh_access(lease, lease.region, host, address) for host, address in _addresses(lease).items()
+    }
     return {
         "id": str(lease.public_id),
         "region": lease.region.code,
@@ -108,10 +112,12 @@ def lease_json(lease: Lease, facts: LeaseFacts | None = None) -> dict[str, Any]:
             {
                 "hostname": host,
                 "gpu_indices": sorted(indices),
-                "ssh_command": ssh_command(lease, host) if live else None,
+                "ssh": access[host].as_json() if live else None,
+                "ssh_command": access[host].command if live else None,
             }
             for host, indices in sorted(nodes.items())
         ],
+        "ssh_config": ssh_config([access[host] for host in sorted(nodes)]) if live and nodes else None,
         "ssh_key_ids": [str(key.public_id) for key in lease.ssh_keys.all()],
         "created_at": lease.created_at.isoformat(),
         "extendable_until": until.isoformat() if until else None,
@@ -119,9 +125,35 @@ def lease_json(lease: Lease, facts: LeaseFacts | None = None) -> dict[str, Any]:
     }
 
 
+def _addresses(lease: Lease) -> dict[str, str | None]:
+    """Each node's public address; a lease just booked knows only its nodes' ids and hostnames, so
+    theirs are read in one query (reading the deferred field would cost one per node)."""
+    nodes = {allocation.node.pk: allocation.node for allocation in lease.allocations.all()}
+    unread = [pk for pk, node in nodes.items() if "public_address" in node.get_deferred_fields()]
+    addresses = dict(Node.objects.filter(pk__in=unread).values_list("pk", "public_address")) if unread else {}
+    for pk, node in nodes.items():
+        if pk not in addresses:
+            addresses[pk] = node.public_address
+    return {node.hostname: addresses[pk] for pk, node in nodes.items()}
+
+
+class JumpHostSchema(serializers.Serializer):
+    user = serializers.CharField()
+    host = serializers.CharField()
+    port = serializers.IntegerField()
+
+
+class SshAccessSchema(serializers.Serializer):
+    user = serializers.CharField(help_text="The lease's own account on the node.")
+    host = serializers.CharField(help_text="The node's public address, or its hostname behind the jump host.")
+    port = serializers.IntegerField()
+    jump_host = JumpHostSchema(allow_null=True, help_text="The region's SSH gateway (ssh -J), or null.")
+
+
 class LeaseNodeSchema(serializers.Serializer):
     hostname = serializers.CharField()
     gpu_indices = serializers.ListField(child=serializers.IntegerField())
+    ssh = SshAccessSchema(allow_null=True, help_text="How to log in while the lease is live; null after.")
     ssh_command = serializers.CharField(
         allow_null=True, help_text="How to log in while the lease is scheduled or active; null after."
     )
@@ -162,6 +194,9 @@ class LeaseSchema(serializers.Serializer):
     price_per_gpu_hour = serializers.DecimalField(max_digits=10, decimal_places=4)
     currency = serializers.CharField()
     nodes = LeaseNodeSchema(many=True)
+    ssh_config = serializers.CharField(
+        allow_null=True, help_text="A ~/.ssh/config block with a Host per node, while the lease is live."
+    )
     ssh_key_ids = serializers.ListField(child=serializers.UUIDField())
     created_at = serializers.DateTimeField()
     extendable_until = serializers.DateTimeField(

@@ -14,9 +14,9 @@ from accounts.models import Organization, SshKey
 from accounts.selectors.ssh_keys import ssh_keys_of_organization
 from clusters.choices import LeaseState
 from clusters.models import Allocation, Lease
+from clusters.selectors.access import LeaseHost, ssh_access
 from core.db import get_by_public_id_or_404
 from core.money import amount_for, gpu_hours
-from nodeagent.protocol import account_for_lease
 
 
 def leases_of(organization: Organization, *, state: str | None = None) -> QuerySet[Lease]:
@@ -89,27 +89,18 @@ def leases_grouped(organization: Organization) -> LeaseGroups:
     )
 
 
-@dataclass(frozen=True)
-class LeaseNode:
-    """A node a lease holds GPUs on, and how to reach it."""
-
-    hostname: str
-    gpu_indices: list[int]
-    ssh_command: str
-
-
-def ssh_command(lease: Lease, hostname: str) -> str:
-    """How the lease's people log in to one of its nodes: its own account, their keys."""
-    return f"ssh {account_for_lease(str(lease.public_id))}@{hostname}"
-
-
-def lease_nodes(lease: Lease) -> list[LeaseNode]:
-    """The nodes of the lease's live allocations, each with its GPUs and its SSH command."""
-    nodes: dict[str, list[int]] = {}
-    rows = lease.allocations.filter(is_live=True).values_list("node__hostname", "gpu__index")
-    for hostname, index in rows.order_by("node__hostname", "gpu__index"):
-        nodes.setdefault(hostname, []).append(index)
-    return [LeaseNode(host, indices, ssh_command(lease, host)) for host, indices in nodes.items()]
+def lease_nodes(lease: Lease) -> list[LeaseHost]:
+    """The nodes of the lease's live allocations, each with its GPUs and how to log in to it."""
+    nodes: dict[tuple[str, str | None, str | None], list[int]] = {}
+    rows = lease.allocations.filter(is_live=True).values_list(
+        "node__hostname", "node__public_address", "node__private_address", "gpu__index"
+    )
+    for hostname, public, private, index in rows.order_by("node__hostname", "gpu__index"):
+        nodes.setdefault((hostname, public, private), []).append(index)
+    return [
+        LeaseHost(ssh_access(lease, lease.region, host, public), indices, private)
+        for (host, public, private), indices in nodes.items()
+    ]
 
 
 def lease_keys(lease: Lease) -> QuerySet[SshKey]:

@@ -17,6 +17,11 @@ REGIONS = (
     ("us-wa-1", "Washington 1", "Washington", "wa1"),
 )
 NODES_PER_CLUSTER = 32
+# Each region's SSH gateway (the jump host in front of its nodes), and the one cluster whose nodes
+# have public addresses of their own (documentation addresses: 198.51.100.0/24, RFC 5737).
+SSH_GATEWAY_PORT = 2222
+PUBLIC_CLUSTER = "wa1-c01"
+PUBLIC_NETWORK = "198.51.100"
 BATCH = 2000
 PRICES_FROM = datetime(2026, 1, 1, tzinfo=UTC)
 DEFAULT_PRICES = {LeaseKind.ON_DEMAND: Decimal("2.4900"), LeaseKind.RESERVED: Decimal("1.9900")}
@@ -56,8 +61,10 @@ def fleet_seed(
     """Create the fleet idempotently: existing nodes and GPUs are kept as they are."""
     token = encrypt_agent_token(agent_token) if agent_token else ""
     new_nodes: list[Node] = []
-    for (code, name, state, prefix), count in zip(REGIONS, _nodes_per_region(nodes), strict=True):
+    regions = zip(REGIONS, _nodes_per_region(nodes), strict=True)
+    for region_number, ((code, name, state, prefix), count) in enumerate(regions, start=1):
         region, _ = Region.objects.get_or_create(code=code, defaults={"name": name, "us_state": state})
+        _seed_gateway(region)
         early_from = count - round(count * early_stage_share)
         for i in range(count):
             cluster_number, node_number = divmod(i, NODES_PER_CLUSTER)
@@ -71,6 +78,8 @@ def fleet_seed(
                     pool=pool,
                     agent_url=_agent_url(agent_base, hostname),
                     agent_token_encrypted=token,
+                    private_address=private_address(region_number, cluster_number + 1, node_number + 1),
+                    public_address=_public_address(cluster.name, node_number + 1),
                 )
             )
     existing = set(Node.objects.values_list("hostname", flat=True))
@@ -78,6 +87,27 @@ def fleet_seed(
     gpus_created = _create_gpus()
     _seed_prices()
     return SeedResult(nodes_created=len(created), gpus_created=gpus_created)
+
+
+def gateway_host(region_code: str) -> str:
+    """The SSH gateway of a region, such as ssh.us-tx-1.voltpark.example."""
+    return f"ssh.{region_code}.voltpark.example"
+
+
+def _seed_gateway(region: Region) -> None:
+    # Staff may have set the gateway in the admin: the seed fills it only when empty.
+    if not region.ssh_gateway_host:
+        region.ssh_gateway_host, region.ssh_gateway_port = gateway_host(region.code), SSH_GATEWAY_PORT
+        region.save(update_fields=["ssh_gateway_host", "ssh_gateway_port"])
+
+
+def private_address(region_number: int, cluster_number: int, node_number: int) -> str:
+    """The node's address on its cluster's network: 10.<region>.<cluster>.<node>."""
+    return f"10.{region_number}.{cluster_number}.{node_number}"
+
+
+def _public_address(cluster: str, node_number: int) -> str | None:
+    return f"{PUBLIC_NETWORK}.{node_number}" if cluster == PUBLIC_CLUSTER else None
 
 
 def _cluster(region: Region, name: str) -> tuple[Cluster, bool]:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings
@@ -70,12 +71,35 @@ class _Placement:
     def install_body(self, lease: Lease, key: LeaseNodeKey) -> dict[str, Any]:
         """What a node installs for a lease: its GPUs there, the lease's keys, sudo on a whole node."""
         indices = sorted(index for _, index in self.gpus[key])
-        return {
+        body: dict[str, Any] = {
             "gpu_indices": indices,
             "ssh_public_keys": list(lease.ssh_public_keys),
             # Never on a shared node: sudo there would open the other tenants' GPUs and files.
             "sudo": lease.pk in self.sudo and len(indices) == GPUS_PER_NODE,
         }
+        peers = self.peers(lease.pk)
+        if len(peers) > 1:
+            body["peers"] = peers
+        return body
+
+    def peers(self, lease_id: int) -> list[dict[str, Any]]:
+        """Every node of the lease, as each of them writes its hostfile and /etc/hosts lines."""
+        return self._peers.get(lease_id, [])
+
+    @cached_property
+    def _peers(self) -> dict[int, list[dict[str, Any]]]:
+        # Once per batch: built per call, a batch of leases would walk every allocation per node.
+        peers: dict[int, list[dict[str, Any]]] = {}
+        for (lease_id, node_id), gpus in self.gpus.items():
+            node = self.nodes[node_id]
+            # A node without a recorded cluster address is named by its hostname (resolved by DNS).
+            address = node["private_address"] or node["hostname"]
+            peers.setdefault(lease_id, []).append(
+                {"hostname": node["hostname"], "address": address, "slots": len(gpus)}
+            )
+        for nodes in peers.values():
+            nodes.sort(key=lambda peer: peer["hostname"])
+        return peers
 
 
 def leases_enforce(*, now: datetime | None = None, region: str | None = None) -> EnforceReport:
@@ -122,7 +146,7 @@ def _placement(lease_ids: list[int], *, live_only: bool = True) -> _Placement:
     ):
         gpus.setdefault((lease_id, node_id), []).append((gpu_id, index))
     node_ids = {node_id for _, node_id in gpus}
-    fields = ("id", "hostname", "agent_url", "agent_token_encrypted")
+    fields = ("id", "hostname", "agent_url", "agent_token_encrypted", "private_address")
     nodes = {node["id"]: node for node in Node.objects.filter(pk__in=node_ids).values(*fields)}
     sudo = Lease.objects.filter(pk__in=lease_ids, organization__whole_node_sudo=True).values_list(
         "pk", flat=True

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.safestring import SafeString
@@ -22,6 +22,7 @@ from accounts.views.decorators import (
 from clusters.choices import LIVE_LEASE_STATES, LeaseKind, LeaseState
 from clusters.forms.leases import ExtendForm, LeaseFilterForm, LeaseKeyForm
 from clusters.models import Lease
+from clusters.selectors.access import EXPORTS, LeaseHost, export_yaml, hostfile, ssh_config, torchrun_example
 from clusters.selectors.capacity import extendable_until
 from clusters.selectors.health import lease_health
 from clusters.selectors.leases import (
@@ -61,15 +62,39 @@ def lease_list(request: AuthenticatedHttpRequest) -> HttpResponse:
 def lease_detail(request: AuthenticatedHttpRequest, lease_id: str) -> HttpResponse:
     """One lease: nodes and how to reach them, time left, extend, release, and its GPUs' charts."""
     lease = _lease(request, lease_id)
+    nodes = lease_nodes(lease)
+    reachable = lease.state in LIVE_LEASE_STATES and bool(nodes)
     context = {
         **_live_context(request, lease),
-        "nodes": lease_nodes(lease),
+        "nodes": nodes,
+        # An ended lease's account is gone: no command to copy that could no longer work.
+        "reachable": reachable,
+        "ssh_config": ssh_config([node.access for node in nodes]) if reachable else None,
+        "multi_node": _multi_node(lease, nodes) if reachable and len(nodes) > 1 else None,
         "extend_form": ExtendForm() if _extendable(lease) else None,
         "keys": lease_keys(lease),
         "key_form": _key_form(lease),
         "extendable_until": extendable_until([lease])[lease.pk],
     }
     return render_in_zone(request, "clusters/lease_detail.html", context)
+
+
+def _multi_node(lease: Lease, nodes: list[LeaseHost]) -> dict[str, str]:
+    return {"hostfile": hostfile(nodes), "torchrun": torchrun_example(lease, nodes)}
+
+
+@organization_role_required(ROLES_THAT_BOOK)
+def lease_export(request: AuthenticatedHttpRequest, lease_id: str, filename: str) -> HttpResponse:
+    """The lease as a dstack SSH fleet or SkyPilot SSH node pools, to download; a live lease only."""
+    lease = _lease(request, lease_id)
+    nodes = lease_nodes(lease)
+    if filename not in EXPORTS or lease.state not in LIVE_LEASE_STATES or not nodes:
+        raise Http404("No such download for this lease: it is not running, or the file is unknown.")
+    response = HttpResponse(
+        export_yaml(filename, lease, nodes), content_type="application/yaml; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 def _key_form(lease: Lease, data: object = None) -> LeaseKeyForm | None:

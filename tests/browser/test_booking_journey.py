@@ -29,7 +29,7 @@ from nodeagent.backends.simulated import SimulatedFleet
 from nodeagent.protocol import account_for_lease
 from nodeagent.simulator import start_in_thread
 from tests.accounts.helpers import ALICE_KEY
-from tests.browser.harness import confirm_email, open_page, screenshot
+from tests.browser.harness import DESKTOP, PHONE, confirm_email, open_page, screenshot
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.live import free_port
 
@@ -158,14 +158,24 @@ def test_a_startup_books_8_gpus_watches_them_releases_them_and_finds_the_invoice
     assert (lease.gpus, lease.kind, lease.ssh_public_keys) == (
         8,
         "on_demand",
-        [SshKey.objects.get().public_key],
+        [SshKey.objects.get(user__email="nora@nebula.example").public_key],
     )
 
     # The worker starts it (keys installed on the agent), polls the GPUs, and the page follows.
     page.locator('#lease-live [data-state="active"]').wait_for(timeout=WAIT_S * 1000)
     node = lease.allocations.first().node.hostname
     account = account_for_lease(str(lease.public_id))
-    assert page.get_by_text(f"ssh {account}@{node}").is_visible()
+    gateway = f"{account}@ssh.{lease.region.code}.voltpark.example:2222"
+    command = page.locator("[data-ssh-command]").first
+    assert command.inner_text() == f"ssh -J {gateway} {account}@{node}"
+    config = page.locator("#ssh-config").inner_text()
+    assert f"Host voltpark-{node}\n    HostName {node}\n    User {account}\n    ProxyJump {gateway}" in config
+    assert page.locator('button[data-copy="#ssh-config"]').count() == 1
+    # On a phone the command wraps between its words, never inside the account's name.
+    page.set_viewport_size(PHONE)
+    target = command.locator(".nowrap", has_text=f"{account}@{node}")
+    assert target.evaluate("element => element.getClientRects().length") == 1
+    page.set_viewport_size(DESKTOP)
     keys = simulated_fleet.lease_root / node / account / ".ssh" / "authorized_keys"
     assert keys.read_text().strip() == ALICE_KEY.strip()
     wait_until(lambda: GpuSample.objects.filter(gpu__allocations__lease=lease).count() >= 8 * 8, "samples")

@@ -32,7 +32,9 @@ from tests.billing.factories import make_lease
 
 @pytest.fixture
 def alice_cli(cli, alice, acme, token_of, seeded_fleet):
-    """Alice, owner of Acme (quota 16 GPUs), with her laptop's key, on six nodes (two per region)."""
+    """Alice, owner of Acme (quota 16 GPUs), with her laptop's key (her only one), on six nodes (two per
+    region)."""
+    SshKey.objects.filter(user=alice).delete()
     ssh_key_add(user=alice, name="laptop", public_key=ALICE_KEY)
     set_quota(acme, 16)
     return cli.as_(token_of(alice))
@@ -70,7 +72,7 @@ def test_book_books_on_demand_with_all_of_the_callers_keys_and_prints_the_lease(
         f"Booked lease {lease.public_id}: 8 GPUs in Virginia 1 (us-va-1), on demand, scheduled." in result.out
     )
     account = "vp-" + str(lease.public_id).replace("-", "")[:12]
-    assert f"ssh {account}@va1-c01-n001" in result.out
+    assert f"ssh -J {account}@ssh.us-va-1.voltpark.example:2222 {account}@va1-c01-n001" in result.out
 
 
 def test_book_reserves_a_window_given_in_hours_from_a_start(alice_cli) -> None:
@@ -121,6 +123,7 @@ def test_no_capacity_in_the_region_exits_refused_and_json_carries_the_apis_body(
 def test_booking_without_an_ssh_key_is_refused_before_anything_is_booked(
     cli, bob, token_of, seeded_fleet
 ) -> None:
+    SshKey.objects.filter(user=bob).delete()  # the factories give everyone one
     result = cli.as_(token_of(bob))("book", "--gpus", "1", "--region", "us-tx-1")
     assert result.code == USAGE
     assert "You have no SSH key" in result.err and "voltpark keys add" in result.err
@@ -183,6 +186,7 @@ def test_an_unknown_lease_id_is_not_found(alice_cli) -> None:
 def test_keys_add_list_and_remove(cli, bob, token_of, tmp_path) -> None:
     key_file = tmp_path / "id_ed25519.pub"
     key_file.write_text(ALICE_KEY + "\n")
+    SshKey.objects.filter(user=bob).delete()  # Bob before he adds a key (the factories give one)
     bob_cli = cli.as_(token_of(bob))
     added = bob_cli("keys", "add", str(key_file), "--name", "work laptop")
     assert added.code == OK, added.err

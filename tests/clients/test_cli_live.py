@@ -113,7 +113,9 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
 def test_the_cli_books_with_wait_sees_the_lease_active_and_releases_it(
     live_api: LivePlatform, tmp_path
 ) -> None:
-    nora = MembershipFactory.create(user__email="nora@nebula.example", organization__gpu_quota=16).user
+    nora = MembershipFactory.create(
+        user__email="nora@nebula.example", user__ssh_key=False, organization__gpu_quota=16
+    ).user
     ssh_key_add(user=nora, name="laptop", public_key=ALICE_KEY)
     token = api_token_create(user=nora, organization=nora.memberships.get().organization, name="cli").secret
     env = {
@@ -132,7 +134,8 @@ def test_the_cli_books_with_wait_sees_the_lease_active_and_releases_it(
     account = account_for_lease(str(lease.public_id))
     node = lease.allocations.first().node.hostname
     assert booked.stdout.endswith(
-        f"Lease {str(lease.public_id)[:8]} is active. Log in with:\n  ssh {account}@{node}\n"
+        f"Lease {str(lease.public_id)[:8]} is active. Log in with:\n"
+        f"  ssh -J {account}@ssh.us-tx-1.voltpark.example:2222 {account}@{node}\n"
     )
     assert "Waiting for lease" in booked.stderr  # the progress lines, on stderr
     keys = live_api.agents.lease_root / node / account / ".ssh" / "authorized_keys"

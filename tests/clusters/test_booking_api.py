@@ -22,6 +22,8 @@ def test_it_books_a_reserved_lease_and_answers_with_its_nodes(api_as, alice, fle
         {
             "hostname": "tx1-c01-n001",
             "gpu_indices": [0, 1, 2, 3],
+            # The test region has no gateway and the node no public address: its hostname.
+            "ssh": {"user": account, "host": "tx1-c01-n001", "port": 22, "jump_host": None},
             "ssh_command": f"ssh {account}@tx1-c01-n001",
         }
     ]

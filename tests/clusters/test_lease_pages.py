@@ -88,7 +88,7 @@ def test_the_lease_list_costs_the_same_queries_for_2_or_20_leases(
 def test_the_detail_shows_each_node_and_the_ssh_command_to_reach_it(client_as, lease) -> None:
     html = client_as("bob").get(f"/leases/{lease.public_id}/").content.decode()
     host = lease.allocations.first().node.hostname
-    assert f"ssh {account_for_lease(str(lease.public_id))}@{host}" in html
+    assert f'<span class="nowrap">{account_for_lease(str(lease.public_id))}@{host}</span>' in html
     assert "0, 1, 2, 3, 4, 5, 6, 7" in html
     assert "runs until released" in html
 
