@@ -69,7 +69,7 @@ def test_sign_up_refuses_a_weak_password_naming_the_field(client, db) -> None:
 def test_sign_up_never_redirects_off_site(client, db) -> None:
     response = client.post("/signup/?next=https://evil.example/", DANA)
     assert response.status_code == 302
-    assert response["Location"] == "/"
+    assert response["Location"] == "/welcome/"
     assert User.objects.filter(email="dana@startup.example").exists()
 
 
