@@ -35,6 +35,10 @@ class EarlyStageApplication(PublicIdModel):
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_note = models.TextField(max_length=NOTE_MAX_LENGTH, blank=True)
     granted_gpu_quota = models.PositiveIntegerField(null=True, blank=True)
+    granted_credit = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, help_text="USD granted on approval."
+    )
+    granted_credit_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -160,12 +160,15 @@ def _calendar(organization: Organization, request: AuthenticatedHttpRequest) -> 
     return {
         "chart": _calendar_chart(timelines, zone),
         "rows": _calendar_rows(timelines, zone),
-        "regions": [timeline.region.code for timeline in timelines],
+        "regions": [f"{timeline.region.name} ({timeline.region.code})" for timeline in timelines],
     }
 
 
 def _calendar_chart(timelines: list[RegionTimeline], zone: tzinfo) -> SafeString:
-    series = [Series(t.region.code, [(h.start, h.free_gpus) for h in t.hours]) for t in timelines]
+    series = [
+        Series(f"{t.region.name} ({t.region.code})", [(h.start, h.free_gpus) for h in t.hours])
+        for t in timelines
+    ]
     return line_chart(
         title="Free GPUs per hour, next 14 days",
         description="For each region, the GPUs free to your organization in each hour of the next 14 days.",
