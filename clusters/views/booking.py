@@ -52,6 +52,11 @@ class Check:
     def fits(self) -> bool:
         return self.availability.can_place and self.gpus <= self.quota_left
 
+    @property
+    def quota_needed(self) -> int:
+        """The quota this booking would need: what the window already holds, plus these GPUs."""
+        return self.quota - self.quota_left + self.gpus
+
 
 def booking_check_for(form: BookingForm, organization: Organization) -> Check | None:
     """Availability, price and quota for a valid form; None while it has errors."""

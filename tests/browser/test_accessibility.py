@@ -19,6 +19,7 @@ from clusters.models import Lease, Node
 from clusters.services.fleet import fleet_seed
 from core.periods import previous_month
 from programs.services.early_stage import early_stage_apply
+from programs.services.quota_requests import quota_request_create
 from tests.accounts.helpers import ALICE_KEY
 from tests.billing.factories import make_lease
 from tests.browser.harness import accessibility_problems, log_in_as
@@ -71,6 +72,7 @@ def world(live_server: Any) -> dict[str, Any]:
         gpus_wanted=16,
         why="A first training run.",
     )
+    quota_request_create(actor=alice, organization=acme, gpus=64, why="A training run.")
     return {
         "alice": alice,
         "fiona": fiona,
@@ -119,6 +121,7 @@ def test_the_pages_of_an_owner_pass_axe(page, live_server, world) -> None:
         f"/billing/invoices/{world['invoice'].public_id}/",
         "/organization/",
         "/organization/early-stage/",
+        "/organization/quota/",
         "/account/ssh-keys/",
         "/account/tokens/",
         "/2fa/",
