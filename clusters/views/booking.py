@@ -153,7 +153,12 @@ def booking_check(request: AuthenticatedHttpRequest) -> HttpResponse:
     check = booking_check_for(form, organization)
     if "tz" in form.cleaned_data:
         remember_zone(request, form.cleaned_data["tz"])  # the browser's zone, for the pages that follow
-    return render_in_zone(request, "clusters/_booking_check.html", {"form": form, "check": check})
+    context: dict[str, object] = {
+        "form": form,
+        "check": check,
+        "oob_errors": request.headers.get("HX-Request") == "true",
+    }
+    return render_in_zone(request, "clusters/_booking_check.html", context)
 
 
 CALENDAR_DAYS_SHOWN_AS_TABLE = 14
