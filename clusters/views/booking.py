@@ -156,11 +156,13 @@ def booking_check(request: AuthenticatedHttpRequest) -> HttpResponse:
     context: dict[str, object] = {
         "form": form,
         "check": check,
-        "oob_errors": request.headers.get("HX-Request") == "true",
+        # The fields whose errors sit under them on the page (the others' are in the panel only).
+        "oob_errors": OOB_ERROR_FIELDS if request.headers.get("HX-Request") == "true" else (),
     }
     return render_in_zone(request, "clusters/_booking_check.html", context)
 
 
+OOB_ERROR_FIELDS = ("region", "gpus", "start", "end")
 CALENDAR_DAYS_SHOWN_AS_TABLE = 14
 
 
