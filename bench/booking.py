@@ -12,6 +12,7 @@ import io
 import os
 import platform
 import random
+import secrets
 import statistics
 import subprocess
 import sys
@@ -196,7 +197,8 @@ def start_gunicorn() -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DEBUG": "false",
-        "SECRET_KEY": "bench-" + "x" * 40,
+        "SECRET_KEY": "bench-" + secrets.token_urlsafe(50),
+        "SECURE_SSL_REDIRECT": "false",  # gunicorn on loopback speaks plain http
         "LOG_LEVEL": "WARNING",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         # The burst comes from one address with a few tokens: what is measured is booking, not

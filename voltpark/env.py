@@ -70,6 +70,13 @@ def envrate(name: str, default: str) -> str:
     return raw
 
 
+def strong_secret(secret: str) -> bool:
+    """Whether a secret is long enough and not trivially repetitive: at least 50 characters, at least 10
+    different ones, and not one shorter piece repeated (`abcabc…`)."""
+    periodic = (secret + secret).find(secret, 1) < len(secret)
+    return len(secret) >= 50 and len(set(secret)) >= 10 and not periodic
+
+
 def envurl(name: str, default: str | None, *, schemes: set[str]) -> str | None:
     """The variable as a URL whose scheme is one of `schemes`."""
     raw = os.environ.get(name, default)
