@@ -15,6 +15,7 @@ from kombu import Queue
 from voltpark.env import (
     email_settings,
     envbool,
+    envfernetkeys,
     envint,
     envlist,
     envrate,
@@ -417,6 +418,17 @@ DUNNING_SUSPEND_AFTER_DAYS = envint("DUNNING_SUSPEND_AFTER_DAYS", 14, minimum=1)
 if AUTO_TOP_UP_DEFAULT_AMOUNT_USD < TOP_UP_MIN_USD or TOP_UP_MAX_USD < TOP_UP_MIN_USD:
     raise ImproperlyConfigured(
         "AUTO_TOP_UP_DEFAULT_AMOUNT_USD and TOP_UP_MAX_USD must be at least TOP_UP_MIN_USD"
+    )
+
+# --- Node agents' bearer tokens are stored encrypted under their own keys (Fernet, newest first;
+# clusters/services/agent_tokens.py), never under SECRET_KEY. Required when DEBUG is off; the
+# development key is refused there.
+DEV_AGENT_TOKEN_KEY = "dm9sdHBhcmstZGV2LW9ubHktYWdlbnQtdG9rZW5zISE="
+AGENT_TOKEN_KEYS = envfernetkeys("AGENT_TOKEN_KEYS", DEV_AGENT_TOKEN_KEY if DEBUG else "")
+if not AGENT_TOKEN_KEYS or (not DEBUG and DEV_AGENT_TOKEN_KEY in AGENT_TOKEN_KEYS):
+    raise ImproperlyConfigured(
+        "AGENT_TOKEN_KEYS must be set when DEBUG is off: Fernet keys, newest first; make one with "
+        "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
     )
 
 # --- Run time: polling the node agents, health rules, lease enforcement.

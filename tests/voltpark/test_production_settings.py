@@ -9,9 +9,21 @@ import sys
 import pytest
 from django.test import Client
 
-from tests.voltpark.test_settings import PRODUCTION_KEY, ROOT, SERVERS, print_after_start_up, start_django
+from tests.voltpark.test_settings import (
+    AGENT_KEY,
+    PRODUCTION_KEY,
+    ROOT,
+    SERVERS,
+    print_after_start_up,
+    start_django,
+)
 
-PRODUCTION = {"DEBUG": "false", "SECRET_KEY": PRODUCTION_KEY, "ALLOWED_HOSTS": "voltpark.example"}
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": PRODUCTION_KEY,
+    "AGENT_TOKEN_KEYS": AGENT_KEY,
+    "ALLOWED_HOSTS": "voltpark.example",
+}
 
 
 def test_check_deploy_is_clean_with_production_settings() -> None:
@@ -83,3 +95,17 @@ def test_every_answer_switches_off_the_browser_features_we_do_not_use(client, db
     assert features["camera"] == "()" and features["geolocation"] == "()" and features["payment"] == "()"
     assert features["publickey-credentials-get"] == "(self)"
     assert "Permissions-Policy" in client.get("/api/v1/regions/")
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ("", "AGENT_TOKEN_KEYS must be set when DEBUG is off"),
+        ("dm9sdHBhcmstZGV2LW9ubHktYWdlbnQtdG9rZW5zISE=", "AGENT_TOKEN_KEYS must be set when DEBUG is off"),
+        (f"{AGENT_KEY},not-a-key", "AGENT_TOKEN_KEYS: key 2 is not a Fernet key"),
+    ],
+)
+def test_production_needs_agent_token_keys_of_its_own(keys: str, message: str) -> None:
+    result = start_django(**{**PRODUCTION, "AGENT_TOKEN_KEYS": keys})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and message in result.stderr
