@@ -8,6 +8,7 @@ longer).
 """
 
 import os
+import re
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -42,6 +43,10 @@ from tests.helpers import api_client_for
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "3"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 GENEROUS = "100000/m"
+# Well-formed but impossible instants (30 February, hour 25, minute 99): a generator from the schema's
+# `date-time` format makes real ones, so each example may swap every instant it sent for one of these.
+IMPOSSIBLE = ["2027-02-30T10:00:00Z", "2027-03-01T25:00:00Z", "2027-03-01T10:99:00Z", "2027-02-30"]
+INSTANT = re.compile(r"\d{4}-\d\d-\d\d([T ][\d:.]+)?(Z|[+-]\d\d:?\d\d)?")
 
 
 @pytest.fixture
@@ -109,6 +114,17 @@ def _path_ids(path: str, known: dict[str, str]) -> dict[str, str]:
     return ids
 
 
+def _impossible_instants(case: Any, impossible: str | None) -> None:
+    """Swap each date or date-time the case sends (query or top-level body) for `impossible`."""
+    if impossible is None:
+        return
+    for values in (case.query, case.body):
+        if isinstance(values, dict):
+            for name, value in values.items():
+                if isinstance(value, str) and INSTANT.fullmatch(value):
+                    values[name] = impossible
+
+
 def _fuzz(schema: Any, app: Any, secret: str, known: dict[str, str]) -> Counter[str]:
     """Every operation's examples; answers counted by operation and status."""
     called: Counter[str] = Counter()
@@ -130,8 +146,9 @@ def _fuzz(schema: Any, app: Any, secret: str, known: dict[str, str]) -> Counter[
             deadline=None,
             suppress_health_check=list(HealthCheck),
         )
-        @given(case=st.one_of(strategies))
-        def exercise(case: Any) -> None:
+        @given(case=st.one_of(strategies), impossible=st.sampled_from([*IMPOSSIBLE, None]))
+        def exercise(case: Any, impossible: str | None) -> None:
+            _impossible_instants(case, impossible)
             response = case.call(headers=headers)
             called[f"{case.operation.label} {response.status_code}"] += 1
             case.validate_response(response, checks=CHECKS, headers=headers)
