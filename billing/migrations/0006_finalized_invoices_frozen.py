@@ -62,6 +62,6 @@ DROP FUNCTION billing_invoice_line_frozen();
 
 
 class Migration(migrations.Migration):
-    dependencies = [("billing", "0004_balance_ledger")]
+    dependencies = [("billing", "0005_usage_rows_check_only_their_lease")]
 
     operations = [migrations.RunSQL(FROZEN_INVOICES, REVERSE)]
