@@ -24,6 +24,7 @@ urlpatterns = [
     path("leases/<str:lease_id>/release/", leases.lease_release_view, name="lease-release"),
     path("leases/<str:lease_id>/ssh-keys/", leases.lease_ssh_key_add_view, name="lease-ssh-key-add"),
     path("leases/<str:lease_id>/export/<str:filename>", leases.lease_export, name="lease-export"),
+    path("leases/<str:lease_id>/replace/", leases.lease_replace_view, name="lease-replace"),
     path("requests/", lease_requests.lease_request_list, name="lease-request-list"),
     path("requests/<str:request_id>/", lease_requests.lease_request_detail, name="lease-request-detail"),
     path("requests/<str:request_id>/live/", lease_requests.lease_request_live, name="lease-request-live"),
@@ -74,6 +75,11 @@ urlpatterns = [
         "api/v1/leases/<str:lease_id>/ssh-keys/",
         leases_api.LeaseSshKeyAddApi.as_view(),
         name="api-lease-ssh-keys",
+    ),
+    path(
+        "api/v1/leases/<str:lease_id>/replace/",
+        leases_api.LeaseReplaceApi.as_view(),
+        name="api-lease-replace",
     ),
     path(
         "api/v1/leases/<str:public_id>/telemetry/",

@@ -1,8 +1,8 @@
-"""Forms of the organization page: invitations and members' roles."""
+"""Forms of the organization pages: a new organization, invitations and members' roles."""
 
 from django import forms
 
-from accounts.choices import Role
+from accounts.choices import OrganizationKind, Role
 
 
 class InvitationForm(forms.Form):
@@ -32,3 +32,10 @@ class WholeNodeSudoForm(forms.Form):
         help_text="Leases of 8 GPUs or more hold whole nodes; their account may then use sudo. "
         "Leases sharing a node never get it. Applies to leases that start from now on.",
     )
+
+
+class OrganizationForm(forms.Form):
+    """A new organization, owned by the person creating it."""
+
+    name = forms.CharField(label="Organization name", max_length=200)
+    kind = forms.ChoiceField(label="Kind", choices=OrganizationKind.choices, initial=OrganizationKind.STARTUP)

@@ -57,6 +57,12 @@ class BookingSerializer(serializers.Serializer):
         default=list,
         help_text="Your keys to install; empty or left out: all your keys. With no key at all, 400 ssh_keys.",
     )
+    replace_automatically = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="If a node of the lease fails while it runs, book a replacement at once "
+        "(else one is offered).",
+    )
 
     def validate_ssh_key_ids(self, ids: list[Any]) -> list[Any]:
         keys = list(ssh_keys_of(self.context["request"].user).filter(public_id__in=ids))

@@ -135,7 +135,7 @@ def test_a_founder_adds_a_card_tops_up_books_and_is_released_when_the_balance_ru
     page.get_by_label("Password").fill("a long passphrase for pico")
     page.get_by_label("Organization").fill("Pico Labs")
     page.get_by_role("button", name="Sign up").click()
-    page.wait_for_url(f"{live_server.url}/")
+    page.wait_for_url(f"{live_server.url}/welcome/")
     confirm_email(page, FOUNDER)
     main_nav = page.get_by_role("navigation", name="Main")
     # A key first: booking refuses a booker without one (tests/browser/test_booking_journey.py).

@@ -109,7 +109,7 @@ def test_an_ended_lease_shows_no_command(client_as, api_as, alice, lease) -> Non
     Lease.objects.filter(pk=lease.pk).update(state=LeaseState.ENDED)
     html = client_as("alice").get(f"/leases/{lease.public_id}/").content.decode()
     assert "data-ssh-command" not in html and 'id="ssh-config"' not in html
-    assert "No login: the lease is ended." in html
+    assert "The lease is over: its account is gone." in html
     body = api_as(alice).get(f"/api/v1/leases/{lease.public_id}/").json()
     assert body["ssh_config"] is None
     assert {(node["ssh"], node["ssh_command"]) for node in body["nodes"]} == {(None, None)}

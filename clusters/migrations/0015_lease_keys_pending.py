@@ -7,8 +7,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0007_organization_whole_node_sudo'),
-        ('clusters', '0013_price_term_tiers'),
+        ('accounts', '0008_organization_whole_node_sudo'),
+        ('clusters', '0014_lease_replacement'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
