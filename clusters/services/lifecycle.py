@@ -93,14 +93,15 @@ class _Placement:
         peers: dict[int, list[dict[str, Any]]] = {}
         for (lease_id, node_id), gpus in self.gpus.items():
             node = self.nodes[node_id]
-            # A node without a recorded cluster address is named by its hostname (resolved by DNS).
-            address = node["private_address"] or node["hostname"]
-            peers.setdefault(lease_id, []).append(
-                {"hostname": node["hostname"], "address": address, "slots": len(gpus)}
-            )
-        for nodes in peers.values():
-            nodes.sort(key=lambda peer: peer["hostname"])
-        return peers
+            peer = {"hostname": node["hostname"], "address": node["private_address"], "slots": len(gpus)}
+            peers.setdefault(lease_id, []).append(peer)
+        # The agent writes /etc/hosts from the addresses: a lease with a node whose cluster address is
+        # not recorded gets no peers (rather than a hostfile missing a node); it starts all the same.
+        return {
+            lease_id: sorted(nodes, key=lambda peer: peer["hostname"])
+            for lease_id, nodes in peers.items()
+            if all(peer["address"] for peer in nodes)
+        }
 
 
 def leases_enforce(*, now: datetime | None = None, region: str | None = None) -> EnforceReport:

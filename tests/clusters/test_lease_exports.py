@@ -183,3 +183,14 @@ def test_each_node_of_a_multi_node_lease_is_sent_its_peers(acme, alice) -> None:
     assert agent.last_put(a.hostname, pair.public_id)["peers"] == expected
     assert agent.last_put(b.hostname, pair.public_id)["peers"] == expected
     assert "peers" not in agent.last_put(c.hostname, single.public_id)
+
+
+def test_a_lease_with_a_node_of_unknown_address_is_sent_no_peers(acme, alice) -> None:
+    with recording_agent() as agent:
+        a, b = make_nodes(2, agent.base_url, prefix="nopeer")
+        a.private_address = "10.9.1.1"
+        a.save(update_fields=["private_address"])  # b's is not recorded
+        pair = lease_on([*gpus_of(a), *gpus_of(b)], organization=acme, booked_by=alice)
+        assert leases_enforce().started == 1
+    assert "peers" not in agent.last_put(a.hostname, pair.public_id)
+    assert "peers" not in agent.last_put(b.hostname, pair.public_id)
