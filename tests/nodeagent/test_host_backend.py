@@ -20,6 +20,7 @@ from nodeagent.host.backend import HostBackend
 from nodeagent.host.journal import REVOKING
 from nodeagent.protocol import account_for_lease
 from tests.nodeagent.hosts import HostUnderTest, make_host
+from tests.races import race
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="the host backend makes Linux accounts: run as root"
@@ -277,3 +278,24 @@ def _sourced(home_dir: Path) -> dict[str, str]:
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+@pytest.mark.slow
+def test_of_leases_racing_for_one_gpu_exactly_one_gets_it(host: HostUnderTest, key: str) -> None:
+    leases = [host.lease_id() for _ in range(4)]
+    answers = race(
+        [lambda lease=lease: host.put(lease, gpu_indices=[7], ssh_public_keys=[key]) for lease in leases]
+    )
+    won = [lease for lease, answer in zip(leases, answers, strict=True) if answer.status_code == 200]
+    assert len(won) == 1, [answer.text for answer in answers]
+    assert sorted(answer.json().get("error", "") for answer in answers) == [
+        "",
+        "gpu_in_use",
+        "gpu_in_use",
+        "gpu_in_use",
+    ]
+    assert [name for name in host.accounts() if name in map(account_for_lease, leases)] == [
+        account_for_lease(won[0])
+    ]
+    assert host.device(7) == (0, pwd.getpwnam(account_for_lease(won[0])).pw_gid, 0o660)
+    host.delete(won[0])
