@@ -121,6 +121,7 @@ def test_it_installs_a_leases_keys_on_disk(served_fleet: FleetServer, ssh_keys: 
         "gpu_indices": [0, 1],
         "installed_keys": 3,
         "changed": True,
+        "sessions_closed": 0,
     }
     assert served_fleet.keys_file(NODE, ACCOUNT).read_text().splitlines() == keys
     assert not served_fleet.keys_file("tx1-c01-n002", ACCOUNT).exists()
