@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts.choices import Role
 from accounts.models import Membership
-from clusters.choices import LeaseKind, LeaseNoticeKind, LeaseState
+from clusters.choices import LeaseKind, LeaseNoticeKind, LeaseState, NodeState
 from clusters.models import GPU, Allocation, Lease, Node, Region
 from clusters.services.agent import AgentAnswer, AgentCall, AgentClient
 from clusters.services.capacity import capacity_freed
@@ -115,7 +115,7 @@ def _placement(lease_ids: list[int], *, live_only: bool = True) -> _Placement:
     ):
         gpus.setdefault((lease_id, node_id), []).append((gpu_id, index))
     node_ids = {node_id for _, node_id in gpus}
-    fields = ("id", "hostname", "agent_url", "agent_token_encrypted")
+    fields = ("id", "hostname", "agent_url", "agent_token_encrypted", "state")
     nodes = {node["id"]: node for node in Node.objects.filter(pk__in=node_ids).values(*fields)}
     return _Placement(gpus, nodes)
 
@@ -131,7 +131,7 @@ def _claim(state: str, due: dict[str, Any], exclude: set[int], region_id: int | 
 TRANSITION_SQL = """
 WITH moved AS (
     UPDATE clusters_lease SET state = %(target)s, {assignments}
-    WHERE id = ANY(%(ids)s::bigint[]) AND state = %(source)s
+    WHERE id = ANY(%(ids)s::bigint[]) AND state = %(source)s {guard}
     RETURNING id, organization_id, public_id
 ), audited AS (
     INSERT INTO accounts_auditentry
@@ -144,8 +144,18 @@ SELECT id FROM moved
 """
 
 
-def _transition(leases: list[Lease], source: str, target: str, **columns: Any) -> list[Lease]:
-    """Move leases still in `source` to `target`; the leases that changed, each audited once.
+# A lease never starts on an unhealthy node: read by the starting statement itself, so a node that
+# failed after the batch was read, and before this commits, holds the lease back too.
+ON_HEALTHY_NODES = """AND NOT EXISTS (
+        SELECT 1 FROM clusters_allocation a JOIN clusters_node n ON n.id = a.node_id
+        WHERE a.lease_id = clusters_lease.id AND a.is_live AND n.state = 'unhealthy')"""
+
+
+def _transition(
+    leases: list[Lease], source: str, target: str, *, guard: str = "", **columns: Any
+) -> list[Lease]:
+    """Move leases still in `source` to `target` (and meeting `guard`); the leases that changed, each
+    audited once.
 
     One statement: the conditional UPDATE and the audit rows of exactly the rows it changed (what
     `audit_record` writes, without building 500 model instances a batch).
@@ -167,7 +177,7 @@ def _transition(leases: list[Lease], source: str, target: str, **columns: Any) -
     }
     assignments = ", ".join(f"{column} = %(col_{column})s" for column in columns)
     with connection.cursor() as cursor:
-        cursor.execute(TRANSITION_SQL.format(assignments=assignments), params)
+        cursor.execute(TRANSITION_SQL.format(assignments=assignments, guard=guard), params)
         changed = {row[0] for row in cursor.fetchall()}
     return [lease for lease in leases if lease.pk in changed]
 
@@ -198,8 +208,9 @@ def _start_batch(
         return False
     seen.update(lease.pk for lease in leases)
     placement = _placement([lease.pk for lease in leases])
-    answers = _agent_calls(client, placement.calls(leases, "PUT", _install_body))
-    waiting_on: dict[int, list[str]] = {}
+    waiting_on = _on_unhealthy_nodes(placement)
+    callable_leases = [lease for lease in leases if lease.pk not in waiting_on]
+    answers = _agent_calls(client, placement.calls(callable_leases, "PUT", _install_body))
     for (lease_id, node_id), answer in answers.items():
         if not answer.ok:
             hostname = placement.nodes[node_id]["hostname"]
@@ -208,7 +219,9 @@ def _start_batch(
     # started_at is when the keys are in, not when the sweep began: what the owner sees, and what
     # the lateness measurement (bench/fleet.py) reads.
     started_at = timezone.now()
-    started = _transition(ready, LeaseState.SCHEDULED, LeaseState.ACTIVE, started_at=started_at)
+    started = _transition(
+        ready, LeaseState.SCHEDULED, LeaseState.ACTIVE, guard=ON_HEALTHY_NODES, started_at=started_at
+    )
     _bill_from_late_start(started, started_at)
     report.started += len(started)
     deadline = now - timedelta(seconds=settings.LEASE_START_TIMEOUT_S)
@@ -222,6 +235,18 @@ def _start_batch(
     report.waiting += len(stuck) - len(overdue)
     report.problems += [f"{lease.public_id}: {'; '.join(waiting_on[lease.pk])}" for lease in stuck]
     return True
+
+
+def _on_unhealthy_nodes(placement: _Placement) -> dict[int, list[str]]:
+    """The leases holding GPUs of an unhealthy node: they wait (no keys go in) until it is returned to
+    service or they are placed elsewhere, and fail after LEASE_START_TIMEOUT_S like any lease that
+    cannot start."""
+    waiting_on: dict[int, list[str]] = {}
+    for lease_id, node_id in placement.gpus:
+        node = placement.nodes[node_id]
+        if node["state"] == NodeState.UNHEALTHY:
+            waiting_on.setdefault(lease_id, []).append(f"{node['hostname']} (unhealthy)")
+    return waiting_on
 
 
 LATE_START_SQL = """
