@@ -621,27 +621,37 @@ def anonymous_bytes(pid: int) -> int | None:
     return None
 
 
+def children_by_parent() -> dict[int, list[int]]:
+    """Every process's children, from /proc (each /proc/<pid>/stat names its parent)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name, in parentheses, may hold spaces: the fields after it are fixed.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    return children
+
+
 def process_tree(procs: dict[str, Proc], postgres: Postgres, redis: Redis):
     """Every (pid, name) of the platform's processes and their children, for the memory watch."""
-    import psutil
 
-    def tree(pid: int, name: str) -> list[tuple[int, str]]:
-        try:
-            parent = psutil.Process(pid)
-            return [(pid, name)] + [(child.pid, f"{name} child") for child in parent.children(recursive=True)]
-        except psutil.Error:
-            return []
+    def tree(pid: int, name: str, children: dict[int, list[int]]) -> list[tuple[int, str]]:
+        found, todo = [(pid, name)], list(children.get(pid, []))
+        while todo:
+            child = todo.pop()
+            found.append((child, f"{name} child"))
+            todo += children.get(child, [])
+        return found
 
     def pids() -> list[tuple[int, str]]:
-        found = []
-        for name, proc in procs.items():
-            if proc.alive and proc.popen is not None:
-                found += tree(proc.popen.pid, name)
-        for pid in postgres.pids():
-            found += tree(pid, "postgres")
+        children = children_by_parent()
+        roots = [(proc.popen.pid, name) for name, proc in procs.items() if proc.alive and proc.popen]
+        roots += [(pid, "postgres") for pid in postgres.pids()]
         if redis.process is not None and redis.process.poll() is None:
-            found += tree(redis.process.pid, "redis")
-        return found
+            roots.append((redis.process.pid, "redis"))
+        return [found for pid, name in roots for found in tree(pid, name, children)]
 
     return pids
 
