@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.soak import ABSORBED, DRAINING
+from bench.soak_threads import ABSORBED, DRAINING
 
 pytestmark = pytest.mark.slow
 
