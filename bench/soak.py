@@ -22,6 +22,8 @@ sets 1), SOAK_PORTS (38400-38499, for PostgreSQL, Redis, gunicorn and the agents
 
 import json
 import os
+import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -196,6 +198,9 @@ def run(plan: Plan, workdir: Path, leases: Path) -> dict[str, Any]:
             agent_port,
         )
     finally:
+        # Stopping everything it started must not be cut short by a second Ctrl-C or SIGTERM.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop.set()
         for proc in procs.values():
             proc.stop()
@@ -281,16 +286,24 @@ def main() -> int:
     plan = Plan.from_env()
     workdir = Path(os.environ.get("SOAK_WORKDIR") or tempfile.mkdtemp(prefix="voltpark-soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    workdir.chmod(0o755)  # PostgreSQL runs as its own user when the soak runs as root
+    # The agents' lease accounts on tmpfs where there is one: here one disk stands in for 3,000 nodes'.
     shm = Path("/dev/shm")
     leases = Path(tempfile.mkdtemp(prefix="voltpark-soak-leases-", dir=shm if shm.is_dir() else None))
     log(f"work folder {workdir}, lease accounts in {leases}")
-    report = run(plan, workdir, leases)
+    signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        report = run(plan, workdir, leases)
+    finally:
+        shutil.rmtree(leases, ignore_errors=True)
     text = markdown(report)
     print(text)
     if os.environ.get("SOAK_WRITE_DOCS") == "1":
         write_docs(text)
     return 1 if report["failures"] else 0
+
+
+def _interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 if __name__ == "__main__":
