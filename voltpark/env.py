@@ -70,6 +70,29 @@ def envrate(name: str, default: str) -> str:
     return raw
 
 
+def strong_secret(secret: str) -> bool:
+    """Whether a secret is long enough and not trivially repetitive: at least 50 characters, at least 10
+    different ones, and not one shorter piece repeated (`abcabc…`)."""
+    periodic = (secret + secret).find(secret, 1) < len(secret)
+    return len(secret) >= 50 and len(set(secret)) >= 10 and not periodic
+
+
+def envfernetkeys(name: str, default: str) -> list[str]:
+    """The variable as Fernet keys (url-safe base64 of 32 bytes), comma-separated, newest first."""
+    from cryptography.fernet import Fernet
+
+    keys = envlist(name, default)
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: key {position} is not a Fernet key (url-safe base64 of 32 bytes); make one with "
+                "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+            ) from None
+    return keys
+
+
 def envurl(name: str, default: str | None, *, schemes: set[str]) -> str | None:
     """The variable as a URL whose scheme is one of `schemes`."""
     raw = os.environ.get(name, default)

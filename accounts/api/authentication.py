@@ -31,6 +31,9 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if token is None:
             failures.record_failure()
             raise exceptions.AuthenticationFailed("The API token is not valid or has been revoked.")
+        if token.is_expired:
+            expired = f"The API token expired at {token.expires_at:%Y-%m-%d %H:%M} UTC; make a new one."
+            raise exceptions.AuthenticationFailed(expired, code="token_expired")
         return token.user, token
 
     def authenticate_header(self, request: Request) -> str:

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.permissions import CanBook, OrganizationRequest
+from accounts.choices import TokenScope
 from clusters.api.booking import AwareDateTimeField, BookingSerializer, RegionCodeField
 from clusters.selectors.capacity import Window, availability_for, capacity_timeline
 from clusters.selectors.fleet import region_or_none
@@ -83,6 +84,7 @@ class QuoteApi(APIView):
 
     permission_classes = [CanBook]
     throttle_scope = "quotes"
+    token_scope = TokenScope.READ  # a question about prices, asked with POST for its body
 
     @extend_schema(request=BookingSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request: OrganizationRequest) -> Response:
