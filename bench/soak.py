@@ -22,6 +22,7 @@ sets 1), SOAK_PORTS (38400-38499, for PostgreSQL, Redis, gunicorn and the agents
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -83,7 +84,7 @@ def environment(postgres: Postgres, redis: Redis) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "voltpark.settings",
         "DATABASE_URL": postgres.url,
         "REDIS_URL": redis.url,
-        "SECRET_KEY": "soak-" + "s" * 40,
+        "SECRET_KEY": secrets.token_urlsafe(50),
         "DEBUG": "false",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "EMAIL_URL": "dummy://",
