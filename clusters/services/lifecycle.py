@@ -17,11 +17,12 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mass_mail
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts.choices import Role
 from accounts.models import Membership
-from clusters.choices import LeaseKind, LeaseNoticeKind, LeaseState, NodeState
+from clusters.choices import GpuHealth, LeaseKind, LeaseNoticeKind, LeaseState, NodeState
 from clusters.models import GPU, Allocation, Lease, Node, Region
 from clusters.services.agent import AgentAnswer, AgentCall, AgentClient
 from clusters.services.capacity import capacity_freed
@@ -115,17 +116,31 @@ def _placement(lease_ids: list[int], *, live_only: bool = True) -> _Placement:
     ):
         gpus.setdefault((lease_id, node_id), []).append((gpu_id, index))
     node_ids = {node_id for _, node_id in gpus}
-    fields = ("id", "hostname", "agent_url", "agent_token_encrypted", "state")
+    fields = ("id", "hostname", "agent_url", "agent_token_encrypted")
     nodes = {node["id"]: node for node in Node.objects.filter(pk__in=node_ids).values(*fields)}
     return _Placement(gpus, nodes)
 
 
-def _claim(state: str, due: dict[str, Any], exclude: set[int], region_id: int | None) -> list[Lease]:
-    """Lock up to LEASE_SWEEP_BATCH due leases (of one region, or all) that no other sweeper holds."""
+def _claim(
+    state: str, due: dict[str, Any], exclude: set[int], region_id: int | None, *, startable_only: bool = False
+) -> list[Lease]:
+    """Lock up to LEASE_SWEEP_BATCH due leases (of one region, or all) that no other sweeper holds.
+
+    `startable_only`: not a lease holding GPUs on a node out of service or a GPU that is not
+    healthy; it never starts there (clusters/services/remediation.py moves it or fails it).
+    """
     if region_id is not None:
         due = {**due, "region_id": region_id}
     query = Lease.objects.select_for_update(skip_locked=True, no_key=True).filter(state=state, **due)
+    if startable_only:
+        query = query.exclude(Exists(_out_of_service_allocations()))
     return list(query.exclude(pk__in=exclude).order_by("pk")[: settings.LEASE_SWEEP_BATCH])
+
+
+def _out_of_service_allocations() -> Any:
+    return Allocation.objects.filter(lease_id=OuterRef("pk"), is_live=True).filter(
+        ~Q(node__state=NodeState.AVAILABLE) | ~Q(gpu__health=GpuHealth.HEALTHY)
+    )
 
 
 TRANSITION_SQL = """
@@ -144,11 +159,13 @@ SELECT id FROM moved
 """
 
 
-# A lease never starts on an unhealthy node: read by the starting statement itself, so a node that
-# failed after the batch was read, and before this commits, holds the lease back too.
+# A lease never starts on a node out of service or a GPU that is not healthy (what `_claim` leaves
+# out): read again by the starting statement itself, so a node that fails while the sweep waits for
+# the agents, before this commits, holds the lease back too.
 ON_HEALTHY_NODES = """AND NOT EXISTS (
         SELECT 1 FROM clusters_allocation a JOIN clusters_node n ON n.id = a.node_id
-        WHERE a.lease_id = clusters_lease.id AND a.is_live AND n.state = 'unhealthy')"""
+        JOIN clusters_gpu g ON g.id = a.gpu_id
+        WHERE a.lease_id = clusters_lease.id AND a.is_live AND (n.state <> 'available' OR g.health <> 'healthy'))"""
 
 
 def _transition(
@@ -203,14 +220,13 @@ def _install_body(lease: Lease, gpus: list[tuple[int, int]]) -> dict[str, Any]:
 def _start_batch(
     now: datetime, seen: set[int], report: EnforceReport, client: AgentClient, region_id: int | None
 ) -> bool:
-    leases = _claim(LeaseState.SCHEDULED, {"start__lte": now}, seen, region_id)
+    leases = _claim(LeaseState.SCHEDULED, {"start__lte": now}, seen, region_id, startable_only=True)
     if not leases:
         return False
     seen.update(lease.pk for lease in leases)
     placement = _placement([lease.pk for lease in leases])
-    waiting_on = _on_unhealthy_nodes(placement)
-    callable_leases = [lease for lease in leases if lease.pk not in waiting_on]
-    answers = _agent_calls(client, placement.calls(callable_leases, "PUT", _install_body))
+    answers = _agent_calls(client, placement.calls(leases, "PUT", _install_body))
+    waiting_on: dict[int, list[str]] = {}
     for (lease_id, node_id), answer in answers.items():
         if not answer.ok:
             hostname = placement.nodes[node_id]["hostname"]
@@ -235,18 +251,6 @@ def _start_batch(
     report.waiting += len(stuck) - len(overdue)
     report.problems += [f"{lease.public_id}: {'; '.join(waiting_on[lease.pk])}" for lease in stuck]
     return True
-
-
-def _on_unhealthy_nodes(placement: _Placement) -> dict[int, list[str]]:
-    """The leases holding GPUs of an unhealthy node: they wait (no keys go in) until it is returned to
-    service or they are placed elsewhere, and fail after LEASE_START_TIMEOUT_S like any lease that
-    cannot start."""
-    waiting_on: dict[int, list[str]] = {}
-    for lease_id, node_id in placement.gpus:
-        node = placement.nodes[node_id]
-        if node["state"] == NodeState.UNHEALTHY:
-            waiting_on.setdefault(lease_id, []).append(f"{node['hostname']} (unhealthy)")
-    return waiting_on
 
 
 LATE_START_SQL = """
