@@ -20,6 +20,7 @@ Settings (environment): SOAK_NODES (3000), SOAK_MINUTES (30), SOAK_CLIENTS (8), 
 sets 1), SOAK_PORTS (38400-38499, for PostgreSQL, Redis, gunicorn and the agents).
 """
 
+import base64
 import json
 import os
 import secrets
@@ -85,6 +86,9 @@ def environment(postgres: Postgres, redis: Redis) -> dict[str, str]:
         "DATABASE_URL": postgres.url,
         "REDIS_URL": redis.url,
         "SECRET_KEY": secrets.token_urlsafe(50),
+        "AGENT_TOKEN_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),  # a Fernet key
+        # Plain http on loopback, as behind a load balancer that ends TLS.
+        "SECURE_SSL_REDIRECT": "false",
         "DEBUG": "false",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "EMAIL_URL": "dummy://",
