@@ -165,7 +165,8 @@ SELECT id FROM moved
 ON_HEALTHY_NODES = """AND NOT EXISTS (
         SELECT 1 FROM clusters_allocation a JOIN clusters_node n ON n.id = a.node_id
         JOIN clusters_gpu g ON g.id = a.gpu_id
-        WHERE a.lease_id = clusters_lease.id AND a.is_live AND (n.state <> 'available' OR g.health <> 'healthy'))"""
+        WHERE a.lease_id = clusters_lease.id AND a.is_live
+            AND (n.state <> 'available' OR g.health <> 'healthy'))"""
 
 
 def _transition(
