@@ -141,14 +141,18 @@ def lease_checks(found: Findings) -> dict[str, Any]:
 
 
 def node_side_checks(leases: Path) -> list[str]:
-    """Every lease ended in the database is revoked on its nodes; every active one is installed."""
-    from clusters.models import Lease
+    """Every lease ended in the database is revoked on its nodes; every active one is installed on the
+    nodes it holds now (not those a re-placed lease left before it started)."""
+    from django.db.models import Q
+
+    from clusters.models import Allocation
     from nodeagent.protocol import account_for_lease
 
     failures = []
+    held = Q(lease__state="active", is_live=True) | Q(lease__state__in=("ended", "failed"))
     rows = (
-        Lease.objects.filter(allocations__node__state="available")
-        .values_list("public_id", "state", "allocations__node__hostname")
+        Allocation.objects.filter(held, node__state="available")
+        .values_list("lease__public_id", "lease__state", "node__hostname")
         .distinct()
     )
     for public_id, state, host in rows:
