@@ -9,7 +9,7 @@ AGENT_PORT ?= 9100
 DEMO_NODES ?= 96
 export DJANGO_SETTINGS_MODULE := voltpark.settings
 
-.PHONY: install demo test test-fast screenshots lint format bench stop wipe browsers
+.PHONY: install demo test test-fast screenshots lint format bench soak stop wipe browsers
 
 # The `voltpark` CLI and Python client (clients/python/) is its own package, installed editable.
 # An existing venv is kept (`python -m venv` refuses a .venv that is a link to a shared one), and so is
@@ -72,6 +72,11 @@ screenshots: install
 
 bench: install
 	$(PY) -m bench
+
+# The whole platform with 3,000 simulated nodes for 30 minutes through faults and restarts (bench/soak.py);
+# its figures replace the "## Soak" section of docs/benchmarks.md. SOAK_MINUTES, SOAK_NODES to scale it.
+soak: install
+	SOAK_WRITE_DOCS=$${SOAK_WRITE_DOCS:-1} $(PY) -m bench.soak
 
 stop:
 	$(PY) -m voltpark.embedded stop
