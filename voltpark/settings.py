@@ -299,7 +299,7 @@ REST_FRAMEWORK = {
     # Signed in, and a token held to its scopes (accounts/api/permissions.py).
     "DEFAULT_PERMISSION_CLASSES": ["accounts.api.permissions.IsSignedIn"],
     "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.schema.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
     "DEFAULT_THROTTLE_CLASSES": ["core.throttles.TokenRateThrottle", "core.throttles.IpRateThrottle"],
     # The client address the per-address throttles count: as for allauth's limits, X-Forwarded-For
