@@ -42,7 +42,7 @@ demo: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py seed_demo --nodes $(DEMO_NODES) --agent-port $(AGENT_PORT)
-	PORT=$(PORT) AGENT_PORT=$(AGENT_PORT) $(VENV)/bin/honcho -f Procfile.demo start
+	PORT=$(PORT) AGENT_PORT=$(AGENT_PORT) $(PY) -m voltpark.demo_run
 
 lint: install
 	$(VENV)/bin/ruff format --check .

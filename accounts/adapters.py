@@ -1,6 +1,6 @@
-"""django-allauth's hooks into our accounts: the person's name at sign-up, a 429 when log-ins are
-locked, staff sent to set up a second factor, the QR code inline, and an audit row for every
-log-in, every wrong password or code and every change of a second factor.
+"""django-allauth's hooks into our accounts: the person's name at sign-up and the welcome page after
+it, a 429 when log-ins are locked, staff sent to set up a second factor, the QR code inline, and an
+audit row for every log-in, every wrong password or code and every change of a second factor.
 
 Like admin.py, this module sits above the services and calls them; allauth calls it.
 """
@@ -31,6 +31,11 @@ class AccountAdapter(DefaultAccountAdapter):
     def save_user(self, request: HttpRequest, user: Any, form: BaseForm, commit: bool = True) -> Any:
         user.full_name = form.cleaned_data.get("full_name", "")
         return super().save_user(request, user, form, commit)
+
+    def get_signup_redirect_url(self, request: HttpRequest) -> str:
+        # A new person lands on the welcome page: it creates their organization (or points them to
+        # their invitation) and says what to do next. A `next` (an invitation's link) still wins.
+        return reverse("welcome")
 
     def pre_authenticate(self, request: HttpRequest, **credentials: Any) -> None:
         # allauth refuses a locked account with a form error (a 200); a client, a proxy and the

@@ -10,6 +10,7 @@ from accounts.views import organizations, ssh_keys, tokens
 
 urlpatterns = [
     path("", include("allauth.urls")),
+    path("welcome/", organizations.welcome, name="welcome"),
     path("invitations/<str:secret>/", organizations.invitation, name="invitation-accept"),
     path("organization/", organizations.organization_settings, name="organization-settings"),
     path("organization/switch/", organizations.switch, name="organization-switch"),

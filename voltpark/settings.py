@@ -518,6 +518,7 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": float(BALANCE_SWEEP_INTERVAL_S)},
     },
     "billing-credits-expire": {"task": "billing.tasks.credits_expire", "schedule": 3600.0},
+    "programs-quota-requests-expire": {"task": "programs.tasks.quota_requests_expire", "schedule": 300.0},
     "billing-dunning": {"task": "billing.tasks.dunning_sweep", "schedule": crontab(minute=15)},
     "billing-close-previous-month": {
         "task": "billing.tasks.close_previous_month",

@@ -148,3 +148,16 @@ def test_the_page_costs_the_same_queries_for_2_or_20_invoices(client, frank) -> 
     month_close(period_start=last)
     assert Invoice.objects.count() == 20
     assert queries_for(client, FINANCE) == few
+
+
+def selected_month(html: str) -> str:
+    select = re.search(r'<select name="month".*?</select>', html, re.S).group(0)
+    return re.search(r'<option value="([0-9-]+)"[^>]*selected', select).group(1)
+
+
+def test_month_to_close_preselects_the_latest_month_not_closed_yet(client, frank, last_month_usage) -> None:
+    client.force_login(frank)
+    last, before_last = last_month_usage, previous_month(last_month_usage)
+    assert selected_month(client.get(FINANCE).content.decode()) == f"{last:%Y-%m}"
+    month_close(period_start=last)
+    assert selected_month(client.get(FINANCE).content.decode()) == f"{before_last:%Y-%m}"
