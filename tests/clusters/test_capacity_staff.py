@@ -59,8 +59,14 @@ def test_pool_utilization_compares_the_early_stage_pool_with_general(alice, acme
     for node in fleet.nodes[6:]:
         Node.objects.filter(pk=node.pk).update(pool=Pool.EARLY_STAGE)
     now = timezone.now()
-    lease_on(gpus_of(fleet.nodes[6]), organization=acme, booked_by=alice, start=now - timedelta(hours=1),
-             end=now + timedelta(hours=1), state=LeaseState.ACTIVE)  # fmt: skip
+    lease_on(
+        gpus_of(fleet.nodes[6]),
+        organization=acme,
+        booked_by=alice,
+        start=now - timedelta(hours=1),
+        end=now + timedelta(hours=1),
+        state=LeaseState.ACTIVE,
+    )
     lease_on(
         gpus_of(fleet.nodes[0], [0, 1]), organization=acme, booked_by=alice, start=now + timedelta(hours=1)
     )
@@ -74,8 +80,15 @@ def test_pool_utilization_compares_the_early_stage_pool_with_general(alice, acme
 
 
 def test_unmet_demand_and_the_queue_show_per_region_and_day(alice, acme, fleet) -> None:
-    demand_record(organization=acme, region=fleet.region, reason="no_capacity", kind=LeaseKind.RESERVED,
-                  gpus=16, start=timezone.now(), end=timezone.now() + timedelta(hours=3))  # fmt: skip
+    demand_record(
+        organization=acme,
+        region=fleet.region,
+        reason="no_capacity",
+        kind=LeaseKind.RESERVED,
+        gpus=16,
+        start=timezone.now(),
+        end=timezone.now() + timedelta(hours=3),
+    )
     lease_request_create(user=alice, organization=acme, gpus=4, kind=LeaseKind.RESERVED, hours=5)
     lease_request_create(user=alice, organization=acme, gpus=2, kind=LeaseKind.ON_DEMAND, region=fleet.region)
     regions, days = unmet_demand()
@@ -111,8 +124,14 @@ def test_applying_moves_free_nodes_now_and_busy_ones_when_they_free(
 ) -> None:
     now = timezone.now()
     busy = fleet.nodes[7]  # tx1-c02-n004: the first to move, but booked until later
-    lease = lease_on(gpus_of(busy), organization=acme, booked_by=alice, start=now - timedelta(hours=1),
-                     end=now + timedelta(hours=2), state=LeaseState.ACTIVE)  # fmt: skip
+    lease = lease_on(
+        gpus_of(busy),
+        organization=acme,
+        booked_by=alice,
+        start=now - timedelta(hours=1),
+        end=now + timedelta(hours=2),
+        state=LeaseState.ACTIVE,
+    )
     client = client_as("stella")
     preview = client.post(SHARE, {"region": "us-tx-1", "percent": "50"}).content.decode()
     assert 'data-moves-now="4"' in preview and 'data-waiting="0"' in preview
@@ -164,13 +183,26 @@ def test_metrics_export_free_gpus_the_queue_refusals_and_leases_by_state(
 ) -> None:
     Node.objects.filter(pk=fleet.nodes[7].pk).update(pool=Pool.EARLY_STAGE)
     now = timezone.now()
-    lease_on(gpus_of(fleet.nodes[0]), organization=acme, booked_by=alice, start=now - timedelta(hours=1),
-             end=now + timedelta(hours=1), state=LeaseState.ACTIVE)  # fmt: skip
+    lease_on(
+        gpus_of(fleet.nodes[0]),
+        organization=acme,
+        booked_by=alice,
+        start=now - timedelta(hours=1),
+        end=now + timedelta(hours=1),
+        state=LeaseState.ACTIVE,
+    )
     lease_on(
         gpus_of(fleet.nodes[1], [0, 1]), organization=acme, booked_by=alice, start=now + timedelta(days=1)
     )
-    demand_record(organization=acme, region=fleet.region, reason="no_capacity", kind=LeaseKind.ON_DEMAND,
-                  gpus=8, start=now, end=None)  # fmt: skip
+    demand_record(
+        organization=acme,
+        region=fleet.region,
+        reason="no_capacity",
+        kind=LeaseKind.ON_DEMAND,
+        gpus=8,
+        start=now,
+        end=None,
+    )
     lease_request_create(user=alice, organization=acme, gpus=2, kind=LeaseKind.ON_DEMAND, region=fleet.region)
     text = client_as("stella").get("/metrics").content.decode()
     # 7 general nodes less the one leased now and two GPUs booked tomorrow (on-demand would hold them).

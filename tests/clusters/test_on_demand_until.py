@@ -103,10 +103,23 @@ def test_an_on_demand_lease_with_an_end_gets_the_ending_notices(
     alice, acme, fleet, django_capture_on_commit_callbacks
 ) -> None:
     now = timezone.now()
-    lease = lease_on(gpus_of(fleet.nodes[0]), organization=acme, booked_by=alice, kind=LeaseKind.ON_DEMAND,
-                     start=now - timedelta(hours=1), end=now + timedelta(minutes=45), state=LeaseState.ACTIVE)  # fmt: skip
-    lease_on(gpus_of(fleet.nodes[1]), organization=acme, booked_by=alice, kind=LeaseKind.ON_DEMAND,
-             start=now - timedelta(hours=1), state=LeaseState.ACTIVE)  # fmt: skip
+    lease = lease_on(
+        gpus_of(fleet.nodes[0]),
+        organization=acme,
+        booked_by=alice,
+        kind=LeaseKind.ON_DEMAND,
+        start=now - timedelta(hours=1),
+        end=now + timedelta(minutes=45),
+        state=LeaseState.ACTIVE,
+    )
+    lease_on(
+        gpus_of(fleet.nodes[1]),
+        organization=acme,
+        booked_by=alice,
+        kind=LeaseKind.ON_DEMAND,
+        start=now - timedelta(hours=1),
+        state=LeaseState.ACTIVE,
+    )
     with django_capture_on_commit_callbacks(execute=True):
         assert leases_notify_ending(now=now) == 1
     assert (
