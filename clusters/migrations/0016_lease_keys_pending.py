@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0008_organization_whole_node_sudo'),
-        ('clusters', '0014_lease_replacement'),
+        ('clusters', '0015_pool_share'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
