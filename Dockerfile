@@ -15,7 +15,7 @@ COPY . .
 COPY --from=assets /assets/node_modules node_modules
 # DEBUG off: the manifest storage writes compressed, content-hashed copies and their manifest.
 RUN DATABASE_URL=postgres://build@localhost/build REDIS_URL=redis://localhost:6379/0 \
-    SECRET_KEY=build-only-secret-key-build-only-secret-key DEBUG=false \
+    SECRET_KEY=build-only-Qm4tZ8vR2kLp7Wn5Xc3Hs9Jd6Fb1Ga0Ye-not-a-real-secret AGENT_TOKEN_KEYS=YnVpbGQtb25seS1ub3QtYS1yZWFsLWFnZW50LWtleSE= DEBUG=false \
     python manage.py collectstatic --noinput
 # The code stays root-owned (read-only to the app); what the processes write (beat's schedule)
 # goes to the data folder, owned by the user they run as.

@@ -5,11 +5,12 @@ from typing import ClassVar
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from accounts.choices import OrganizationKind, Role
+from accounts.choices import OrganizationKind, Role, TokenScope, all_token_scopes
 from core.db import PublicIdModel
 
 
@@ -124,12 +125,22 @@ class ApiToken(PublicIdModel):
     prefix = models.CharField(max_length=12, help_text="The first characters, to recognise a token.")
     token_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
+    scopes = ArrayField(
+        models.CharField(max_length=10, choices=TokenScope.choices),
+        default=all_token_scopes,
+        help_text="What the token may be used for; its user's role limits it further.",
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Refused from then on; empty: never.")
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and not self.is_expired
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"

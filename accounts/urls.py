@@ -5,6 +5,7 @@ keys and API tokens; pages and API."""
 from django.urls import include, path
 
 from accounts.api import ssh_keys as ssh_keys_api
+from accounts.api import tokens as tokens_api
 from accounts.views import organizations, ssh_keys, tokens
 
 urlpatterns = [
@@ -25,4 +26,6 @@ urlpatterns = [
     path("account/tokens/<str:token_id>/revoke/", tokens.api_token_remove, name="api-token-revoke"),
     path("api/v1/ssh-keys/", ssh_keys_api.SshKeyListApi.as_view(), name="api-ssh-keys"),
     path("api/v1/ssh-keys/<str:key_id>/", ssh_keys_api.SshKeyDetailApi.as_view(), name="api-ssh-key"),
+    path("api/v1/tokens/", tokens_api.ApiTokenListApi.as_view(), name="api-token-list"),
+    path("api/v1/tokens/<str:token_id>/", tokens_api.ApiTokenDetailApi.as_view(), name="api-token-detail"),
 ]

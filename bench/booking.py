@@ -12,6 +12,7 @@ import io
 import os
 import platform
 import random
+import secrets
 import statistics
 import subprocess
 import sys
@@ -30,6 +31,7 @@ os.environ["DATABASE_URL"] = os.environ.get(
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
 
 import django  # noqa: E402
+from cryptography.fernet import Fernet  # noqa: E402
 
 django.setup()
 
@@ -196,9 +198,15 @@ def start_gunicorn() -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DEBUG": "false",
-        "SECRET_KEY": "bench-" + "x" * 40,
+        "SECRET_KEY": "bench-" + secrets.token_urlsafe(50),
+        "AGENT_TOKEN_KEYS": Fernet.generate_key().decode(),
+        "SECURE_SSL_REDIRECT": "false",  # gunicorn on loopback speaks plain http
         "LOG_LEVEL": "WARNING",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # The burst comes from one address with a few tokens: what is measured is booking, not
+        # the throttles that would (rightly) refuse most of it.
+        "API_RATE_BOOKING": "1000000/s",
+        "API_RATE_BOOKING_IP": "1000000/s",
     }
     command = [
         sys.executable, "-m", "gunicorn", "voltpark.wsgi:application", "--bind", f"127.0.0.1:{PORT}",

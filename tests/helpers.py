@@ -60,8 +60,13 @@ def api_client_for(user: User, organization: Organization | None = None) -> APIC
 
 
 def forget_rate_limits() -> None:
-    """Delete allauth's rate-limit counters from the cache (Redis), and nothing else kept there."""
+    """Delete allauth's rate-limit counters and the API's throttle counts from the cache (Redis),
+    and nothing else kept there."""
     client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
-    stale = list(client.scan_iter(match="*allauth:rl:*", count=1000))
+    stale = [
+        key
+        for pattern in ("*allauth:rl:*", "*throttle:*")
+        for key in client.scan_iter(match=pattern, count=1000)
+    ]
     if stale:
         client.delete(*stale)

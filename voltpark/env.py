@@ -48,6 +48,7 @@ def envlist(name: str, default: str) -> list[str]:
 
 
 RATE = re.compile(r"^[1-9][0-9]*/[0-9]*[smhd]/(ip|key|user)$")
+THROTTLE_RATE = re.compile(r"[1-9][0-9]*/[smhd]")
 
 
 def envrates(name: str, default: str) -> str:
@@ -59,6 +60,37 @@ def envrates(name: str, default: str) -> str:
                 f"{name} must be limits such as 10/m/ip,5/15m/key (amount/period/ip|key|user), not {raw!r}"
             )
     return raw
+
+
+def envrate(name: str, default: str) -> str:
+    """The variable as a DRF throttle rate: `amount/period`, the period s, m, h or d (`60/m`)."""
+    raw = os.environ.get(name, default)
+    if not THROTTLE_RATE.fullmatch(raw):
+        raise ImproperlyConfigured(f"{name} must be a rate such as 60/m (amount/s|m|h|d), not {raw!r}")
+    return raw
+
+
+def strong_secret(secret: str) -> bool:
+    """Whether a secret is long enough and not trivially repetitive: at least 50 characters, at least 10
+    different ones, and not one shorter piece repeated (`abcabc…`)."""
+    periodic = (secret + secret).find(secret, 1) < len(secret)
+    return len(secret) >= 50 and len(set(secret)) >= 10 and not periodic
+
+
+def envfernetkeys(name: str, default: str) -> list[str]:
+    """The variable as Fernet keys (url-safe base64 of 32 bytes), comma-separated, newest first."""
+    from cryptography.fernet import Fernet
+
+    keys = envlist(name, default)
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: key {position} is not a Fernet key (url-safe base64 of 32 bytes); make one with "
+                "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+            ) from None
+    return keys
 
 
 def envurl(name: str, default: str | None, *, schemes: set[str]) -> str | None:

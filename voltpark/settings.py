@@ -12,7 +12,18 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from voltpark.env import email_settings, envbool, envint, envlist, envrates, envstr, envurl
+from voltpark.env import (
+    email_settings,
+    envbool,
+    envfernetkeys,
+    envint,
+    envlist,
+    envrate,
+    envrates,
+    envstr,
+    envurl,
+    strong_secret,
+)
 
 # --- Deployment: where the code and its data are, debug mode, the secret key, the host names.
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -25,6 +36,12 @@ if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
 if len(SECRET_KEY) < 32:
     raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters long")
+if not DEBUG and not strong_secret(SECRET_KEY):
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be at least 50 characters, of at least 10 different ones, and not one piece "
+        "repeated, when DEBUG is off: make one with "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000")
@@ -61,6 +78,7 @@ MIDDLEWARE = [
     # Before anything reads a body: an oversized one is refused by its Content-Length.
     "core.request_size.RequestSizeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -174,6 +192,35 @@ SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# HTTPS only in production (DEBUG off): plain http is redirected, and browsers are told by HSTS to
+# use nothing else for a year, subdomains included. Behind a proxy that ends TLS, set
+# SECURE_PROXY_SSL_HEADER so a request it received over https is known as one (the proxy must set
+# X-Forwarded-Proto itself, overwriting any the client sent). /healthz answers before the redirect.
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", True)
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if envbool("SECURE_PROXY_SSL_HEADER", False) else None
+)
+SECURE_REFERRER_POLICY = "same-origin"
+# Browser features no page of ours uses are switched off, for us and anything we would ever embed;
+# passkeys (WebAuthn) stay allowed on our own origin.
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    "accelerometer": [],
+    "autoplay": [],
+    "camera": [],
+    "display-capture": [],
+    "geolocation": [],
+    "gyroscope": [],
+    "magnetometer": [],
+    "microphone": [],
+    "midi": [],
+    "payment": [],
+    "usb": [],
+    "publickey-credentials-create": ["self"],
+    "publickey-credentials-get": ["self"],
+}
 # Nothing from another site, no inline scripts or styles, never framed. form-action is left
 # to default so a POST may redirect to Stripe's hosted payment page.
 CONTENT_SECURITY_POLICY = {
@@ -224,15 +271,40 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
 # API_PAGE_MAX_LIMIT rows.
 API_PAGE_MAX_LIMIT = envint("API_PAGE_MAX_LIMIT", 1000, minimum=1)
 API_PAGE_MAX_OFFSET = 10**9
+# Throttles (core/throttles.py), counted in Redis through the cache: per token (or signed-in user)
+# and per client address, on what costs the most to answer or to abuse (README lists the variables).
+# Over a rate the answer is 429 with Retry-After. Release, cancel and reads of one's own leases are
+# never throttled: a client must always be able to stop spending.
+API_THROTTLE_RATES = {
+    "booking": envrate("API_RATE_BOOKING", "60/m"),
+    "quotes": envrate("API_RATE_QUOTES", "300/m"),
+    "availability": envrate("API_RATE_AVAILABILITY", "300/m"),
+    "timeline": envrate("API_RATE_TIMELINE", "120/m"),
+    "exports": envrate("API_RATE_EXPORTS", "20/m"),
+}
+API_THROTTLE_IP_RATES = {
+    "booking": envrate("API_RATE_BOOKING_IP", "300/m"),
+    "quotes": envrate("API_RATE_QUOTES_IP", "1200/m"),
+    "availability": envrate("API_RATE_AVAILABILITY_IP", "1200/m"),
+    "timeline": envrate("API_RATE_TIMELINE_IP", "600/m"),
+    "exports": envrate("API_RATE_EXPORTS_IP", "60/m"),
+}
+# Wrong bearer tokens per client address; past it every bearer token from there waits.
+API_AUTH_FAILURE_RATE = envrate("API_RATE_AUTH_FAILURES", "20/m")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.api.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Signed in, and a token held to its scopes (accounts/api/permissions.py).
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.api.permissions.IsSignedIn"],
     "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttles.TokenRateThrottle", "core.throttles.IpRateThrottle"],
+    # The client address the per-address throttles count: as for allauth's limits, X-Forwarded-For
+    # is believed only for TRUSTED_PROXY_COUNT hops (0: REMOTE_ADDR, which nobody can forge).
+    "NUM_PROXIES": ALLAUTH_TRUSTED_PROXY_COUNT,
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "core.api.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -346,6 +418,17 @@ DUNNING_SUSPEND_AFTER_DAYS = envint("DUNNING_SUSPEND_AFTER_DAYS", 14, minimum=1)
 if AUTO_TOP_UP_DEFAULT_AMOUNT_USD < TOP_UP_MIN_USD or TOP_UP_MAX_USD < TOP_UP_MIN_USD:
     raise ImproperlyConfigured(
         "AUTO_TOP_UP_DEFAULT_AMOUNT_USD and TOP_UP_MAX_USD must be at least TOP_UP_MIN_USD"
+    )
+
+# --- Node agents' bearer tokens are stored encrypted under their own keys (Fernet, newest first;
+# clusters/services/agent_tokens.py), never under SECRET_KEY. Required when DEBUG is off; the
+# development key is refused there.
+DEV_AGENT_TOKEN_KEY = "dm9sdHBhcmstZGV2LW9ubHktYWdlbnQtdG9rZW5zISE="
+AGENT_TOKEN_KEYS = envfernetkeys("AGENT_TOKEN_KEYS", DEV_AGENT_TOKEN_KEY if DEBUG else "")
+if not AGENT_TOKEN_KEYS or (not DEBUG and DEV_AGENT_TOKEN_KEY in AGENT_TOKEN_KEYS):
+    raise ImproperlyConfigured(
+        "AGENT_TOKEN_KEYS must be set when DEBUG is off: Fernet keys, newest first; make one with "
+        "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
     )
 
 # --- Run time: polling the node agents, health rules, lease enforcement.

@@ -1,15 +1,26 @@
-"""DRF permissions by role in the organization the request acts in, and by staff role."""
+"""DRF permissions by role in the organization the request acts in, and by staff role, each limited
+by the scopes of the API token the request comes with.
 
-from rest_framework.permissions import BasePermission
+Every permission here is a `ScopedPermission`: before its own rule it refuses (403 `scope`) a token
+without the scope the operation needs. A view names that scope with `token_scope` (one for every
+method, or a dict by method); otherwise reading (GET, HEAD, OPTIONS) needs `read` and anything else
+`book`. Requests signed in by session have no token and no scopes to check.
+"""
+
+from typing import TYPE_CHECKING
+
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
-from rest_framework.views import APIView
 
-from accounts.choices import ROLES_THAT_BOOK, ROLES_THAT_PAY, ROLES_THAT_SEE_INVOICES
-from accounts.models import Organization, User
+from accounts.choices import ROLES_THAT_BOOK, ROLES_THAT_PAY, ROLES_THAT_SEE_INVOICES, TokenScope
+from accounts.models import ApiToken, Organization, User
 from accounts.selectors.organizations import role_in
 from accounts.selectors.staff import is_staff_admin, is_staff_finance, staff_without_mfa
 from accounts.selectors.viewer import current_organization
-from accounts.services.refusals import MfaRequired
+from accounts.services.refusals import MfaRequired, TokenScopeMissing
+
+if TYPE_CHECKING:  # DRF's views import the default permission, IsSignedIn, from this module
+    from rest_framework.views import APIView
 
 
 class AuthenticatedRequest(Request):
@@ -24,11 +35,43 @@ class OrganizationRequest(AuthenticatedRequest):
     organization: Organization
 
 
-class _OrganizationRole(BasePermission):
+def scope_needed(request: Request, view: "APIView") -> str:
+    """The token scope this request to this view needs."""
+    declared: str | dict[str, str] | None = getattr(view, "token_scope", None)
+    if isinstance(declared, dict):
+        declared = declared.get(request.method or "")
+    if declared:
+        return declared
+    return TokenScope.READ if request.method in SAFE_METHODS else TokenScope.BOOK
+
+
+class ScopedPermission(BasePermission):
+    """A permission that first holds a token to its scopes, then applies its own rule (`allows`)."""
+
+    def has_permission(self, request: Request, view: "APIView") -> bool:
+        token = request.auth
+        if isinstance(token, ApiToken):
+            needed = scope_needed(request, view)
+            if needed not in token.scopes:
+                raise TokenScopeMissing(needed=needed, scopes=token.scopes)
+        return self.allows(request, view)
+
+    def allows(self, request: Request, view: "APIView") -> bool:
+        raise NotImplementedError
+
+
+class IsSignedIn(ScopedPermission):
+    """Anyone signed in or holding a token (the API's default)."""
+
+    def allows(self, request: Request, view: "APIView") -> bool:
+        return bool(request.user and request.user.is_authenticated)
+
+
+class _OrganizationRole(ScopedPermission):
     roles: set[str] = set()
     message = "Your role in this organization does not allow this."
 
-    def has_permission(self, request: Request, view: APIView) -> bool:
+    def allows(self, request: Request, view: "APIView") -> bool:
         organization = current_organization(request)
         if organization is None or not isinstance(request.user, User):
             self.message = "Act in an organization: use a token made for one, or join one first."
@@ -55,18 +98,18 @@ class CanPay(_OrganizationRole):
     roles = set(ROLES_THAT_PAY)
 
 
-class IsStaffAdmin(BasePermission):
+class IsStaffAdmin(ScopedPermission):
     """Staff admins run the fleet (with a second factor: 403 `mfa_required` until they have one)."""
 
-    def has_permission(self, request: Request, view: APIView) -> bool:
+    def allows(self, request: Request, view: "APIView") -> bool:
         _refuse_staff_without_mfa(request)
         return is_staff_admin(request.user)
 
 
-class IsStaffFinance(BasePermission):
+class IsStaffFinance(ScopedPermission):
     """Staff finance see every organization's money (with a second factor, as above)."""
 
-    def has_permission(self, request: Request, view: APIView) -> bool:
+    def allows(self, request: Request, view: "APIView") -> bool:
         _refuse_staff_without_mfa(request)
         return is_staff_finance(request.user)
 
@@ -76,22 +119,22 @@ def _refuse_staff_without_mfa(request: Request) -> None:
         raise MfaRequired()
 
 
-class CanSeeMoney(BasePermission):
+class CanSeeMoney(ScopedPermission):
     """Staff finance, or an owner or finance member of the organization the request acts in."""
 
     message = CanSeeInvoices.message
 
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        if IsStaffFinance().has_permission(request, view):
+    def allows(self, request: Request, view: "APIView") -> bool:
+        if IsStaffFinance().allows(request, view):
             return True
         check = CanSeeInvoices()
-        allowed = check.has_permission(request, view)
+        allowed = check.allows(request, view)
         self.message = check.message
         return allowed
 
 
-class CanSeeUsage(BasePermission):
+class CanSeeUsage(ScopedPermission):
     """Every member of the organization sees its usage."""
 
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        return CanBook().has_permission(request, view) or CanSeeInvoices().has_permission(request, view)
+    def allows(self, request: Request, view: "APIView") -> bool:
+        return CanBook().allows(request, view) or CanSeeInvoices().allows(request, view)

@@ -44,3 +44,18 @@ class MfaRequired(Refused):
             "Voltpark staff need two-factor authentication (an authenticator app or a passkey) before "
             f"any staff page or staff API answers them: set it up at {where}.",
         )
+
+
+class TokenScopeMissing(Refused):
+    """A token does only what its scopes allow, whatever its user's role allows."""
+
+    code = "scope"
+    status = 403
+
+    def __init__(self, *, needed: str, scopes: list[str]) -> None:
+        super().__init__(
+            f"This API token's scopes ({', '.join(scopes)}) do not include {needed!r}, which this "
+            f"needs. Make a token with the {needed!r} scope.",
+            needed=needed,
+            scopes=scopes,
+        )

@@ -13,6 +13,7 @@ from accounts.selectors.tokens import api_token_of_user_or_404, api_tokens_of
 from accounts.selectors.viewer import viewer_of
 from accounts.services.tokens import api_token_create, api_token_revoke
 from accounts.views.decorators import AuthenticatedHttpRequest
+from core.forms import add_service_error
 
 NEW_TOKEN_SESSION_KEY = "new_api_token"
 
@@ -25,9 +26,11 @@ def api_tokens(request: AuthenticatedHttpRequest) -> HttpResponse:
     org = viewer_of(request).organization
     if request.method == "POST" and form.is_valid():
         try:
-            issued = api_token_create(user=request.user, organization=org, name=form.cleaned_data["name"])
+            issued = api_token_create(
+                user=request.user, organization=org, name=form.cleaned_data["name"], **form.token_options()
+            )
         except ValidationError as error:
-            form.add_error(None, error)
+            add_service_error(form, error)
         else:
             # Redirect-after-POST so a reload cannot make a second token; the secret rides in the
             # session only until the next page shows it.

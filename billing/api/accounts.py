@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.permissions import AuthenticatedRequest, IsStaffFinance
+from accounts.choices import TokenScope
 from accounts.models import Organization
 from billing.api.balance import BalanceSchema, balance_json
 from billing.choices import PaymentTerms
@@ -29,6 +30,7 @@ class AccountApi(APIView):
     """An organization's balance, terms and standing (staff finance)."""
 
     permission_classes = [IsStaffFinance]
+    token_scope = TokenScope.BILLING
 
     @extend_schema(responses=BalanceSchema)
     def get(self, request: AuthenticatedRequest, slug: str) -> Response:
@@ -45,6 +47,7 @@ class TermsApi(APIView):
     """Put an organization on invoice terms (net days, credit limit), or back to prepaid."""
 
     permission_classes = [IsStaffFinance]
+    token_scope = TokenScope.BILLING
 
     @extend_schema(request=TermsSerializer, responses=BalanceSchema)
     def put(self, request: AuthenticatedRequest, slug: str) -> Response:
@@ -64,6 +67,7 @@ class TransferApi(APIView):
     """A bank transfer received: added to the balance once per reference."""
 
     permission_classes = [IsStaffFinance]
+    token_scope = TokenScope.BILLING
 
     @extend_schema(request=TransferSerializer, responses=BalanceSchema)
     def post(self, request: AuthenticatedRequest, slug: str) -> Response:
@@ -89,6 +93,7 @@ class LiftSuspensionApi(APIView):
     """Let a suspended organization book again (an overdue invoice settled, a dispute resolved)."""
 
     permission_classes = [IsStaffFinance]
+    token_scope = TokenScope.BILLING
 
     @extend_schema(request=ReasonSerializer, responses=BalanceSchema)
     def post(self, request: AuthenticatedRequest, slug: str) -> Response:

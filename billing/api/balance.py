@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.permissions import CanPay, CanSeeInvoices, OrganizationRequest
+from accounts.choices import TokenScope
 from billing.choices import LedgerKind, PaymentTerms
 from billing.models import LedgerEntry
 from billing.selectors.balance import Balance, balance_of
@@ -105,6 +106,7 @@ class BalanceApi(APIView):
     """The organization's balance, credit, spend rate and runway (owners and finance members)."""
 
     permission_classes = [CanSeeInvoices]
+    token_scope = TokenScope.BILLING
 
     @extend_schema(responses=BalanceSchema)
     def get(self, request: OrganizationRequest) -> Response:
@@ -123,6 +125,7 @@ class LedgerApi(ListAPIView):
     """The organization's ledger, newest entry first."""
 
     permission_classes = [CanSeeInvoices]
+    token_scope = TokenScope.BILLING
     serializer_class = LedgerEntrySerializer
 
     def get_queryset(self) -> Any:
@@ -141,6 +144,7 @@ class BalanceSettingsApi(APIView):
     """Set the monthly spend limit, the low-balance warning and automatic top-up (null turns one off)."""
 
     permission_classes = [CanPay]
+    token_scope = TokenScope.BILLING
 
     @extend_schema(request=SettingsSerializer, responses=BalanceSchema)
     def put(self, request: OrganizationRequest) -> Response:
@@ -167,6 +171,7 @@ class TopUpApi(APIView):
     """Start a top-up: Stripe Checkout's page for the amount (the balance grows once Stripe says paid)."""
 
     permission_classes = [CanPay]
+    token_scope = TokenScope.BILLING
 
     @extend_schema(request=TopUpSerializer, responses={201: RedirectSchema})
     def post(self, request: OrganizationRequest) -> Response:
@@ -182,6 +187,7 @@ class CardSetupApi(APIView):
     """Start adding a card: Stripe Checkout's page in setup mode."""
 
     permission_classes = [CanPay]
+    token_scope = TokenScope.BILLING
 
     @extend_schema(request=None, responses={201: RedirectSchema})
     def post(self, request: OrganizationRequest) -> Response:

@@ -15,6 +15,7 @@ from openpyxl import Workbook
 from rest_framework.views import APIView
 
 from accounts.api.permissions import AuthenticatedRequest, CanSeeMoney
+from accounts.choices import TokenScope
 from billing.api.filters import FilterSerializer, _filters, _scope
 from billing.selectors.exports import (
     CHUNK,
@@ -85,6 +86,8 @@ def _xlsx(name: str, title: str, header: list[str], rows: Iterable[list[Any]]) -
 
 class _ExportApi(APIView):
     permission_classes = [CanSeeMoney]
+    token_scope = TokenScope.BILLING
+    throttle_scope = "exports"
 
     @extend_schema(
         parameters=[FilterSerializer], responses={(200, "text/csv"): OpenApiResponse(description="File")}

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.permissions import AuthenticatedRequest, CanSeeMoney, IsStaffFinance
+from accounts.choices import TokenScope
 from billing.api.filters import FilterSerializer, _filters, _scope
 from billing.models import Invoice, InvoiceLine
 from billing.selectors.exports import (
@@ -79,6 +80,7 @@ class InvoiceListApi(ListAPIView):
     """The invoices the caller may see, a page at a time: its organization's, or all for staff finance."""
 
     permission_classes = [CanSeeMoney]
+    token_scope = TokenScope.BILLING
     serializer_class = InvoiceSerializer
 
     @extend_schema(parameters=[FilterSerializer])
@@ -94,6 +96,7 @@ class InvoiceDetailApi(APIView):
     """One invoice with its lines."""
 
     permission_classes = [CanSeeMoney]
+    token_scope = TokenScope.BILLING
 
     @extend_schema(responses=InvoiceDetailSerializer)
     def get(self, request: AuthenticatedRequest, invoice_id: str) -> Response:
@@ -105,6 +108,8 @@ class InvoicePdfApi(APIView):
     """The invoice as a PDF (finalized invoices only)."""
 
     permission_classes = [CanSeeMoney]
+    token_scope = TokenScope.BILLING
+    throttle_scope = "exports"
 
     @extend_schema(responses={(200, "application/pdf"): OpenApiResponse(description="The PDF.")})
     def get(self, request: AuthenticatedRequest, invoice_id: str) -> HttpResponse:
@@ -125,6 +130,7 @@ class CreditNoteSerializer(InvoiceChangeSerializer):
 
 class _InvoiceActionApi(APIView):
     permission_classes = [IsStaffFinance]
+    token_scope = TokenScope.BILLING
     body: type[serializers.Serializer] | None = None
 
     def post(self, request: AuthenticatedRequest, invoice_id: str) -> Response:

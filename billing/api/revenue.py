@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.permissions import AuthenticatedRequest, IsStaffFinance
+from accounts.choices import TokenScope
 from billing.api.filters import FilterSerializer, _filters
 from billing.selectors.revenue import revenue_summary
 from core.periods import month_of
@@ -25,6 +26,7 @@ class RevenueApi(APIView):
     """Staff finance: revenue and fleet utilization by month and region."""
 
     permission_classes = [IsStaffFinance]
+    token_scope = TokenScope.BILLING
 
     @extend_schema(parameters=[FilterSerializer], responses=RevenueRowSerializer(many=True))
     def get(self, request: AuthenticatedRequest) -> Response:

@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.permissions import CanSeeUsage, OrganizationRequest
+from accounts.choices import TokenScope
 from billing.selectors.usage import usage_by_hour
 from core.periods import month_of
 
@@ -26,6 +27,7 @@ class UsageApi(APIView):
     """The organization's usage by clock hour in [from, to)."""
 
     permission_classes = [CanSeeUsage]
+    token_scope = TokenScope.BILLING
 
     @extend_schema(responses=UsageHourSerializer(many=True))
     def get(self, request: OrganizationRequest) -> Response:

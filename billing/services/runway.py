@@ -186,4 +186,4 @@ def _released_message(released: list[Lease], why: str) -> tuple[str, str]:
 
 def _grace() -> str:
     minutes = int(settings.RUN_OUT_GRACE.total_seconds() // 60)
-    return f"{minutes} minutes"
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"

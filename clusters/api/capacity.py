@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.permissions import CanBook, OrganizationRequest
+from accounts.choices import TokenScope
 from clusters.api.booking import AwareDateTimeField, BookingSerializer, RegionCodeField
 from clusters.selectors.capacity import Window, availability_for, capacity_timeline
 from clusters.selectors.fleet import region_or_none
@@ -34,6 +35,7 @@ class AvailabilityApi(APIView):
     """How many GPUs of a region are free for a whole window, and whether a lease of `gpus` fits."""
 
     permission_classes = [CanBook]
+    throttle_scope = "availability"
 
     @extend_schema(parameters=[AvailabilityQuerySerializer], responses=OpenApiTypes.OBJECT)
     def get(self, request: OrganizationRequest) -> Response:
@@ -61,6 +63,7 @@ class TimelineApi(APIView):
     """Free GPUs of a region per hour for the next 14 days (the booking calendar)."""
 
     permission_classes = [CanBook]
+    throttle_scope = "timeline"
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: OrganizationRequest, code: str) -> Response:
@@ -80,6 +83,8 @@ class QuoteApi(APIView):
     """What a booking would cost: GPUs × hours × the price per GPU-hour in force now."""
 
     permission_classes = [CanBook]
+    throttle_scope = "quotes"
+    token_scope = TokenScope.READ  # a question about prices, asked with POST for its body
 
     @extend_schema(request=BookingSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request: OrganizationRequest) -> Response:

@@ -88,6 +88,7 @@ class LeaseRequestListApi(ListAPIView):
 
     permission_classes = [CanBook]
     serializer_class = LeaseRequestSerializer
+    throttle_scopes = {"POST": "booking"}
 
     def get_queryset(self) -> Any:
         state = self.request.query_params.get("state")

@@ -1,5 +1,8 @@
 """Leases API: list, book, read, extend, release, cancel."""
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
@@ -12,8 +15,10 @@ from rest_framework.views import APIView
 from accounts.api.permissions import CanBook, OrganizationRequest
 from clusters.api.booking import AwareDateTimeField, BookingSerializer
 from clusters.api.idempotency import idempotent
-from clusters.choices import LIVE_LEASE_STATES, LeaseKind, LeaseState
+from clusters.choices import LIVE_LEASE_STATES, HealthEventKind, LeaseKind, LeaseState
 from clusters.models import Lease
+from clusters.selectors.capacity import extendable_until
+from clusters.selectors.health import LeaseHealth, leases_health
 from clusters.selectors.leases import lease_of_organization_or_404, leases_of, ssh_command
 from clusters.services.booking import lease_book, lease_cancel, lease_extend, lease_release
 
@@ -22,8 +27,52 @@ class ExtendSerializer(serializers.Serializer):
     end = AwareDateTimeField()
 
 
-def lease_json(lease: Lease) -> dict[str, Any]:
-    """A lease as the API shows it, with the GPUs it holds on each node."""
+@dataclass(frozen=True)
+class LeaseFacts:
+    """What a lease's answer says beyond its own rows: how far it can be extended, its health."""
+
+    extendable_until: dict[int, datetime | None]
+    health: dict[int, LeaseHealth]
+
+
+def lease_facts(leases: Sequence[Lease]) -> LeaseFacts:
+    """The facts of a page of leases, in a few queries whatever its length."""
+    return LeaseFacts(extendable_until=extendable_until(leases), health=leases_health(leases))
+
+
+def _just_booked(lease: Lease) -> LeaseFacts:
+    # Placement takes only available nodes, and they carry no open health event (an event makes a
+    # node unhealthy; returning one to service ends them), and a lease just booked has used nothing:
+    # its health needs no read on the booking's hot path.
+    return LeaseFacts(
+        extendable_until=extendable_until([lease]), health={lease.pk: LeaseHealth(flagged=False)}
+    )
+
+
+def _health_json(health: LeaseHealth) -> dict[str, Any]:
+    return {
+        "flagged": health.flagged,
+        "open_events": [
+            {
+                "id": event.public_id,
+                "node": event.hostname,
+                "gpu_index": event.gpu_index,
+                "kind": event.kind,
+                "detail": event.detail,
+                "started_at": event.started_at.isoformat(),
+            }
+            for event in health.open_events
+        ],
+        "sla_credit_gpu_hours": str(health.sla_gpu_hours),
+        "sla_credit_so_far": str(health.sla_credit),
+    }
+
+
+def lease_json(lease: Lease, facts: LeaseFacts | None = None) -> dict[str, Any]:
+    """A lease as the API shows it, with the GPUs it holds on each node, how far it can be
+    extended and its health."""
+    facts = facts or lease_facts([lease])
+    until = facts.extendable_until.get(lease.pk)
     nodes: dict[str, list[int]] = {}
     for allocation in lease.allocations.all():
         nodes.setdefault(allocation.node.hostname, []).append(allocation.gpu.index)
@@ -50,6 +99,8 @@ def lease_json(lease: Lease) -> dict[str, Any]:
         ],
         "ssh_key_ids": [str(key.public_id) for key in lease.ssh_keys.all()],
         "created_at": lease.created_at.isoformat(),
+        "extendable_until": until.isoformat() if until else None,
+        "health": _health_json(facts.health[lease.pk]),
     }
 
 
@@ -58,6 +109,28 @@ class LeaseNodeSchema(serializers.Serializer):
     gpu_indices = serializers.ListField(child=serializers.IntegerField())
     ssh_command = serializers.CharField(
         allow_null=True, help_text="How to log in while the lease is scheduled or active; null after."
+    )
+
+
+class HealthEventSchema(serializers.Serializer):
+    id = serializers.UUIDField()
+    node = serializers.CharField(help_text="The node's hostname.")
+    gpu_index = serializers.IntegerField(allow_null=True, help_text="Null when the whole node is concerned.")
+    kind = serializers.ChoiceField(choices=HealthEventKind.choices)
+    detail = serializers.CharField()
+    started_at = serializers.DateTimeField()
+
+
+class LeaseHealthSchema(serializers.Serializer):
+    flagged = serializers.BooleanField(help_text="A node of this lease turned unhealthy while it held it.")
+    open_events = HealthEventSchema(many=True, help_text="Health events still open on the lease's nodes.")
+    sla_credit_gpu_hours = serializers.DecimalField(
+        max_digits=14, decimal_places=3, help_text="GPU-hours spent on failing nodes until now."
+    )
+    sla_credit_so_far = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        help_text="Their price: the SLA credit accrued so far, credited on the month's invoice.",
     )
 
 
@@ -76,6 +149,12 @@ class LeaseSchema(serializers.Serializer):
     nodes = LeaseNodeSchema(many=True)
     ssh_key_ids = serializers.ListField(child=serializers.UUIDField())
     created_at = serializers.DateTimeField()
+    extendable_until = serializers.DateTimeField(
+        allow_null=True,
+        help_text="How far a live reserved lease can be extended right now (its end when it cannot "
+        "be); null for any other lease.",
+    )
+    health = LeaseHealthSchema()
 
 
 class LeaseSerializer(LeaseSchema):
@@ -94,6 +173,12 @@ class LeaseListApi(ListAPIView):
 
     permission_classes = [CanBook]
     serializer_class = LeaseSerializer
+    throttle_scopes = {"POST": "booking"}
+
+    def list(self, request: OrganizationRequest) -> Response:  # type: ignore[override]
+        page = self.paginate_queryset(self.get_queryset()) or []
+        facts = lease_facts(page)
+        return self.get_paginated_response([lease_json(lease, facts) for lease in page])
 
     def get_queryset(self) -> Any:
         state = self.request.query_params.get("state")
@@ -120,7 +205,7 @@ class LeaseListApi(ListAPIView):
             ssh_keys=data["ssh_key_ids"],
         )
         # The booked lease knows the rows it wrote (see lease_book): rendered without reading back.
-        return Response(lease_json(lease), status=status.HTTP_201_CREATED)
+        return Response(lease_json(lease, _just_booked(lease)), status=status.HTTP_201_CREATED)
 
 
 class LeaseDetailApi(APIView):
@@ -153,6 +238,8 @@ class _LeaseActionApi(APIView):
 
 class LeaseExtendApi(_LeaseActionApi):
     """Move a reserved lease's end later, on the same GPUs."""
+
+    throttle_scope = "booking"
 
     @extend_schema(request=ExtendSerializer, responses=LeaseSchema)
     def post(self, request: OrganizationRequest, lease_id: str) -> Response:

@@ -81,6 +81,7 @@ class OfferingsApi(APIView):
     """
 
     permission_classes = [CanBook]
+    throttle_scope = "availability"
 
     @extend_schema(parameters=[OfferingsQuerySerializer], responses=OfferingsSchema)
     def get(self, request: OrganizationRequest) -> Response:

@@ -1,5 +1,6 @@
 """Capacity reads: free GPUs for a window, the booking calendar, quota left."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
@@ -12,12 +13,14 @@ from django.utils import timezone
 from accounts.models import Organization
 from clusters.choices import (
     GPUS_PER_NODE,
+    LIVE_LEASE_STATES,
     SINGLE_NODE_SIZES,
     GpuHealth,
+    LeaseKind,
     NodeState,
     Pool,
 )
-from clusters.models import Region
+from clusters.models import Lease, Region
 from clusters.selectors.lease_requests import gpus_queued
 
 
@@ -250,3 +253,76 @@ def booking_calendar(organization: Organization) -> list[RegionTimeline]:
     """Every region's free GPUs (in the organization's pools) per hour for the next 14 days."""
     regions = Region.objects.order_by("code")
     return [RegionTimeline(r, capacity_timeline(region=r, organization=organization)) for r in regions]
+
+
+# Per lease, the start of the first other live booking on any of its GPUs at or after its end:
+# how far the same GPUs stay free (extending keeps the GPUs, clusters.services.booking.lease_extend).
+NEXT_BOOKING_SQL = """
+SELECT l.id, (
+    SELECT min(lower(o.period))
+    FROM clusters_allocation a
+    JOIN clusters_allocation o ON o.gpu_id = a.gpu_id AND o.is_live AND o.lease_id <> a.lease_id
+    WHERE a.lease_id = l.id AND a.is_live AND lower(o.period) >= l."end"
+)
+FROM clusters_lease l
+WHERE l.id = ANY(%(ids)s::bigint[])
+"""
+
+
+def extendable_until(leases: Sequence[Lease], now: datetime | None = None) -> dict[int, datetime | None]:
+    """How far each live reserved lease could be extended right now (by id); None for any other.
+
+    The earliest of: the next booking on its GPUs, its longest allowed length, and the first
+    instant its organization's other leases and queued requests would put it over its quota.
+    A lease that cannot be extended at all reads its own end.
+    """
+    now = now or timezone.now()
+    extendable = [
+        lease
+        for lease in leases
+        if lease.kind == LeaseKind.RESERVED
+        and lease.state in LIVE_LEASE_STATES
+        and lease.end
+        and lease.end > now
+    ]
+    answer: dict[int, datetime | None] = {lease.pk: None for lease in leases}
+    if not extendable:
+        return answer
+    with connection.cursor() as cursor:
+        cursor.execute(NEXT_BOOKING_SQL, {"ids": [lease.pk for lease in extendable]})
+        next_booking = dict(cursor.fetchall())
+    organizations = Organization.objects.in_bulk({lease.organization_id for lease in extendable})
+    queued = {pk: gpus_queued(organization) for pk, organization in organizations.items()}
+    for lease in extendable:
+        assert lease.end is not None
+        until = lease.start + settings.BOOKING_MAX_DURATION
+        if next_booking.get(lease.pk) is not None:
+            until = min(until, next_booking[lease.pk])
+        organization = organizations[lease.organization_id]
+        within = _within_quota_until(lease, until, organization, queued[organization.pk])
+        answer[lease.pk] = max(lease.end, within)
+    return answer
+
+
+def _within_quota_until(lease: Lease, until: datetime, organization: Organization, queued: int) -> datetime:
+    """The first instant in [end, until) at which the organization would be over its quota with
+    this lease running on, or `until`."""
+    assert lease.end is not None
+    others = (
+        Lease.objects.filter(organization=organization, state__in=LIVE_LEASE_STATES, start__lt=until)
+        .filter(Q(end__isnull=True) | Q(end__gt=lease.end))
+        .exclude(pk=lease.pk)
+        .values_list("start", "end", "gpus")
+    )
+    events: list[tuple[datetime, int]] = []
+    for start, end, gpus in others:
+        events.append((max(start, lease.end), gpus))
+        if end is not None and end < until:
+            events.append((end, -gpus))
+    held = lease.gpus + queued
+    # At one instant ends count before starts: periods are [) ranges.
+    for at, delta in sorted(events):
+        held += delta
+        if held > organization.gpu_quota:
+            return at
+    return until

@@ -16,10 +16,20 @@ KEY_SERVED = "voltpark:runtime:served"  # queue -> when a task from it last fini
 KEY_SWEEP_LAST = "voltpark:runtime:sweep_last"  # kind|region -> "duration lateness finished"
 KEY_SWEEPS = "voltpark:runtime:sweeps"  # kind|region -> sweeps (poll: chunks) done
 KEY_SWEEP_SECONDS = "voltpark:runtime:sweep_seconds"  # kind|region -> their seconds, summed
+KEY_SWEEP_LATENESS = "voltpark:runtime:sweep_lateness"  # kind|region -> how late they began, summed
+# kind|region|measure|le -> sweeps whose measure (duration, lateness) was at most le: a histogram's
+# cumulative buckets, so /metrics exports them as they are.
+KEY_SWEEP_BUCKETS = "voltpark:runtime:sweep_buckets"
 KEY_AGENT_ERRORS = "voltpark:runtime:agent_errors"  # region|error kind -> nodes that missed a poll
 KEY_TRANSITIONS = "voltpark:runtime:lease_transitions"  # region|from|to -> leases moved by sweeps
 KEY_TAKEOVERS = "voltpark:runtime:takeovers"  # kind|region|helper -> ticks sent to a helper region
 SEPARATOR = "|"  # never in a region code (a slug)
+# Upper bounds (seconds) of the sweep duration and lateness histograms: a lease tick is due every
+# second and a poll of 1,000 nodes takes one to three, so the alerts' thresholds (2 s, 10 s) are bounds.
+SWEEP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0)
+MEASURES = ("duration", "lateness")
+# kombu's Redis transport keeps a queue's messages of priority 3, 6 and 9 in lists of their own.
+PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 
 
 def field(*parts: str) -> str:
@@ -61,6 +71,8 @@ class RuntimeFigures:
     sweep_last: dict[tuple[str, ...], tuple[float, float, float]] = dataclass_field(default_factory=dict)
     sweeps: dict[tuple[str, ...], float] = dataclass_field(default_factory=dict)
     sweep_seconds: dict[tuple[str, ...], float] = dataclass_field(default_factory=dict)
+    sweep_lateness: dict[tuple[str, ...], float] = dataclass_field(default_factory=dict)
+    sweep_buckets: dict[tuple[str, ...], float] = dataclass_field(default_factory=dict)
     agent_errors: dict[tuple[str, ...], float] = dataclass_field(default_factory=dict)
     transitions: dict[tuple[str, ...], float] = dataclass_field(default_factory=dict)
     takeovers: dict[tuple[str, ...], float] = dataclass_field(default_factory=dict)
@@ -70,23 +82,31 @@ class RuntimeFigures:
 def runtime_figures() -> RuntimeFigures:
     """The recorded figures and the length of every run-time queue (raises RedisError when away)."""
     queues = [*SHARED_QUEUES, *region_queues()]
+    keys = [KEY_SERVED, KEY_SWEEP_LAST, KEY_SWEEPS, KEY_SWEEP_SECONDS, KEY_SWEEP_LATENESS]
+    keys += [KEY_SWEEP_BUCKETS, KEY_AGENT_ERRORS, KEY_TRANSITIONS, KEY_TAKEOVERS]
     with redis_client().pipeline(transaction=False) as pipe:
-        for key in (KEY_SERVED, KEY_SWEEP_LAST, KEY_SWEEPS, KEY_SWEEP_SECONDS, KEY_AGENT_ERRORS):
+        for key in keys:
             pipe.hgetall(key)
-        pipe.hgetall(KEY_TRANSITIONS)
-        pipe.hgetall(KEY_TAKEOVERS)
         for queue in queues:
-            pipe.llen(queue)
-        served, last, sweeps, seconds, errors, transitions, takeovers, *lengths = pipe.execute()
+            for suffix in PRIORITY_SUFFIXES:
+                pipe.llen(queue + suffix)
+        answers = pipe.execute()
+    served, last, sweeps, seconds, lateness, buckets, errors, transitions, takeovers = answers[: len(keys)]
+    lengths = answers[len(keys) :]
+    per_queue = len(PRIORITY_SUFFIXES)
     return RuntimeFigures(
         served={_text(k): float(v) for k, v in served.items()},
         sweep_last={_parts(k): _triple(v) for k, v in last.items()},
         sweeps=_counts(sweeps),
         sweep_seconds=_counts(seconds),
+        sweep_lateness=_counts(lateness),
+        sweep_buckets=_counts(buckets),
         agent_errors=_counts(errors),
         transitions=_counts(transitions),
         takeovers=_counts(takeovers),
-        queue_lengths=dict(zip(queues, lengths, strict=True)),
+        queue_lengths={
+            queue: sum(lengths[i * per_queue : (i + 1) * per_queue]) for i, queue in enumerate(queues)
+        },
     )
 
 

@@ -3,16 +3,20 @@
 import asyncio
 import functools
 import json
+import logging
 from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import aiohttp
+from django.conf import settings
 from django.utils.dateparse import parse_datetime
 from yarl import URL
 
-from clusters.services.agent_tokens import decrypt_agent_token
+from clusters.services.agent_tokens import AgentTokenUnreadable, decrypt_agent_token
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,13 @@ class AgentError:
     CONNECTION = "connection"  # refused, reset or dropped
     HTTP_STATUS = "http_status"  # answered, but not 200
     BAD_ANSWER = "bad_answer"  # 200, but not the JSON the platform expects
+    TOKEN = "token"  # its stored agent token cannot be decrypted: nothing was sent
+
+
+UNREADABLE_TOKEN = (
+    "its agent token cannot be decrypted with AGENT_TOKEN_KEYS (a key was dropped or changed): "
+    "restore the key or set the node's token again"
+)
 
 
 @dataclass(frozen=True)
@@ -50,10 +61,25 @@ class AgentAnswer:
         return self.status == 200 and self.body is not None
 
 
+def agent_token(ciphertext: str) -> str | None:
+    """The bearer token for a node, or None when no key decrypts it (then nothing is sent)."""
+    return _agent_token(ciphertext, tuple(settings.AGENT_TOKEN_KEYS))
+
+
 @functools.lru_cache(maxsize=4096)
-def agent_token(ciphertext: str) -> str:
-    """The bearer token for a node; cached because a fleet sweep would decrypt it thousands of times."""
-    return decrypt_agent_token(ciphertext)
+def _agent_token(ciphertext: str, keys: tuple[str, ...]) -> str | None:
+    # Cached because a fleet sweep would decrypt it thousands of times; by keys too, so a change of
+    # AGENT_TOKEN_KEYS is never answered from the old keys.
+    try:
+        return decrypt_agent_token(ciphertext)
+    except AgentTokenUnreadable:
+        return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _log_unreadable_token(base_url: str, ciphertext: str, keys: tuple[str, ...]) -> None:
+    # Once per node, token and keys in a process: a sweep every few seconds must not flood the log.
+    logger.error("The node agent at %s was not called: %s.", base_url, UNREADABLE_TOKEN)
 
 
 class AgentClient:
@@ -127,7 +153,11 @@ async def _bounded(
 async def _one(
     session: aiohttp.ClientSession, call: AgentCall, timeout: aiohttp.ClientTimeout
 ) -> AgentAnswer:
-    headers = {"Authorization": f"Bearer {agent_token(call.token_encrypted)}"}
+    token = agent_token(call.token_encrypted)
+    if token is None:
+        _log_unreadable_token(call.base_url, call.token_encrypted, tuple(settings.AGENT_TOKEN_KEYS))
+        return AgentAnswer(None, None, UNREADABLE_TOKEN, AgentError.TOKEN)
+    headers = {"Authorization": f"Bearer {token}"}
     url = _url(call.base_url, call.path)
     async with session.request(
         call.method, url, headers=headers, json=call.body, timeout=timeout

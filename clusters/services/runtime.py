@@ -24,11 +24,14 @@ from redis.exceptions import RedisError
 from clusters.selectors.runtime import (
     KEY_AGENT_ERRORS,
     KEY_SERVED,
+    KEY_SWEEP_BUCKETS,
     KEY_SWEEP_LAST,
+    KEY_SWEEP_LATENESS,
     KEY_SWEEP_SECONDS,
     KEY_SWEEPS,
     KEY_TAKEOVERS,
     KEY_TRANSITIONS,
+    SWEEP_BUCKETS,
     field,
     queue_for,
     redis_client,
@@ -100,13 +103,17 @@ def sweep_record(
     """One region's sweep (or poll chunk) done: its duration, how late it began, what it counted,
     and its queue served."""
     lateness = max(0.0, started - due) if due is not None else 0.0
+    duration = finished - started
     with _recording("sweep"), redis_client().pipeline(transaction=False) as pipe:
         pipe.hset(KEY_SERVED, queue, finished)
-        pipe.hset(
-            KEY_SWEEP_LAST, field(kind, region), f"{finished - started:.6f} {lateness:.6f} {finished:.6f}"
-        )
+        pipe.hset(KEY_SWEEP_LAST, field(kind, region), f"{duration:.6f} {lateness:.6f} {finished:.6f}")
         pipe.hincrby(KEY_SWEEPS, field(kind, region), 1)
-        pipe.hincrbyfloat(KEY_SWEEP_SECONDS, field(kind, region), finished - started)
+        pipe.hincrbyfloat(KEY_SWEEP_SECONDS, field(kind, region), duration)
+        pipe.hincrbyfloat(KEY_SWEEP_LATENESS, field(kind, region), lateness)
+        for measure, value in (("duration", duration), ("lateness", lateness)):
+            for bound in SWEEP_BUCKETS:
+                if value <= bound:
+                    pipe.hincrby(KEY_SWEEP_BUCKETS, field(kind, region, measure, repr(bound)), 1)
         for error, count in (agent_errors or {}).items():
             pipe.hincrby(KEY_AGENT_ERRORS, field(region, error), count)
         for (source, target), count in (transitions or {}).items():

@@ -22,6 +22,8 @@ from accounts.views.decorators import (
 from clusters.choices import LIVE_LEASE_STATES, LeaseKind, LeaseState
 from clusters.forms.leases import ExtendForm, LeaseFilterForm
 from clusters.models import Lease
+from clusters.selectors.capacity import extendable_until
+from clusters.selectors.health import lease_health
 from clusters.selectors.leases import (
     hostnames_of,
     lease_nodes,
@@ -60,6 +62,7 @@ def lease_detail(request: AuthenticatedHttpRequest, lease_id: str) -> HttpRespon
         **_live_context(request, lease),
         "nodes": lease_nodes(lease),
         "extend_form": ExtendForm() if _extendable(lease) else None,
+        "extendable_until": extendable_until([lease])[lease.pk],
     }
     return render_in_zone(request, "clusters/lease_detail.html", context)
 
@@ -79,6 +82,7 @@ def _live_context(request: AuthenticatedHttpRequest, lease: Lease) -> dict[str, 
         "now": now,
         "time_left": _time_left(lease, now),
         "usage": lease_usage_until(lease, now),
+        "health": lease_health(lease, now),
         "charts": charts,
         "svgs": _svgs(charts, request),
         "polling": lease.state in LIVE_LEASE_STATES,

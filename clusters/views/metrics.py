@@ -1,22 +1,29 @@
-"""GET /metrics: the fleet's latest readings in the Prometheus text format, named as dcgm-exporter names them.
+"""GET /metrics: the fleet's latest readings in the Prometheus text format, named as dcgm-exporter names them,
+and the platform's own run-time health (`voltpark_*`: sweeps, agent errors, queues, lease transitions).
 
 Dashboards built for NVIDIA's dcgm-exporter work unchanged: same metric names and units (framebuffer
 in MiB, power in W), and its `gpu`, `UUID`, `modelName` and `Hostname` labels, plus ours: region,
-cluster, node and lease.
+cluster, node and lease. docs/alerts.rules.yml holds alerts written on the run-time series.
 """
 
 import hmac
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+from redis.exceptions import RedisError
 
 from accounts.selectors.staff import is_staff_admin
+from clusters.selectors.runtime import MEASURES, SWEEP_BUCKETS, RuntimeFigures, runtime_figures
 from clusters.selectors.telemetry import gpus_for_metrics
+
+log = logging.getLogger(__name__)
 
 LABELS = ["gpu", "UUID", "modelName", "Hostname", "region", "cluster", "node", "lease"]
 
@@ -79,6 +86,105 @@ def _labels(gpu: dict[str, Any]) -> list[str]:
     ]
 
 
+class RuntimeCollector(Collector):
+    """The run time's own health, as clusters/services/runtime.py recorded it in Redis; with Redis
+    away only `voltpark_runtime_up 0`, so the scrape (and the fleet's series) still answers."""
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("voltpark_runtime_up", "Whether the run-time figures could be read (Redis).")
+        try:
+            figures = runtime_figures()
+        except RedisError as exc:
+            log.warning("run-time figures unreadable: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from runtime_families(figures)
+
+
+def runtime_families(figures: RuntimeFigures) -> Iterator[Metric]:
+    """Every run-time series from one read of the figures."""
+    yield from _sweep_families(figures)
+    yield _counter(
+        "voltpark_agent_errors",
+        "Node agents that missed a poll (after its retry), by error kind.",
+        ["region", "error"],
+        figures.agent_errors,
+    )
+    yield _counter(
+        "voltpark_lease_transitions",
+        "Leases moved by the lifecycle sweeps, by region and states.",
+        ["region", "from_state", "to_state"],
+        figures.transitions,
+    )
+    yield _counter(
+        "voltpark_runtime_takeovers",
+        "Ticks of a region's work also sent to a helper region's queue (its own not served).",
+        ["kind", "region", "helper"],
+        figures.takeovers,
+    )
+    yield from _queue_families(figures)
+
+
+def _sweep_families(figures: RuntimeFigures) -> Iterator[Metric]:
+    labels = ["kind", "region"]
+    for measure, help_text, sums in (
+        ("duration", "How long each lease sweep or poll chunk ran.", figures.sweep_seconds),
+        ("lateness", "How long after its tick was dispatched each sweep began.", figures.sweep_lateness),
+    ):
+        histogram = HistogramMetricFamily(f"voltpark_sweep_{measure}_seconds", help_text, labels=labels)
+        for key, count in sorted(figures.sweeps.items()):
+            buckets = [
+                (repr(b), figures.sweep_buckets.get((*key, measure, repr(b)), 0.0)) for b in SWEEP_BUCKETS
+            ]
+            histogram.add_metric(list(key), [*buckets, ("+Inf", count)], sum_value=sums.get(key, 0.0))
+        yield histogram
+    last = {
+        measure: GaugeMetricFamily(
+            f"voltpark_sweep_last_{measure}_seconds",
+            f"The {measure} of each region's last sweep.",
+            labels=labels,
+        )
+        for measure in MEASURES
+    }
+    finished = GaugeMetricFamily(
+        "voltpark_sweep_last_finished_timestamp_seconds",
+        "When each region's last sweep finished.",
+        labels=labels,
+    )
+    for key, (duration, lateness, at) in sorted(figures.sweep_last.items()):
+        last["duration"].add_metric(list(key), duration)
+        last["lateness"].add_metric(list(key), lateness)
+        finished.add_metric(list(key), at)
+    yield from (*last.values(), finished)
+
+
+def _queue_families(figures: RuntimeFigures) -> Iterator[Metric]:
+    lengths = GaugeMetricFamily(
+        "voltpark_queue_length", "Tasks waiting in each Celery queue.", labels=["queue"]
+    )
+    for queue, length in sorted(figures.queue_lengths.items()):
+        lengths.add_metric([queue], length)
+    yield lengths
+    served = GaugeMetricFamily(
+        "voltpark_queue_served_timestamp_seconds",
+        "When a task from each run-time queue last finished.",
+        labels=["queue"],
+    )
+    for queue, at in sorted(figures.served.items()):
+        served.add_metric([queue], at)
+    yield served
+
+
+def _counter(name: str, help_text: str, labels: list[str], values: dict[tuple[str, ...], float]) -> Metric:
+    family = CounterMetricFamily(name, help_text, labels=labels)
+    for key, value in sorted(values.items()):
+        family.add_metric(list(key), value)
+    return family
+
+
 def _allowed(request: HttpRequest) -> bool:
     """A staff session, or the scrape token as a bearer token (compared in constant time)."""
     if is_staff_admin(request.user):
@@ -96,4 +202,5 @@ def metrics(request: HttpRequest) -> HttpResponse:
         )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector())
+    registry.register(RuntimeCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

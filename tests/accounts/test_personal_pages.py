@@ -47,7 +47,7 @@ def test_the_token_page_costs_the_same_queries_for_2_or_20_tokens(client, alice,
 
 def test_a_new_token_is_shown_once_and_the_page_is_not_cached(client, alice) -> None:
     client.force_login(alice)
-    created = client.post("/account/tokens/", {"name": "ci"})
+    created = client.post("/account/tokens/", {"name": "ci", "scopes": ["read"]})
     assert created.status_code == 302 and created["Location"] == "/account/tokens/"
     shown = client.get("/account/tokens/")
     secret = re.search(r'<code class="secret" id="new-token">(vp_[^<]+)</code>', shown.content.decode())

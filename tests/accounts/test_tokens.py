@@ -54,7 +54,7 @@ def test_a_token_cannot_be_made_for_an_organization_the_user_is_not_in(alice, gl
 
 def test_the_token_page_shows_a_new_token_once_and_revokes_it(client, alice) -> None:
     client.force_login(alice)
-    created = client.post("/account/tokens/", {"name": "laptop"}, follow=True)
+    created = client.post("/account/tokens/", {"name": "laptop", "scopes": ["read", "book"]}, follow=True)
     token = ApiToken.objects.get(user=alice)
     shown = created.content.decode()
     assert token.prefix in shown and 'id="new-token"' in shown

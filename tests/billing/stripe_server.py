@@ -153,7 +153,7 @@ class FakeStripe:
         app = web.Application(
             middlewares=[
                 localstripe_server.error_middleware,
-                localstripe_server.auth_middleware,
+                self._auth,
                 self._idempotency,
             ]
         )
@@ -177,6 +177,13 @@ class FakeStripe:
             if not canonical.startswith(ours):
                 app.router.add_route(route.method, canonical, route.handler)
         return app
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """The API needs the secret key (localstripe checks it); the hosted pages are the customer's."""
+        if request.path.startswith("/pay/"):
+            return await handler(request)
+        return await localstripe_server.auth_middleware(request, handler)
 
     @web.middleware
     async def _idempotency(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -345,7 +352,9 @@ class FakeStripe:
             return _error(404, "No such checkout session")
         what = "Save your card" if session["mode"] == "setup" else f"Pay ${session['amount_total'] / 100:.2f}"
         page = (
-            f"<!doctype html><title>Stripe Checkout (test)</title><h1>{what}</h1>"
+            # No favicon request: the page is all a browser loads from this server.
+            '<!doctype html><title>Stripe Checkout (test)</title><link rel="icon" href="data:,">'
+            f"<h1>{what}</h1>"
             f'<form method="post"><label>Card number <input name="card" value="4242424242424242"></label>'
             f'<button type="submit">{what}</button></form>'
         )

@@ -141,6 +141,74 @@ def test_a_dispute_withdraws_the_money_suspends_and_alerts_staff(
     assert any("dispute" in m.subject and m.to == ["ops@voltpark.example"] for m in mail.outbox)
 
 
+def charge_of_session(stripe, session: dict) -> str:
+    from localstripe import resources
+
+    intent = stripe.sessions[session["id"]]["payment_intent"]
+    return resources.PaymentIntent._api_retrieve(intent).latest_charge.id
+
+
+def charge_event(kind: str, obj_id: str | None, obj: str) -> dict:
+    """An event of `kind` about the Stripe object `obj_id` (re-read from Stripe when applied)."""
+    return {
+        "id": f"evt_{time.time_ns()}",
+        "object": "event",
+        "type": kind,
+        "created": int(time.time()),
+        "data": {"object": {"id": obj_id, "object": obj}},
+    }
+
+
+def test_a_refund_in_stripe_leaves_the_balance_once_however_often_it_is_reported(
+    dana, stripe, client
+) -> None:
+    from billing.services.stripe_gateway import stripe_client
+
+    url = top_up_start(actor=dana, organization=org_of(dana), amount="100")
+    session = stripe.complete(session_of(url, stripe))
+    deliver(client, completed(session))
+    charge = charge_of_session(stripe, session)
+    # Finance refunds $30 of the payment in Stripe's dashboard; Stripe reports it, then again.
+    stripe_client().v1.refunds.create({"charge": charge, "amount": 3000})
+    for _ in range(2):
+        assert deliver(client, charge_event("charge.refunded", charge, "charge")).json() == {
+            "status": "processed"
+        }
+    assert balance(org_of(dana)) == Decimal("70.00")
+    refund = LedgerEntry.objects.get(kind=LedgerKind.REFUND)
+    assert (refund.amount, refund.balance_after) == (Decimal("-30.00"), Decimal("70.00"))
+    # A second refund of the same charge leaves the balance too, and only it.
+    stripe_client().v1.refunds.create({"charge": charge, "amount": 1000})
+    deliver(client, charge_event("charge.refunded", charge, "charge"))
+    assert balance(org_of(dana)) == Decimal("60.00")
+    assert LedgerEntry.objects.filter(kind=LedgerKind.REFUND).count() == 2
+
+
+def test_a_failed_charge_of_an_invoice_on_terms_emails_the_owners_and_leaves_it_payable(
+    acme, alice, stripe, client, django_capture_on_commit_callbacks
+) -> None:
+    saved_card(alice, stripe, client, card="4000000000000341")  # attaches, then declines every charge
+    make_lease(organization=acme, start=MARCH, end=MARCH + timedelta(hours=10), gpus=8, price="1.9900")
+    with django_capture_on_commit_callbacks(execute=True):
+        month_close(period_start=MARCH, now=datetime(2026, 4, 2, tzinfo=UTC))
+    invoice = Invoice.objects.get()
+    assert stripe.invoices[invoice.stripe_invoice_id]["status"] == "open"  # the card was declined
+    failed = charge_event("invoice.payment_failed", invoice.stripe_invoice_id, "invoice")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert deliver(client, failed).json() == {"status": "processed"}
+    [email] = [m for m in mail.outbox if "failed" in m.subject]
+    assert email.subject == f"Voltpark: payment of invoice {invoice.number} failed"
+    assert email.to[0] == "alice@acme.example" and "/billing/" in email.body
+    assert Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.OPEN
+    assert not LedgerEntry.objects.filter(kind=LedgerKind.INVOICE_PAYMENT).exists()
+    # The owner then pays on Stripe's hosted page: paid once, and the payment is in the ledger.
+    stripe.pay(invoice.stripe_invoice_id)
+    paid = charge_event("invoice.paid", invoice.stripe_invoice_id, "invoice")
+    assert deliver(client, paid).json() == {"status": "processed"}
+    assert Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.PAID
+    assert LedgerEntry.objects.get(kind=LedgerKind.INVOICE_PAYMENT).amount == invoice.total
+
+
 @pytest.fixture
 def invoiced(acme, stripe, django_capture_on_commit_callbacks) -> Invoice:
     make_lease(organization=acme, start=MARCH, end=MARCH + timedelta(hours=10), gpus=8, price="1.9900")
@@ -190,3 +258,52 @@ def test_the_checkout_return_address_names_the_session(dana, stripe) -> None:
     session = stripe.sessions[session_of(url, stripe)]
     query = parse_qs(urlsplit(session["success_url"]).query)
     assert query == {"stripe": ["paid"], "session": ["{CHECKOUT_SESSION_ID}"]}
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_automatic_top_up_top_ups_debits_and_webhooks_racing_lose_no_cent_and_double_nothing(stripe) -> None:
+    from django.test import Client
+
+    from billing.services.debits import usage_debit_month
+    from billing.services.top_ups import top_up_record
+
+    organization = OrganizationFactory.create(terms=PaymentTerms.PREPAID)
+    owner = MembershipFactory.create(organization=organization, role=Role.OWNER).user
+    saved_card(owner, stripe, Client())  # automatic top-up on: $100 below $25
+    session = stripe.complete(
+        session_of(top_up_start(actor=owner, organization=organization, amount="50"), stripe)
+    )
+    make_lease(organization=organization, start=MARCH, end=MARCH + timedelta(hours=5), gpus=8, price="2.5000")
+    one_event = completed(session)
+    calls = [
+        *(lambda: auto_top_up(organization_id=organization.pk) for _ in range(3)),
+        *(lambda: deliver(Client(), one_event).json()["status"] for _ in range(5)),
+        *(lambda: deliver(Client(), completed(session)).json()["status"] for _ in range(2)),
+        *(
+            lambda i=i: top_up_record(
+                organization=organization, amount=Decimal("10.00"), external_id=f"bank_{i}", description="t"
+            )
+            for i in range(3)
+        ),
+        *(lambda: usage_debit_month(period_start=MARCH, until=MARCH + timedelta(hours=5)) for _ in range(2)),
+    ]
+    results = race(calls)
+    assert errors_of(results) == []
+    assert sorted(results[3:8]) == ["duplicate"] * 4 + ["processed"]
+    [attempt] = TopUp.objects.filter(organization=organization, method="auto")
+    assert attempt.status == TopUpStatus.SUCCEEDED
+    # $100 automatic + $50 by Checkout + 3 × $10 transfers − 8 GPUs × 5 h × $2.50.
+    expected = Decimal("100.00") + Decimal("50.00") + Decimal("30.00") - Decimal("100.00")
+    assert balance(organization) == expected
+
+    # Stripe then reports the automatic top-up's payment, in five events at once: nothing more.
+    intent_event = charge_event("payment_intent.succeeded", attempt.stripe_payment_intent, "payment_intent")
+    more = race(
+        [lambda i=i: deliver(Client(), {**intent_event, "id": f"evt_pi_{i}"}).json() for i in range(5)]
+    )
+    assert more == [{"status": "processed"}] * 5 and balance(organization) == expected
+    entries = list(LedgerEntry.objects.filter(organization=organization).order_by("sequence"))
+    assert [e.sequence for e in entries] == list(range(1, len(entries) + 1))
+    assert sum(e.amount for e in entries) == expected == entries[-1].balance_after
+    assert [e.kind for e in entries].count(LedgerKind.TOP_UP) == 5

@@ -3,17 +3,21 @@
 import ast
 import os
 import re
+import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from voltpark.env import email_settings, envbool, envint, envurl
 
 ROOT = Path(settings.BASE_DIR)
+PRODUCTION_KEY = "k3y-" + secrets.token_urlsafe(50)
+AGENT_KEY = Fernet.generate_key().decode()
 
 
 def start_django(**env: str) -> subprocess.CompletedProcess[str]:
@@ -61,7 +65,13 @@ def test_production_refuses_the_development_secret_key() -> None:
 
 def test_good_values_start(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (
-        start_django(DEBUG="off", SECRET_KEY="x" * 40, EMAIL_URL="smtp://u:p@mail:587?tls=1").returncode == 0
+        start_django(
+            DEBUG="off",
+            SECRET_KEY=PRODUCTION_KEY,
+            AGENT_TOKEN_KEYS=AGENT_KEY,
+            EMAIL_URL="smtp://u:p@mail:587?tls=1",
+        ).returncode
+        == 0
     )
 
 
@@ -205,7 +215,9 @@ def test_without_redis_url_or_the_embedded_redis_start_up_names_redis_url(tmp_pa
 
 def test_production_stores_static_files_compressed_under_hashed_names() -> None:
     storage = "settings.STORAGES['staticfiles']['BACKEND']"
-    production = print_after_start_up(storage, DEBUG="false", SECRET_KEY="x" * 40)
+    production = print_after_start_up(
+        storage, DEBUG="false", SECRET_KEY=PRODUCTION_KEY, AGENT_TOKEN_KEYS=AGENT_KEY
+    )
     development = print_after_start_up(storage, DEBUG="true")
     assert production == "whitenoise.storage.CompressedManifestStaticFilesStorage"
     assert development == "django.contrib.staticfiles.storage.StaticFilesStorage"
