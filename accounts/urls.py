@@ -6,12 +6,14 @@ from django.urls import include, path
 
 from accounts.api import ssh_keys as ssh_keys_api
 from accounts.api import tokens as tokens_api
-from accounts.views import organizations, ssh_keys, tokens
+from accounts.views import organizations, ssh_keys, sso, tokens
 
 urlpatterns = [
     path("", include("allauth.urls")),
     path("invitations/<str:secret>/", organizations.invitation, name="invitation-accept"),
     path("organization/", organizations.organization_settings, name="organization-settings"),
+    path("organization/sso/", sso.sso_required, name="organization-sso"),
+    path("organization/sso/require/", sso.sso_require, name="organization-sso-require"),
     path("organization/switch/", organizations.switch, name="organization-switch"),
     path("organization/members/role/", organizations.member_role, name="member-role"),
     path("organization/members/remove/", organizations.member_remove, name="member-remove"),
