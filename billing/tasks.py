@@ -33,8 +33,10 @@ def close_previous_month() -> int:
 
 
 @shared_task
-def invoice_render_pdf(invoice_id: int) -> None:
-    invoice_pdf_render(invoice=Invoice.objects.get(pk=invoice_id))
+def invoice_render_pdfs(invoice_ids: list[int]) -> None:
+    """Render the PDFs of a batch of finalized invoices (one message per batch, not per invoice)."""
+    for invoice in Invoice.objects.filter(pk__in=invoice_ids).order_by("pk"):
+        invoice_pdf_render(invoice=invoice)
 
 
 @shared_task(

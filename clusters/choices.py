@@ -51,6 +51,7 @@ class HealthEventKind(models.TextChoices):
 class LeaseNoticeKind(models.TextChoices):
     ENDING_60 = "ending_60", "Ends in 60 minutes"
     ENDING_10 = "ending_10", "Ends in 10 minutes"
+    REPLACEMENT = "replacement", "A node failed: replacement booked or offered"
 
 
 class LeaseRequestState(models.TextChoices):

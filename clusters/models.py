@@ -131,6 +131,17 @@ class Lease(PublicIdModel):
     ended_at = models.DateTimeField(null=True, blank=True)
     state_reason = models.CharField(max_length=200, blank=True)
     health_flagged = models.BooleanField(default=False, help_text="A node of this lease turned unhealthy.")
+    replace_automatically = models.BooleanField(
+        default=False, help_text="If a node fails while it runs, book a replacement at once (else offer one)."
+    )
+    replaces = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="replacements",
+        help_text="The lease on a failed node this one was booked to replace.",
+    )
 
     class Meta:
         indexes = [

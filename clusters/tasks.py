@@ -19,6 +19,7 @@ from clusters.services.lease_requests import lease_requests_dispatch as lease_re
 from clusters.services.lifecycle import gpus_cleanup_check
 from clusters.services.lifecycle import leases_enforce as leases_enforce_service
 from clusters.services.partitions import telemetry_partitions_maintain as telemetry_partitions_service
+from clusters.services.remediation import leases_remediate
 from clusters.services.runtime import region_routes, sweep_record
 from clusters.services.telemetry import fleet_poll, pollable_node_ids
 
@@ -89,6 +90,9 @@ def leases_enforce_dispatch() -> int:
 def leases_enforce(*, region: str, queue: str, due: float) -> None:
     """Start, end and fail one region's due leases; warn owners of reserved leases about to end."""
     started = time.time()
+    # Leases on nodes out of service are moved (or failed, or given a replacement) before anything
+    # starts: none starts there.
+    remedied = leases_remediate(region=region)
     report = leases_enforce_service(region=region)
     transitions: dict[tuple[str, str], int] = {
         (LeaseState.SCHEDULED, LeaseState.ACTIVE): report.started,
@@ -104,6 +108,15 @@ def leases_enforce(*, region: str, queue: str, due: float) -> None:
         finished=time.time(),
         transitions=transitions,
     )
+    if remedied.replaced or remedied.failed or remedied.replacements_booked or remedied.replacements_offered:
+        log.info(
+            "remediation in %s: %d re-placed, %d failed, %d replacements booked, %d offered",
+            region,
+            len(remedied.replaced),
+            len(remedied.failed),
+            len(remedied.replacements_booked),
+            len(remedied.replacements_offered),
+        )
     if report.started or report.ended or report.failed:
         log.info(
             "leases of %s: %d started, %d ended, %d failed",

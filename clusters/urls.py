@@ -22,6 +22,7 @@ urlpatterns = [
     path("leases/<str:lease_id>/live/", leases.lease_live, name="lease-live"),
     path("leases/<str:lease_id>/extend/", leases.lease_extend_view, name="lease-extend"),
     path("leases/<str:lease_id>/release/", leases.lease_release_view, name="lease-release"),
+    path("leases/<str:lease_id>/replace/", leases.lease_replace_view, name="lease-replace"),
     path("requests/", lease_requests.lease_request_list, name="lease-request-list"),
     path("requests/<str:request_id>/", lease_requests.lease_request_detail, name="lease-request-detail"),
     path("requests/<str:request_id>/live/", lease_requests.lease_request_live, name="lease-request-live"),
@@ -67,6 +68,11 @@ urlpatterns = [
     ),
     path(
         "api/v1/leases/<str:lease_id>/cancel/", leases_api.LeaseCancelApi.as_view(), name="api-lease-cancel"
+    ),
+    path(
+        "api/v1/leases/<str:lease_id>/replace/",
+        leases_api.LeaseReplaceApi.as_view(),
+        name="api-lease-replace",
     ),
     path(
         "api/v1/leases/<str:public_id>/telemetry/",

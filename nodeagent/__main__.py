@@ -17,6 +17,8 @@ from pathlib import Path
 
 from nodeagent.backends.nvml import DEFAULT_LEASE_ROOT, NvmlBackend
 from nodeagent.backends.simulated import SimulatedFleet, SimulatedNode, simulated_hostnames
+from nodeagent.host.backend import HostBackend
+from nodeagent.host.settings import HostSettings
 from nodeagent.server import Server, node_server, resolve_token_sha256
 from nodeagent.simulator import fleet_server, simulated_node_server
 
@@ -28,7 +30,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m nodeagent", description=__doc__)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--simulate", action="store_true", help="serve many simulated nodes")
-    mode.add_argument("--backend", choices=("nvml", "simulated"), default="nvml")
+    mode.add_argument("--backend", choices=("host", "nvml", "simulated"), default="nvml")
     parser.add_argument("--host", help="address to bind (default 127.0.0.1 simulated, else 0.0.0.0)")
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--token", default=os.environ.get("NODEAGENT_TOKEN"))
@@ -40,6 +42,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hostnames-file", type=Path, help="simulated hostnames, one a line")
     parser.add_argument("--gpus-per-node", type=int, default=8)
     parser.add_argument("--log-level", default="INFO")
+    host = parser.add_argument_group("host backend (lease accounts on this machine; run as root)")
+    host.add_argument("--home-root", type=Path, default=HostSettings.home_root)
+    host.add_argument("--scratch-root", type=Path, help="per-lease scratch folders (default: none)")
+    host.add_argument("--device-dir", type=Path, default=HostSettings.device_dir)
+    host.add_argument("--tenants-group", default=HostSettings.tenants_group)
+    host.add_argument(
+        "--nccl-env", action="append", default=[], metavar="NAME=VALUE", help="replaces the NCCL defaults"
+    )
     args = parser.parse_args(argv)
     if not (args.token or args.token_sha256):
         parser.error("give --token-sha256 (or NODEAGENT_TOKEN_SHA256), or --token")
@@ -78,7 +88,27 @@ def build_server(args: argparse.Namespace) -> tuple[Server, str]:
     if args.backend == "simulated":
         node = SimulatedNode(args.hostname, lease_root, gpus=args.gpus_per_node)
         return simulated_node_server(node, digest, host, args.port), what
-    return node_server(NvmlBackend(args.hostname, lease_root), digest, host, args.port), what
+    reader = NvmlBackend(args.hostname, lease_root)
+    if args.backend == "host":
+        backend = HostBackend(reader, host_settings(args, lease_root))
+        log.info("device files of %d GPUs set to their leases at start", backend.recover())
+        return node_server(backend, digest, host, args.port), what
+    return node_server(reader, digest, host, args.port), what
+
+
+def host_settings(args: argparse.Namespace, lease_root: Path) -> HostSettings:
+    """The host backend's settings from the command line."""
+    nccl = tuple(tuple(item.split("=", 1)) for item in args.nccl_env)
+    if any(len(pair) != 2 or not pair[0] for pair in nccl):
+        raise ValueError("--nccl-env takes NAME=VALUE")
+    return HostSettings(
+        lease_root=lease_root,
+        home_root=args.home_root,
+        scratch_root=args.scratch_root,
+        device_dir=args.device_dir,
+        tenants_group=args.tenants_group,
+        **({"nccl_env": nccl} if nccl else {}),  # type: ignore[arg-type]
+    )
 
 
 async def run(args: argparse.Namespace) -> None:

@@ -7,6 +7,7 @@ here knows it exists.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import json
@@ -17,7 +18,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from nodeagent.keys import normalize_public_keys, validate_lease_id
+from nodeagent.keys import validate_lease_id
+from nodeagent.lease_request import parse_lease_request
 from nodeagent.model import AgentError, Backend
 
 MAX_BODY_BYTES = 64 * 1024
@@ -45,9 +47,10 @@ def json_response(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=json.dumps(body).encode(), status=status, content_type="application/json")
 
 
-def error_response(status: int, code: str, detail: str) -> web.Response:
-    """The JSON body of every 4xx: a machine code and a sentence for people."""
-    return json_response({"error": code, "detail": detail}, status)
+def error_response(status: int, code: str, detail: str, field: str | None = None) -> web.Response:
+    """The JSON body of every 4xx: a machine code, a sentence for people, the field when one is at fault."""
+    body = {"error": code, "detail": detail}
+    return json_response(body if field is None else {**body, "field": field}, status)
 
 
 @web.middleware
@@ -58,7 +61,7 @@ async def json_errors(
     try:
         return await handler(request)
     except AgentError as exc:
-        return error_response(exc.status, exc.code, exc.detail)
+        return error_response(exc.status, exc.code, exc.detail, exc.field)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -128,33 +131,22 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def _gpu_indices(value: object, gpu_count: int) -> tuple[int, ...]:
-    """Validate gpu_indices: distinct integers naming GPUs of this node."""
-    if not isinstance(value, list) or not value:
-        raise AgentError(400, "invalid_body", "gpu_indices must be a non-empty list of integers.")
-    if any(isinstance(i, bool) or not isinstance(i, int) for i in value):
-        raise AgentError(400, "invalid_body", "gpu_indices must contain only integers.")
-    if len(set(value)) != len(value):
-        raise AgentError(400, "invalid_body", "gpu_indices must not repeat a GPU.")
-    wrong = [i for i in value if not 0 <= i < gpu_count]
-    if wrong:
-        raise AgentError(
-            400,
-            "gpu_index_out_of_range",
-            f"GPU index {wrong[0]} is out of range: this node has {gpu_count} readable GPUs.",
-        )
-    return tuple(sorted(value))
-
-
 async def put_lease(request: web.Request) -> web.Response:
-    """PUT /v1/leases/{lease_id}: install the lease's SSH keys (idempotent)."""
+    """PUT /v1/leases/{lease_id}: install the lease's account, keys and GPUs (idempotent)."""
     backend = node_of(request)
     authorize(request)
     lease_id = validate_lease_id(request.match_info["lease_id"])
     body = await json_object(request)
-    keys = normalize_public_keys(body.get("ssh_public_keys"))
-    indices = _gpu_indices(body.get("gpu_indices"), await _call(backend, backend.gpu_count))
-    result = await _call(backend, backend.install_lease, lease_id, indices, keys)
+    lease = parse_lease_request(lease_id, body, await _call(backend, backend.gpu_count))
+    install = functools.partial(
+        backend.install_lease,
+        lease.lease_id,
+        lease.gpu_indices,
+        lease.keys,
+        sudo=lease.sudo,
+        peers=lease.peers,
+    )
+    result = await _call(backend, install)
     return json_response({**asdict(result), "gpu_indices": list(result.gpu_indices)})
 
 

@@ -12,6 +12,7 @@ def validate_lease_id(lease_id: str) -> str:
             "invalid_lease_id",
             "The lease id must be 1-128 characters of letters, digits, '_', '.', ':' "
             "or '-', with at least one letter or digit.",
+            field="lease_id",
         )
     return lease_id
 
@@ -21,11 +22,12 @@ def normalize_public_key(text: object, position: int = 0) -> str:
     try:
         return parse_ssh_public_key(text).line
     except InvalidSshKey as error:
-        raise AgentError(400, "invalid_ssh_key", f"ssh_public_keys[{position}]: {error}") from None
+        field = f"ssh_public_keys[{position}]"
+        raise AgentError(400, "invalid_ssh_key", f"{field}: {error}", field) from None
 
 
 def normalize_public_keys(values: object) -> tuple[str, ...]:
     """Validate the ssh_public_keys list of a lease request."""
     if not isinstance(values, list):
-        raise AgentError(400, "invalid_body", "ssh_public_keys must be a list of strings.")
+        raise AgentError(400, "invalid_body", "ssh_public_keys must be a list of strings.", "ssh_public_keys")
     return tuple(normalize_public_key(value, i) for i, value in enumerate(values))

@@ -32,13 +32,20 @@ class LeaseRecord:
         return json.dumps(body, indent=1)
 
 
-def _write_atomically(path: Path, text: str, mode: int) -> None:
-    """Write a file so that a reader sees the old or the new content, never half."""
+def write_atomically(path: Path, text: str, mode: int, *, durable: bool = False) -> None:
+    """Write a file so that a reader sees the old or the new content, never half.
+
+    `durable` also syncs the content to disk before the rename, so a power cut cannot leave an
+    empty file in its place (the host journal's need; the simulator's thousands of files skip it).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
@@ -105,8 +112,8 @@ class LeaseStore:
             keys_text = "".join(f"{key}\n" for key in keys)
             # Root-owned and world-readable: sshd reads it as the lease user and
             # StrictModes accepts root ownership, while the user cannot edit it.
-            _write_atomically(keys_path, keys_text, 0o644)
-            _write_atomically(self.account_dir(lease_id) / LEASE_FILE, wanted.to_json(), 0o600)
+            write_atomically(keys_path, keys_text, 0o644)
+            write_atomically(self.account_dir(lease_id) / LEASE_FILE, wanted.to_json(), 0o600)
             return wanted, True
 
     def revoke(self, lease_id: str) -> tuple[LeaseRecord, bool]:
@@ -120,7 +127,7 @@ class LeaseStore:
                 return current, False
             keys_path.unlink(missing_ok=True)
             tombstone = LeaseRecord(lease_id, current.gpu_indices, (), REVOKED)
-            _write_atomically(self.account_dir(lease_id) / LEASE_FILE, tombstone.to_json(), 0o600)
+            write_atomically(self.account_dir(lease_id) / LEASE_FILE, tombstone.to_json(), 0o600)
             return tombstone, True
 
     def active_gpus(self) -> frozenset[int]:

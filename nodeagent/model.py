@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from nodeagent.protocol import Peer
+
 
 def utc_iso(moment: datetime) -> str:
     """Format an aware datetime as ISO 8601 UTC with a Z suffix."""
@@ -119,13 +121,14 @@ class RevokeResult:
 
 
 class AgentError(Exception):
-    """A request the agent must refuse; becomes a JSON 4xx answer."""
+    """A request the agent must refuse; becomes a JSON 4xx answer naming the `field` at fault."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: str, detail: str, field: str | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
+        self.field = field
 
 
 class Backend(Protocol):
@@ -145,9 +148,15 @@ class Backend(Protocol):
         ...
 
     def install_lease(
-        self, lease_id: str, gpu_indices: tuple[int, ...], keys: tuple[str, ...]
+        self,
+        lease_id: str,
+        gpu_indices: tuple[int, ...],
+        keys: tuple[str, ...],
+        *,
+        sudo: bool = False,
+        peers: tuple[Peer, ...] = (),
     ) -> InstallResult:
-        """Install a lease's validated SSH keys for its account."""
+        """Install a lease's validated SSH keys for its account (sudo and peers: see protocol)."""
         ...
 
     def revoke_lease(self, lease_id: str) -> RevokeResult:

@@ -1,13 +1,27 @@
 """What the platform and the node agent must agree on, written once for both.
 
 The SSH public key rules (a key the web app accepts is a key the agent installs), the lease
-account's name, and the GPU UUIDs of the simulated fleet. Standard library only: the platform
-imports this module and nothing else of the agent, and the agent is deployed without Django.
+account's name, the body of a lease's PUT and its peers, and the GPU UUIDs of the simulated
+fleet. Standard library only: the platform imports this module and nothing else of the agent,
+and the agent is deployed without Django.
+
+The body of `PUT /v1/leases/{lease_id}` (the agent refuses anything else with a 400 naming the
+field):
+
+    {
+      "gpu_indices": [0, 1],            # this node's GPUs for the lease, distinct, non-empty
+      "ssh_public_keys": ["ssh-ed25519 AAAA… alice@laptop"],   # the whole set: a PUT replaces it
+      "sudo": false,                    # optional; true only when the lease holds every GPU
+      "peers": [                        # optional; every node of a multi-node lease, this one too
+        {"hostname": "tx1-c01-n001", "address": "10.1.0.11", "slots": 8}
+      ]
+    }
 """
 
 import base64
 import binascii
 import hashlib
+import ipaddress
 import re
 import struct
 import uuid
@@ -28,6 +42,12 @@ MAX_COMMENT_LENGTH = 256
 # that sshd and a terminal could read differently, is refused.
 COMMENT_PATTERN = re.compile(rf"[\x20-\x7e]{{0,{MAX_COMMENT_LENGTH}}}")
 LEASE_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+# An RFC 1123 host name: it goes into a hostfile and an /etc/hosts line, so nothing else may.
+HOSTNAME_PATTERN = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+MAX_PEERS = 512
+MAX_SLOTS = 64
 
 
 class InvalidSshKey(ValueError):
@@ -140,6 +160,51 @@ class _Blob:
 
     def done(self) -> bool:
         return self.offset == len(self.data)
+
+
+class InvalidPeer(ValueError):
+    """A peer of a multi-node lease that the agent cannot write; `field` names what is wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One node of a multi-node lease, as its hostfile and hosts file name it."""
+
+    hostname: str
+    address: str
+    slots: int
+
+
+def parse_peers(value: object) -> tuple[Peer, ...]:
+    """Validate the `peers` of a lease's PUT: a list of {hostname, address, slots}, names distinct."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > MAX_PEERS:
+        raise InvalidPeer("peers", f"peers must be a list of at most {MAX_PEERS} objects.")
+    peers = tuple(_parse_peer(item, f"peers[{i}]") for i, item in enumerate(value))
+    names = [peer.hostname.lower() for peer in peers]
+    if len(set(names)) != len(names):
+        raise InvalidPeer("peers", "peers must not name the same hostname twice.")
+    return peers
+
+
+def _parse_peer(item: object, where: str) -> Peer:
+    if not isinstance(item, dict) or set(item) != {"hostname", "address", "slots"}:
+        raise InvalidPeer(where, f"{where} must be an object with exactly hostname, address and slots.")
+    hostname, address, slots = item["hostname"], item["address"], item["slots"]
+    if not isinstance(hostname, str) or not HOSTNAME_PATTERN.fullmatch(hostname):
+        raise InvalidPeer(f"{where}.hostname", f"{where}.hostname must be a DNS host name.")
+    try:
+        canonical = str(ipaddress.ip_address(address if isinstance(address, str) else ""))
+    except ValueError:
+        raise InvalidPeer(f"{where}.address", f"{where}.address must be an IPv4 or IPv6 address.") from None
+    if isinstance(slots, bool) or not isinstance(slots, int) or not 1 <= slots <= MAX_SLOTS:
+        raise InvalidPeer(f"{where}.slots", f"{where}.slots must be an integer from 1 to {MAX_SLOTS}.")
+    return Peer(hostname, canonical, slots)
 
 
 def account_for_lease(lease_id: str) -> str:

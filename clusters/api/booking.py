@@ -52,6 +52,12 @@ class BookingSerializer(serializers.Serializer):
     start = AwareDateTimeField(required=False, allow_null=True)
     end = AwareDateTimeField(required=False, allow_null=True)
     ssh_key_ids = serializers.ListField(child=serializers.UUIDField(), required=False, default=list)
+    replace_automatically = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="If a node of the lease fails while it runs, book a replacement at once "
+        "(else one is offered).",
+    )
 
     def validate_ssh_key_ids(self, ids: list[Any]) -> list[Any]:
         keys = list(ssh_keys_of(self.context["request"].user).filter(public_id__in=ids))

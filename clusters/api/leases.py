@@ -20,7 +20,8 @@ from clusters.models import Lease
 from clusters.selectors.capacity import extendable_until
 from clusters.selectors.health import LeaseHealth, leases_health
 from clusters.selectors.leases import lease_of_organization_or_404, leases_of, ssh_command
-from clusters.services.booking import lease_book, lease_cancel, lease_extend, lease_release
+from clusters.services.booking import LeaseOptions, lease_book, lease_cancel, lease_extend, lease_release
+from clusters.services.remediation import lease_replacement_book
 
 
 class ExtendSerializer(serializers.Serializer):
@@ -74,7 +75,9 @@ def lease_json(lease: Lease, facts: LeaseFacts | None = None) -> dict[str, Any]:
     facts = facts or lease_facts([lease])
     until = facts.extendable_until.get(lease.pk)
     nodes: dict[str, list[int]] = {}
-    for allocation in lease.allocations.all():
+    allocations = list(lease.allocations.all())
+    # A lease moved off a failed node keeps its old allocations (not live) for history.
+    for allocation in [a for a in allocations if a.is_live] or allocations:
         nodes.setdefault(allocation.node.hostname, []).append(allocation.gpu.index)
     live = lease.state in LIVE_LEASE_STATES
     return {
@@ -100,6 +103,8 @@ def lease_json(lease: Lease, facts: LeaseFacts | None = None) -> dict[str, Any]:
         "ssh_key_ids": [str(key.public_id) for key in lease.ssh_keys.all()],
         "created_at": lease.created_at.isoformat(),
         "extendable_until": until.isoformat() if until else None,
+        "replace_automatically": lease.replace_automatically,
+        "replaces": str(lease.replaces.public_id) if lease.replaces is not None else None,
         "health": _health_json(facts.health[lease.pk]),
     }
 
@@ -155,6 +160,12 @@ class LeaseSchema(serializers.Serializer):
         "be); null for any other lease.",
     )
     health = LeaseHealthSchema()
+    replace_automatically = serializers.BooleanField(
+        help_text="A node failing while it runs books a replacement at once (else one is offered)."
+    )
+    replaces = serializers.UUIDField(
+        allow_null=True, help_text="The lease on a failed node this one was booked to replace."
+    )
 
 
 class LeaseSerializer(LeaseSchema):
@@ -203,6 +214,7 @@ class LeaseListApi(ListAPIView):
             start=data.get("start"),
             end=data.get("end"),
             ssh_keys=data["ssh_key_ids"],
+            options=LeaseOptions(replace_automatically=data["replace_automatically"]),
         )
         # The booked lease knows the rows it wrote (see lease_book): rendered without reading back.
         return Response(lease_json(lease, _just_booked(lease)), status=status.HTTP_201_CREATED)
@@ -263,3 +275,19 @@ class LeaseCancelApi(_LeaseActionApi):
 
     def act(self, request: OrganizationRequest, lease: Lease) -> Lease:
         return lease_cancel(user=request.user, lease=lease)
+
+
+class LeaseReplaceApi(APIView):
+    """Book the replacement offered for a running lease on a failed node: the same size, in the
+    same region, for the rest of its window (on-demand: until released); honours Idempotency-Key."""
+
+    permission_classes = [CanBook]
+
+    @extend_schema(request=None, responses={201: LeaseSchema})
+    def post(self, request: OrganizationRequest, lease_id: str) -> Response:
+        return idempotent(request, request.organization, lambda: self._replace(request, lease_id))
+
+    def _replace(self, request: OrganizationRequest, lease_id: str) -> Response:
+        lease = lease_of_organization_or_404(request.organization, lease_id)
+        replacement = lease_replacement_book(user=request.user, lease=lease)
+        return Response(_fresh(replacement), status=status.HTTP_201_CREATED)

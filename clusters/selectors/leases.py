@@ -20,7 +20,7 @@ from nodeagent.protocol import account_for_lease
 
 def leases_of(organization: Organization, *, state: str | None = None) -> QuerySet[Lease]:
     """The organization's leases, newest first, with what the API shows of them."""
-    leases = Lease.objects.filter(organization=organization).select_related("region")
+    leases = Lease.objects.filter(organization=organization).select_related("region", "replaces")
     if state:
         leases = leases.filter(state=state)
     allocations = Allocation.objects.select_related("node", "gpu").order_by("node__hostname", "gpu__index")

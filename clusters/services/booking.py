@@ -61,6 +61,16 @@ class BookingAttempt:
     price_per_gpu_hour: Decimal
 
 
+@dataclass(frozen=True)
+class LeaseOptions:
+    """What the owner chose about the lease beyond its GPUs and window."""
+
+    replace_automatically: bool = False
+    replaces: Lease | None = None
+
+
+NO_OPTIONS = LeaseOptions()
+
 BookingCheck = Callable[[BookingAttempt], None]
 _booking_checks: list[BookingCheck] = []
 
@@ -96,6 +106,7 @@ def lease_book(
     end: datetime | None = None,
     ssh_keys: Sequence[SshKey] = (),
     from_queue: bool = False,
+    options: LeaseOptions = NO_OPTIONS,
 ) -> Lease:
     """Book `gpus` GPUs in `region`: a reserved window [start, end), or on-demand from now.
 
@@ -113,6 +124,7 @@ def lease_book(
             kind=kind,
             window=window,
             ssh_keys=ssh_keys,
+            options=options,
         )
     try:
         return _lease_book_with_retries(
@@ -123,6 +135,7 @@ def lease_book(
             kind=kind,
             window=window,
             ssh_keys=ssh_keys,
+            options=options,
         )
     except (NoCapacity, QuotaExceeded) as refusal:
         demand_record(
@@ -159,6 +172,7 @@ def _lease_book_with_retries(
     kind: str,
     window: Window,
     ssh_keys: Sequence[SshKey],
+    options: LeaseOptions,
 ) -> Lease:
     """Each attempt is its own atomic block (a savepoint inside a caller's transaction), so losing
     a race for a GPU rolls back only that attempt before placement runs again on fresh data."""
@@ -172,6 +186,7 @@ def _lease_book_with_retries(
                 kind=kind,
                 window=window,
                 ssh_keys=ssh_keys,
+                options=options,
             )
         except (IntegrityError, OperationalError) as error:
             if not lost_race(error):
@@ -189,6 +204,7 @@ def _lease_book_once(
     kind: str,
     window: Window,
     ssh_keys: Sequence[SshKey],
+    options: LeaseOptions,
 ) -> Lease:
     organization = _lock_organization(organization)
     attempt = BookingAttempt(
@@ -202,7 +218,7 @@ def _lease_book_once(
         price_per_gpu_hour=_price(kind=kind, region=region, window=window),
     )
     _check_booking(attempt)
-    lease = _new_lease(attempt)
+    lease = _new_lease(attempt, options)
     placement = lease_place(
         lease=lease,
         audit=audit_entry(
@@ -211,7 +227,7 @@ def _lease_book_once(
         ssh_keys=ssh_keys,
         pools=pools_for(organization),
         soon=window.overlaps_soon(),
-        quota=organization.gpu_quota - _queued(organization),
+        quota=organization.gpu_quota - _queued(organization) + _replaced_gpus(options),
     )
     _refuse_unplaced(attempt, placement)
     _saved(lease, placement)
@@ -221,13 +237,18 @@ def _lease_book_once(
     return lease
 
 
+def _replaced_gpus(options: LeaseOptions) -> int:
+    """A replacement runs while the lease it replaces sits on a failed node: those GPUs do not count."""
+    return options.replaces.gpus if options.replaces is not None else 0
+
+
 def _check_booking(attempt: BookingAttempt) -> None:
     """The booking checks: clusters' own rules, then the ones other apps registered (booking_check)."""
     for check in _booking_checks:
         check(attempt)
 
 
-def _new_lease(attempt: BookingAttempt) -> Lease:
+def _new_lease(attempt: BookingAttempt, options: LeaseOptions) -> Lease:
     """The lease row as Django builds it (every default), for the database function to insert."""
     return Lease(
         organization=attempt.organization,
@@ -239,6 +260,8 @@ def _new_lease(attempt: BookingAttempt) -> Lease:
         end=attempt.window.end,
         price_per_gpu_hour=attempt.price_per_gpu_hour,
         ssh_public_keys=[key.public_key for key in attempt.ssh_keys],
+        replace_automatically=options.replace_automatically,
+        replaces=options.replaces,
     )
 
 

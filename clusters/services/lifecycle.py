@@ -17,11 +17,12 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mass_mail
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts.choices import Role
 from accounts.models import Membership
-from clusters.choices import LeaseKind, LeaseNoticeKind, LeaseState
+from clusters.choices import GpuHealth, LeaseKind, LeaseNoticeKind, LeaseState, NodeState
 from clusters.models import GPU, Allocation, Lease, Node, Region
 from clusters.services.agent import AgentAnswer, AgentCall, AgentClient
 from clusters.services.capacity import capacity_freed
@@ -120,12 +121,26 @@ def _placement(lease_ids: list[int], *, live_only: bool = True) -> _Placement:
     return _Placement(gpus, nodes)
 
 
-def _claim(state: str, due: dict[str, Any], exclude: set[int], region_id: int | None) -> list[Lease]:
-    """Lock up to LEASE_SWEEP_BATCH due leases (of one region, or all) that no other sweeper holds."""
+def _claim(
+    state: str, due: dict[str, Any], exclude: set[int], region_id: int | None, *, startable_only: bool = False
+) -> list[Lease]:
+    """Lock up to LEASE_SWEEP_BATCH due leases (of one region, or all) that no other sweeper holds.
+
+    `startable_only`: not a lease holding GPUs on a node out of service or a GPU that is not
+    healthy; it never starts there (clusters/services/remediation.py moves it or fails it).
+    """
     if region_id is not None:
         due = {**due, "region_id": region_id}
     query = Lease.objects.select_for_update(skip_locked=True, no_key=True).filter(state=state, **due)
+    if startable_only:
+        query = query.exclude(Exists(_out_of_service_allocations()))
     return list(query.exclude(pk__in=exclude).order_by("pk")[: settings.LEASE_SWEEP_BATCH])
+
+
+def _out_of_service_allocations() -> Any:
+    return Allocation.objects.filter(lease_id=OuterRef("pk"), is_live=True).filter(
+        ~Q(node__state=NodeState.AVAILABLE) | ~Q(gpu__health=GpuHealth.HEALTHY)
+    )
 
 
 TRANSITION_SQL = """
@@ -193,7 +208,7 @@ def _install_body(lease: Lease, gpus: list[tuple[int, int]]) -> dict[str, Any]:
 def _start_batch(
     now: datetime, seen: set[int], report: EnforceReport, client: AgentClient, region_id: int | None
 ) -> bool:
-    leases = _claim(LeaseState.SCHEDULED, {"start__lte": now}, seen, region_id)
+    leases = _claim(LeaseState.SCHEDULED, {"start__lte": now}, seen, region_id, startable_only=True)
     if not leases:
         return False
     seen.update(lease.pk for lease in leases)

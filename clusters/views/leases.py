@@ -35,6 +35,7 @@ from clusters.selectors.leases import (
 from clusters.selectors.telemetry import LeaseCharts, MetricSeries, lease_charts
 from clusters.services.booking import lease_extend, lease_release
 from clusters.services.refusals import BookingRefused
+from clusters.services.remediation import lease_replacement_book, may_be_replaced
 from core.charts import Series, line_chart
 from core.durations import duration_words
 from core.timezones import remember_zone, render_in_zone, viewer_zone
@@ -63,6 +64,7 @@ def lease_detail(request: AuthenticatedHttpRequest, lease_id: str) -> HttpRespon
         "nodes": lease_nodes(lease),
         "extend_form": ExtendForm() if _extendable(lease) else None,
         "extendable_until": extendable_until([lease])[lease.pk],
+        "replaceable": may_be_replaced(lease),
     }
     return render_in_zone(request, "clusters/lease_detail.html", context)
 
@@ -170,6 +172,20 @@ def _release(request: AuthenticatedHttpRequest, lease: Lease) -> HttpResponse:
             at = timezone.localtime(released.end).strftime("%H:%M")
         messages.success(request, f"Released. Billing stopped at {at}; the nodes are being cleaned up.")
     return redirect("lease-detail", lease_id=lease.public_id)
+
+
+@organization_role_required(ROLES_THAT_BOOK)
+@require_POST
+def lease_replace_view(request: AuthenticatedHttpRequest, lease_id: str) -> HttpResponse:
+    """Book the replacement offered for a running lease on a failed node; go to the new lease."""
+    lease = _lease(request, lease_id)
+    try:
+        replacement = lease_replacement_book(user=request.user, lease=lease)
+    except BookingRefused as refusal:
+        messages.error(request, refusal.detail)
+        return redirect("lease-detail", lease_id=lease.public_id)
+    messages.success(request, "The replacement is booked. Release the old lease once your work has moved.")
+    return redirect("lease-detail", lease_id=replacement.public_id)
 
 
 LEASES_PER_PAGE = 50

@@ -24,6 +24,7 @@ from nodeagent.model import (
     Xid,
     utc_iso,
 )
+from nodeagent.protocol import Peer
 
 DEFAULT_LEASE_ROOT = Path("/var/lib/voltpark/leases")
 # A bound on one drain, so a GPU storming events cannot stall a reading.
@@ -37,6 +38,14 @@ NODE_ERRORS = (
 )
 # Errors after which a GPU cannot be used until the node is serviced.
 LOST_ERRORS = ("NVMLError_GpuIsLost", "NVMLError_ResetRequired")
+
+
+@dataclass(frozen=True)
+class GpuUse:
+    """What holds one GPU: its compute processes and its memory in use (None when unknown)."""
+
+    pids: frozenset[int]
+    memory_used_bytes: int | None
 
 
 @dataclass
@@ -234,9 +243,15 @@ class NvmlBackend:
         )
 
     def install_lease(
-        self, lease_id: str, gpu_indices: tuple[int, ...], keys: tuple[str, ...]
+        self,
+        lease_id: str,
+        gpu_indices: tuple[int, ...],
+        keys: tuple[str, ...],
+        *,
+        sudo: bool = False,
+        peers: tuple[Peer, ...] = (),
     ) -> InstallResult:
-        """Write the lease's authorized_keys under the lease root."""
+        """Write the lease's authorized_keys under the lease root (keys only: sudo and peers unused)."""
         record, changed = self.leases.install(lease_id, gpu_indices, keys)
         account = self.leases.account_dir(lease_id).name
         return InstallResult(lease_id, account, record.gpu_indices, len(keys), changed)
@@ -254,16 +269,23 @@ class NvmlBackend:
 
     def _pids_on(self, indices: Iterable[int]) -> set[int] | None:
         """PIDs of compute processes on the given GPUs; None when NVML cannot tell."""
+        usage = self.gpu_usage(indices)
+        return None if usage is None else {pid for use in usage.values() for pid in use.pids}
+
+    def gpu_usage(self, indices: Iterable[int]) -> dict[int, GpuUse] | None:
+        """What holds each of the given GPUs (compute processes, memory used); None when NVML cannot tell."""
         with self._lock:
             try:
                 devices = self._started()
-                pids: set[int] = set()
+                usage: dict[int, GpuUse] = {}
                 for i in indices:
                     handle = devices[i].handle if i < len(devices) else None
                     if handle is None:
                         return None
-                    pids.update(p.pid for p in self.nv.nvmlDeviceGetComputeRunningProcesses(handle))
-                return pids
+                    pids = frozenset(p.pid for p in self.nv.nvmlDeviceGetComputeRunningProcesses(handle))
+                    memory = self._optional(self.nv.nvmlDeviceGetMemoryInfo, handle)
+                    usage[i] = GpuUse(pids, None if memory is None else int(memory.used))
+                return usage
             except self.nv.NVMLError:
                 return None
 

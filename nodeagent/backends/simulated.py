@@ -20,7 +20,7 @@ from nodeagent.model import (
     Xid,
     utc_iso,
 )
-from nodeagent.protocol import simulated_gpu_uuid
+from nodeagent.protocol import Peer, simulated_gpu_uuid
 
 GPU_NAME = "NVIDIA H100 80GB HBM3"
 MEMORY_TOTAL_BYTES = 80 * 1024**3
@@ -160,9 +160,15 @@ class SimulatedNode:
         )
 
     def install_lease(
-        self, lease_id: str, gpu_indices: tuple[int, ...], keys: tuple[str, ...]
+        self,
+        lease_id: str,
+        gpu_indices: tuple[int, ...],
+        keys: tuple[str, ...],
+        *,
+        sudo: bool = False,
+        peers: tuple[Peer, ...] = (),
     ) -> InstallResult:
-        """Write the lease's keys under the node's lease root."""
+        """Write the lease's keys under the node's lease root (no account here: sudo and peers unused)."""
         record, changed = self.leases.install(lease_id, gpu_indices, keys)
         if changed:
             self._leases_changed()

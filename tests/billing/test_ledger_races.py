@@ -64,3 +64,40 @@ def test_two_commitments_racing_for_the_last_dollars_cannot_both_be_charged() ->
     refused = [r for r in results if isinstance(r, InsufficientBalance)]
     assert len(refused) == 3 and len(errors_of(results)) == 3
     assert BillingAccount.objects.get(pk=org.pk).balance == Decimal("40.00")
+
+
+def test_bookings_racing_past_the_monthly_spend_limit_are_held_to_it(seeded_fleet) -> None:
+    from accounts.choices import Role
+    from billing.services.refusals import SpendLimitReached
+    from clusters.models import Lease, Region
+    from clusters.services.booking import lease_book
+    from tests.factories import MembershipFactory
+
+    org = OrganizationFactory.create(terms=PaymentTerms.PREPAID, gpu_quota=64)
+    owner = MembershipFactory.create(organization=org, role=Role.OWNER).user
+    top_up_record(organization=org, amount=Decimal("1000.00"), external_id="pi_1", description="t")
+    texas = Region.objects.get(code="us-tx-1")
+    start = (datetime.now(UTC) + timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+
+    def book() -> Lease:
+        return lease_book(
+            user=owner,
+            organization=org,
+            region=texas,
+            gpus=1,
+            kind="reserved",
+            start=start,
+            end=start + timedelta(hours=10),
+        )
+
+    first = book()
+    commitment = -LedgerEntry.objects.get(kind=LedgerKind.COMMITMENT).amount
+    # Room for two more bookings like the first, not three: of four racing, two are refused.
+    BillingAccount.objects.filter(pk=org.pk).update(monthly_spend_limit=commitment * Decimal("3.5"))
+    results = race([book for _ in range(4)])
+    refused = [r for r in results if isinstance(r, SpendLimitReached)]
+    assert len(refused) == 2 and len(errors_of(results)) == 2, results
+    assert Lease.objects.filter(organization=org).count() == 3 and first.pk
+    charged = LedgerEntry.objects.filter(organization=org, kind=LedgerKind.COMMITMENT)
+    assert charged.count() == 3
+    assert BillingAccount.objects.get(pk=org.pk).balance == Decimal("1000.00") - 3 * commitment

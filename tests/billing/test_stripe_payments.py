@@ -184,6 +184,25 @@ def test_a_refund_in_stripe_leaves_the_balance_once_however_often_it_is_reported
     assert LedgerEntry.objects.filter(kind=LedgerKind.REFUND).count() == 2
 
 
+def test_an_invoice_on_terms_is_charged_to_the_card_on_file(
+    acme, alice, stripe, client, django_capture_on_commit_callbacks
+) -> None:
+    saved_card(alice, stripe, client)
+    make_lease(organization=acme, start=MARCH, end=MARCH + timedelta(hours=10), gpus=8, price="1.9900")
+    with django_capture_on_commit_callbacks(execute=True):
+        month_close(period_start=MARCH, now=datetime(2026, 4, 2, tzinfo=UTC))
+    invoice = Invoice.objects.get()
+    remote = stripe.invoices[invoice.stripe_invoice_id]
+    assert (remote["status"], remote["amount_paid"]) == ("paid", int(invoice.total * 100))
+    assert (f"/v1/invoices/{invoice.stripe_invoice_id}/pay", f"vp-invoice-{invoice.public_id}-pay") in (
+        stripe.idempotency_keys
+    )
+    paid = charge_event("invoice.paid", invoice.stripe_invoice_id, "invoice")
+    assert deliver(client, paid).json() == {"status": "processed"}
+    assert Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.PAID
+    assert LedgerEntry.objects.get(kind=LedgerKind.INVOICE_PAYMENT).amount == invoice.total
+
+
 def test_a_failed_charge_of_an_invoice_on_terms_emails_the_owners_and_leaves_it_payable(
     acme, alice, stripe, client, django_capture_on_commit_callbacks
 ) -> None:

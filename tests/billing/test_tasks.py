@@ -37,8 +37,8 @@ def test_the_monthly_job_invoices_last_month_once_and_renders_the_pdfs(acme) -> 
     assert tasks.close_previous_month() == 1
     assert tasks.close_previous_month() == 0
     invoice = Invoice.objects.get()
-    tasks.invoice_render_pdf(invoice.pk)
-    tasks.invoice_render_pdf(invoice.pk)
+    tasks.invoice_render_pdfs([invoice.pk])
+    tasks.invoice_render_pdfs([invoice.pk])
     assert invoice.period_start == start and InvoicePdf.objects.filter(invoice=invoice).count() == 1
     assert bytes(InvoicePdf.objects.get().content).startswith(b"%PDF")
 

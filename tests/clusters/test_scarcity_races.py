@@ -1,7 +1,8 @@
 """Scarcity under real concurrency: threads with their own connections, released together.
 
 Two workers dispatching one queue, a release racing a queued request and a direct booking, one
-request booked by two workers at once, an offering booked by two organizations at once. After each,
+request booked by two workers at once, an offering booked by two organizations at once, two
+sweepers moving the leases of a failed node. After each,
 the SQL overlap check counts 0 and every request is booked at most once.
 """
 
@@ -11,11 +12,13 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from clusters.choices import LeaseKind, LeaseRequestState, LeaseState
-from clusters.models import Lease, LeaseRequest
+from accounts.models import AuditEntry
+from clusters.choices import LeaseKind, LeaseRequestState, LeaseState, NodeState
+from clusters.models import Lease, LeaseRequest, Node
 from clusters.services.booking import lease_book, lease_release
 from clusters.services.lease_requests import lease_request_book, lease_request_create, lease_requests_dispatch
 from clusters.services.refusals import NoCapacity
+from clusters.services.remediation import leases_remediate
 from tests.clusters.helpers import build_fleet, fill, gpus_of, later, lease_on, overlapping_allocations
 from tests.clusters.test_booking_races import members
 from tests.helpers import api_client_for
@@ -118,3 +121,28 @@ def test_an_offering_booked_by_two_organizations_at_once_goes_to_one() -> None:
     assert refused["code"] == "no_capacity" and refused["offerings"][0]["start"] >= offer["end"]
     assert overlapping_allocations() == 0
     assert Lease.objects.filter(start=datetime.fromisoformat(offer["start"])).count() == 1
+
+
+def test_two_sweepers_remediating_at_once_move_each_lease_once() -> None:
+    fleet = build_fleet(clusters=2, nodes_per_cluster=2)
+    [user] = members(1)
+    failed = fleet.nodes[0]
+    leases = [
+        lease_on(
+            gpus_of(failed, [2 * i, 2 * i + 1]),
+            organization=user.memberships.get().organization,
+            booked_by=user,
+            start=later(i),
+            end=later(i + 2),
+        )
+        for i in range(4)
+    ]
+    Node.objects.filter(pk=failed.pk).update(state=NodeState.UNHEALTHY)
+    results = race([leases_remediate, leases_remediate])
+    assert errors_of(results) == []
+    assert sorted(sum((r.replaced for r in results), [])) == sorted(str(lease.public_id) for lease in leases)
+    for lease in leases:
+        live = lease.allocations.filter(is_live=True)
+        assert live.count() == 2 and not live.filter(node=failed).exists()
+    assert AuditEntry.objects.filter(action="lease.re_placed").count() == 4
+    assert overlapping_allocations() == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,3 +169,46 @@ class FakeNvml:
             computeInstanceId=0,
         )
         self.events.append(event)
+
+
+class DeviceFileNvml(FakeNvml):
+    """A fake NVML whose GPU i is busy while some process holds <device_dir>/nvidia<i> open.
+
+    What the real driver reports (a process with a context on the GPU, its memory in use) is
+    faked at the boundary from what the kernel shows: the descriptors in /proc/<pid>/fd.
+    `leaked[i]` bytes stay used on GPU i with no process, as memory a driver fault keeps.
+    """
+
+    PER_PROCESS_BYTES = 2 * 1024**3
+
+    def __init__(self, device_dir: Path, gpus: int = 8) -> None:
+        super().__init__(gpus)
+        self.device_dir = device_dir
+        self.leaked: dict[int, int] = {}
+
+    def holders(self, index: int) -> list[int]:
+        """PIDs with the GPU's device file open."""
+        target = str(self.device_dir / f"nvidia{index}")
+        pids = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                links = [os.readlink(fd) for fd in (proc / "fd").iterdir()]
+            except OSError:
+                continue
+            if target in links:
+                pids.append(int(proc.name))
+        return pids
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: SimpleNamespace) -> list[Any]:
+        self._gpu(handle, "processes")
+        return [
+            SimpleNamespace(pid=pid, usedGpuMemory=self.PER_PROCESS_BYTES)
+            for pid in self.holders(handle.index)
+        ]
+
+    def nvmlDeviceGetMemoryInfo(self, handle: SimpleNamespace) -> SimpleNamespace:
+        gpu = self._gpu(handle, "memory")
+        used = self.leaked.get(handle.index, 0) + self.PER_PROCESS_BYTES * len(self.holders(handle.index))
+        return SimpleNamespace(total=gpu.memory_total, used=used, free=gpu.memory_total - used)
