@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
-from accounts.choices import ROLES_THAT_BOOK, ROLES_THAT_PAY, ROLES_THAT_SEE_INVOICES, TokenScope
+from accounts.choices import (
+    ROLES_THAT_BOOK,
+    ROLES_THAT_MANAGE_MEMBERS,
+    ROLES_THAT_PAY,
+    ROLES_THAT_SEE_INVOICES,
+    TokenScope,
+)
 from accounts.models import ApiToken, Organization, User
 from accounts.selectors.organizations import role_in
 from accounts.selectors.sso import sso_unmet
@@ -108,6 +114,13 @@ class CanPay(_OrganizationRole):
     """Owners add the card, top up and set spend limits."""
 
     roles = set(ROLES_THAT_PAY)
+
+
+class IsOwner(_OrganizationRole):
+    """Owners manage members, tokens and read the organization's audit trail."""
+
+    roles = set(ROLES_THAT_MANAGE_MEMBERS)
+    message = "Only an owner of the organization may do this."
 
 
 class IsStaffAdmin(ScopedPermission):
