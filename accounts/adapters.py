@@ -1,7 +1,7 @@
-"""django-allauth's hooks into our accounts: the person's name at sign-up, a 429 when log-ins are
-locked, staff sent to set up a second factor, the QR code inline, a 404 for a provider that is
-switched off, and an audit row for every log-in and log-out, every wrong password or code, every
-change of a second factor and every provider's account linked or unlinked.
+"""django-allauth's hooks into our accounts: the person's name at sign-up and the welcome page after
+it, a 429 when log-ins are locked, staff sent to set up a second factor, the QR code inline, a 404
+for a provider that is switched off, and an audit row for every log-in and log-out, every wrong
+password or code, every change of a second factor and every provider's account linked or unlinked.
 
 Like admin.py, this module sits above the services and calls them; allauth calls it.
 """
@@ -37,6 +37,11 @@ class AccountAdapter(DefaultAccountAdapter):
     def save_user(self, request: HttpRequest, user: Any, form: BaseForm, commit: bool = True) -> Any:
         user.full_name = form.cleaned_data.get("full_name", "")
         return super().save_user(request, user, form, commit)
+
+    def get_signup_redirect_url(self, request: HttpRequest) -> str:
+        # A new person lands on the welcome page: it creates their organization (or points them to
+        # their invitation) and says what to do next. A `next` (an invitation's link) still wins.
+        return reverse("welcome")
 
     def pre_authenticate(self, request: HttpRequest, **credentials: Any) -> None:
         # allauth refuses a locked account with a form error (a 200); a client, a proxy and the

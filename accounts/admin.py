@@ -1,7 +1,23 @@
+"""The Django admin of accounts: what staff may edit directly, and what goes through a service."""
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.core.exceptions import ValidationError
+from django.forms import ModelForm
+from django.http import HttpRequest
 
-from accounts.models import ApiToken, AuditEntry, Invitation, Membership, Organization, SshKey, User
+from accounts.models import (
+    GPU_QUOTA_MAX,
+    ApiToken,
+    AuditEntry,
+    Invitation,
+    Membership,
+    Organization,
+    SshKey,
+    User,
+)
+from accounts.services.organizations import organization_quota_set
+from core.admin import ReadOnlyAdmin
 
 
 @admin.register(User)
@@ -22,12 +38,35 @@ class MembershipInline(admin.TabularInline):
     raw_id_fields = ["user"]
 
 
+class OrganizationAdminForm(ModelForm):
+    def clean_gpu_quota(self) -> int:
+        quota = self.cleaned_data["gpu_quota"]
+        if quota > GPU_QUOTA_MAX:
+            raise ValidationError(f"A GPU quota is between 0 and {GPU_QUOTA_MAX}.")
+        return quota
+
+
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
+    """A change of GPU quota is made by `organization_quota_set` (locked, bounded, audited); the
+    early-stage approval only by the program's decision."""
+
     list_display = ["name", "slug", "kind", "gpu_quota", "early_stage_approved", "created_at"]
     list_filter = ["kind", "early_stage_approved"]
     search_fields = ["name", "slug", "billing_email"]
+    readonly_fields = ["early_stage_approved"]
+    form = OrganizationAdminForm
     inlines = [MembershipInline]
+
+    def save_model(self, request: HttpRequest, obj: Organization, form: ModelForm, change: bool) -> None:
+        if not change or "gpu_quota" not in form.changed_data:
+            super().save_model(request, obj, form, change)
+            return
+        quota = obj.gpu_quota
+        others = [name for name in form.changed_data if name != "gpu_quota"]
+        if others:
+            obj.save(update_fields=others)
+        organization_quota_set(actor=request.user, organization=obj, gpu_quota=quota)  # type: ignore[arg-type]
 
 
 @admin.register(Invitation)
@@ -48,10 +87,7 @@ class SshKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin):
     list_display = ["at", "actor", "organization", "action", "object_type", "object_id"]
     list_filter = ["action"]
     search_fields = ["request_id"]
-
-    def has_change_permission(self, request: object, obj: object = None) -> bool:
-        return False

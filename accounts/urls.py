@@ -11,6 +11,7 @@ from accounts.views import audit, organizations, ssh_keys, sso, tokens
 
 urlpatterns = [
     path("", include("allauth.urls")),
+    path("welcome/", organizations.welcome, name="welcome"),
     path("invitations/<str:secret>/", organizations.invitation, name="invitation-accept"),
     path("organization/", organizations.organization_settings, name="organization-settings"),
     path("organization/audit/", audit.audit_trail, name="audit-trail"),

@@ -4,6 +4,8 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -46,3 +48,12 @@ def _from_service(exc: Exception) -> Exception:
     if isinstance(exc, DjangoPermissionDenied) and str(exc):
         return PermissionDenied(str(exc))
     return exc
+
+
+@csrf_exempt  # as every API view is: a PUT to an unknown address is a 404, not a CSRF page
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    """Any /api/ address no operation answers: a 404 in the API's error shape, never an HTML page
+    (an id with characters its route does not take, such as a slug with a space, lands here)."""
+    return JsonResponse(
+        {"code": "not_found", "detail": "No API operation answers at this address."}, status=404
+    )

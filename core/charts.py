@@ -5,6 +5,11 @@ works under the content security policy and without JavaScript. Each chart is an
 image (`role="img"`, `<title>` and `<desc>`); pages should also offer the numbers as a table.
 Values may be Decimal, int or float; None leaves a gap in a line. Colors are presentation
 attributes (allowed by the CSP, unlike style attributes) with `series-N` classes for CSS.
+
+Eight series are told apart by colour *and* line style (the eighth is as distinct as the first);
+each line and a thinned set of its points carry a `<title>`, so hovering shows the values. A page
+may draw the legend outside the chart (`legend`: HTML that stays readable on a phone) and should
+put the numbers in a table behind it (`series_table`).
 """
 
 import hashlib
@@ -21,13 +26,22 @@ from django.utils.text import slugify
 Number = Decimal | int | float
 
 
-PALETTE = ("#0b5cad", "#c2410c", "#15803d", "#7e22ce", "#be123c", "#0e7490")
+# Eight colours, each at least 3:1 against white (WCAG's contrast for graphics), and eight dash
+# patterns: series n has colour n and dash n, so no two of the first eight look alike.
+PALETTE = ("#0b5cad", "#c2410c", "#15803d", "#7e22ce", "#be123c", "#0e7490", "#92400e", "#374151")
+DASHES = ("", "8 3", "2 3", "10 3 2 3", "4 4", "12 2 2 2 2 2", "1 3", "6 2 1 2")
+# Points of a line that carry a hover title (its value at that instant); the rest are line only.
+HOVER_POINTS = 24
 
 
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 56, 16, 12, 48
 
 
-TIME_STEPS = [timedelta(minutes=m) for m in (1, 5, 10, 15, 30, 60, 180, 360, 720, 1440, 2880, 10080)]
+TIME_STEPS = [timedelta(seconds=s) for s in (10, 15, 30)] + [
+    timedelta(minutes=m) for m in (1, 5, 10, 15, 30, 60, 180, 360, 720, 1440, 2880, 10080)
+]
+# The shortest span a time axis covers: a lease's first readings still get labelled instants.
+TIME_SPAN_MIN = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -90,7 +104,7 @@ def format_number(value: float) -> str:
 
 def time_ticks(start: datetime, end: datetime, most: int = 6) -> tuple[list[datetime], str]:
     """Tick instants on round boundaries between start and end, and the strftime format to label them."""
-    span = max(end - start, timedelta(minutes=1))
+    span = max(end - start, TIME_SPAN_MIN)
     step = next((s for s in TIME_STEPS if span / s <= most), TIME_STEPS[-1])
     epoch = datetime(2000, 1, 3, tzinfo=start.tzinfo)  # a Monday, so week ticks fall on Mondays
     first = epoch + math.ceil((start - epoch) / step) * step
@@ -98,7 +112,13 @@ def time_ticks(start: datetime, end: datetime, most: int = 6) -> tuple[list[date
     while first <= end:
         ticks.append(first)
         first += step
-    return ticks, ("%H:%M" if step < timedelta(days=1) else "%b %d")
+    if step < timedelta(minutes=1):
+        fmt = "%H:%M:%S"
+    elif step < timedelta(days=1):
+        fmt = "%H:%M"
+    else:
+        fmt = "%b %d"
+    return ticks, fmt
 
 
 def line_chart(
@@ -112,15 +132,18 @@ def line_chart(
     width: int = 640,
     height: int = 240,
     tz: tzinfo | None = None,
+    legend: bool = True,
 ) -> SafeString:
     """An SVG line chart of time series sharing one y axis (e.g. GPU utilization over a lease).
 
-    Time labels are shown in `tz` (the viewer's zone), UTC when not given.
+    Time labels are shown in `tz` (the viewer's zone), UTC when not given. `legend=False` leaves the
+    legend to the page (`legend(names)`).
     """
     points = [(t, float(v)) for s in series for t, v in s.points if v is not None]
     if not points:
         return _empty_chart(title=title, description=description, width=width, height=height)
     start, end = min(t for t, _ in points), max(t for t, _ in points)
+    end = max(end, start + TIME_SPAN_MIN)  # from the first reading on, even before a minute of them
     values = [v for _, v in points]
     low = float(y_min) if y_min is not None else min(values)
     high = float(y_max) if y_max is not None else max(values)
@@ -131,12 +154,17 @@ def line_chart(
     def x(instant: datetime) -> float:
         return MARGIN_LEFT + frame.plot_width * (instant - start).total_seconds() / span
 
-    time_marks, fmt = time_ticks(start, end)
-    labels = [(x(t), t.astimezone(tz).strftime(fmt) if tz else t.strftime(fmt)) for t in time_marks]
+    time_marks, fmt = time_ticks(start, end, most=5)
+    show = (lambda t: t.astimezone(tz).strftime(fmt)) if tz else (lambda t: t.strftime(fmt))
+    labels = [(x(t), show(t)) for t in time_marks]
     body = [_y_axis(frame, ticks, y_label), _x_axis(frame, labels)]
+    point_time = (
+        (lambda t: t.astimezone(tz).strftime("%H:%M:%S")) if tz else (lambda t: t.strftime("%H:%M:%S"))
+    )
     for index, one in enumerate(series):
-        body.append(_polylines(index, one, x, frame))
-    body.append(_legend([s.name for s in series], frame))
+        body.append(_polylines(index, one, x, frame, y_label, point_time))
+    if legend:
+        body.append(_legend([s.name for s in series], frame))
     return _svg(title=title, description=description, width=width, height=height, body=body)
 
 
@@ -163,7 +191,7 @@ def bar_chart(
     body = [_y_axis(frame, ticks, y_label), _x_axis(frame, labels)]
     for index in range(len(categories)):
         body.append(_bars(index, series, frame, slot, stacked, categories[index]))
-    body.append(_legend([s.name for s in series], frame))
+    body.append(_legend([s.name for s in series], frame, lines=False))
     return _svg(title=title, description=description, width=width, height=height, body=body)
 
 
@@ -197,21 +225,93 @@ def _bars(
     return "".join(rects)
 
 
-def _polylines(index: int, series: Series, x: Callable[[datetime], float], frame: _Frame) -> str:
-    color = PALETTE[index % len(PALETTE)]
+def _polylines(
+    index: int,
+    series: Series,
+    x: Callable[[datetime], float],
+    frame: _Frame,
+    unit: str,
+    point_time: Callable[[datetime], str],
+) -> str:
+    color, dash = PALETTE[index % len(PALETTE)], DASHES[index % len(DASHES)]
     runs: list[list[str]] = [[]]
+    known = [(instant, float(value)) for instant, value in series.points if value is not None]
     for instant, value in series.points:
         if value is None:
             runs.append([])
             continue
         runs[-1].append(f"{x(instant):.1f},{frame.y(float(value)):.1f}")
+    dashed = f' stroke-dasharray="{dash}"' if dash else ""
     lines = [
         f'<polyline class="line series-{index % len(PALETTE)}" fill="none" stroke="{color}" '
-        f'stroke-width="2" stroke-linejoin="round" points="{" ".join(run)}"/>'
+        f'stroke-width="2" stroke-linejoin="round"{dashed} points="{" ".join(run)}"/>'
         for run in runs
         if run
     ]
-    return f'<g aria-label="{escape(series.name)}">{"".join(lines)}</g>'
+    step = max(1, math.ceil(len(known) / HOVER_POINTS))
+    hover = known[::step] + ([known[-1]] if known and (len(known) - 1) % step else [])
+    points = [
+        f'<circle class="point" cx="{x(at):.1f}" cy="{frame.y(value):.1f}" r="3" fill="{color}">'
+        f"<title>{escape(f'{series.name} at {point_time(at)}: {format_number(round(value, 2))} {unit}')}"
+        "</title></circle>"
+        for at, value in hover
+    ]
+    summary = _summary(series.name, [v for _, v in known], unit)
+    return f"<g><title>{escape(summary)}</title>{''.join(lines)}{''.join(points)}</g>"
+
+
+def _summary(name: str, values: Sequence[float], unit: str) -> str:
+    if not values:
+        return f"{name}: no readings"
+    low, high = format_number(round(min(values), 2)), format_number(round(max(values), 2))
+    return f"{name}: latest {format_number(round(values[-1], 2))} {unit} (from {low} to {high})"
+
+
+def legend(names: Sequence[str]) -> SafeString:
+    """The legend of a line chart as HTML (a list, each name beside its colour and line style), for a
+    page to put under the chart: it stays readable where the chart is scaled down to a phone."""
+    items = []
+    for index, name in enumerate(names):
+        color, dash = PALETTE[index % len(PALETTE)], DASHES[index % len(DASHES)]
+        dashed = f' stroke-dasharray="{dash}"' if dash else ""
+        items.append(
+            '<li><svg class="swatch" viewBox="0 0 28 8" width="28" height="8" aria-hidden="true">'
+            f'<line x1="0" y1="4" x2="28" y2="4" stroke="{color}" stroke-width="3"{dashed}/></svg>'
+            f"{escape(name)}</li>"
+        )
+    return mark_safe(f'<ul class="chart-legend">{"".join(items)}</ul>')
+
+
+@dataclass(frozen=True)
+class Table:
+    """A chart's numbers: the column names and one row per instant (the time, then each series)."""
+
+    columns: list[str]
+    rows: list[list[str]]
+
+
+def series_table(
+    series: Sequence[Series], *, tz: tzinfo | None = None, most: int = 60, fmt: str = "%Y-%m-%d %H:%M:%S"
+) -> Table:
+    """The values behind a line chart as rows of text: at most `most` instants (evenly thinned, the
+    last always kept), oldest first, one column per series ("" where a series has no reading)."""
+    by_instant: dict[datetime, dict[str, float]] = {}
+    for one in series:
+        for at, value in one.points:
+            if value is not None:
+                by_instant.setdefault(at, {})[one.name] = float(value)
+    instants = sorted(by_instant)
+    step = max(1, math.ceil(len(instants) / most))
+    kept = instants[::step] + ([instants[-1]] if instants and (len(instants) - 1) % step else [])
+    rows = [
+        [(at.astimezone(tz) if tz else at).strftime(fmt)]
+        + [
+            format_number(round(by_instant[at][s.name], 2)) if s.name in by_instant[at] else ""
+            for s in series
+        ]
+        for at in kept
+    ]
+    return Table(["Time", *(s.name for s in series)], rows)
 
 
 def _y_axis(frame: _Frame, ticks: Sequence[float], label: str) -> str:
@@ -246,17 +346,21 @@ def _x_axis(frame: _Frame, labels: Sequence[tuple[float, str]]) -> str:
     return "".join(parts)
 
 
-def _legend(names: Sequence[str], frame: _Frame) -> str:
+def _legend(names: Sequence[str], frame: _Frame, *, lines: bool = True) -> str:
     y = frame.height - 10
     parts = ['<g class="legend">']
     x = float(MARGIN_LEFT)
     for index, name in enumerate(names):
-        color = PALETTE[index % len(PALETTE)]
-        parts.append(
-            f'<rect x="{x:.1f}" y="{y - 9}" width="10" height="10" fill="{color}"/>'
-            f'<text x="{x + 14:.1f}" y="{y}" fill="#111827">{escape(name)}</text>'
+        color, dash = PALETTE[index % len(PALETTE)], DASHES[index % len(DASHES)]
+        dashed = f' stroke-dasharray="{dash}"' if dash else ""
+        mark = (
+            f'<line x1="{x:.1f}" y1="{y - 4}" x2="{x + 16:.1f}" y2="{y - 4}" stroke="{color}" '
+            f'stroke-width="3"{dashed}/>'
+            if lines
+            else f'<rect x="{x:.1f}" y="{y - 9}" width="16" height="10" fill="{color}"/>'
         )
-        x += 24 + 7 * len(name)
+        parts.append(f'{mark}<text x="{x + 20:.1f}" y="{y}" fill="#111827">{escape(name)}</text>')
+        x += 30 + 7 * len(name)
     parts.append("</g>")
     return "".join(parts)
 

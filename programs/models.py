@@ -35,6 +35,10 @@ class EarlyStageApplication(PublicIdModel):
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_note = models.TextField(max_length=NOTE_MAX_LENGTH, blank=True)
     granted_gpu_quota = models.PositiveIntegerField(null=True, blank=True)
+    granted_credit = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, help_text="USD granted on approval."
+    )
+    granted_credit_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -48,3 +52,48 @@ class EarlyStageApplication(PublicIdModel):
 
     def __str__(self) -> str:
         return f"{self.organization} ({self.status})"
+
+
+class QuotaRequest(PublicIdModel):
+    """An owner's request for a higher GPU quota (how many, until when, why), and staff's decision."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="quota_requests")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    gpus = models.PositiveIntegerField(
+        validators=[MinValueValidator(1)], help_text="The quota asked for: most GPUs held at one instant."
+    )
+    needed_until = models.DateField(null=True, blank=True, help_text="Until when the GPUs are needed.")
+    why = models.TextField(max_length=ANSWER_MAX_LENGTH)
+    quota_before = models.PositiveIntegerField(help_text="The organization's quota when it asked.")
+    status = models.CharField(max_length=10, choices=ApplicationStatus, default=ApplicationStatus.PENDING)
+    requested_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(max_length=NOTE_MAX_LENGTH, blank=True)
+    granted_gpu_quota = models.PositiveIntegerField(null=True, blank=True)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an approved quota goes back to what it was; never when empty."
+    )
+    expired_at = models.DateTimeField(null=True, blank=True, help_text="When the quota went back.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization"],
+                condition=Q(status=ApplicationStatus.PENDING),
+                name="quota_request_one_pending_per_org",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "requested_at"], name="quota_request_queue"),
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(status=ApplicationStatus.APPROVED, expired_at__isnull=True),
+                name="quota_request_to_expire",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization}: {self.gpus} GPUs ({self.status})"

@@ -48,7 +48,12 @@ def _has_ssh_use(viewer: Viewer) -> bool:
     return viewer.can_book or (viewer.user.is_authenticated and viewer.organization is None)
 
 
+def _without_organization(viewer: Viewer) -> bool:
+    return viewer.user.is_authenticated and viewer.organization is None and not viewer.is_staff
+
+
 NAV_ENTRIES: list[NavEntry] = [
+    NavEntry("Get started", "welcome", Section.ORGANIZATION, _without_organization),
     NavEntry("Book GPUs", "booking", Section.ORGANIZATION, lambda v: v.can_book),
     NavEntry("Leases", "lease-list", Section.ORGANIZATION, lambda v: v.can_book),
     NavEntry("Queued requests", "lease-request-list", Section.ORGANIZATION, lambda v: v.can_book),

@@ -340,7 +340,7 @@ REST_FRAMEWORK = {
     # Signed in, and a token held to its scopes (accounts/api/permissions.py).
     "DEFAULT_PERMISSION_CLASSES": ["accounts.api.permissions.IsSignedIn"],
     "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.schema.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
     "DEFAULT_THROTTLE_CLASSES": ["core.throttles.TokenRateThrottle", "core.throttles.IpRateThrottle"],
     # The client address the per-address throttles count: as for allauth's limits, X-Forwarded-For
@@ -559,6 +559,7 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": float(BALANCE_SWEEP_INTERVAL_S)},
     },
     "billing-credits-expire": {"task": "billing.tasks.credits_expire", "schedule": 3600.0},
+    "programs-quota-requests-expire": {"task": "programs.tasks.quota_requests_expire", "schedule": 300.0},
     "billing-dunning": {"task": "billing.tasks.dunning_sweep", "schedule": crontab(minute=15)},
     "billing-close-previous-month": {
         "task": "billing.tasks.close_previous_month",

@@ -2,8 +2,10 @@
 
 from csp.decorators import csp_update
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from core.api import api_not_found
 
 # Swagger UI's page carries one inline <style> and data: icons; its script is served separately
 # (the split view), so only this page relaxes the content security policy, for styles and images.
@@ -22,4 +24,6 @@ urlpatterns = [
     path("", include("clusters.urls")),
     path("", include("programs.urls")),
     path("", include("billing.urls")),
+    # Last: what no route above answers under /api/ is a JSON 404, not the site's HTML page.
+    re_path(r"^api/", api_not_found),
 ]

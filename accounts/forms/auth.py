@@ -17,7 +17,7 @@ class SignUpForm(SignupForm):
         label="Organization",
         max_length=Organization._meta.get_field("name").max_length,
         required=False,
-        help_text="Leave empty if you were invited to an existing organization.",
+        help_text="Leave empty if you were invited, or to create it after signing up.",
     )
     organization_kind = forms.ChoiceField(label="Kind", choices=OrganizationKind.choices, required=False)
     field_order = ["email", "full_name", "password1", "organization_name", "organization_kind"]

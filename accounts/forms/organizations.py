@@ -1,8 +1,8 @@
-"""Forms of the organization page: invitations and members' roles."""
+"""Forms of the organization pages: a new organization, invitations and members' roles."""
 
 from django import forms
 
-from accounts.choices import Role
+from accounts.choices import OrganizationKind, Role
 
 
 class InvitationForm(forms.Form):
@@ -21,3 +21,10 @@ class MemberForm(forms.Form):
     """A member named by email, to remove."""
 
     email = forms.EmailField(widget=forms.HiddenInput)
+
+
+class OrganizationForm(forms.Form):
+    """A new organization, owned by the person creating it."""
+
+    name = forms.CharField(label="Organization name", max_length=200)
+    kind = forms.ChoiceField(label="Kind", choices=OrganizationKind.choices, initial=OrganizationKind.STARTUP)

@@ -16,3 +16,8 @@ def email_belongs_to(user: User, email: str) -> bool:
     if user.email.lower() == email.lower():
         return True
     return EmailAddress.objects.filter(user_id=user.pk, email__iexact=email).exists()
+
+
+def user_addresses(user: User) -> list[str]:
+    """Every address the user has given (allauth's rows), verified or not."""
+    return list(EmailAddress.objects.filter(user_id=user.pk).values_list("email", flat=True))

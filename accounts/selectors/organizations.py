@@ -2,8 +2,10 @@
 
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from accounts.models import Invitation, Membership, Organization, User
+from accounts.selectors.auth import user_addresses
 from core.db import get_by_public_id_or_404
 
 
@@ -68,3 +70,15 @@ def membership_in_org_or_404(organization: Organization, public_user_email: str)
 def invitation_with_hash(token_hash: str) -> Invitation | None:
     """The invitation whose link's secret has this hash, with its organization, or None."""
     return Invitation.objects.select_related("organization").filter(token_hash=token_hash).first()
+
+
+def pending_invitations_for(user: User) -> QuerySet[Invitation]:
+    """Invitations addressed to one of the user's addresses, not used and not expired, oldest first."""
+    addresses = {user.email.lower(), *(address.lower() for address in user_addresses(user))}
+    return (
+        Invitation.objects.filter(
+            email__in=addresses, accepted_at__isnull=True, expires_at__gt=timezone.now()
+        )
+        .select_related("organization", "invited_by")
+        .order_by("created_at")
+    )

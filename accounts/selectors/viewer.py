@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from accounts.choices import ROLES_THAT_BOOK, ROLES_THAT_MANAGE_MEMBERS, ROLES_THAT_SEE_INVOICES
 from accounts.models import ApiToken, Membership, Organization, User
 from accounts.selectors.organizations import memberships_of
-from accounts.selectors.staff import is_staff_admin, is_staff_finance
+from accounts.selectors.staff import is_staff_admin, is_staff_finance, staff_without_mfa
 
 SESSION_KEY = "organization_slug"
 
@@ -65,6 +65,12 @@ class Viewer:
     @property
     def is_staff_finance(self) -> bool:
         return is_staff_finance(self.user)
+
+    @property
+    def is_staff(self) -> bool:
+        """Holds a staff role, admin or finance, with or without its second factor yet: staff work
+        without an organization."""
+        return self.is_staff_admin or self.is_staff_finance or staff_without_mfa(self.user)
 
 
 def viewer_of(request: HttpRequest) -> Viewer:

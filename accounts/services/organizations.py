@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.choices import OrganizationKind, Role, SsoProvider
-from accounts.models import Invitation, Membership, Organization, User
+from accounts.models import GPU_QUOTA_MAX, Invitation, Membership, Organization, User
 from accounts.selectors.auth import email_belongs_to, email_is_verified
 from accounts.selectors.sso import sso_linked, sso_providers_on
 from accounts.services.audit import audit_record
@@ -73,6 +73,28 @@ def organization_create(
         after={"name": organization.name, "gpu_quota": organization.gpu_quota},
     )
     return organization
+
+
+@transaction.atomic
+def organization_quota_set(*, actor: User, organization: Organization, gpu_quota: int) -> Organization:
+    """Staff set the most GPUs an organization may hold at one instant (bookings check it under the
+    organization's row lock, which this takes too)."""
+    if not 0 <= gpu_quota <= GPU_QUOTA_MAX:
+        raise ValidationError({"gpu_quota": f"A GPU quota is between 0 and {GPU_QUOTA_MAX}."})
+    locked = Organization.objects.select_for_update().get(pk=organization.pk)
+    before = {"gpu_quota": locked.gpu_quota}
+    locked.gpu_quota = gpu_quota
+    locked.save(update_fields=["gpu_quota"])
+    audit_record(
+        actor=actor,
+        action="organization.quota_set",
+        obj=locked,
+        organization=locked,
+        before=before,
+        after={"gpu_quota": gpu_quota},
+    )
+    organization.gpu_quota = gpu_quota
+    return locked
 
 
 def _require_owner(user: User, organization: Organization) -> None:

@@ -20,6 +20,8 @@ STAFF_MFA_NEEDED = (
     "here, then open the page again."
 )
 
+NO_ORGANIZATION = "This page is for members of an organization: create yours, or accept your invitation."
+
 
 class AuthenticatedHttpRequest(HttpRequest):
     """The request a guarded page receives: its user is signed in (the guards below ensure it)."""
@@ -41,11 +43,11 @@ def organization_role_required(roles: Iterable[str]) -> Callable[[View], View]:
 
     def check(viewer: Viewer) -> None:
         if viewer.organization is None:
-            raise PermissionDenied("Join or create an organization first.")
+            raise PermissionDenied("This page is for members of an organization.")
         if viewer.role not in allowed:
             raise PermissionDenied("Your role in this organization does not allow this page.")
 
-    return _guard(check)
+    return _guard(check, organization=True)
 
 
 def staff_admin_required(view: View) -> View:
@@ -68,14 +70,21 @@ def staff_finance_required(view: View) -> View:
     return _guard(check, staff=True)(view)
 
 
-def _guard(check: Callable[[Viewer], None], *, staff: bool = False) -> Callable[[View], View]:
+def _guard(
+    check: Callable[[Viewer], None], *, staff: bool = False, organization: bool = False
+) -> Callable[[View], View]:
     def decorator(view: View) -> View:
         @wraps(view)
         def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
             if staff and staff_without_mfa(request.user):
                 messages.warning(request, STAFF_MFA_NEEDED)
                 return redirect("mfa_index")
-            check(viewer_of(request))
+            viewer = viewer_of(request)
+            if organization and viewer.organization is None and not viewer.is_staff:
+                # Not a dead end: the welcome page creates an organization or points to the invitation.
+                messages.info(request, NO_ORGANIZATION)
+                return redirect("welcome")
+            check(viewer)
             return view(request, *args, **kwargs)
 
         return login_required(wrapper)

@@ -1,9 +1,11 @@
-"""Organization pages: switching, members and roles, invitations."""
+"""Organization pages: the welcome after sign-up (a new organization), switching, members and roles,
+invitations."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -11,7 +13,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from accounts.choices import ROLES_THAT_BOOK, Role
-from accounts.forms.organizations import InvitationForm, MemberForm, MemberRoleForm
+from accounts.forms.organizations import InvitationForm, MemberForm, MemberRoleForm, OrganizationForm
 from accounts.forms.sso import SsoRequireForm
 from accounts.models import Invitation, Organization
 from accounts.selectors.auth import email_belongs_to, email_is_verified
@@ -21,8 +23,10 @@ from accounts.selectors.organizations import (
     membership_in_org_or_404,
     organization_for_user_or_404,
     pending_invitation_of_org_or_404,
+    pending_invitations_for,
     pending_invitations_of,
 )
+from accounts.selectors.ssh_keys import ssh_keys_of
 from accounts.selectors.sso import sso_providers_on
 from accounts.selectors.viewer import switch_organization, viewer_of
 from accounts.services.organizations import (
@@ -31,6 +35,7 @@ from accounts.services.organizations import (
     invitation_revoke,
     membership_remove,
     membership_set_role,
+    organization_create,
 )
 from accounts.services.tokens import hash_token
 from accounts.views.decorators import (
@@ -38,7 +43,34 @@ from accounts.views.decorators import (
     acting_organization,
     organization_role_required,
 )
+from core.forms import add_service_error
 from core.refusals import Refused
+
+
+@login_required
+def welcome(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Where sign-up leads: create an organization (or accept an invitation), then what to do next."""
+    form = OrganizationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                organization = organization_create(owner=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            add_service_error(form, error)
+        else:
+            switch_organization(request, organization)
+            messages.success(request, f"{organization.name} is ready, and you are its owner.")
+            return redirect("welcome")
+    viewer = viewer_of(request)
+    context = {
+        "organization": viewer.organization,
+        "can_book": viewer.can_book,
+        "form": form,
+        "invitations": pending_invitations_for(request.user),
+        "verified": email_is_verified(request.user),
+        "has_key": ssh_keys_of(request.user).exists(),
+    }
+    return render(request, "accounts/welcome.html", context, status=400 if form.errors else 200)
 
 
 def invitation(request: HttpRequest, secret: str) -> HttpResponse:

@@ -27,14 +27,14 @@ from billing.models import BillingAccount, TopUp
 from billing.services import stripe_gateway as gateway
 from billing.services.ledger import account_locked
 from billing.services.payment import billing_page
-from billing.services.refusals import StripeUnavailable
+from billing.services.refusals import CardPaymentsOff
 from billing.services.top_ups import top_up_amount, top_up_record
 from clusters.services.lifecycle import owner_emails
 
 
 def _client() -> stripe.StripeClient:
     if not settings.STRIPE_ENABLED:
-        raise StripeUnavailable("Card payments are not enabled on this installation.")
+        raise CardPaymentsOff("Card payments are not enabled on this installation.")
     return gateway.stripe_client()
 
 

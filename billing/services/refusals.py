@@ -75,7 +75,14 @@ class AccountSuspended(PaymentRefused):
 
 
 class StripeUnavailable(BillingError):
-    """Stripe is switched off, or did not answer."""
+    """Stripe did not answer: worth trying again."""
 
     code = "stripe_unavailable"
     status = 503
+
+
+class CardPaymentsOff(BillingError):
+    """Stripe is switched off on this installation: trying again will not help (not a 503)."""
+
+    code = "stripe_off"
+    status = 409

@@ -52,7 +52,9 @@ def _recent_months() -> list[MonthStatus]:
 
 def _close_form(statuses: list[MonthStatus], data: object = None) -> CloseMonthForm:
     choices = [(f"{s.start:%Y-%m}", f"{s.start:%B %Y}{' (closed)' if s.close else ''}") for s in statuses]
-    return CloseMonthForm(data, months=choices)
+    # The month to close is the latest one not closed yet, not simply the first of the list.
+    open_month = next((f"{s.start:%Y-%m}" for s in statuses if s.close is None), None)
+    return CloseMonthForm(data, months=choices, initial={"month": open_month} if open_month else None)
 
 
 def _default_period() -> tuple[date, date]:

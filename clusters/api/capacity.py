@@ -3,7 +3,6 @@
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, ValidationError
@@ -13,6 +12,7 @@ from rest_framework.views import APIView
 from accounts.api.permissions import CanBook, OrganizationRequest
 from accounts.choices import TokenScope
 from clusters.api.booking import AwareDateTimeField, BookingSerializer, RegionCodeField
+from clusters.choices import LeaseKind
 from clusters.selectors.capacity import Window, availability_for, capacity_timeline
 from clusters.selectors.fleet import region_or_none
 from clusters.selectors.prices import quote
@@ -31,13 +31,52 @@ class AvailabilityQuerySerializer(serializers.Serializer):
         return data
 
 
+class AvailabilitySchema(serializers.Serializer):
+    region = serializers.CharField()
+    gpus = serializers.IntegerField(help_text="The size asked about.")
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField(allow_null=True, help_text="Null: open-ended (on-demand).")
+    free_gpus = serializers.IntegerField(help_text="GPUs free for the whole window, across the region.")
+    max_gpus_available = serializers.IntegerField(help_text="The largest lease that would fit now.")
+    can_place = serializers.BooleanField(help_text="Whether a lease of `gpus` fits.")
+
+
+class TimelineHourSchema(serializers.Serializer):
+    start = serializers.DateTimeField()
+    free_gpus = serializers.IntegerField()
+
+
+class TimelineSchema(serializers.Serializer):
+    region = serializers.CharField()
+    hours = TimelineHourSchema(many=True, help_text="One per hour for the next 14 days.")
+
+
+class QuoteSchema(serializers.Serializer):
+    region = serializers.CharField()
+    gpus = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=LeaseKind.choices)
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField(allow_null=True)
+    price_per_gpu_hour = serializers.DecimalField(max_digits=10, decimal_places=4)
+    hours = serializers.DecimalField(
+        max_digits=12, decimal_places=4, allow_null=True, help_text="Null for on-demand (no end)."
+    )
+    per_hour = serializers.DecimalField(
+        max_digits=14, decimal_places=2, help_text="What the lease costs an hour."
+    )
+    total = serializers.DecimalField(
+        max_digits=14, decimal_places=2, allow_null=True, help_text="Null for on-demand."
+    )
+    currency = serializers.CharField()
+
+
 class AvailabilityApi(APIView):
     """How many GPUs of a region are free for a whole window, and whether a lease of `gpus` fits."""
 
     permission_classes = [CanBook]
     throttle_scope = "availability"
 
-    @extend_schema(parameters=[AvailabilityQuerySerializer], responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[AvailabilityQuerySerializer], responses=AvailabilitySchema)
     def get(self, request: OrganizationRequest) -> Response:
         query = AvailabilityQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -65,7 +104,7 @@ class TimelineApi(APIView):
     permission_classes = [CanBook]
     throttle_scope = "timeline"
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=TimelineSchema)
     def get(self, request: OrganizationRequest, code: str) -> Response:
         region = region_or_none(code)
         if region is None:
@@ -86,7 +125,7 @@ class QuoteApi(APIView):
     throttle_scope = "quotes"
     token_scope = TokenScope.READ  # a question about prices, asked with POST for its body
 
-    @extend_schema(request=BookingSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=BookingSerializer, responses=QuoteSchema)
     def post(self, request: OrganizationRequest) -> Response:
         body = BookingSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)

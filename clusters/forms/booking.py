@@ -71,10 +71,17 @@ class KeyChoiceField(forms.ModelMultipleChoiceField):
         return f"{obj.name or 'key'} ({obj.fingerprint})"
 
 
+class RegionChoiceField(forms.ModelChoiceField):
+    """A region by its code, shown as people know it: "Texas (us-tx-1)"."""
+
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.name} ({obj.code})"
+
+
 class BookingForm(forms.Form):
     """A booking as the page takes it: the same rules as the API, through booking_window."""
 
-    region = forms.ModelChoiceField(
+    region = RegionChoiceField(
         queryset=Region.objects.order_by("code"), to_field_name="code", label="Region", empty_label=None
     )
     gpus = forms.IntegerField(

@@ -7,14 +7,14 @@ from django import forms
 from accounts.models import User
 from accounts.selectors.ssh_keys import ssh_keys_of
 from clusters.choices import LeaseKind
-from clusters.forms.booking import KeyChoiceField, LocalDateTimeField, ZoneField, to_utc
+from clusters.forms.booking import KeyChoiceField, LocalDateTimeField, RegionChoiceField, ZoneField, to_utc
 from clusters.models import Region
 
 
 class LeaseRequestForm(forms.Form):
     """A request as the page takes it; the service checks the same rules as the API."""
 
-    region = forms.ModelChoiceField(
+    region = RegionChoiceField(
         queryset=Region.objects.order_by("code"),
         to_field_name="code",
         label="Region",

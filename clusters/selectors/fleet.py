@@ -3,12 +3,13 @@
 from collections import Counter
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import AuditEntry
-from clusters.choices import LIVE_LEASE_STATES, GpuHealth
-from clusters.models import HealthEvent, Lease, Node, Region
+from clusters.choices import LIVE_LEASE_STATES, GpuHealth, LeaseState, NodeState
+from clusters.models import Allocation, HealthEvent, Lease, Node, Region
 from core.db import get_by_public_id_or_404
 
 
@@ -44,6 +45,35 @@ def _with_gpu_counts(nodes: QuerySet[Node]) -> QuerySet[Node]:
     )
 
 
+class NodeUse:
+    """How much of an available node is leased right now, as the grid shows it."""
+
+    FREE = "free"
+    PARTLY = "partly"
+    BUSY = "busy"
+    LABELS = {FREE: "free", PARTLY: "partly leased", BUSY: "fully leased"}
+
+
+def _with_gpus_leased(nodes: QuerySet[Node]) -> QuerySet[Node]:
+    """Each node's GPUs held by a lease at this instant (a subquery, so the GPU counts stay exact)."""
+    held = (
+        Allocation.objects.filter(node=OuterRef("pk"), is_live=True, period__contains=timezone.now())
+        .order_by()
+        .values("node")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    return nodes.annotate(gpus_leased=Coalesce(Subquery(held, output_field=IntegerField()), 0))
+
+
+def node_use(node: Node) -> str:
+    """Free, partly or fully leased now (for a node annotated by `fleet_grid`)."""
+    leased = getattr(node, "gpus_leased", 0)
+    if leased == 0:
+        return NodeUse.FREE
+    return NodeUse.BUSY if leased >= getattr(node, "gpus_total", 8) else NodeUse.PARTLY
+
+
 @dataclass
 class ClusterGrid:
     """One cluster's nodes in hostname order."""
@@ -59,6 +89,12 @@ class RegionGrid:
     region: Region
     clusters: list[ClusterGrid] = field(default_factory=list)
     states: Counter[str] = field(default_factory=Counter)
+    uses: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def use_counts(self) -> list[tuple[str, int]]:
+        """(use, available nodes) pairs: fully leased, partly leased, free."""
+        return [(NodeUse.LABELS[use], self.uses[use]) for use in (NodeUse.BUSY, NodeUse.PARTLY, NodeUse.FREE)]
 
     @property
     def state_counts(self) -> list[tuple[str, int]]:
@@ -69,7 +105,7 @@ class RegionGrid:
 def fleet_grid(*, region: str = "", state: str = "") -> list[RegionGrid]:
     """Every region, cluster and node with its GPU health counts, in one query."""
     nodes = _nodes(region=region, state=state).order_by("cluster__region__code", "cluster__name", "hostname")
-    nodes = _with_gpu_counts(nodes).only(
+    nodes = _with_gpus_leased(_with_gpu_counts(nodes)).only(
         "public_id", "hostname", "pool", "state", "state_reason", "cluster__name", "cluster__region"
     )
     grids: dict[int, RegionGrid] = {}
@@ -77,8 +113,11 @@ def fleet_grid(*, region: str = "", state: str = "") -> list[RegionGrid]:
         grid = grids.setdefault(node.cluster.region_id, RegionGrid(node.cluster.region))
         if not grid.clusters or grid.clusters[-1].name != node.cluster.name:
             grid.clusters.append(ClusterGrid(node.cluster.name))
+        node.use = node_use(node)  # type: ignore[attr-defined]
         grid.clusters[-1].nodes.append(node)
         grid.states[node.state] += 1
+        if node.state == NodeState.AVAILABLE:
+            grid.uses[node.use] += 1  # type: ignore[attr-defined]
     return list(grids.values())
 
 
@@ -102,9 +141,13 @@ def node_page_data(node: Node) -> dict[str, object]:
         .annotate(gpus_here=Count("allocations"))
         .order_by("start")
     )
+    leases_here = list(leases)
+    leased_now = [lease for lease in leases_here if lease.state == LeaseState.ACTIVE]
     return {
         "gpus": list(node.gpus.order_by("index")),
-        "leases": list(leases),
+        "leases": leases_here,
+        "leased_now": leased_now,
+        "gpus_leased_now": sum(lease.gpus_here for lease in leased_now),
         "events": list(node.health_events.select_related("gpu").order_by("-started_at")[:20]),
         "audit": list(
             AuditEntry.objects.filter(object_type="Node", object_id=str(node.public_id))

@@ -3,6 +3,8 @@
 from collections.abc import Sequence
 from datetime import datetime
 
+from django.urls import NoReverseMatch, reverse
+
 from clusters.models import Region
 from clusters.selectors.offerings import Offering
 from core.refusals import Refused
@@ -25,6 +27,8 @@ class QuotaExceeded(BookingRefused):
             quota=quota,
             gpus_held=gpus_held,
             gpus_queued=gpus_queued,
+            # Where an owner asks for more (the quota requests live above clusters, found by name).
+            quota_request_url=_url_or_none("api-quota-requests"),
         )
         self.quota, self.gpus_held, self.gpus_queued = quota, gpus_held, gpus_queued
 
@@ -78,3 +82,10 @@ class NotExtendable(BookingRefused):
 
 class InvalidState(BookingRefused):
     code = "invalid_state"
+
+
+def _url_or_none(name: str) -> str | None:
+    try:
+        return reverse(name)
+    except NoReverseMatch:
+        return None

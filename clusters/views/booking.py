@@ -52,6 +52,11 @@ class Check:
     def fits(self) -> bool:
         return self.availability.can_place and self.gpus <= self.quota_left
 
+    @property
+    def quota_needed(self) -> int:
+        """The quota this booking would need: what the window already holds, plus these GPUs."""
+        return self.quota - self.quota_left + self.gpus
+
 
 def booking_check_for(form: BookingForm, organization: Organization) -> Check | None:
     """Availability, price and quota for a valid form; None while it has errors."""
@@ -148,9 +153,16 @@ def booking_check(request: AuthenticatedHttpRequest) -> HttpResponse:
     check = booking_check_for(form, organization)
     if "tz" in form.cleaned_data:
         remember_zone(request, form.cleaned_data["tz"])  # the browser's zone, for the pages that follow
-    return render_in_zone(request, "clusters/_booking_check.html", {"form": form, "check": check})
+    context: dict[str, object] = {
+        "form": form,
+        "check": check,
+        # The fields whose errors sit under them on the page (the others' are in the panel only).
+        "oob_errors": OOB_ERROR_FIELDS if request.headers.get("HX-Request") == "true" else (),
+    }
+    return render_in_zone(request, "clusters/_booking_check.html", context)
 
 
+OOB_ERROR_FIELDS = ("region", "gpus", "start", "end")
 CALENDAR_DAYS_SHOWN_AS_TABLE = 14
 
 
@@ -160,12 +172,15 @@ def _calendar(organization: Organization, request: AuthenticatedHttpRequest) -> 
     return {
         "chart": _calendar_chart(timelines, zone),
         "rows": _calendar_rows(timelines, zone),
-        "regions": [timeline.region.code for timeline in timelines],
+        "regions": [f"{timeline.region.name} ({timeline.region.code})" for timeline in timelines],
     }
 
 
 def _calendar_chart(timelines: list[RegionTimeline], zone: tzinfo) -> SafeString:
-    series = [Series(t.region.code, [(h.start, h.free_gpus) for h in t.hours]) for t in timelines]
+    series = [
+        Series(f"{t.region.name} ({t.region.code})", [(h.start, h.free_gpus) for h in t.hours])
+        for t in timelines
+    ]
     return line_chart(
         title="Free GPUs per hour, next 14 days",
         description="For each region, the GPUs free to your organization in each hour of the next 14 days.",

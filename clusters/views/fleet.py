@@ -9,7 +9,7 @@ from accounts.views.decorators import AuthenticatedHttpRequest, staff_admin_requ
 from clusters.choices import NodeState
 from clusters.forms.fleet import FleetFilterForm, ReasonForm
 from clusters.models import Node
-from clusters.selectors.fleet import fleet_grid, node_for_staff, node_page_data, open_health_events
+from clusters.selectors.fleet import NodeUse, fleet_grid, node_for_staff, node_page_data, open_health_events
 from clusters.services.health import UNDRAINABLE_STATES, NodeStateError, node_drain, node_undrain
 
 # Each state has a shape as well as a color, so the grid reads without color vision.
@@ -22,6 +22,24 @@ STATE_GLYPHS: dict[str, str] = {
 }
 
 
+# An available node also shows how much of it is leased now, by shape and fill.
+USE_GLYPHS: dict[str, str] = {NodeUse.FREE: "○", NodeUse.PARTLY: "◔", NodeUse.BUSY: "●"}
+
+
+def _legend() -> list[tuple[str, str, str]]:
+    """(CSS classes, label, glyph) of each look a node can have in the grid."""
+    available = [
+        (f"state-available use-{use}", f"Available, {NodeUse.LABELS[use]}", glyph)
+        for use, glyph in USE_GLYPHS.items()
+    ]
+    others = [
+        (f"state-{state}", label, STATE_GLYPHS[state])
+        for state, label in NodeState.choices
+        if state != NodeState.AVAILABLE
+    ]
+    return available + others
+
+
 @staff_admin_required
 def fleet(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Every region and cluster as a grid of nodes by state and health, and the open health events."""
@@ -31,8 +49,10 @@ def fleet(request: AuthenticatedHttpRequest) -> HttpResponse:
         "form": form,
         "regions": fleet_grid(region=wanted.get("region", ""), state=wanted.get("state", "")),
         "events": open_health_events(),
-        "legend": [(state, label, STATE_GLYPHS[state]) for state, label in NodeState.choices],
+        "legend": _legend(),
         "glyphs": STATE_GLYPHS,
+        "use_glyphs": USE_GLYPHS,
+        "use_labels": NodeUse.LABELS,
     }
     return render(request, "staff/fleet.html", context)
 

@@ -1,5 +1,6 @@
 """Lease pages: the organization's list and detail, extend and release; staff's list."""
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
 from django.conf import settings
@@ -36,7 +37,7 @@ from clusters.selectors.telemetry import LeaseCharts, MetricSeries, lease_charts
 from clusters.services.booking import lease_extend, lease_release
 from clusters.services.refusals import BookingRefused
 from clusters.services.remediation import lease_replacement_book, may_be_replaced
-from core.charts import Series, line_chart
+from core.charts import Series, Table, legend, line_chart, series_table
 from core.durations import duration_words
 from core.timezones import remember_zone, render_in_zone, viewer_zone
 
@@ -62,6 +63,7 @@ def lease_detail(request: AuthenticatedHttpRequest, lease_id: str) -> HttpRespon
     context = {
         **_live_context(request, lease),
         "nodes": lease_nodes(lease),
+        "can_log_in": lease.state in LIVE_LEASE_STATES,
         "extend_form": ExtendForm() if _extendable(lease) else None,
         "extendable_until": extendable_until([lease])[lease.pk],
         "replaceable": may_be_replaced(lease),
@@ -98,22 +100,45 @@ def _time_left(lease: Lease, now: datetime) -> str | None:
     return duration_words(max(lease.end - now, timedelta(0)))
 
 
-def _svgs(charts: LeaseCharts, request: AuthenticatedHttpRequest) -> list[tuple[str, SafeString]]:
-    """Each metric's caption and its SVG chart."""
+@dataclass(frozen=True)
+class _Chart:
+    """One metric as the lease page draws it: caption, chart, legend and the table of its numbers."""
+
+    caption: str
+    svg: SafeString
+    legend: SafeString
+    table: Table
+
+
+def _svgs(charts: LeaseCharts, request: AuthenticatedHttpRequest) -> list[_Chart]:
+    """Each metric's caption, SVG chart, legend and table."""
     zone = viewer_zone(request)
-    return [(f"{metric.title} ({metric.unit})", _chart(metric, zone)) for metric in charts.metrics]
+    drawn = []
+    for metric in charts.metrics:
+        series = [Series(name, points) for name, points in metric.lines.items()]
+        drawn.append(
+            _Chart(
+                f"{metric.title} ({metric.unit})",
+                _chart(metric, series, zone),
+                legend([one.name for one in series]),
+                series_table(series, tz=zone),
+            )
+        )
+    return drawn
 
 
-def _chart(metric: MetricSeries, zone: tzinfo) -> SafeString:
+def _chart(metric: MetricSeries, series: list[Series], zone: tzinfo) -> SafeString:
     return line_chart(
         title=metric.title,
-        description=f"{metric.title} ({metric.unit}) of each GPU of the lease over time.",
-        series=[Series(name, points) for name, points in metric.lines.items()],
+        description=f"{metric.title} ({metric.unit}) of each GPU of the lease over time; "
+        "the table under the chart has the numbers.",
+        series=series,
         y_label=metric.unit,
         y_max=100 if metric.key == "utilization_pct" else None,
         tz=zone,
         width=560,
         height=220,
+        legend=False,
     )
 
 

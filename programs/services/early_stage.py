@@ -94,6 +94,7 @@ def early_stage_approve(
         expires_at=credit_expires_at,
         note=f"Early-stage program, application {application.public_id}",
     )
+    application.granted_credit, application.granted_credit_expires_at = grant.amount, credit_expires_at
     _decide(application, actor, ApplicationStatus.APPROVED, note, gpu_quota)
     audit_record(
         actor=actor,
@@ -139,7 +140,15 @@ def _decide(
     application.status, application.decided_by, application.decided_at = status, actor, timezone.now()
     application.decision_note, application.granted_gpu_quota = note, quota
     application.save(
-        update_fields=["status", "decided_by", "decided_at", "decision_note", "granted_gpu_quota"]
+        update_fields=[
+            "status",
+            "decided_by",
+            "decided_at",
+            "decision_note",
+            "granted_gpu_quota",
+            "granted_credit",
+            "granted_credit_expires_at",
+        ]
     )
 
 

@@ -1,6 +1,8 @@
-"""Early-stage program pages: an owner's application, and the staff admins' queue."""
+"""Early-stage program pages: an owner's application, and the staff admins' queue, which also holds
+the quota requests (decided by programs/views/quota_requests.py)."""
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -20,12 +22,18 @@ from core.db import get_by_public_id_or_404
 from core.forms import add_service_error
 from programs.choices import ApplicationStatus
 from programs.forms.early_stage import ApproveForm, EarlyStageApplicationForm, RejectForm
-from programs.models import EarlyStageApplication
+from programs.forms.quota_requests import QuotaApproveForm
+from programs.models import EarlyStageApplication, QuotaRequest
 from programs.selectors.early_stage import (
     early_stage_applications_of,
     early_stage_histories,
     early_stage_queue,
     early_stage_recent_decisions,
+)
+from programs.selectors.quota_requests import (
+    quota_request_histories,
+    quota_request_queue,
+    quota_request_recent_decisions,
 )
 from programs.services.early_stage import early_stage_apply, early_stage_approve, early_stage_reject
 
@@ -74,27 +82,71 @@ def _reject_form(application: EarlyStageApplication, data: QueryDict | None = No
     return RejectForm(data, prefix=f"reject-{application.public_id}")
 
 
-def _render_queue(
-    request: AuthenticatedHttpRequest, bound: ApproveForm | RejectForm | None = None, status: int = 200
-) -> HttpResponse:
+@dataclass(frozen=True)
+class QuotaCard:
+    """One waiting quota request with its history and its two decision forms."""
+
+    request: QuotaRequest
+    history: list[AuditEntry]
+    approve: QuotaApproveForm
+    reject: RejectForm
+
+
+def quota_approve_form(quota_request: QuotaRequest, data: QueryDict | None = None) -> QuotaApproveForm:
+    initial = {"gpu_quota": quota_request.gpus, "expires_on": quota_request.needed_until}
+    return QuotaApproveForm(data, prefix=f"quota-approve-{quota_request.public_id}", initial=initial)
+
+
+def quota_reject_form(quota_request: QuotaRequest, data: QueryDict | None = None) -> RejectForm:
+    return RejectForm(data, prefix=f"quota-reject-{quota_request.public_id}")
+
+
+Bound = ApproveForm | RejectForm | QuotaApproveForm | None
+
+
+def render_queue(request: AuthenticatedHttpRequest, bound: Bound = None, status: int = 200) -> HttpResponse:
+    """The queue: applications and quota requests, each with its forms (`bound`: the one just posted)."""
+
+    def pick(form: Any, bound: Bound) -> Any:
+        return (
+            bound if bound is not None and type(bound) is type(form) and bound.prefix == form.prefix else form
+        )
+
     applications = list(early_stage_queue())
     histories = early_stage_histories(applications)
-    cards = []
-    for application in applications:
-        approve, reject = _approve_form(application), _reject_form(application)
-        if isinstance(bound, ApproveForm) and bound.prefix == approve.prefix:
-            approve = bound
-        if isinstance(bound, RejectForm) and bound.prefix == reject.prefix:
-            reject = bound
-        cards.append(QueueCard(application, histories.get(application.organization_id, []), approve, reject))
-    context = {"cards": cards, "decided": early_stage_recent_decisions()}
+    cards = [
+        QueueCard(
+            application,
+            histories.get(application.organization_id, []),
+            pick(_approve_form(application), bound),
+            pick(_reject_form(application), bound),
+        )
+        for application in applications
+    ]
+    requests = list(quota_request_queue())
+    quota_histories = quota_request_histories(requests)
+    quota_cards = [
+        QuotaCard(
+            quota_request,
+            quota_histories.get(quota_request.organization_id, []),
+            pick(quota_approve_form(quota_request), bound),
+            pick(quota_reject_form(quota_request), bound),
+        )
+        for quota_request in requests
+    ]
+    context = {
+        "cards": cards,
+        "quota_cards": quota_cards,
+        "decided": early_stage_recent_decisions(),
+        "quota_decided": quota_request_recent_decisions(),
+    }
     return render(request, "staff/early_stage_queue.html", context, status=status)
 
 
 @staff_admin_required
 def early_stage_queue_page(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """Applications waiting for a decision, oldest first, each with what was asked and its history."""
-    return _render_queue(request)
+    """Applications and quota requests waiting for a decision, oldest first, each with its history."""
+    return render_queue(request)
 
 
 def _pending_or_404(application_id: str) -> EarlyStageApplication:
@@ -109,7 +161,7 @@ def _refused(
     """A service's refusal: next to its field when it names one, else a message above the queue."""
     if hasattr(error, "error_dict"):
         add_service_error(form, error)
-        return _render_queue(request, bound=form, status=400)
+        return render_queue(request, bound=form, status=400)
     messages.error(request, " ".join(error.messages))
     return redirect("early-stage-queue")
 
@@ -121,7 +173,7 @@ def early_stage_approve_page(request: AuthenticatedHttpRequest, application_id: 
     application = _pending_or_404(application_id)
     form = _approve_form(application, request.POST)
     if not form.is_valid():
-        return _render_queue(request, bound=form, status=400)
+        return render_queue(request, bound=form, status=400)
     try:
         early_stage_approve(
             actor=request.user,
@@ -144,7 +196,7 @@ def early_stage_reject_page(request: AuthenticatedHttpRequest, application_id: s
     application = _pending_or_404(application_id)
     form = _reject_form(application, request.POST)
     if not form.is_valid():
-        return _render_queue(request, bound=form, status=400)
+        return render_queue(request, bound=form, status=400)
     try:
         early_stage_reject(actor=request.user, application=application, note=form.cleaned_data["note"])
     except ValidationError as error:

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.choices import Role
 from accounts.models import AuditEntry, Membership, User
-from accounts.services.audit import audit_record
+from accounts.services.audit import audit_entry
 from tests.accounts.helpers import PASSWORD, log_in
 from tests.factories import UserFactory
 from tests.helpers import api_client_for
@@ -24,9 +24,10 @@ def at(day: str) -> datetime:
 def row(
     action: str, *, obj, organization=None, actor=None, when: datetime | None = None, **after
 ) -> AuditEntry:
-    entry = audit_record(actor=actor, action=action, obj=obj, organization=organization, after=after)
-    if when is not None:
-        AuditEntry.objects.filter(pk=entry.pk).update(at=when)
+    """An audit row as a service writes it, at `when` (audit rows cannot be changed once written)."""
+    entry = audit_entry(actor=actor, action=action, obj=obj, organization=organization, after=after)
+    entry.at = when or entry.at
+    entry.save()
     return entry
 
 
@@ -145,8 +146,9 @@ def test_the_csv_export_holds_the_filtered_trail(trail, acme, alice, api) -> Non
 def test_a_cell_that_would_be_a_formula_is_written_as_text(acme, api) -> None:
     mallory = UserFactory.create(email="mallory@acme.example")
     Membership.objects.create(user=mallory, organization=acme, role=Role.MEMBER)
-    row("user.login", obj=mallory, actor=mallory)
-    AuditEntry.objects.filter(action="user.login").update(object_type="User", request_id="=1+1")
+    entry = audit_entry(actor=mallory, action="user.login", obj=mallory)
+    entry.request_id = "=1+1"
+    entry.save()
     body = b"".join(api.get("/api/v1/audit/export.csv").streaming_content).decode()
     assert "'=1+1" in body and ",=1+1" not in body
 

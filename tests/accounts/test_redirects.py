@@ -22,7 +22,8 @@ DANA = {"email": "dana@startup.example", "full_name": "Dana Diaz", "password1": 
 @pytest.mark.parametrize("where", ["query", "form"])
 def test_sign_up_never_redirects_off_site(client, db, target, where) -> None:
     response = _post(client, "/signup/", DANA, target, where)
-    assert response.status_code == 302 and response["Location"] == "/"
+    # Where a new person goes without a (safe) next: the welcome page.
+    assert response.status_code == 302 and response["Location"] == "/welcome/"
     assert User.objects.filter(email=DANA["email"]).exists()
 
 

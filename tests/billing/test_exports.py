@@ -3,14 +3,15 @@
 import csv
 import io
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from openpyxl import load_workbook
 
 from billing.models import Invoice, InvoiceLine, UsageHour
 from billing.selectors.focus import FOCUS_COLUMNS
-from billing.services.invoicing import invoice_mark_paid
+from billing.services.invoicing import invoice_finalize, invoice_mark_paid, month_close
+from tests.billing.factories import make_lease
 from tests.billing.helpers import FOCUS_REQUIRED
 
 ISO_Z = "%Y-%m-%dT%H:%M:%SZ"
@@ -53,12 +54,16 @@ def test_the_line_csv_parsed_back_equals_the_database(api_as, frank, march_invoi
     assert sum(Decimal(r["amount"]) for r in rows) == sum(i.total for i in Invoice.objects.all())
 
 
-def test_a_description_with_commas_quotes_and_accents_survives_the_round_trip(
-    api_as, alice, march_invoices
-) -> None:
-    InvoiceLine.objects.filter(invoice=march_invoices["acme-ai"], position=1).update(
+def test_a_description_with_commas_quotes_and_accents_survives_the_round_trip(api_as, alice, acme) -> None:
+    march = datetime(2026, 3, 1, tzinfo=UTC)
+    make_lease(organization=acme, start=march, end=march + timedelta(hours=2), gpus=1)
+    month_close(period_start=march, now=datetime(2026, 4, 1, 1, tzinfo=UTC), finalize=False)
+    draft = Invoice.objects.get(organization=acme)
+    # Written on the draft: once finalized, PostgreSQL refuses any change of its lines.
+    InvoiceLine.objects.filter(invoice=draft, position=1).update(
         description='Entraînement "big", phase 2\nnext line'
     )
+    invoice_finalize(actor=None, invoice=draft)
     rows = csv_of(api_as(alice).get("/api/v1/exports/invoice-lines.csv"))
     assert rows[0]["description"] == 'Entraînement "big", phase 2\nnext line'
 

@@ -125,19 +125,39 @@ def test_revenue_and_utilization_show_as_a_table_and_a_chart(client, frank, last
 
 
 def test_the_page_costs_the_same_queries_for_2_or_20_invoices(client, frank) -> None:
-    start = previous_month() + timedelta(days=1)
+    # Two months closed both times (finalized invoices cannot be deleted to start again): 1 + 1
+    # invoices, then 1 + 19.
+    last = previous_month()
+    before = previous_month(last)
 
-    def usage(count: int) -> None:
+    def usage(count: int, month) -> None:
+        start = month + timedelta(days=1)
         for _ in range(count):
             make_lease(organization=OrganizationFactory.create(), start=start, end=start + timedelta(hours=1))
 
     client.force_login(frank)
-    usage(2)
-    month_close(period_start=previous_month())
+    usage(1, before)
+    month_close(period_start=before)
+    usage(1, last)
+    month_close(period_start=last)
     few = queries_for(client, FINANCE)
-    Invoice.objects.all().delete()
-    MonthClose.objects.all().delete()
-    usage(18)
-    month_close(period_start=previous_month())
+    assert Invoice.objects.count() == 2
+    closes = MonthClose.objects.filter(period_start=last)
+    closes.delete()
+    usage(18, last)
+    month_close(period_start=last)
     assert Invoice.objects.count() == 20
     assert queries_for(client, FINANCE) == few
+
+
+def selected_month(html: str) -> str:
+    select = re.search(r'<select name="month".*?</select>', html, re.S).group(0)
+    return re.search(r'<option value="([0-9-]+)"[^>]*selected', select).group(1)
+
+
+def test_month_to_close_preselects_the_latest_month_not_closed_yet(client, frank, last_month_usage) -> None:
+    client.force_login(frank)
+    last, before_last = last_month_usage, previous_month(last_month_usage)
+    assert selected_month(client.get(FINANCE).content.decode()) == f"{last:%Y-%m}"
+    month_close(period_start=last)
+    assert selected_month(client.get(FINANCE).content.decode()) == f"{before_last:%Y-%m}"

@@ -9,6 +9,10 @@ test database.
   normal test run writes no file in the tree.
 - `confirm_email(page, email)`: opens the verification link last emailed to `email` and confirms it,
   as the person would from their inbox (the live server runs in this process: its mail is here).
+- `accessibility_problems(page)`: axe-core (from npm, node_modules/axe-core) run in the page at
+  desktop and phone widths; its serious and critical violations, one line each.
+- `log_in_as(page, base_url, user)`: the browser context carries a session of `user`, as if they had logged
+  in (a staff user with a second factor counts as signed in with it).
 - `start_worker` / `stop_worker`: a `celery -A voltpark worker -P solo [-B]` subprocess on the test
   database and the same Redis.
 """
@@ -51,6 +55,9 @@ SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 WORKER_START_TIMEOUT_S = 30
+# axe-core comes from npm (package.json); `make install` puts it here.
+AXE = Path(settings.BASE_DIR) / "node_modules" / "axe-core" / "axe.min.js"
+AXE_IMPACTS = ("serious", "critical")
 # A request cut off by leaving the page (voltpark.js aborts them) is not a failure: htmx logs it as
 # sendAbort plus afterRequest. A real failure still shows as htmx:responseError or htmx:sendError,
 # and as the response's status.
@@ -65,6 +72,38 @@ def confirm_email(page: Any, email: str) -> None:
     page.goto(link.group(0))
     page.get_by_role("button", name="Confirm").click()
     page.wait_for_load_state()
+
+
+def accessibility_problems(page: Any) -> list[str]:
+    """axe-core's serious and critical violations of the page as shown, at desktop then phone width
+    (the viewport is left at desktop width), each as "width: rule (impact): help: targets"."""
+    assert AXE.exists(), f"axe-core is missing at {AXE}: run `make install` (npm ci)"
+    problems: list[str] = []
+    for name, size in (("desktop", DESKTOP), ("phone", PHONE)):
+        page.set_viewport_size(size)
+        if not page.evaluate("() => typeof window.axe === 'object'"):
+            # Evaluated through the debugging protocol, which the page's content security policy
+            # does not govern: the page itself still allows no inline or foreign script.
+            page.evaluate(AXE.read_text())
+        found = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+        for violation in found["violations"]:
+            if violation["impact"] in AXE_IMPACTS:
+                targets = ", ".join(" ".join(node["target"]) for node in violation["nodes"][:5])
+                problems.append(
+                    f"{name}: {violation['id']} ({violation['impact']}): {violation['help']}: {targets}"
+                )
+    page.set_viewport_size(DESKTOP)
+    return problems
+
+
+def log_in_as(page: Any, base_url: str, user: Any) -> None:
+    """Give the page's browser context a session of `user` (Django's test client makes it)."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+    page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": base_url}])
 
 
 def live_server_on_a_free_port() -> LiveServer:

@@ -103,7 +103,7 @@ def test_a_startup_books_8_gpus_watches_them_releases_them_and_finds_the_invoice
     page.get_by_label("Password").fill("a long passphrase for nebula")
     page.get_by_label("Organization").fill("Nebula Labs")
     page.get_by_role("button", name="Sign up").click()
-    page.wait_for_url(f"{live_server.url}/")
+    page.wait_for_url(f"{live_server.url}/welcome/")
     confirm_email(page, "nora@nebula.example")  # booking waits for a verified address
 
     main_nav = page.get_by_role("navigation", name="Main")

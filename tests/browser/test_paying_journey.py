@@ -134,7 +134,7 @@ def test_a_founder_adds_a_card_tops_up_books_and_is_released_when_the_balance_ru
     page.get_by_label("Password").fill("a long passphrase for pico")
     page.get_by_label("Organization").fill("Pico Labs")
     page.get_by_role("button", name="Sign up").click()
-    page.wait_for_url(f"{live_server.url}/")
+    page.wait_for_url(f"{live_server.url}/welcome/")
     confirm_email(page, FOUNDER)
 
     # Nothing to pay with yet: booking says what to do and links to billing.

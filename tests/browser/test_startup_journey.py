@@ -32,11 +32,14 @@ def test_a_new_startup_signs_up_adds_a_key_makes_a_token_and_invites_a_colleague
     page.get_by_label("Kind").select_option(label="Startup")
     screenshot(page, "02-sign-up")
     page.get_by_role("button", name="Sign up").click()
-    page.wait_for_url(f"{live_server.url}/")
+    # The welcome says what to do next; its first link adds a key.
+    page.wait_for_url(f"{live_server.url}/welcome/")
+    assert page.get_by_role("heading", name="Welcome to Voltpark, Nora Nebula").is_visible()
+    screenshot(page, "02-welcome")
 
     main_nav = page.get_by_role("navigation", name="Main")
     assert main_nav.get_by_role("link", name="Organization").is_visible()
-    main_nav.get_by_role("link", name="SSH keys").click()
+    page.locator("#next-steps").get_by_role("link", name="Add an SSH key").click()
     page.get_by_label("Name").fill("laptop")
     page.get_by_label("Public key").fill(ALICE_KEY)
     page.get_by_role("button", name="Add key").click()

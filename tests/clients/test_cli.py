@@ -300,3 +300,32 @@ def test_times_are_read_as_people_type_them() -> None:
     assert parse_time("2026-05-01 10:00").tzinfo is not None
     with pytest.raises(ValueError, match="is not a time"):
         parse_time("tomorrow")
+
+
+def test_offerings_lists_the_earliest_windows_and_how_to_book_the_first(alice_cli) -> None:
+    result = alice_cli("offerings", "--gpus", "8", "--hours", "3")
+    assert result.code == OK, result.err
+    header, *rows, hint = result.out.splitlines()
+    assert header.split()[:2] == ["REGION", "NAME"]
+    assert sorted(row.split()[0] for row in rows) == ["us-tx-1", "us-va-1", "us-wa-1"]
+    assert hint.startswith("Book the first: voltpark book --gpus 8 --region us-")
+    # What the hint says books exactly that window.
+    booked = alice_cli(*hint.removeprefix("Book the first: voltpark ").split())
+    assert booked.code == OK, booked.err
+    assert Lease.objects.get().kind == LeaseKind.RESERVED
+    as_json = alice_cli("offerings", "--gpus", "8", "--hours", "3", "--region", "us-va-1", "--json")
+    assert [o["region"] for o in as_json.json()["offerings"]] == ["us-va-1"]
+
+
+def test_offerings_refuses_a_size_that_cannot_be_booked_with_the_apis_sentence(alice_cli) -> None:
+    result = alice_cli("offerings", "--gpus", "5", "--hours", "3")
+    assert result.code == USAGE and "Ask for 1, 2, 4 or 8 GPUs" in result.err
+
+
+def test_balance_for_the_owner_and_not_for_a_member(cli, alice, bob, acme, token_of) -> None:
+    result = cli.as_(token_of(alice))("balance")
+    assert result.code == OK, result.err
+    facts = dict(line.split(":", 1) for line in result.out.splitlines())
+    assert facts["Balance"].strip() == "0.00 USD" and "Available" in facts and "Runway" in facts
+    assert cli.as_(token_of(alice))("balance", "--json").json()["currency"] == "USD"
+    assert cli.as_(token_of(bob))("balance").code == NOT_ALLOWED

@@ -120,6 +120,8 @@ def test_the_cli_books_with_wait_sees_the_lease_active_and_releases_it(
         "VOLTPARK_URL": live_api.url,
         "VOLTPARK_TOKEN": token,
         "VOLTPARK_CONFIG": str(tmp_path / "none.toml"),
+        # The client of this checkout (the installed script may come from another one).
+        "PYTHONPATH": str(Path(settings.BASE_DIR) / "clients" / "python" / "src"),
     }
 
     def voltpark(*argv: str) -> subprocess.CompletedProcess[str]:

@@ -104,6 +104,7 @@ def test_it_refuses_above_quota_at_the_busiest_instant_of_the_window(api_as, ali
     assert refused.status_code == 403
     assert refused.json()["code"] == "quota_exceeded"
     assert refused.json()["quota"] == 12 and refused.json()["gpus_held"] == 12
+    assert refused.json()["quota_request_url"] == "/api/v1/quota-requests/"  # where to ask for more
     assert Lease.objects.count() == 3
 
 

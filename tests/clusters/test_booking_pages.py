@@ -147,8 +147,9 @@ def test_the_page_shows_the_fourteen_day_calendar_of_each_region(
 ) -> None:
     html = client_as("alice").get("/book/").content.decode()
     assert "Free GPUs per hour, next 14 days" in html
-    assert html.count('aria-label="us-') >= 3  # one line per region
-    assert 'hx-get="/book/check/"' in html and 'hx-trigger="change, keyup changed delay:300ms"' in html
+    # One line per region, named as people know it, with its code.
+    assert len(re.findall(r"<g><title>[^<]+ \(us-[a-z]{2}-1\): latest", html)) == 3
+    assert 'hx-get="/book/check/"' in html and 'hx-trigger="change, input changed delay:300ms"' in html
     assert 'data-fits="yes"' in html  # the check is filled in for the first view
 
 

@@ -216,3 +216,67 @@ def test_an_extension_that_is_not_later_is_refused_with_a_message(
 def test_only_a_reserved_lease_offers_to_extend(client_as, lease) -> None:
     html = client_as("alice").get(f"/leases/{lease.public_id}/").content.decode()
     assert "Extend" not in html and "Release now" in html
+
+
+def row_of(html: str, lease: Lease) -> str:
+    return re.search(rf'<tr data-lease="{lease.public_id}">.*?</tr>', html, re.S).group(0)
+
+
+def test_the_list_shows_each_leases_cost_and_its_region_by_name(client_as, seeded_fleet, acme, alice) -> None:
+    running = active_lease(seeded_fleet, organization=acme, booked_by=alice)  # 8 GPUs for 2 h at $1.99
+    node = tx_node(seeded_fleet)
+    start = timezone.now().replace(microsecond=0) - timedelta(hours=5)
+    ended = lease_on(
+        gpus_of(node, [0]), organization=acme, booked_by=alice, start=start, state=LeaseState.ENDED
+    )  # reserved 1 GPU for an hour, over: $1.99
+    soon = timezone.now() + timedelta(days=2)
+    upcoming = lease_on(
+        gpus_of([n for n in seeded_fleet if n != node and n.hostname.startswith("tx1")][0], [0, 1]),
+        organization=acme,
+        booked_by=alice,
+        start=soon,
+        end=soon + timedelta(hours=3),
+    )  # 2 GPUs × 3 h × $1.99 committed
+    html = client_as("alice").get("/leases/").content.decode()
+    assert re.search(r'data-field="cost">\$31\.8[45]<', row_of(html, running))
+    assert 'data-field="cost">$1.99<' in row_of(html, ended)
+    assert 'data-field="cost">$11.94<' in row_of(html, upcoming)
+    for title in ("Cost so far", "Committed", "Cost"):
+        assert f'<th scope="col">{title}</th>' in html
+    assert "Texas 1" in row_of(html, running) and "us-tx-1" in row_of(html, running)
+
+
+def test_an_ended_lease_shows_what_it_used_and_no_way_to_log_in(client_as, seeded_fleet, acme, alice) -> None:
+    start = timezone.now().replace(microsecond=0) - timedelta(hours=3)
+    ended = lease_on(
+        gpus_of(tx_node(seeded_fleet)),
+        organization=acme,
+        booked_by=alice,
+        start=start,
+        state=LeaseState.ENDED,
+    )
+    html = client_as("alice").get(f"/leases/{ended.public_id}/").content.decode()
+    assert account_for_lease(str(ended.public_id)) not in html
+    assert "data-copy" not in html and "Used so far" not in html
+    assert re.search(r'<dd data-field="used">8\.000 GPU-hours, \$15\.92</dd>', html)
+    assert "The lease is over" in html
+    running = client_as("alice").get(
+        f"/leases/{active_lease(seeded_fleet, organization=acme, booked_by=alice).public_id}/"
+    )
+    assert "Used so far" in running.content.decode() and "data-copy" in running.content.decode()
+
+
+def test_the_lease_page_names_the_region(client_as, lease) -> None:
+    html = client_as("alice").get(f"/leases/{lease.public_id}/").content.decode()
+    assert "8 GPUs in Texas 1 (us-tx-1)" in html
+
+
+def test_each_chart_has_a_legend_and_a_table_of_its_numbers(client_as, lease) -> None:
+    add_samples(
+        lease, since=timezone.now() - timedelta(minutes=5), every=timedelta(minutes=1), utilization=42
+    )
+    html = client_as("alice").get(f"/leases/{lease.public_id}/live/").content.decode()
+    assert html.count('<ul class="chart-legend">') == 4 and html.count('<details class="chart-numbers">') == 4
+    table = re.search(r'<details class="chart-numbers">.*?</details>', html, re.S).group(0)
+    assert all(f'<th scope="col">GPU {i}</th>' in table for i in range(8))
+    assert "<td>42</td>" in table

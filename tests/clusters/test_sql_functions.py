@@ -1,6 +1,6 @@
-"""The database runs the functions and triggers written in clusters/sql/: the files are their readable
-source and the migrations carry copies, so a copy that drifted from its file (or a file changed
-without a migration) fails here."""
+"""The database runs the functions and triggers written in each app's sql/ folder (clusters, billing,
+accounts): the files are their readable source and the migrations carry copies, so a copy that
+drifted from its file (or a file changed without a migration) fails here."""
 
 import re
 from pathlib import Path
@@ -8,7 +8,11 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
-SQL_DIR = Path(settings.BASE_DIR) / "clusters" / "sql"
+SQL_FILES = sorted(
+    path
+    for app in ("accounts", "clusters", "billing")
+    for path in (Path(settings.BASE_DIR) / app / "sql").glob("*.sql")
+)
 FUNCTION = re.compile(r"CREATE OR REPLACE FUNCTION (\w+)\(")
 TRIGGER = re.compile(r"CREATE OR REPLACE TRIGGER (\w+) ")
 
@@ -27,8 +31,9 @@ def definitions(text: str) -> dict[str, str]:
         return dict(cursor.fetchall())
 
 
-def test_the_database_runs_exactly_the_functions_and_triggers_of_clusters_sql(db) -> None:
-    for path in sorted(SQL_DIR.glob("*.sql")):
+def test_the_database_runs_exactly_the_functions_and_triggers_of_the_sql_files(db) -> None:
+    assert len(SQL_FILES) >= 4
+    for path in SQL_FILES:
         text = path.read_text()
         installed = definitions(text)
         expected = [f"function {n}" for n in FUNCTION.findall(text)] + [

@@ -56,11 +56,44 @@ def test_the_grid_shows_every_node_by_state_with_a_text_and_shape_cue(client, st
     assert set(chip.group(1).split()) == {"state-unhealthy", "pool-early_stage", "degraded"}
     assert "▲" in chip.group(
         0
-    ) and "tx1-c01-n002: Unhealthy, Early-stage pool, 7 of 8 GPUs healthy" in chip.group(0)
+    ) and "tx1-c01-n002: Unhealthy, 0 of 8 GPUs leased, Early-stage pool, 7 of 8 GPUs healthy" in chip.group(
+        0
+    )
     assert 'data-node="tx1-c01-n001" data-state="available"' in html
     assert "GPU 3 reported XID 79." in html  # the open health events list
     legend = re.search(r'<ul class="legend">.*?</ul>', html, re.S).group(0)
     assert all(label in legend for label in NodeState.labels)
+
+
+def test_the_grid_shows_which_available_nodes_are_busy_partly_leased_or_free(
+    client, stella, node, acme, alice
+) -> None:
+    partly = NodeFactory.create(hostname="tx1-c01-n002", cluster=node.cluster)
+    free = NodeFactory.create(hostname="tx1-c01-n003", cluster=node.cluster)
+    NodeFactory.create(hostname="tx1-c01-n004", cluster=node.cluster, state=NodeState.DRAINING)
+    lease_on(gpus_of(node), organization=acme, booked_by=alice, state=LeaseState.ACTIVE)
+    lease_on(gpus_of(partly, [0, 1]), organization=acme, booked_by=alice, state=LeaseState.ACTIVE)
+    # A lease that has not started yet leaves the node free now.
+    later = timezone.now() + timedelta(days=1)
+    lease_on(
+        gpus_of(free, [0]), organization=acme, booked_by=alice, start=later, end=later + timedelta(hours=1)
+    )
+    client.force_login(stella)
+    html = client.get(FLEET).content.decode()
+
+    def chip(hostname: str) -> str:
+        return re.search(rf'<a class="node-chip [^"]+"[^>]*data-node="{hostname}".*?</a>', html, re.S).group(
+            0
+        )
+
+    assert 'data-use="busy"' in chip("tx1-c01-n001") and "●" in chip("tx1-c01-n001")
+    assert "8 of 8 GPUs leased" in chip("tx1-c01-n001")
+    assert 'data-use="partly"' in chip("tx1-c01-n002") and "2 of 8 GPUs leased" in chip("tx1-c01-n002")
+    assert 'data-use="free"' in chip("tx1-c01-n003") and "○" in chip("tx1-c01-n003")
+    assert "◐" in chip("tx1-c01-n004")
+    assert "3 available (1 fully leased, 1 partly leased, 1 free), 1 draining" in html
+    legend = re.search(r'<ul class="legend">.*?</ul>', html, re.S).group(0)
+    assert all(f"Available, {label}" in legend for label in ("free", "partly leased", "fully leased"))
 
 
 def test_the_grid_filters_by_region_and_state(client, stella, node) -> None:
@@ -96,6 +129,8 @@ def test_the_node_page_shows_each_gpus_latest_reading_and_its_leases(
         assert text in row
     leases = re.search(r'<table id="node-leases">.*?</table>', html, re.S).group(0)
     assert "Acme AI" in leases and "4 of 4" in leases
+    running = re.search(r'<p class="running-leases".*?</p>', html, re.S).group(0)
+    assert "Leased now: 4 of 8 GPUs, to Acme AI" in running
 
 
 def test_an_unknown_node_is_a_404(client, stella) -> None:

@@ -5,7 +5,17 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from core.charts import BarSeries, Series, bar_chart, line_chart, nice_ticks, time_ticks
+from core.charts import (
+    HOVER_POINTS,
+    BarSeries,
+    Series,
+    bar_chart,
+    legend,
+    line_chart,
+    nice_ticks,
+    series_table,
+    time_ticks,
+)
 
 SVG = "{http://www.w3.org/2000/svg}"
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -142,3 +152,49 @@ def test_time_ticks_fall_on_round_instants() -> None:
     assert len(ticks) <= 6
     days, day_fmt = time_ticks(T0, T0 + timedelta(days=14))
     assert day_fmt == "%b %d" and all(d.hour == 0 for d in days)
+
+
+def test_eight_gpus_get_eight_colours_and_eight_line_styles() -> None:
+    series = [Series(f"GPU {i}", [(T0, i), (T0 + timedelta(hours=1), i + 1)]) for i in range(8)]
+    root = parse(line_chart(title="t", series=series, y_label="%"))
+    looks = [(line.get("stroke"), line.get("stroke-dasharray")) for line in root.iter(f"{SVG}polyline")]
+    assert len(looks) == 8
+    assert len({color for color, _ in looks}) == 8 and len({dash for _, dash in looks}) == 8
+
+
+def test_the_first_seconds_of_readings_already_have_a_time_axis() -> None:
+    points = [(T0 + timedelta(seconds=s), 50) for s in (3, 13, 23)]
+    root = parse(line_chart(title="t", series=[Series("GPU 0", points)], y_label="%"))
+    labels = [t.text for t in root.find(f"{SVG}g[@class='axis']").iter(f"{SVG}text")]
+    assert labels and labels[0] == "12:00:15" and all(label.count(":") == 2 for label in labels)
+
+
+def test_hovering_a_line_or_a_point_shows_its_values() -> None:
+    points = [(T0 + timedelta(minutes=i), v) for i, v in enumerate([10, 40, 70])]
+    root = parse(line_chart(title="t", series=[Series("GPU 3", points)], y_label="%"))
+    [group] = [g for g in root.iter(f"{SVG}g") if g.find(f"{SVG}polyline") is not None]
+    assert group.find(f"{SVG}title").text == "GPU 3: latest 70 % (from 10 to 70)"
+    hovers = [c.find(f"{SVG}title").text for c in group.iter(f"{SVG}circle")]
+    assert hovers == ["GPU 3 at 12:00:00: 10 %", "GPU 3 at 12:01:00: 40 %", "GPU 3 at 12:02:00: 70 %"]
+
+
+def test_a_long_line_carries_a_bounded_number_of_hover_points_ending_at_the_latest() -> None:
+    points = [(T0 + timedelta(minutes=i), i) for i in range(1000)]
+    root = parse(line_chart(title="t", series=[Series("GPU 0", points)], y_label="%"))
+    hovers = [c.find(f"{SVG}title").text for c in root.iter(f"{SVG}circle")]
+    assert len(hovers) <= HOVER_POINTS + 1 and hovers[-1].endswith(": 999 %")
+
+
+def test_the_legend_outside_the_chart_names_each_series_with_its_look() -> None:
+    html = legend(["GPU 0", "GPU 1"])
+    assert html.count("<li>") == 2 and "GPU 1" in html and 'stroke-dasharray="8 3"' in html
+
+
+def test_the_table_behind_a_chart_has_a_column_per_series_and_a_row_per_instant() -> None:
+    a = Series("GPU 0", [(T0, 1), (T0 + timedelta(minutes=1), 2)])
+    b = Series("GPU 1", [(T0 + timedelta(minutes=1), Decimal("3.456"))])
+    table = series_table([a, b], tz=ZoneInfo("America/Chicago"), fmt="%H:%M")
+    assert table.columns == ["Time", "GPU 0", "GPU 1"]
+    assert table.rows == [["06:00", "1", ""], ["06:01", "2", "3.46"]]
+    long = series_table([Series("s", [(T0 + timedelta(minutes=i), i) for i in range(500)])], most=50)
+    assert len(long.rows) <= 51 and long.rows[-1][1] == "499" and long.rows[0][1] == "0"

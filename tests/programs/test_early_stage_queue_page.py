@@ -101,6 +101,9 @@ def test_a_staff_admin_approves_in_one_step(client, stella, application, globex)
     assert AuditEntry.objects.filter(action="early_stage.approve", actor=stella).count() == 1
     page = client.get(QUEUE).content.decode()
     assert "Globex Research is approved" in page and "No applications are waiting" in page
+    decided = re.search(r'<table id="decided">.*?</table>', page, re.S).group(0)
+    credit = re.search(r'<td data-field="credit">(.*?)</td>', decided).group(1)
+    assert credit == f"$2500.00 until {grant.expires_at:%Y-%m-%d}"
 
 
 def test_errors_are_shown_next_to_their_fields_and_nothing_changes(

@@ -87,3 +87,13 @@ def test_the_body_limit_is_a_setting(api_as, alice, settings) -> None:
     settings.REQUEST_BODY_MAX_BYTES = 2048
     response = api_as(alice).post("/api/v1/ssh-keys/", {"public_key": "x" * 3000}, format="json")
     assert response.status_code == 413 and "2 KiB" in response.json()["detail"]
+
+
+def test_card_setup_with_stripe_off_is_a_refusal_not_a_server_error(api_as, alice, settings) -> None:
+    # Found by the schemathesis run (tests/voltpark/test_api_fuzz.py): it answered 503, which tells
+    # a client to try again, although nothing will change until an operator turns Stripe on.
+    settings.STRIPE_ENABLED = False
+    for path in ("/api/v1/balance/card/", "/api/v1/balance/top-ups/"):
+        refused = api_as(alice).post(path, {"amount": 50} if "top-ups" in path else {}, format="json")
+        assert refused.status_code == 409, (path, refused.content)
+        assert refused.json()["code"] == "stripe_off"

@@ -21,21 +21,9 @@ from voltpark.demo import (
     demo_running_leases,
     demo_startup_applying,
 )
+from voltpark.demo_logins import DEMO_PASSWORD, DEMO_TOTP_SECRET, PEOPLE, logins_text
 
-DEMO_PASSWORD = "voltpark-demo"
-# Staff need a second factor: the demo's staff have this authenticator-app secret (add it to any
-# authenticator app, or run `python -c "import pyotp; print(pyotp.TOTP('<secret>').now())"`).
-DEMO_TOTP_SECRET = "VOLTPARKDEMOSTAFFTOTPSECRET23456"
 AGENT_TOKEN = "demo-agent-token"
-PEOPLE = [
-    # email, name, staff admin, staff finance
-    ("owner@demo.voltpark.dev", "Olivia Owner", False, False),
-    ("member@demo.voltpark.dev", "Max Member", False, False),
-    ("finance@demo.voltpark.dev", "Fay Finance", False, False),
-    ("admin@demo.voltpark.dev", "Ada Admin", True, False),
-    ("cfo@demo.voltpark.dev", "Carl Staff-Finance", False, True),
-    ("founder@demo.voltpark.dev", "Nora Founder", False, False),
-]
 
 
 class Command(BaseCommand):
@@ -54,12 +42,8 @@ class Command(BaseCommand):
         )
         users = self._people()
         self._lively(users)
-        self.stdout.write(self.style.SUCCESS(f"Demo accounts (password: {DEMO_PASSWORD}):"))
-        for email, name, *_ in PEOPLE:
-            self.stdout.write(f"  {email:32} {name}")
-        self.stdout.write(
-            f"Staff (admin@, cfo@) sign in with an authenticator app, secret {DEMO_TOTP_SECRET}."
-        )
+        self.stdout.write(self.style.SUCCESS("Demo accounts:"))
+        self.stdout.write(logins_text())
 
     def _lively(self, users: dict[str, User]) -> None:
         """Leases running, an early-stage application waiting, last month closed."""
@@ -84,11 +68,12 @@ class Command(BaseCommand):
     @transaction.atomic
     def _people(self) -> dict[str, User]:
         users = {}
-        for email, name, staff, finance in PEOPLE:
+        for person in PEOPLE:
+            email, staff, finance = person.email, person.staff_admin, person.staff_finance
             user = User.objects.filter(email=email).first() or user_create(
                 email=email,
                 password=DEMO_PASSWORD,
-                full_name=name,
+                full_name=person.name,
                 email_verified=True,
                 is_staff=staff,
                 is_superuser=staff,

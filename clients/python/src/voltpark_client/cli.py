@@ -369,6 +369,56 @@ def invoices(context: Context) -> None:
     output.table(["INVOICE", "PERIOD", "STATUS", "TOTAL", "ISSUED"], rows, context.out)
 
 
+def offerings(context: Context) -> None:
+    """The earliest windows that can be booked, soonest first, each with the command that books it."""
+    args = context.args
+    found = context.client().offerings(
+        gpus=args.gpus, hours=args.hours, region=args.region, per_region=args.per_region
+    )
+    if args.json:
+        return output.as_json(found, context.out)
+    if not found["offerings"]:
+        return context.say(f"No window of {args.gpus} GPUs for {args.hours} hours can be booked.")
+    rows = [
+        (
+            o["region"],
+            o["region_name"],
+            local(o["start"]),
+            local(o["end"]),
+            o["gpus"],
+            f"{o['price_per_gpu_hour']}",
+            f"{o['total_price']} {o['currency']}",
+        )
+        for o in found["offerings"]
+    ]
+    output.table(["REGION", "NAME", "START", "END", "GPUS", "PER GPU-HOUR", "TOTAL"], rows, context.out)
+    first = found["offerings"][0]
+    context.say(
+        f"Book the first: voltpark book --gpus {first['gpus']} --region {first['region']} "
+        f"--start {first['start']} --end {first['end']}"
+    )
+
+
+def balance(context: Context) -> None:
+    """The organization's balance, what it may still spend, its rate and when it runs out."""
+    found = context.client().balance()
+    if context.args.json:
+        return output.as_json(found, context.out)
+    currency = found["currency"]
+    runway = found["runway_hours"]
+    pairs = [
+        ("Terms", found["terms"]),
+        ("Balance", f"{found['balance']} {currency}"),
+        ("Available", f"{found['available']} {currency}"),
+        ("Credit left", f"{found['credit_left']} {currency}"),
+        ("Spending", f"{found['spend_rate_per_hour']} {currency} per hour on demand"),
+        ("Runway", "no end in sight" if runway is None else f"{runway} hours"),
+        ("Runs out", local(found["runs_out_at"])),
+        ("This month", f"{found['month_spend']} {currency}"),
+    ]
+    output.facts(pairs, context.out)
+
+
 # --- Helpers
 
 
@@ -499,5 +549,16 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("key", metavar="NAME")
     remove.set_defaults(command=keys_remove)
 
+    sub = command(
+        "offerings", offerings, "the earliest windows of --gpus GPUs for --hours hours you can book"
+    )
+    sub.add_argument("--gpus", type=_positive(int), required=True, help="1, 2, 4 or 8 or a multiple of 8")
+    sub.add_argument("--hours", type=_positive(int), required=True, help="how long the lease lasts")
+    sub.add_argument("--region", help="only this region (default: each region)")
+    sub.add_argument(
+        "--per-region", type=_positive(int), default=1, help="windows per region, one after another (1-3)"
+    )
+
     command("invoices", invoices, "your organization's invoices (owners and finance members)")
+    command("balance", balance, "your organization's balance, credit, spend rate and runway")
     return parser

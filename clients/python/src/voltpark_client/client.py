@@ -129,6 +129,14 @@ class Client:
         params.update({k: _instant(v) for k, v in (("start", start), ("end", end)) if v is not None})
         return self._request("GET", "availability/", params=params)
 
+    def offerings(self, *, gpus: int, hours: int, region: str | None = None, per_region: int = 1) -> Json:
+        """The earliest windows of `gpus` GPUs for `hours` hours (in each region, or in `region`),
+        each bookable as a reserved lease with its region, start and end."""
+        params: dict[str, Any] = {"gpus": gpus, "hours": hours, "per_region": per_region}
+        if region:
+            params["region"] = region
+        return self._request("GET", "capacity/offerings/", params=params)
+
     # --- Leases
 
     def leases(self, *, state: str | None = None) -> list[Json]:
@@ -201,6 +209,10 @@ class Client:
 
     def ssh_key_remove(self, key_id: str) -> None:
         self._request("DELETE", f"ssh-keys/{key_id}/")
+
+    def balance(self) -> Json:
+        """The organization's balance, credit, spend rate and runway (owners and finance members)."""
+        return self._request("GET", "balance/")
 
     def invoices(self) -> list[Json]:
         """The organization's invoices, newest first (owners and finance members)."""

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0006_api_token_scopes_and_expiry'),
+        ('accounts', '0007_audit_rows_append_only'),
     ]
 
     operations = [
