@@ -460,7 +460,8 @@ def report(results: dict[str, dict[str, Any]]) -> str:
             "",
             f"Check: the invoices' subtotals add up to {close['total']} USD; the baselines to "
             f"{base['total']} and {hourly['total']} USD. "
-            f"The hourly run debited {hourly_run['total']} USD. "
+            f"The hourly run debited {hourly_run['total']} USD. Load average at the end: "
+            f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (other engineers' work on the same machine). "
             "Aims: the close within 20× the hourly-sum baseline, the export under 200 MB, the hourly run "
             "under 10 s.",
             "",

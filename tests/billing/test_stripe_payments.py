@@ -228,6 +228,23 @@ def test_a_failed_charge_of_an_invoice_on_terms_emails_the_owners_and_leaves_it_
     assert LedgerEntry.objects.get(kind=LedgerKind.INVOICE_PAYMENT).amount == invoice.total
 
 
+def test_a_dispute_won_gives_the_money_back_once(dana, stripe, client) -> None:
+    url = top_up_start(actor=dana, organization=org_of(dana), amount="100")
+    session = stripe.complete(session_of(url, stripe))
+    deliver(client, completed(session))
+    dispute = stripe.dispute(charge_of_session(stripe, session))
+    deliver(client, charge_event("charge.dispute.created", dispute["id"], "dispute"))
+    assert balance(org_of(dana)) == Decimal("0.00")
+    stripe.dispute(dispute["charge"], status="won")
+    for _ in range(2):  # Stripe may say so twice
+        deliver(client, charge_event("charge.dispute.closed", dispute["id"], "dispute"))
+    assert balance(org_of(dana)) == Decimal("100.00")
+    kinds = list(LedgerEntry.objects.order_by("sequence").values_list("kind", flat=True))
+    assert kinds == [LedgerKind.TOP_UP, LedgerKind.DISPUTE, LedgerKind.DISPUTE_WON]
+    # Staff decide when bookings resume: winning the dispute does not lift the suspension by itself.
+    assert BillingAccount.objects.get(pk=org_of(dana).pk).suspended_at is not None
+
+
 @pytest.fixture
 def invoiced(acme, stripe, django_capture_on_commit_callbacks) -> Invoice:
     make_lease(organization=acme, start=MARCH, end=MARCH + timedelta(hours=10), gpus=8, price="1.9900")
