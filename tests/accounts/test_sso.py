@@ -30,7 +30,7 @@ def test_the_log_in_page_offers_each_provider_switched_on(client, provider) -> N
 @pytest.mark.parametrize("name", ["github", "google"])
 def test_a_new_person_signs_up_with_a_provider(client, provider, name) -> None:
     answer = sign_in_with(client, provider, name, DANA)
-    assert answer.status_code == 302 and answer["Location"] == "/"
+    assert answer.status_code == 302 and answer["Location"] == "/welcome/"  # as after any sign-up
     dana = User.objects.get(email=DANA.email)
     assert client.session["_auth_user_id"] == str(dana.pk)
     assert EmailAddress.objects.get(user=dana).verified  # the provider vouches for the address
