@@ -1,6 +1,6 @@
 """A stand-in for GitHub's and Google's sign-in endpoints, on loopback: only what allauth's providers
 call (authorize, token, GitHub's user and emails, Google's userinfo), answering as the real services
-document. The suite's settings point the providers here (tests/settings.py, SSO_TEST_PORT).
+document. The suite's settings point the providers here (tests/settings.py, SSO_TEST_PORTS).
 
 `StandIn.person` is who signs in at the provider next; `StandIn.calls` records every request the
 platform made, so a test can see the code was exchanged with the right secret.
@@ -12,6 +12,7 @@ import hmac
 import http.client
 import json
 import secrets
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -48,11 +49,38 @@ class StandIn:
     tokens: dict[str, Person] = field(default_factory=dict)
 
 
+_reserved: list[socket.socket] = []
+
+
+def reserve_port(ports: str) -> int:
+    """Bind the first free port of `ports` ("18690-18699") and hold it for the run: nothing else (an
+    outgoing connection's local port among them) can take it before the stand-in serves on it."""
+    first, last = (int(p) for p in ports.split("-"))
+    for port in range(first, last + 1):
+        held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            held.bind(("127.0.0.1", port))
+        except OSError:
+            held.close()
+            continue
+        held.listen(16)
+        _reserved.append(held)
+        return port
+    raise RuntimeError(f"no free port for the SSO stand-in in {ports} (SSO_TEST_PORTS)")
+
+
 def serve(port: int) -> tuple[ThreadingHTTPServer, StandIn]:
-    """Start the stand-in on 127.0.0.1:`port` in a thread; stop it with `server.shutdown()`."""
+    """Start the stand-in on 127.0.0.1:`port` (on the socket reserved for it, when there is one) in a
+    thread; stop it with `server.shutdown()` (the reserved socket stays held for the next test)."""
     state = StandIn(base=f"http://127.0.0.1:{port}")
     handler = type("Handler", (_Handler,), {"state": state})
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    held = next((s for s in _reserved if s.getsockname()[1] == port), None)
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler, bind_and_activate=held is None)
+    if held is not None:
+        server.socket.close()
+        server.socket = held
+        server.server_close = lambda: None  # type: ignore[method-assign]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, state
 
