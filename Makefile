@@ -12,11 +12,13 @@ export DJANGO_SETTINGS_MODULE := voltpark.settings
 .PHONY: install demo test test-fast screenshots lint format bench stop wipe browsers
 
 # The `voltpark` CLI and Python client (clients/python/) is its own package, installed editable.
+# An existing venv is kept (`python -m venv` refuses a .venv that is a link to a shared one), and so is
+# an editable install of the client already in it (it may point at another checkout sharing the venv).
 $(VENV)/.installed: requirements.txt requirements-demo.txt requirements-dev.txt clients/python/pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
-	$(VENV)/bin/pip install --quiet -e clients/python
+	$(VENV)/bin/pip show --quiet voltpark-client >/dev/null 2>&1 || $(VENV)/bin/pip install --quiet -e clients/python
 	touch $@
 
 # Front-end assets (htmx) from npm; the pages work without them, so a missing npm only warns.
@@ -34,7 +36,8 @@ PYTHON312 ?= $(shell python3.12 -c 'import sys; print(sys.executable)' 2>/dev/nu
 # openapi-python-client pins a newer ruff than ours: its own venv; tests/clients/test_generated_client.py
 # generates a client with it from the live schema (and skips without it).
 .venv-openapi/.installed: requirements-openapi.txt
-	$(PYTHON) -m venv .venv-openapi && .venv-openapi/bin/pip install --quiet -r requirements-openapi.txt && touch $@
+	test -x .venv-openapi/bin/python || $(PYTHON) -m venv .venv-openapi
+	.venv-openapi/bin/pip install --quiet -r requirements-openapi.txt && touch $@
 
 install: $(VENV)/.installed node_modules/.package-lock.json .venv-focus/.installed .venv-openapi/.installed
 

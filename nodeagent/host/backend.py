@@ -60,8 +60,11 @@ class HostBackend:
         self._lock = threading.Lock()
 
     def gpu_count(self) -> int:
-        """Number of GPUs NVML reports."""
-        return self.reader.gpu_count()
+        """Number of GPUs NVML reports; while NVML is down, the GPU device files the node has.
+
+        A key taken away from a live lease must not wait for NVML to come back.
+        """
+        return self.reader.gpu_count() or devices.count(self.settings)
 
     def read_gpus(self) -> Reading:
         """Every GPU's reading, from NVML."""
@@ -83,17 +86,28 @@ class HostBackend:
         with self._lock:
             current = self.journal.get(name)
             self._check_installable(lease_id, name, current, gpu_indices)
-            uid = current.uid if current is not None and current.lease_id == lease_id else None
-            wanted = HostLease(lease_id, name, gpu_indices, keys, INSTALLING, sudo, peers, uid)
-            changed = current != wanted.moved(ACTIVE)
+            ours = current if current is not None and current.lease_id == lease_id else None
+            wanted = HostLease(
+                lease_id,
+                name,
+                gpu_indices,
+                keys,
+                INSTALLING,
+                sudo,
+                peers,
+                None if ours is None else ours.uid,
+                _dropped(ours, keys),
+            )
+            changed = current != wanted.moved(ACTIVE, dropped_keys=())
             if changed:
                 self.journal.write(wanted)
             account, host_changed = self._install_account(wanted)
             wanted = wanted if wanted.uid == account.uid else self._journal_uid(wanted, account)
             host_changed |= self._install(wanted, account)
+            closed = processes.close_ssh_sessions(account.uid) if wanted.dropped_keys else 0
             if changed or host_changed:
-                self.journal.write(wanted.moved(ACTIVE, uid=account.uid))
-        return InstallResult(lease_id, name, gpu_indices, len(keys), changed or host_changed)
+                self.journal.write(wanted.moved(ACTIVE, uid=account.uid, dropped_keys=()))
+        return InstallResult(lease_id, name, gpu_indices, len(keys), changed or host_changed, closed)
 
     def _check_installable(
         self, lease_id: str, name: str, current: HostLease | None, gpu_indices: tuple[int, ...]
@@ -284,6 +298,15 @@ class HostBackend:
                 else:
                     changed += devices.take_back(self.settings, (index,))
             return changed
+
+
+def _dropped(current: HostLease | None, keys: tuple[str, ...]) -> tuple[str, ...]:
+    """Keys the lease had and this PUT takes away, with those of a PUT cut short before it closed
+    the sessions (journalled until then, so a repeated PUT still closes them)."""
+    if current is None:
+        return ()
+    pending = current.dropped_keys if current.phase == INSTALLING else ()
+    return tuple(sorted(set(pending) | (set(current.keys) - set(keys))))
 
 
 def _unlink(path: Path) -> bool:

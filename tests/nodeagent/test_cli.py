@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from nodeagent.__main__ import fleet_hostnames, parse_args
+from nodeagent.__main__ import fleet_hostnames, host_settings, parse_args
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -82,3 +82,24 @@ def _poll(url: str, headers: dict[str, str]) -> dict:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def test_the_host_backend_takes_its_folders_and_nccl_defaults_from_the_command_line(tmp_path: Path) -> None:
+    args = parse_args(
+        ["--backend", "host", "--token", "t", "--home-root", str(tmp_path / "home"),
+         "--scratch-root", str(tmp_path / "scratch"), "--tenants-group", "gpu-tenants",
+         "--nccl-env", "NCCL_SOCKET_IFNAME=bond0", "--nccl-env", "NCCL_IB_HCA=mlx5_0,mlx5_1"]
+    )  # fmt: skip
+    settings = host_settings(args, tmp_path / "leases")
+    assert (settings.home_root, settings.scratch_root, settings.tenants_group) == (
+        tmp_path / "home",
+        tmp_path / "scratch",
+        "gpu-tenants",
+    )
+    assert settings.nccl_env == (("NCCL_SOCKET_IFNAME", "bond0"), ("NCCL_IB_HCA", "mlx5_0,mlx5_1"))
+    assert (
+        host_settings(parse_args(["--backend", "host", "--token", "t"]), tmp_path).nccl_env[0][0]
+        == "NCCL_IB_DISABLE"
+    )
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        host_settings(parse_args(["--backend", "host", "--token", "t", "--nccl-env", "=x"]), tmp_path)
