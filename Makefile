@@ -9,18 +9,24 @@ AGENT_PORT ?= 9100
 DEMO_NODES ?= 96
 export DJANGO_SETTINGS_MODULE := voltpark.settings
 
-.PHONY: install demo test test-fast screenshots lint format bench stop wipe browsers
+.PHONY: install demo test test-fast screenshots lint format bench soak stop wipe browsers
 
 # The `voltpark` CLI and Python client (clients/python/) is its own package, installed editable.
+# An existing venv is kept (`python -m venv` refuses a .venv that is a link to a shared one), and so is
+# an editable install of the client already in it (it may point at another checkout sharing the venv).
 $(VENV)/.installed: requirements.txt requirements-demo.txt requirements-dev.txt clients/python/pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
-	$(VENV)/bin/pip install --quiet -e clients/python
+	$(VENV)/bin/pip show --quiet voltpark-client >/dev/null 2>&1 || $(VENV)/bin/pip install --quiet -e clients/python
 	touch $@
 
-# Front-end assets (htmx) from npm; the pages work without them, so a missing npm only warns.
+# Front-end assets from npm (htmx for the pages, axe-core for the browser tests); the pages work
+# without them, so a missing npm only warns.
 node_modules/.package-lock.json: package.json package-lock.json
+	@# A node_modules that is a link to another checkout's is replaced by this checkout's own: npm ci
+	@# would empty the folder it points to, under the other checkout.
+	@if [ -L node_modules ]; then rm node_modules; fi
 	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund; else echo "npm not found: pages work without htmx"; fi
 
 # The FOCUS validator needs Python 3.12 (ours is 3.11): its own venv, when a 3.12 is on the machine
@@ -34,7 +40,8 @@ PYTHON312 ?= $(shell python3.12 -c 'import sys; print(sys.executable)' 2>/dev/nu
 # openapi-python-client pins a newer ruff than ours: its own venv; tests/clients/test_generated_client.py
 # generates a client with it from the live schema (and skips without it).
 .venv-openapi/.installed: requirements-openapi.txt
-	$(PYTHON) -m venv .venv-openapi && .venv-openapi/bin/pip install --quiet -r requirements-openapi.txt && touch $@
+	test -x .venv-openapi/bin/python || $(PYTHON) -m venv .venv-openapi
+	.venv-openapi/bin/pip install --quiet -r requirements-openapi.txt && touch $@
 
 install: $(VENV)/.installed node_modules/.package-lock.json .venv-focus/.installed .venv-openapi/.installed
 
@@ -69,6 +76,11 @@ screenshots: install
 
 bench: install
 	$(PY) -m bench
+
+# The whole platform with 3,000 simulated nodes for 30 minutes through faults and restarts (bench/soak.py);
+# its figures replace the "## Soak" section of docs/benchmarks.md. SOAK_MINUTES, SOAK_NODES to scale it.
+soak: install
+	SOAK_WRITE_DOCS=$${SOAK_WRITE_DOCS:-1} $(PY) -m bench.soak
 
 stop:
 	$(PY) -m voltpark.embedded stop

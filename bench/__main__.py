@@ -1,4 +1,5 @@
-"""Run every benchmark module (bench/*.py with a `main()`), each in its own process."""
+"""Run every benchmark module (bench/*.py with a `main()`), each in its own process; not the soak,
+which runs for half an hour on its own (`make soak`)."""
 
 import subprocess
 import sys
@@ -11,7 +12,7 @@ def modules() -> list[str]:
     return sorted(
         p.stem
         for p in here.glob("*.py")
-        if not p.stem.startswith("_") and "\ndef main(" in p.read_text(encoding="utf-8")
+        if not p.stem.startswith("_") and p.stem != "soak" and "\ndef main(" in p.read_text(encoding="utf-8")
     )
 
 

@@ -13,28 +13,38 @@ from django.conf import settings
 from django.core.cache import cache
 
 from clusters.choices import LeaseState
+from clusters.selectors.runtime import redis_client
 from clusters.services.capacity import PENDING_KEY
 from clusters.services.idempotency import idempotency_keys_purge as idempotency_keys_purge_service
 from clusters.services.lease_requests import lease_requests_dispatch as lease_requests_dispatch_service
 from clusters.services.lifecycle import gpus_cleanup_check
 from clusters.services.lifecycle import leases_enforce as leases_enforce_service
 from clusters.services.partitions import telemetry_partitions_maintain as telemetry_partitions_service
+from clusters.services.pools import pool_shares_apply
 from clusters.services.remediation import leases_remediate
 from clusters.services.runtime import region_routes, sweep_record
 from clusters.services.telemetry import fleet_poll, pollable_node_ids
 
 log = logging.getLogger(__name__)
 
+POLL_DISPATCHED_KEY = "voltpark:runtime:poll-dispatched"
+# A fraction of the poll interval: ticks closer than this to the last dispatched one are duplicates.
+POLL_DISPATCH_GAP = 0.6
+
 
 @shared_task(ignore_result=True)
 def fleet_poll_dispatch() -> int:
     """Send every region's nodes, in chunks, to its poll queue, so several workers share a sweep.
 
-    A duplicated beat in the same interval dispatches nothing: the first one claims the slot.
+    A tick within POLL_DISPATCH_GAP of an interval after the last dispatched one (a second beat, a
+    duplicated message) dispatches nothing. Measured from the last dispatch, not by fixed time slots:
+    a tick that waited a moment in the queue must not land in its successor's slot and make the next
+    tick a duplicate, which left a gap of two intervals in the polls (the soak saw it as a fault
+    out of placement after 11 s).
     """
     interval = settings.POLL_INTERVAL_S
-    slot = int(time.time() // interval)
-    if not cache.add(f"runtime:poll-slot:{slot}", 1, timeout=interval * 2):
+    gap_ms = int(interval * 1000 * POLL_DISPATCH_GAP)
+    if not redis_client().set(POLL_DISPATCHED_KEY, 1, nx=True, px=gap_ms):
         return 0
     size, sent, due = settings.POLL_CHUNK_NODES, 0, time.time()
     for route in region_routes(kind="poll"):
@@ -94,6 +104,9 @@ def leases_enforce(*, region: str, queue: str, due: float) -> None:
     # starts: none starts there.
     remedied = leases_remediate(region=region)
     report = leases_enforce_service(region=region)
+    moved = pool_shares_apply(region=region)
+    if moved:
+        log.info("pools of %s: %s moved toward the early-stage share", region, ", ".join(moved))
     transitions: dict[tuple[str, str], int] = {
         (LeaseState.SCHEDULED, LeaseState.ACTIVE): report.started,
         (LeaseState.ACTIVE, LeaseState.ENDED): report.ended,

@@ -25,7 +25,7 @@ from nodeagent.model import AgentError, Backend
 MAX_BODY_BYTES = 64 * 1024
 TOO_LARGE = f"The request body is over {MAX_BODY_BYTES} bytes (64 KiB)."
 Resolver = Callable[[web.Request], Backend]
-TOKEN_KEY = web.AppKey("token_sha256", str)
+TOKEN_KEY = web.AppKey("token_sha256", tuple[str, ...])
 RESOLVER_KEY: web.AppKey[Resolver] = web.AppKey("resolver")
 HTTP_ERROR_CODES = {
     400: "bad_request",
@@ -79,7 +79,10 @@ def authorize(request: web.Request) -> None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AgentError(401, "unauthorized", "Send the agent token as 'Authorization: Bearer …'.")
-    if not hmac.compare_digest(hash_token(token.strip()), request.app[TOKEN_KEY]):
+    digest = hash_token(token.strip())
+    # Every stored hash is compared (no early exit), so the timing says nothing of which matched.
+    matches = [hmac.compare_digest(digest, stored) for stored in request.app[TOKEN_KEY]]
+    if not any(matches):
         raise AgentError(401, "unauthorized", "The bearer token is not this agent's token.")
 
 
@@ -168,11 +171,17 @@ def add_agent_routes(app: web.Application, prefix: str = "") -> None:
 
 
 def agent_app(token_sha256: str, resolver: Resolver, middlewares: tuple[Any, ...] = ()) -> web.Application:
-    """An application with the size limit, JSON errors (outermost), token and node lookup."""
-    if len(token_sha256) != 64 or any(c not in "0123456789abcdef" for c in token_sha256):
-        raise ValueError("the token SHA-256 must be 64 lowercase hex digits")
+    """An application with the size limit, JSON errors (outermost), token and node lookup.
+
+    `token_sha256` may list several hashes separated by commas: while a token is rotated the node
+    accepts the old one and the new one, so the platform can switch without a refused call.
+    """
+    digests = tuple(part.strip() for part in token_sha256.split(","))
+    for digest in digests:
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError("the token SHA-256 must be 64 lowercase hex digits (several: comma-separated)")
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors, *middlewares])
-    app[TOKEN_KEY] = token_sha256
+    app[TOKEN_KEY] = digests
     app[RESOLVER_KEY] = resolver
     return app
 

@@ -100,13 +100,14 @@ class Reading:
 
 @dataclass(frozen=True)
 class InstallResult:
-    """What installing a lease's keys did."""
+    """What installing a lease's keys did; a PUT that took keys away closed the open SSH sessions."""
 
     lease_id: str
     account: str
     gpu_indices: tuple[int, ...]
     installed_keys: int
     changed: bool
+    sessions_closed: int = 0
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,15 @@
 # access to PyPI. Exit status: 0 all GPUs read, 2 NVML degraded or a GPU lost.
 # PYTHON=python3.12 picks the interpreter (3.11+ needed).
 #
+# Run as root on a node with no lease running, it then checks the host backend on the real GPUs:
+# a second agent with --backend host (homes and journal under a temporary folder, its own tenants
+# group) makes a lease account for GPU 0 only; as that account, nvidia-smi must list exactly GPU 0
+# (by UUID), CUDA_VISIBLE_DEVICES must be 0 and /dev/nvidia1 must not open; a process holding GPU 0
+# is left running; the lease is ended and the account, its home and processes must be gone, the
+# device file root's 0600 again and the answer gpus_clean: true. Exit status 3 when one of these
+# fails. The device files' owners and modes are put back as they were when it exits.
+# HOST_CHECK=0 skips this part.
+#
 #   scripts/gpu_check.sh            READS=50 scripts/gpu_check.sh
 #   KEEP_VENV=/opt/gpu-check-venv scripts/gpu_check.sh   (reuse a venv)
 set -euo pipefail
@@ -30,17 +39,39 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
 fi
 
 WORK="$(mktemp -d -t gpu-check.XXXXXX)"
+chmod 755 "$WORK"   # the lease account must reach its home below it
 AGENT_PID=""
+HOST_AGENT_PID=""
+DEVICE_MODES=""
 
-cleanup() {
-    # Stop the agent first: it holds the port and files under $WORK.
-    if [[ -n "$AGENT_PID" ]] && kill -0 "$AGENT_PID" 2>/dev/null; then
-        kill -TERM "$AGENT_PID" 2>/dev/null || true
+stop_process() {
+    local pid="$1"
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
         for _ in $(seq 1 50); do
-            kill -0 "$AGENT_PID" 2>/dev/null || break
+            kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
-        kill -KILL "$AGENT_PID" 2>/dev/null || true
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+}
+
+cleanup() {
+    # Stop the agents first: they hold the ports and files under $WORK.
+    stop_process "$AGENT_PID"
+    stop_process "$HOST_AGENT_PID"
+    # The host agent takes every free GPU's device file for root: put them back as they were.
+    if [[ -n "$DEVICE_MODES" ]]; then
+        while read -r path owner group mode; do
+            chown "$owner:$group" "$path" && chmod "$mode" "$path"
+        done <"$DEVICE_MODES"
+    fi
+    if [[ -n "${CHECK_GROUP:-}" ]]; then
+        for user in $(getent group "$CHECK_GROUP" | cut -d: -f4 | tr , ' '); do
+            userdel "$user" 2>/dev/null || true
+            groupdel "$user" 2>/dev/null || true
+        done
+        groupdel "$CHECK_GROUP" 2>/dev/null || true
     fi
     rm -rf "$WORK"
 }
@@ -160,4 +191,116 @@ if [[ $status -ne 0 && $status -ne 2 ]]; then
     echo "== agent log" >&2
     cat "$WORK/agent.log" >&2
 fi
-exit "$status"
+if [[ $status -ne 0 || "${HOST_CHECK:-1}" == "0" ]]; then
+    exit "$status"
+fi
+if [[ $EUID -ne 0 ]]; then
+    echo "== host backend not checked: run as root to check lease accounts on the GPUs"
+    exit "$status"
+fi
+
+echo "== host backend: a lease account for GPU 0 only"
+DEVICE_MODES="$WORK/device-modes"
+stat -c '%n %u %g %a' /dev/nvidia[0-9]* >"$DEVICE_MODES"
+CHECK_GROUP="vpcheck-$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+mkdir -m 755 "$WORK/home" && mkdir -m 700 "$WORK/host-leases"
+HOST_PORT="$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+"$VENV/bin/python" -m nodeagent --backend host --host 127.0.0.1 --port "$HOST_PORT" \
+    --lease-root "$WORK/host-leases" --home-root "$WORK/home" --tenants-group "$CHECK_GROUP" \
+    >"$WORK/host-agent.log" 2>&1 &
+HOST_AGENT_PID=$!
+
+cat >"$WORK/host_check.py" <<'PY'
+"""Make a lease of GPU 0, look at the GPUs as its account, end it, check nothing is left."""
+
+import http.client
+import json
+import os
+import pwd
+import socket
+import stat
+import subprocess
+import sys
+import time
+
+port, work = int(sys.argv[1]), sys.argv[2]
+headers = {"Authorization": f"Bearer {os.environ['NODEAGENT_TOKEN']}", "Content-Type": "application/json"}
+lease = "gpucheck" + os.urandom(3).hex()
+failures = []
+
+
+def call(method, path, body=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
+    response = conn.getresponse()
+    return response.status, json.loads(response.read() or b"{}")
+
+
+def check(ok, what):
+    print(("ok   " if ok else "FAIL ") + what)
+    if not ok:
+        failures.append(what)
+
+
+def as_account(account, command):
+    # A login shell, as sshd would give: ~/.profile and ~/.bashrc source the agent's env file.
+    done = subprocess.run(["runuser", "-l", account, "-c", command], capture_output=True, text=True, timeout=60)
+    return done.returncode, done.stdout.strip(), done.stderr.strip()
+
+
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        break
+    except OSError:
+        time.sleep(0.1)
+status, reading = call("GET", "/v1/gpus")
+gpus = reading.get("gpus", [])
+if status != 200 or not gpus:
+    sys.exit(f"the host agent did not read the GPUs: {status} {reading}")
+subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{work}/key"], check=True)
+public = open(f"{work}/key.pub").read().strip()
+status, body = call("PUT", f"/v1/leases/{lease}", {"gpu_indices": [0], "ssh_public_keys": [public]})
+check(status == 200, f"PUT answered {status} {body}")
+if status != 200:
+    sys.exit(3)
+account = body["account"]
+code, out, err = as_account(account, "nvidia-smi --query-gpu=index,uuid --format=csv,noheader")
+listed = [line.split(",")[1].strip() for line in out.splitlines() if "," in line]
+print(f"     nvidia-smi as {account}: exit {code}: {out or err}")
+check(listed == [gpus[0]["uuid"]], f"nvidia-smi lists only GPU 0 ({gpus[0]['uuid']})")
+code, out, err = as_account(account, "echo $CUDA_VISIBLE_DEVICES")
+check(out == "0", f"CUDA_VISIBLE_DEVICES is 0 (got {out!r})")
+if len(gpus) > 1:
+    code, out, err = as_account(account, ": < /dev/nvidia1")
+    check(code != 0, f"/dev/nvidia1 does not open for the account ({err})")
+subprocess.run(["runuser", "-u", account, "--", "setsid", "sh", "-c", "sleep 600 < /dev/nvidia0 &"], check=True)
+uid = pwd.getpwnam(account).pw_uid
+started = time.monotonic()
+status, body = call("DELETE", f"/v1/leases/{lease}")
+print(f"     DELETE answered {status} in {time.monotonic() - started:.2f} s: {body}")
+check(status == 200 and body.get("gpus_clean") is True, "the end reports gpus_clean: true")
+check(body.get("processes_stopped", 0) >= 1, "the account's process was stopped")
+left = subprocess.run(["pgrep", "-u", str(uid)], capture_output=True, text=True).stdout.split()
+check(not left, f"no process of uid {uid} is left ({left})")
+try:
+    pwd.getpwnam(account)
+    check(False, f"account {account} is removed")
+except KeyError:
+    check(True, f"account {account} is removed")
+check(not os.path.exists(f"{work}/home/{account}"), "its home is deleted")
+info = os.stat("/dev/nvidia0")
+check((info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (0, 0, 0o600), "/dev/nvidia0 is root's 0600 again")
+sys.exit(3 if failures else 0)
+PY
+
+host_status=0
+PYTHONPATH="$PWD" "$VENV/bin/python" "$WORK/host_check.py" "$HOST_PORT" "$WORK" || host_status=$?
+if [[ $host_status -ne 0 ]]; then
+    echo "== host agent log" >&2
+    cat "$WORK/host-agent.log" >&2
+    exit 3
+fi
+echo "== host backend OK"
+exit 0

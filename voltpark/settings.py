@@ -96,6 +96,8 @@ MIDDLEWARE = [
     "accounts.views.sso.SsoRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so it sees a view's exception first: PostgreSQL or Redis away is a 503 with Retry-After.
+    "core.unavailable.UnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "voltpark.urls"

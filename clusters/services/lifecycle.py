@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from accounts.choices import Role
 from accounts.models import Membership
-from clusters.choices import GpuHealth, LeaseKind, LeaseNoticeKind, LeaseState, NodeState
+from clusters.choices import GpuHealth, LeaseNoticeKind, LeaseState, NodeState
 from clusters.models import GPU, Allocation, Lease, Node, Region
 from clusters.services.agent import AgentAnswer, AgentCall, AgentClient
 from clusters.services.capacity import capacity_freed
@@ -146,7 +146,7 @@ def _out_of_service_allocations() -> Any:
 TRANSITION_SQL = """
 WITH moved AS (
     UPDATE clusters_lease SET state = %(target)s, {assignments}
-    WHERE id = ANY(%(ids)s::bigint[]) AND state = %(source)s
+    WHERE id = ANY(%(ids)s::bigint[]) AND state = %(source)s {guard}
     RETURNING id, organization_id, public_id
 ), audited AS (
     INSERT INTO accounts_auditentry
@@ -159,8 +159,21 @@ SELECT id FROM moved
 """
 
 
-def _transition(leases: list[Lease], source: str, target: str, **columns: Any) -> list[Lease]:
-    """Move leases still in `source` to `target`; the leases that changed, each audited once.
+# A lease never starts on a node out of service or a GPU that is not healthy (what `_claim` leaves
+# out): read again by the starting statement itself, so a node that fails while the sweep waits for
+# the agents, before this commits, holds the lease back too.
+ON_HEALTHY_NODES = """AND NOT EXISTS (
+        SELECT 1 FROM clusters_allocation a JOIN clusters_node n ON n.id = a.node_id
+        JOIN clusters_gpu g ON g.id = a.gpu_id
+        WHERE a.lease_id = clusters_lease.id AND a.is_live
+            AND (n.state <> 'available' OR g.health <> 'healthy'))"""
+
+
+def _transition(
+    leases: list[Lease], source: str, target: str, *, guard: str = "", **columns: Any
+) -> list[Lease]:
+    """Move leases still in `source` to `target` (and meeting `guard`); the leases that changed, each
+    audited once.
 
     One statement: the conditional UPDATE and the audit rows of exactly the rows it changed (what
     `audit_record` writes, without building 500 model instances a batch).
@@ -182,7 +195,7 @@ def _transition(leases: list[Lease], source: str, target: str, **columns: Any) -
     }
     assignments = ", ".join(f"{column} = %(col_{column})s" for column in columns)
     with connection.cursor() as cursor:
-        cursor.execute(TRANSITION_SQL.format(assignments=assignments), params)
+        cursor.execute(TRANSITION_SQL.format(assignments=assignments, guard=guard), params)
         changed = {row[0] for row in cursor.fetchall()}
     return [lease for lease in leases if lease.pk in changed]
 
@@ -223,7 +236,9 @@ def _start_batch(
     # started_at is when the keys are in, not when the sweep began: what the owner sees, and what
     # the lateness measurement (bench/fleet.py) reads.
     started_at = timezone.now()
-    started = _transition(ready, LeaseState.SCHEDULED, LeaseState.ACTIVE, started_at=started_at)
+    started = _transition(
+        ready, LeaseState.SCHEDULED, LeaseState.ACTIVE, guard=ON_HEALTHY_NODES, started_at=started_at
+    )
     _bill_from_late_start(started, started_at)
     report.started += len(started)
     deadline = now - timedelta(seconds=settings.LEASE_START_TIMEOUT_S)
@@ -354,13 +369,14 @@ def gpus_cleanup_check() -> int:
 
 
 def leases_notify_ending(*, now: datetime, region_id: int | None = None) -> int:
-    """Email owners 60 and 10 minutes before a reserved lease ends, each notice once per lease."""
+    """Email owners 60 and 10 minutes before a lease with an end (reserved, or on-demand "until")
+    ends, each notice once per lease; a released lease's end is now, and it is past them."""
     sent = 0
     lower = 0
     leases = Lease.objects.all() if region_id is None else Lease.objects.filter(region_id=region_id)
     for minutes in sorted(settings.LEASE_ENDING_NOTICE_MINUTES):
         due = leases.filter(
-            kind=LeaseKind.RESERVED,
+            end__isnull=False,
             state=LeaseState.ACTIVE,
             end__gt=now + timedelta(minutes=lower),
             end__lte=now + timedelta(minutes=minutes),
@@ -392,7 +408,8 @@ def _ending_message(lease: Lease, kind: LeaseNoticeKind) -> tuple[str, str]:
     end = f"{lease.end:%Y-%m-%d %H:%M} UTC"
     return (
         f"Voltpark: your lease {kind.label.lower()}",
-        f"Your reserved lease {lease.public_id} ({lease.gpus} GPUs in {lease.region}) ends at {end}.\n"
+        f"Your {lease.get_kind_display().lower()} lease {lease.public_id} "
+        f"({lease.gpus} GPUs in {lease.region}) ends at {end}.\n"
         "Its SSH access is revoked then; save your work, or extend the lease if the GPUs are free.",
     )
 

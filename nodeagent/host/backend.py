@@ -18,6 +18,7 @@ from typing import Protocol
 from nodeagent.backends.nvml import GpuUse
 from nodeagent.host import accounts, devices, homes, leftovers, login, processes
 from nodeagent.host.accounts import Account
+from nodeagent.host.errors import run
 from nodeagent.host.journal import ACTIVE, INSTALLING, LIVE, REVOKED, REVOKING, HostLease, Journal
 from nodeagent.host.settings import HostSettings
 from nodeagent.model import AgentError, InstallResult, Reading, RevokeResult
@@ -60,8 +61,11 @@ class HostBackend:
         self._lock = threading.Lock()
 
     def gpu_count(self) -> int:
-        """Number of GPUs NVML reports."""
-        return self.reader.gpu_count()
+        """Number of GPUs NVML reports; while NVML is down, the GPU device files the node has.
+
+        A key taken away from a live lease must not wait for NVML to come back.
+        """
+        return self.reader.gpu_count() or devices.count(self.settings)
 
     def read_gpus(self) -> Reading:
         """Every GPU's reading, from NVML."""
@@ -83,17 +87,28 @@ class HostBackend:
         with self._lock:
             current = self.journal.get(name)
             self._check_installable(lease_id, name, current, gpu_indices)
-            uid = current.uid if current is not None and current.lease_id == lease_id else None
-            wanted = HostLease(lease_id, name, gpu_indices, keys, INSTALLING, sudo, peers, uid)
-            changed = current != wanted.moved(ACTIVE)
+            ours = current if current is not None and current.lease_id == lease_id else None
+            wanted = HostLease(
+                lease_id,
+                name,
+                gpu_indices,
+                keys,
+                INSTALLING,
+                sudo,
+                peers,
+                None if ours is None else ours.uid,
+                _dropped(ours, keys),
+            )
+            changed = current != wanted.moved(ACTIVE, dropped_keys=())
             if changed:
                 self.journal.write(wanted)
             account, host_changed = self._install_account(wanted)
             wanted = wanted if wanted.uid == account.uid else self._journal_uid(wanted, account)
             host_changed |= self._install(wanted, account)
+            closed = processes.close_ssh_sessions(account.uid) if wanted.dropped_keys else 0
             if changed or host_changed:
-                self.journal.write(wanted.moved(ACTIVE, uid=account.uid))
-        return InstallResult(lease_id, name, gpu_indices, len(keys), changed or host_changed)
+                self.journal.write(wanted.moved(ACTIVE, uid=account.uid, dropped_keys=()))
+        return InstallResult(lease_id, name, gpu_indices, len(keys), changed or host_changed, closed)
 
     def _check_installable(
         self, lease_id: str, name: str, current: HostLease | None, gpu_indices: tuple[int, ...]
@@ -223,8 +238,12 @@ class HostBackend:
             homes.remove(account, (".ssh", "authorized_keys"))
             accounts.lock(account.name)
             _unlink(s.sudoers_dir / lease.account)
-            stopped = processes.stop_account(account.uid, grace_s=s.term_grace_s, sleep=self.sleep)
+            # Linger and jobs first: nothing may start the account's processes again while they stop.
             leftovers.remove_spooled_jobs(s.spool_dirs, account.name, account.uid)
+            if s.systemd_runtime.is_dir():
+                # The user manager and every session scope, by systemd, before the sweep of /proc.
+                run(["loginctl", "terminate-user", str(account.uid)], ok_codes=(0, 1))
+            stopped = processes.stop_account(account.uid, grace_s=s.term_grace_s, sleep=self.sleep)
             leftovers.remove_owned(s.tmp_dirs, account.uid)
             devices.remove_drop_in(s, account.uid)
         stopped += self._kill_gpu_processes(lease.gpu_indices)
@@ -284,6 +303,15 @@ class HostBackend:
                 else:
                     changed += devices.take_back(self.settings, (index,))
             return changed
+
+
+def _dropped(current: HostLease | None, keys: tuple[str, ...]) -> tuple[str, ...]:
+    """Keys the lease had and this PUT takes away, with those of a PUT cut short before it closed
+    the sessions (journalled until then, so a repeated PUT still closes them)."""
+    if current is None:
+        return ()
+    pending = current.dropped_keys if current.phase == INSTALLING else ()
+    return tuple(sorted(set(pending) | (set(current.keys) - set(keys))))
 
 
 def _unlink(path: Path) -> bool:

@@ -23,6 +23,17 @@ def gpu_file(settings: HostSettings, index: int) -> Path:
     return settings.device_dir / f"nvidia{index}"
 
 
+def count(settings: HostSettings) -> int:
+    """How many GPU device files (nvidia0, nvidia1, ...) the device folder holds."""
+    return len(
+        [
+            p
+            for p in settings.device_dir.glob("nvidia*")
+            if p.name[6:].isdigit() and stat.S_ISCHR(os.lstat(p).st_mode)
+        ]
+    )
+
+
 def missing(settings: HostSettings, indices: tuple[int, ...]) -> list[int]:
     """GPUs among `indices` whose device file is not a character device."""
     absent = []

@@ -35,6 +35,8 @@ class HostLease:
     peers: tuple[Peer, ...] = ()
     # Known once the account exists; kept so that a cleanup resumed after a crash knows it.
     uid: int | None = None
+    # Keys this change takes away, until the SSH sessions of the account have been closed.
+    dropped_keys: tuple[str, ...] = ()
 
     def moved(self, phase: str, **changes: object) -> HostLease:
         """The same lease in another phase."""
@@ -57,6 +59,7 @@ class HostLease:
             sudo=raw.get("sudo", False),
             peers=tuple(Peer(**peer) for peer in raw.get("peers", ())),
             uid=raw.get("uid"),
+            dropped_keys=tuple(raw.get("dropped_keys", ())),
         )
 
 

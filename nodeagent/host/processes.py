@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 PROC = Path("/proc")
+# The per-connection process of sshd, run as the user (named sshd-session from OpenSSH 9.8).
+SSHD_NAMES = ("sshd", "sshd-session")
 # Rounds of STOP and KILL: a process forking as fast as it can is frozen before it is killed.
 KILL_ROUNDS = 50
 
@@ -59,6 +61,24 @@ def stop_account(uid: int, *, grace_s: float, sleep: Callable[[float], None] = t
         sleep(0.02)
         left = account_pids(uid)
     return len(seen)
+
+
+def close_ssh_sessions(uid: int) -> int:
+    """End every open SSH connection of the account (its sshd session processes); how many.
+
+    sshd does not say which key a connection used, so taking a key away closes them all; holders
+    of the kept keys reconnect, and what they left running (tmux, nohup) is not touched.
+    """
+    sessions = {pid for pid in account_pids(uid) if _command(pid) in SSHD_NAMES}
+    _signal(sessions, signal.SIGTERM)
+    return len(sessions)
+
+
+def _command(pid: int) -> str:
+    try:
+        return (PROC / str(pid) / "comm").read_text().strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
 
 
 def _signal(pids: set[int], signum: int) -> None:

@@ -1,5 +1,6 @@
 """Lease enforcement over real HTTP against the simulated agent: start, end, fail, clean up, warn."""
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -9,8 +10,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from accounts.models import AuditEntry, Organization, User
-from clusters.choices import LeaseKind, LeaseState
-from clusters.models import GPU, Allocation, Lease, LeaseNotice
+from clusters.choices import LeaseKind, LeaseState, NodeState
+from clusters.models import GPU, Allocation, Lease, LeaseNotice, Node
+from clusters.services.health import node_undrain
 from clusters.services.lifecycle import gpus_cleanup_check, leases_end_due, leases_enforce
 from tests.clusters.helpers import SSH_KEY, Fleet, gpus_of, lease_on
 from tests.races import errors_of, race
@@ -152,12 +154,12 @@ def test_owners_are_warned_60_and_10_minutes_before_a_reserved_lease_ends_once_e
         end=now + timedelta(minutes=50),
         state=LeaseState.ACTIVE,
     )
+    # Open-ended: nothing to warn of (an on-demand lease "until" is warned: test_on_demand_until.py).
     on_demand = lease_on(
         gpus_of(node, [1]),
         organization=acme,
         booked_by=bob,
         start=start,
-        end=now + timedelta(minutes=50),
         state=LeaseState.ACTIVE,
         kind=LeaseKind.ON_DEMAND,
     )
@@ -248,3 +250,41 @@ def test_a_lease_that_starts_late_is_billed_from_when_its_keys_went_in(
     assert len(periods) == 2 and all(period.lower == late.started_at for period in periods)
     kept = Allocation.objects.get(lease=on_time).period.lower
     assert kept == Lease.objects.get(pk=on_time.pk).start
+
+
+def test_a_due_lease_on_an_unhealthy_node_waits_with_no_keys_in_until_the_node_is_back(
+    fleet_of: Callable[..., Fleet], acme: Organization, alice: User, stella: User
+) -> None:
+    fleet = fleet_of(1)
+    node = fleet.nodes[0]
+    lease = lease_on(gpus_of(node, [0]), organization=acme, booked_by=alice)
+    Node.objects.filter(pk=node.pk).update(state=NodeState.UNHEALTHY)
+
+    report = leases_enforce()
+
+    assert report.started == 0 and Lease.objects.get(pk=lease.pk).state == LeaseState.SCHEDULED
+    assert not fleet.keys_file(node, lease).exists()
+    node_undrain(node=Node.objects.get(pk=node.pk), actor=stella, reason="fixed")
+    assert leases_enforce().started == 1 and fleet.keys_file(node, lease).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_node_failing_while_the_sweep_waits_for_its_agent_holds_the_lease_back(
+    fleet_of: Callable[..., Fleet], acme: Organization, alice: User
+) -> None:
+    fleet = fleet_of(1)
+    node = fleet.nodes[0]
+    lease = lease_on(gpus_of(node, [0]), organization=acme, booked_by=alice)
+    fleet.sim.set_fault(node.hostname, "slow", seconds=1.0, answers=1)
+
+    def fail_the_node() -> int:
+        time.sleep(0.4)  # the sweep has read the node (available) and waits for the agent's answer
+        return Node.objects.filter(pk=node.pk).update(state=NodeState.UNHEALTHY)
+
+    results = race([leases_enforce, fail_the_node])
+
+    assert errors_of(results) == [] and results[1] == 1
+    assert results[0].started == 0
+    assert Lease.objects.get(pk=lease.pk).state == LeaseState.SCHEDULED
+    assert audits(lease, "lease.active") == 0

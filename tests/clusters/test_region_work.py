@@ -123,3 +123,30 @@ def test_with_no_region_served_nothing_is_taken_over(fleet_of: Callable[..., Fle
     routes = region_routes(kind="leases", now=now)
 
     assert [route.takeover for route in routes] == [False, False]
+
+
+def test_a_second_poll_tick_within_the_gap_dispatches_nothing(fleet_of: Callable[..., Fleet]) -> None:
+    fleet_of(1)
+
+    sent = [fleet_poll_dispatch.apply().result, fleet_poll_dispatch.apply().result]
+
+    assert sent == [1, 0]
+    assert len(queued("poll.us-tx-1")) == 1
+
+
+def test_a_poll_tick_a_little_under_an_interval_after_the_last_still_dispatches(
+    fleet_of: Callable[..., Fleet], settings
+) -> None:
+    """A tick that waited in the queue, then its successor on time: both poll, whatever the clock's
+    phase (fixed one-interval slots dropped the second when both fell in one slot)."""
+    settings.POLL_INTERVAL_S = 1
+    fleet_of(1)
+    while time.time() % 1 > 0.1:  # early in a second, so both ticks fall in the same second
+        time.sleep(0.01)
+
+    first = fleet_poll_dispatch.apply().result
+    time.sleep(0.75)
+    second = fleet_poll_dispatch.apply().result
+
+    assert (first, second) == (1, 1)
+    assert len(queued("poll.us-tx-1")) == 2

@@ -68,6 +68,7 @@ class HostUnderTest:
     ssh_port: int = 0
     _stop_agent: object = None
     _serial: int = 0
+    _sessions: list[subprocess.Popen[str]] = field(default_factory=list)
 
     @property
     def device_dir(self) -> Path:
@@ -95,14 +96,31 @@ class HostUnderTest:
     ) -> subprocess.CompletedProcess[str]:
         """Log in as the lease's account with the person's key (BatchMode: a key or nothing)."""
         return subprocess.run(
-            [
-                "ssh", "-F", "/dev/null", "-p", str(self.ssh_port), "-i", str(self.keys[person]),
-                "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
-                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5",
-                f"{account_for_lease(lease_id)}@127.0.0.1", command,
-            ],
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )  # fmt: skip
+            self._ssh_command(lease_id, person, command),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def ssh_in_background(self, lease_id: str, person: str, command: str) -> subprocess.Popen[str]:
+        """An SSH session left open; the caller reads its output and waits for it."""
+        session = subprocess.Popen(
+            self._ssh_command(lease_id, person, command),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self._sessions.append(session)
+        return session
+
+    def _ssh_command(self, lease_id: str, person: str, command: str) -> list[str]:
+        return [
+            "ssh", "-F", "/dev/null", "-p", str(self.ssh_port), "-i", str(self.keys[person]),
+            "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5",
+            f"{account_for_lease(lease_id)}@127.0.0.1", command,
+        ]  # fmt: skip
 
     def accounts(self) -> list[str]:
         """Accounts of this run on the system."""
@@ -131,6 +149,9 @@ class HostUnderTest:
 
     def close(self) -> None:
         """Stop sshd and the agent, remove every account, group and file of the run."""
+        for session in self._sessions:
+            session.kill()
+            session.wait()
         if self.sshd is not None:
             self.sshd.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):

@@ -13,7 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from nodeagent.__main__ import fleet_hostnames, parse_args
+from nodeagent.__main__ import build_server, fleet_hostnames, host_settings, parse_args
+from nodeagent.app import RESOLVER_KEY
+from nodeagent.host.backend import HostBackend
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -82,3 +84,37 @@ def _poll(url: str, headers: dict[str, str]) -> dict:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def test_the_host_backend_takes_its_folders_and_nccl_defaults_from_the_command_line(tmp_path: Path) -> None:
+    args = parse_args(
+        ["--backend", "host", "--token", "t", "--home-root", str(tmp_path / "home"),
+         "--scratch-root", str(tmp_path / "scratch"), "--tenants-group", "gpu-tenants",
+         "--nccl-env", "NCCL_SOCKET_IFNAME=bond0", "--nccl-env", "NCCL_IB_HCA=mlx5_0,mlx5_1"]
+    )  # fmt: skip
+    settings = host_settings(args, tmp_path / "leases")
+    assert (settings.home_root, settings.scratch_root, settings.tenants_group) == (
+        tmp_path / "home",
+        tmp_path / "scratch",
+        "gpu-tenants",
+    )
+    assert settings.nccl_env == (("NCCL_SOCKET_IFNAME", "bond0"), ("NCCL_IB_HCA", "mlx5_0,mlx5_1"))
+    assert (
+        host_settings(parse_args(["--backend", "host", "--token", "t"]), tmp_path).nccl_env[0][0]
+        == "NCCL_IB_DISABLE"
+    )
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        host_settings(parse_args(["--backend", "host", "--token", "t", "--nccl-env", "=x"]), tmp_path)
+
+
+def test_the_host_backend_is_what_a_real_node_serves_with_backend_host(tmp_path: Path) -> None:
+    args = parse_args(["--backend", "host", "--token", "t", "--lease-root", str(tmp_path / "leases"),
+                       "--device-dir", str(tmp_path / "dev"), "--hostname", "tx1-c01-n001"])  # fmt: skip
+    server, what = build_server(args)
+    backend = server.runner.app[RESOLVER_KEY](None)  # type: ignore[arg-type]
+    assert isinstance(backend, HostBackend) and backend.settings.device_dir == tmp_path / "dev"
+    assert (backend.name, backend.hostname, what) == (
+        "host",
+        "tx1-c01-n001",
+        f"host node tx1-c01-n001 (leases in {tmp_path / 'leases'})",
+    )

@@ -90,8 +90,13 @@ def test_a_second_lease_cannot_read_the_first_ones_home(host: HostUnderTest) -> 
 def test_a_key_revoked_from_a_live_lease_stops_working(host: HostUnderTest) -> None:
     lease = start(host, [0], "alice", "bob")
     assert host.ssh(lease, "bob", "true").returncode == 0
+    open_session = host.ssh_in_background(lease, "bob", "echo in; sleep 60")
+    assert open_session.stdout.readline().strip() == "in"
     response = host.put(lease, gpu_indices=[0], ssh_public_keys=[host.public_key("alice")])
-    assert response.status_code == 200 and response.json()["changed"] is True
+    assert response.status_code == 200
+    assert (response.json()["changed"], response.json()["sessions_closed"]) == (True, 1)
+    # Bob's open connection is closed too, not only his next log-in refused.
+    assert open_session.wait(timeout=10) != 0
     assert host.ssh(lease, "bob", "true").returncode == 255
     assert host.ssh(lease, "alice", "true").returncode == 0
     host.delete(lease)

@@ -12,14 +12,16 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pynvml
 import pytest
 
 from nodeagent.backends.nvml import NvmlBackend
-from nodeagent.host import accounts, devices
+from nodeagent.host import accounts, devices, processes
 from nodeagent.host.backend import HostBackend
 from nodeagent.host.journal import REVOKING
 from nodeagent.protocol import account_for_lease
 from tests.nodeagent.hosts import HostUnderTest, make_host
+from tests.races import race
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="the host backend makes Linux accounts: run as root"
@@ -277,3 +279,63 @@ def _sourced(home_dir: Path) -> dict[str, str]:
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+@pytest.mark.slow
+def test_of_leases_racing_for_one_gpu_exactly_one_gets_it(host: HostUnderTest, key: str) -> None:
+    leases = [host.lease_id() for _ in range(4)]
+    answers = race(
+        [lambda lease=lease: host.put(lease, gpu_indices=[7], ssh_public_keys=[key]) for lease in leases]
+    )
+    won = [lease for lease, answer in zip(leases, answers, strict=True) if answer.status_code == 200]
+    assert len(won) == 1, [answer.text for answer in answers]
+    assert sorted(answer.json().get("error", "") for answer in answers) == [
+        "",
+        "gpu_in_use",
+        "gpu_in_use",
+        "gpu_in_use",
+    ]
+    assert [name for name in host.accounts() if name in map(account_for_lease, leases)] == [
+        account_for_lease(won[0])
+    ]
+    assert host.device(7) == (0, pwd.getpwnam(account_for_lease(won[0])).pw_gid, 0o660)
+    host.delete(won[0])
+
+
+def test_a_key_change_cut_short_still_closes_the_sessions_on_the_next_put(
+    host: HostUnderTest, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lease_id, other = host.lease_id(), host.public_key("bob")
+    assert host.put(lease_id, gpu_indices=[2], ssh_public_keys=[key, other]).status_code == 200
+    monkeypatch.setattr(processes, "close_ssh_sessions", _crash)
+    assert host.put(lease_id, gpu_indices=[2], ssh_public_keys=[key]).status_code == 500
+    closed: list[int] = []
+
+    def close(uid: int) -> int:
+        closed.append(uid)
+        return 0
+
+    monkeypatch.setattr(processes, "close_ssh_sessions", close)
+    agent = restarted(host)
+    agent.install_lease(lease_id, (2,), (key,))
+    assert closed == [pwd.getpwnam(account_for_lease(lease_id)).pw_uid]
+    assert agent.journal.get(account_for_lease(lease_id)).dropped_keys == ()
+    agent.install_lease(lease_id, (2,), (key,))
+    assert len(closed) == 1
+    host.delete(lease_id)
+
+
+def test_a_key_is_taken_away_even_while_nvml_is_down(host: HostUnderTest, key: str) -> None:
+    lease_id = host.lease_id()
+    assert (
+        host.put(lease_id, gpu_indices=[3], ssh_public_keys=[key, host.public_key("bob")]).status_code == 200
+    )
+    host.nvml.driver_error = pynvml.NVML_ERROR_DRIVER_NOT_LOADED
+    try:
+        assert host.client.get(f"{host.url}/v1/gpus").json()["degraded"] is True
+        response = host.put(lease_id, gpu_indices=[3], ssh_public_keys=[key])
+    finally:
+        host.nvml.driver_error = None
+    assert response.status_code == 200, response.text
+    assert (home(host, lease_id) / ".ssh" / "authorized_keys").read_text() == key + "\n"
+    host.delete(lease_id)

@@ -10,7 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from nodeagent.backends.simulated import simulated_gpu_uuid
+from nodeagent.app import hash_token
+from nodeagent.backends.simulated import SimulatedNode, simulated_gpu_uuid
+from nodeagent.server import start_node_in_thread
 from tests.nodeagent.fakes import TOKEN, FleetServer
 
 NODE = "tx1-c01-n001"
@@ -119,6 +121,7 @@ def test_it_installs_a_leases_keys_on_disk(served_fleet: FleetServer, ssh_keys: 
         "gpu_indices": [0, 1],
         "installed_keys": 3,
         "changed": True,
+        "sessions_closed": 0,
     }
     assert served_fleet.keys_file(NODE, ACCOUNT).read_text().splitlines() == keys
     assert not served_fleet.keys_file("tx1-c01-n002", ACCOUNT).exists()
@@ -296,3 +299,22 @@ def test_a_real_nodes_agent_serves_no_simulator_route(tmp_path) -> None:
     app = create_node_app(SimulatedNode(NODE, tmp_path / "node"), hash_token(TOKEN))
     paths = {route.resource.canonical for route in app.router.routes()}
     assert paths == {"/v1/health", "/v1/gpus", "/v1/leases/{lease_id}"}
+
+
+def test_while_a_token_is_rotated_the_old_and_the_new_one_are_both_accepted(tmp_path) -> None:
+    node = SimulatedNode(NODE, tmp_path)
+    hashes = ",".join(hash_token(token) for token in ("old-token", "new-token"))
+    url, stop = start_node_in_thread(node, token_sha256=hashes)
+    try:
+        answers = {
+            token: httpx.get(f"{url}/v1/gpus", headers={"Authorization": f"Bearer {token}"}).status_code
+            for token in ("old-token", "new-token", "other-token")
+        }
+    finally:
+        stop()
+    assert answers == {"old-token": 200, "new-token": 200, "other-token": 401}
+
+
+def test_it_will_not_start_with_a_token_hash_that_is_not_sha256_hex(tmp_path) -> None:
+    with pytest.raises(ValueError, match="64 lowercase hex"):
+        start_node_in_thread(SimulatedNode(NODE, tmp_path), token_sha256=hash_token("a") + ",abc")
