@@ -156,7 +156,9 @@ class Lease(PublicIdModel):
     state_reason = models.CharField(max_length=200, blank=True)
     health_flagged = models.BooleanField(default=False, help_text="A node of this lease turned unhealthy.")
     replace_automatically = models.BooleanField(
-        default=False, help_text="If a node fails while it runs, book a replacement at once (else offer one)."
+        default=False,
+        db_default=False,  # rows written outside Django (COPY in the benchmarks, raw SQL) need no value
+        help_text="If a node fails while it runs, book a replacement at once (else offer one).",
     )
     replaces = models.ForeignKey(
         "self",

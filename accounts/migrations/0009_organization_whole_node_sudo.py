@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0007_audit_rows_append_only'),
+        ('accounts', '0008_organization_sso'),
     ]
 
     operations = [

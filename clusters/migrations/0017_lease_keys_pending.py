@@ -7,8 +7,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0008_organization_whole_node_sudo'),
-        ('clusters', '0015_pool_share'),
+        ('accounts', '0009_organization_whole_node_sudo'),
+        ('clusters', '0016_lease_replace_automatically_db_default'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('clusters', '0016_lease_keys_pending'),
+        ('clusters', '0017_lease_keys_pending'),
     ]
 
     operations = [
