@@ -21,8 +21,12 @@ $(VENV)/.installed: requirements.txt requirements-demo.txt requirements-dev.txt 
 	$(VENV)/bin/pip show --quiet voltpark-client >/dev/null 2>&1 || $(VENV)/bin/pip install --quiet -e clients/python
 	touch $@
 
-# Front-end assets (htmx) from npm; the pages work without them, so a missing npm only warns.
+# Front-end assets from npm (htmx for the pages, axe-core for the browser tests); the pages work
+# without them, so a missing npm only warns.
 node_modules/.package-lock.json: package.json package-lock.json
+	@# A node_modules that is a link to another checkout's is replaced by this checkout's own: npm ci
+	@# would empty the folder it points to, under the other checkout.
+	@if [ -L node_modules ]; then rm node_modules; fi
 	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund; else echo "npm not found: pages work without htmx"; fi
 
 # The FOCUS validator needs Python 3.12 (ours is 3.11): its own venv, when a 3.12 is on the machine

@@ -1,6 +1,7 @@
 """django-allauth's hooks into our accounts: the person's name at sign-up and the welcome page after
-it, a 429 when log-ins are locked, staff sent to set up a second factor, the QR code inline, and an
-audit row for every log-in, every wrong password or code and every change of a second factor.
+it, a 429 when log-ins are locked, staff sent to set up a second factor, the QR code inline, a 404
+for a provider that is switched off, and an audit row for every log-in and log-out, every wrong
+password or code, every change of a second factor and every provider's account linked or unlinked.
 
 Like admin.py, this module sits above the services and calls them; allauth calls it.
 """
@@ -12,15 +13,20 @@ from allauth.account.authentication import get_authentication_records
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.mfa import signals as mfa_signals
 from allauth.mfa.adapter import DefaultMFAAdapter
+from allauth.socialaccount import signals as social_signals
+from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from allauth.socialaccount.internal.flows.login import record_authentication
+from allauth.socialaccount.models import SocialApp, SocialLogin
 from django import forms
 from django.contrib import messages
 from django.forms import BaseForm
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 
 from accounts.models import User
 from accounts.selectors.staff import staff_without_mfa
-from accounts.services.auth import login_failure_record, login_record, mfa_change_record
+from accounts.services.auth import login_failure_record, login_record, logout_record, mfa_change_record
+from accounts.services.sso import sso_link_record
 from accounts.views.auth import too_many_requests
 from accounts.views.decorators import STAFF_MFA_NEEDED
 
@@ -59,6 +65,12 @@ class AccountAdapter(DefaultAccountAdapter):
         method = "signup" if kwargs.get("signup") else _methods(request, user)
         login_record(user=user, method=method, ip=self.get_client_ip(request))
         return response
+
+    def logout(self, request: HttpRequest) -> None:
+        user = request.user
+        if isinstance(user, User):
+            logout_record(user=user, ip=self.get_client_ip(request))
+        super().logout(request)
 
 
 def _methods(request: HttpRequest, user: User) -> str:
@@ -99,3 +111,48 @@ def _mfa_receiver(action: str) -> Any:
         mfa_change_record(user=user, action=action, kind=str(authenticator.type), ip=ip)
 
     return receive
+
+
+class SocialAccountAdapter(DefaultSocialAccountAdapter):
+    """allauth's providers: a switched-off one is not found, and a new account made by signing in
+    with a provider is audited as that provider's link."""
+
+    def get_app(self, request: HttpRequest, provider: str, client_id: str | None = None) -> SocialApp:
+        try:
+            return super().get_app(request, provider, client_id)
+        except SocialApp.DoesNotExist:
+            raise Http404(f"Signing in with {provider} is not switched on.") from None
+
+    def save_user(self, request: HttpRequest, sociallogin: SocialLogin, form: BaseForm | None = None) -> Any:
+        user = super().save_user(request, sociallogin, form)
+        _link_record(request, sociallogin, linked=True)
+        return user
+
+
+def connect_sso_audit() -> None:
+    """Audit a provider's account linked or unlinked (allauth announces them by signal); a link made
+    in a signed-in session counts as signing in with the provider in that session, since the person
+    has just proven the provider's account is theirs (accounts.selectors.sso)."""
+    social_signals.social_account_added.connect(_linked, dispatch_uid="accounts.audit.sso.link", weak=False)
+    social_signals.social_account_removed.connect(
+        _unlinked, dispatch_uid="accounts.audit.sso.unlink", weak=False
+    )
+
+
+def _linked(sender: object, request: HttpRequest, sociallogin: SocialLogin, **kwargs: object) -> None:
+    _link_record(request, sociallogin, linked=True)
+    if request.user.is_authenticated and request.user.pk == sociallogin.user.pk:
+        record_authentication(request, sociallogin)
+
+
+def _unlinked(sender: object, request: HttpRequest, socialaccount: Any, **kwargs: object) -> None:
+    ip = AccountAdapter(request).get_client_ip(request)
+    sso_link_record(
+        user=socialaccount.user, provider=socialaccount.provider, uid=socialaccount.uid, linked=False, ip=ip
+    )
+
+
+def _link_record(request: HttpRequest, sociallogin: SocialLogin, *, linked: bool) -> None:
+    account = sociallogin.account
+    ip = AccountAdapter(request).get_client_ip(request)
+    sso_link_record(user=sociallogin.user, provider=account.provider, uid=account.uid, linked=linked, ip=ip)

@@ -12,3 +12,4 @@ class AccountsConfig(AppConfig):
         from accounts.api import schema  # noqa: F401  (registers the OpenAPI extension)
 
         adapters.connect_mfa_audit()
+        adapters.connect_sso_audit()

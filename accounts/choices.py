@@ -16,6 +16,13 @@ class Role(models.TextChoices):
     FINANCE = "finance", "Finance"
 
 
+class SsoProvider(models.TextChoices):
+    """The identity providers an organization may require its members to sign in with."""
+
+    GITHUB = "github", "GitHub"
+    GOOGLE = "google", "Google"
+
+
 class TokenScope(models.TextChoices):
     """What an API token may be used for, on top of what its user's role allows."""
 

@@ -10,7 +10,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from accounts.choices import OrganizationKind, Role, TokenScope, all_token_scopes
+from accounts.choices import OrganizationKind, Role, SsoProvider, TokenScope, all_token_scopes
 from core.db import PublicIdModel
 
 
@@ -71,6 +71,16 @@ class Organization(PublicIdModel):
         default=False, help_text="Approved for the early-stage program: books the early-stage pool first."
     )
     created_at = models.DateTimeField(default=timezone.now)
+    sso_provider = models.CharField(
+        max_length=20,
+        choices=SsoProvider,
+        blank=True,
+        default="",
+        help_text="Members must sign in with this provider before any organization page or API answers.",
+    )
+    sso_required_since = models.DateTimeField(
+        null=True, blank=True, help_text="When the provider was required; older API tokens stop answering."
+    )
 
     def __str__(self) -> str:
         return self.name

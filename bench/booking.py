@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ from accounts.choices import Role  # noqa: E402
 from accounts.models import Membership, Organization, User  # noqa: E402
 from accounts.services.auth import user_create  # noqa: E402
 from accounts.services.tokens import api_token_create  # noqa: E402
+from billing.choices import PaymentTerms  # noqa: E402
+from billing.models import BillingAccount  # noqa: E402
 from clusters.models import Allocation, Region  # noqa: E402
 from clusters.selectors.capacity import Window, availability_for  # noqa: E402
 from clusters.services.fleet import fleet_seed  # noqa: E402
@@ -176,6 +179,10 @@ def tokens(count: int) -> list[str]:
         user = user_create(email=f"bench-{run}-{i}@bench.example", email_verified=True)
         org = Organization.objects.create(name=f"Bench {run} {i}", slug=f"bench-{run}-{i}", gpu_quota=10**6)
         Membership.objects.create(user=user, organization=org, role=Role.OWNER)
+        # On invoice terms, so that billing's payment check (a booking_check) lets it book.
+        BillingAccount.objects.create(
+            organization=org, terms=PaymentTerms.INVOICED, credit_limit=Decimal("1000000000.00")
+        )
         secrets.append(api_token_create(user=user, organization=org, name="bench").secret)
     return secrets
 

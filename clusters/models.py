@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
 from django.contrib.postgres.indexes import GistIndex
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -132,7 +132,9 @@ class Lease(PublicIdModel):
     state_reason = models.CharField(max_length=200, blank=True)
     health_flagged = models.BooleanField(default=False, help_text="A node of this lease turned unhealthy.")
     replace_automatically = models.BooleanField(
-        default=False, help_text="If a node fails while it runs, book a replacement at once (else offer one)."
+        default=False,
+        db_default=False,  # rows written outside Django (COPY in the benchmarks, raw SQL) need no value
+        help_text="If a node fails while it runs, book a replacement at once (else offer one).",
     )
     replaces = models.ForeignKey(
         "self",
@@ -460,3 +462,32 @@ class LeaseRequest(PublicIdModel):
 
     def __str__(self) -> str:
         return f"{self.gpus} GPUs {self.kind} ({self.state})"
+
+
+class PoolShare(models.Model):
+    """The share of a region's nodes staff keep in the early-stage pool; nodes move to it (or out
+    of it) as they become free."""
+
+    region = models.OneToOneField(
+        Region, on_delete=models.CASCADE, primary_key=True, related_name="pool_share"
+    )
+    early_stage_share = models.DecimalField(
+        max_digits=4,
+        decimal_places=3,
+        validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text="0 to 1: the fraction of the region's nodes in the early-stage pool.",
+    )
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    set_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(early_stage_share__gte=0, early_stage_share__lte=1), name="pool_share_0_to_1"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.region_id}: {self.early_stage_share:.0%} early-stage"

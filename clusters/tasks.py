@@ -20,6 +20,7 @@ from clusters.services.lease_requests import lease_requests_dispatch as lease_re
 from clusters.services.lifecycle import gpus_cleanup_check
 from clusters.services.lifecycle import leases_enforce as leases_enforce_service
 from clusters.services.partitions import telemetry_partitions_maintain as telemetry_partitions_service
+from clusters.services.pools import pool_shares_apply
 from clusters.services.remediation import leases_remediate
 from clusters.services.runtime import region_routes, sweep_record
 from clusters.services.telemetry import fleet_poll, pollable_node_ids
@@ -103,6 +104,9 @@ def leases_enforce(*, region: str, queue: str, due: float) -> None:
     # starts: none starts there.
     remedied = leases_remediate(region=region)
     report = leases_enforce_service(region=region)
+    moved = pool_shares_apply(region=region)
+    if moved:
+        log.info("pools of %s: %s moved toward the early-stage share", region, ", ".join(moved))
     transitions: dict[tuple[str, str], int] = {
         (LeaseState.SCHEDULED, LeaseState.ACTIVE): report.started,
         (LeaseState.ACTIVE, LeaseState.ENDED): report.ended,

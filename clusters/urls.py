@@ -9,7 +9,7 @@ from clusters.api import nodes as nodes_api
 from clusters.api import offerings as offerings_api
 from clusters.api import regions as regions_api
 from clusters.api import telemetry as telemetry_api
-from clusters.views import booking, fleet, home, lease_requests, leases, metrics
+from clusters.views import booking, capacity, fleet, home, lease_requests, leases, metrics
 
 urlpatterns = [
     path("", home.home, name="home"),
@@ -36,6 +36,8 @@ urlpatterns = [
     path("staff/fleet/nodes/<str:node_id>/drain/", fleet.fleet_node_drain, name="fleet-node-drain"),
     path("staff/fleet/nodes/<str:node_id>/undrain/", fleet.fleet_node_undrain, name="fleet-node-undrain"),
     path("staff/leases/", leases.staff_leases, name="staff-leases"),
+    path("staff/capacity/", capacity.capacity, name="staff-capacity"),
+    path("staff/capacity/share/", capacity.capacity_share, name="staff-capacity-share"),
     path("api/v1/regions/", regions_api.RegionListApi.as_view(), name="api-regions"),
     path(
         "api/v1/regions/<slug:code>/timeline/", capacity_api.TimelineApi.as_view(), name="api-region-timeline"

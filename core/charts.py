@@ -133,11 +133,13 @@ def line_chart(
     height: int = 240,
     tz: tzinfo | None = None,
     legend: bool = True,
+    focusable: bool = False,
 ) -> SafeString:
     """An SVG line chart of time series sharing one y axis (e.g. GPU utilization over a lease).
 
     Time labels are shown in `tz` (the viewer's zone), UTC when not given. `legend=False` leaves the
-    legend to the page (`legend(names)`).
+    legend to the page (`legend(names)`). `focusable` lets the keyboard reach the chart, whose
+    description then ends with each series' latest value (read out on focus).
     """
     points = [(t, float(v)) for s in series for t, v in s.points if v is not None]
     if not points:
@@ -165,7 +167,12 @@ def line_chart(
         body.append(_polylines(index, one, x, frame, y_label, point_time))
     if legend:
         body.append(_legend([s.name for s in series], frame))
-    return _svg(title=title, description=description, width=width, height=height, body=body)
+    if focusable:
+        latest = [_summary(s.name, [float(v) for _, v in s.points if v is not None], y_label) for s in series]
+        description = f"{description or title} {'; '.join(latest)}."
+    return _svg(
+        title=title, description=description, width=width, height=height, body=body, focusable=focusable
+    )
 
 
 def bar_chart(
@@ -373,12 +380,15 @@ def _empty_chart(*, title: str, description: str, width: int, height: int) -> Sa
     return _svg(title=title, description=description or "No data yet.", width=width, height=height, body=body)
 
 
-def _svg(*, title: str, description: str, width: int, height: int, body: Sequence[str]) -> SafeString:
+def _svg(
+    *, title: str, description: str, width: int, height: int, body: Sequence[str], focusable: bool = False
+) -> SafeString:
     content = "".join(body)
+    tabindex = ' tabindex="0"' if focusable else ""
     chart_id = f"chart-{slugify(title)[:40]}-{hashlib.sha1(content.encode()).hexdigest()[:8]}"
     return mark_safe(
         f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'role="img" aria-labelledby="{chart_id}-title {chart_id}-desc" id="{chart_id}">'
+        f'role="img" aria-labelledby="{chart_id}-title {chart_id}-desc" id="{chart_id}"{tabindex}>'
         f'<title id="{chart_id}-title">{escape(title)}</title>'
         f'<desc id="{chart_id}-desc">{escape(description or title)}</desc>'
         f"{content}</svg>"

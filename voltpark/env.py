@@ -70,6 +70,16 @@ def envrate(name: str, default: str) -> str:
     return raw
 
 
+def envsso(prefix: str) -> list[dict[str, str]]:
+    """An SSO provider's app for allauth from `<prefix>_CLIENT_ID` and `<prefix>_CLIENT_SECRET`: none
+    (the provider is off) when both are unset; one without the other is an error."""
+    client_id = os.environ.get(f"{prefix}_CLIENT_ID", "")
+    secret = os.environ.get(f"{prefix}_CLIENT_SECRET", "")
+    if bool(client_id) != bool(secret):
+        raise ImproperlyConfigured(f"{prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET must be set together")
+    return [{"client_id": client_id, "secret": secret, "key": ""}] if client_id else []
+
+
 def strong_secret(secret: str) -> bool:
     """Whether a secret is long enough and not trivially repetitive: at least 50 characters, at least 10
     different ones, and not one shorter piece repeated (`abcabc…`)."""

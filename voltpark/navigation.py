@@ -65,6 +65,7 @@ NAV_ENTRIES: list[NavEntry] = [
     NavEntry("Fleet", "fleet", Section.STAFF, lambda v: v.is_staff_admin),
     NavEntry("Early-stage queue", "early-stage-queue", Section.STAFF, lambda v: v.is_staff_admin),
     NavEntry("All leases", "staff-leases", Section.STAFF, lambda v: v.is_staff_admin),
+    NavEntry("Capacity", "staff-capacity", Section.STAFF, lambda v: v.is_staff_admin),
     NavEntry("Finance", "finance", Section.STAFF, lambda v: v.is_staff_finance),
     NavEntry("Admin", "admin:index", Section.STAFF, lambda v: v.is_staff_admin),
 ]

@@ -20,6 +20,7 @@ from voltpark.env import (
     envlist,
     envrate,
     envrates,
+    envsso,
     envstr,
     envurl,
     strong_secret,
@@ -63,6 +64,10 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    # Single sign-on: the providers' code is always there; each is on only with its client id.
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.github",
+    "allauth.socialaccount.providers.google",
     "accounts",
     "clusters",
     "programs",
@@ -87,6 +92,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # allauth's request context, and its early answers (a 429 from inside a form) become responses.
     "allauth.account.middleware.AccountMiddleware",
+    # A member of an organization that requires single sign-on signs in with its provider first.
+    "accounts.views.sso.SsoRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, so it sees a view's exception first: PostgreSQL or Redis away is a 503 with Retry-After.
@@ -186,6 +193,40 @@ MFA_PASSKEY_LOGIN_ENABLED = True
 MFA_TOTP_ISSUER = "Voltpark"
 # Passkeys need a secure origin; plain http on a laptop or in the tests counts only with DEBUG on.
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG
+# Single sign-on with GitHub and Google (allauth's providers): each is on when its client id and
+# secret are set. Signing in with a provider never takes over an account of the same address: the
+# person signs in with their password and links the provider (docs/decisions.md, SSO).
+# SSO_GITHUB_URL points at GitHub Enterprise Server (or the tests' stand-in), SSO_GOOGLE_URL at a
+# stand-in for Google's endpoints (the tests'); both default to the real services.
+SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_QUERY_EMAIL = True
+SOCIALACCOUNT_STORE_TOKENS = False
+SSO_GITHUB_URL = envurl("SSO_GITHUB_URL", None, schemes={"http", "https"})
+SSO_GOOGLE_URL = envurl("SSO_GOOGLE_URL", None, schemes={"http", "https"})
+SOCIALACCOUNT_PROVIDERS = {
+    "github": {
+        "APPS": envsso("SSO_GITHUB"),
+        "SCOPE": ["read:user", "user:email"],
+        **({"GITHUB_URL": SSO_GITHUB_URL} if SSO_GITHUB_URL else {}),
+    },
+    "google": {
+        "APPS": envsso("SSO_GOOGLE"),
+        "SCOPE": ["openid", "email", "profile"],
+        **(
+            {
+                "AUTHORIZE_URL": f"{SSO_GOOGLE_URL}/o/oauth2/v2/auth",
+                "ACCESS_TOKEN_URL": f"{SSO_GOOGLE_URL}/token",
+                "CERTS_URL": f"{SSO_GOOGLE_URL}/oauth2/v1/certs",
+                "IDENTITY_URL": f"{SSO_GOOGLE_URL}/oauth2/v2/userinfo",
+                "ID_TOKEN_ISSUER": SSO_GOOGLE_URL,
+            }
+            if SSO_GOOGLE_URL
+            else {}
+        ),
+    },
+}
 # Proxies in front of the web process whose X-Forwarded-For is believed for the client's address
 # (the rate limits per IP); 0 behind no proxy, else the number of hops your load balancer adds.
 ALLAUTH_TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0, minimum=0)

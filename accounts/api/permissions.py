@@ -12,12 +12,19 @@ from typing import TYPE_CHECKING
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
-from accounts.choices import ROLES_THAT_BOOK, ROLES_THAT_PAY, ROLES_THAT_SEE_INVOICES, TokenScope
+from accounts.choices import (
+    ROLES_THAT_BOOK,
+    ROLES_THAT_MANAGE_MEMBERS,
+    ROLES_THAT_PAY,
+    ROLES_THAT_SEE_INVOICES,
+    TokenScope,
+)
 from accounts.models import ApiToken, Organization, User
 from accounts.selectors.organizations import role_in
+from accounts.selectors.sso import sso_unmet
 from accounts.selectors.staff import is_staff_admin, is_staff_finance, staff_without_mfa
 from accounts.selectors.viewer import current_organization
-from accounts.services.refusals import MfaRequired, TokenScopeMissing
+from accounts.services.refusals import MfaRequired, SsoRequired, TokenScopeMissing
 
 if TYPE_CHECKING:  # DRF's views import the default permission, IsSignedIn, from this module
     from rest_framework.views import APIView
@@ -77,7 +84,18 @@ class _OrganizationRole(ScopedPermission):
             self.message = "Act in an organization: use a token made for one, or join one first."
             return False
         request.organization = organization  # type: ignore[attr-defined]
-        return role_in(request.user, organization) in self.roles
+        if role_in(request.user, organization) not in self.roles:
+            return False
+        require_sso(request, organization)
+        return True
+
+
+def require_sso(request: Request, organization: Organization | None) -> None:
+    """Refuse (403 `sso_required`) a request that has not met its organization's single sign-on."""
+    provider = sso_unmet(request, organization)
+    if provider is not None and organization is not None:
+        token = isinstance(request.auth, ApiToken)
+        raise SsoRequired(organization=organization.name, provider=provider, token=token)
 
 
 class CanBook(_OrganizationRole):
@@ -96,6 +114,13 @@ class CanPay(_OrganizationRole):
     """Owners add the card, top up and set spend limits."""
 
     roles = set(ROLES_THAT_PAY)
+
+
+class IsOwner(_OrganizationRole):
+    """Owners manage members, tokens and read the organization's audit trail."""
+
+    roles = set(ROLES_THAT_MANAGE_MEMBERS)
+    message = "Only an owner of the organization may do this."
 
 
 class IsStaffAdmin(ScopedPermission):

@@ -9,7 +9,7 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.permissions import AuthenticatedRequest
+from accounts.api.permissions import AuthenticatedRequest, require_sso
 from accounts.choices import TokenScope
 from accounts.models import ApiToken
 from accounts.selectors.tokens import api_token_of_user_or_404, api_tokens_of
@@ -75,9 +75,11 @@ class ApiTokenListApi(ListAPIView):
         body = ApiTokenCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         made_with = request.auth if isinstance(request.auth, ApiToken) else None
+        organization = current_organization(request)
+        require_sso(request, organization)
         issued = api_token_create(
             user=request.user,
-            organization=current_organization(request),
+            organization=organization,
             made_with=made_with,
             **body.validated_data,
         )

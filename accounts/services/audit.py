@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from django.db import transaction
+
 from accounts.models import AuditEntry, Organization, User
 from core.request_id import current_request_id
 
@@ -41,9 +43,24 @@ def audit_entry(
         actor=actor if actor is not None and actor.is_authenticated else None,
         organization=organization,
         action=action,
-        object_type=type(obj).__name__,
+        # __class__, not type(): a lazily loaded object (request.user) reports its real class.
+        object_type=obj.__class__.__name__,
         object_id=str(object_id),
         before=before or {},
         after=after or {},
         request_id=current_request_id() or "",
+    )
+
+
+@transaction.atomic
+def admin_change_record(*, actor: User, action: str, obj: Any, change: str) -> AuditEntry:
+    """A change made in the Django admin (`admin.add`, `admin.change`, `admin.delete`), with the admin's
+    own description of it; under the changed organization, or the organization the object belongs to."""
+    organization = obj if isinstance(obj, Organization) else getattr(obj, "organization", None)
+    return audit_record(
+        actor=actor,
+        action=action,
+        obj=obj,
+        organization=organization if isinstance(organization, Organization) else None,
+        after={"change": change, "object": str(obj)},
     )

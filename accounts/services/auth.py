@@ -48,6 +48,12 @@ def login_record(*, user: User, method: str, ip: str) -> None:
 
 
 @transaction.atomic
+def logout_record(*, user: User, ip: str) -> None:
+    """A log-out: the end of a session that `user.login` began."""
+    audit_record(actor=user, action="user.logout", obj=user, after={"ip": ip})
+
+
+@transaction.atomic
 def mfa_change_record(*, user: User, action: str, kind: str, ip: str) -> None:
     """A second factor added (`mfa.add`), removed (`mfa.remove`) or renewed (`mfa.reset`: new
     recovery codes), or a wrong code given at sign-in (`user.mfa_failed`)."""

@@ -11,11 +11,16 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts.choices import OrganizationKind, Role
+from accounts.choices import OrganizationKind, Role, SsoProvider
 from accounts.models import GPU_QUOTA_MAX, Invitation, Membership, Organization, User
 from accounts.selectors.auth import email_belongs_to, email_is_verified
+from accounts.selectors.sso import sso_linked, sso_providers_on
 from accounts.services.audit import audit_record
-from accounts.services.refusals import InvitationEmailUnverified, InvitationForAnotherAddress
+from accounts.services.refusals import (
+    InvitationEmailUnverified,
+    InvitationForAnotherAddress,
+    SsoProviderOff,
+)
 from accounts.services.tokens import hash_token
 
 
@@ -245,3 +250,39 @@ def _lock_owners(organization_id: int) -> list[int]:
 def _require_another_owner(membership: Membership, owners: list[int]) -> None:
     if not [pk for pk in owners if pk != membership.pk]:
         raise ValidationError({"role": "An organization must keep at least one owner."})
+
+
+@transaction.atomic
+def organization_sso_require(*, actor: User, organization: Organization, provider: str) -> Organization:
+    """Require members to sign in with `provider` ("" to stop requiring one).
+
+    Only a provider that is switched on and that the owner has linked themselves: an owner cannot lock
+    the organization, themselves included, behind a sign-in nobody can do. Requiring a provider (or a
+    different one) restarts `sso_required_since`, so API tokens made before stop answering.
+    """
+    locked = Organization.objects.select_for_update().get(pk=organization.pk)
+    _require_owner(actor, locked)
+    if provider and provider not in sso_providers_on():
+        raise SsoProviderOff(f"Sign-in with {_label(provider)} is not switched on for Voltpark.")
+    if provider and not sso_linked(actor, provider):
+        raise SsoProviderOff(
+            f"Link your own {_label(provider)} account first (sign in with it), then require it."
+        )
+    before = {"sso_provider": locked.sso_provider}
+    if provider != locked.sso_provider:
+        locked.sso_provider = provider
+        locked.sso_required_since = timezone.now() if provider else None
+        locked.save(update_fields=["sso_provider", "sso_required_since"])
+        audit_record(
+            actor=actor,
+            action="organization.sso_require",
+            obj=locked,
+            organization=locked,
+            before=before,
+            after={"sso_provider": provider},
+        )
+    return locked
+
+
+def _label(provider: str) -> str:
+    return SsoProvider(provider).label if provider in SsoProvider.values else repr(provider)

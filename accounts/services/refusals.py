@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.urls import reverse
 
+from accounts.choices import SsoProvider
 from core.refusals import Refused
 
 
@@ -59,3 +60,29 @@ class TokenScopeMissing(Refused):
             needed=needed,
             scopes=scopes,
         )
+
+
+class SsoRequired(Refused):
+    """The organization's owner asks every member to sign in with the organization's provider."""
+
+    code = "sso_required"
+    status = 403
+
+    def __init__(self, *, organization: str, provider: str, token: bool) -> None:
+        where = settings.SITE_URL.rstrip("/") + reverse("organization-sso")
+        name = SsoProvider(provider).label
+        how = (
+            f"This API token was made before, or its user has not linked {name}: sign in at {where} "
+            "and make a new token."
+            if token
+            else f"Sign in with {name} at {where}."
+        )
+        super().__init__(f"{organization} requires signing in with {name}. {how}", provider=provider)
+
+
+class SsoProviderOff(Refused):
+    """An organization can only require a provider that is switched on and that its owner has linked."""
+
+    code = "sso_provider_unavailable"
+    status = 400
+    field = "sso_provider"

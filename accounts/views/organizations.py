@@ -14,7 +14,8 @@ from django.views.decorators.http import require_POST
 
 from accounts.choices import ROLES_THAT_BOOK, Role
 from accounts.forms.organizations import InvitationForm, MemberForm, MemberRoleForm, OrganizationForm
-from accounts.models import Invitation
+from accounts.forms.sso import SsoRequireForm
+from accounts.models import Invitation, Organization
 from accounts.selectors.auth import email_belongs_to, email_is_verified
 from accounts.selectors.organizations import (
     invitation_with_hash,
@@ -26,6 +27,7 @@ from accounts.selectors.organizations import (
     pending_invitations_of,
 )
 from accounts.selectors.ssh_keys import ssh_keys_of
+from accounts.selectors.sso import sso_providers_on
 from accounts.selectors.viewer import switch_organization, viewer_of
 from accounts.services.organizations import (
     invitation_accept,
@@ -141,8 +143,17 @@ def organization_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
         "invitations": pending_invitations_of(org).select_related("invited_by"),
         "role_choices": Role.choices,
         "now": timezone.now(),
+        "sso_form": _sso_form(request, org),
     }
     return render(request, "accounts/organization.html", context)
+
+
+def _sso_form(request: HttpRequest, organization: Organization) -> SsoRequireForm | None:
+    """The owner's single sign-on choice, when a provider is switched on (or one is still required)."""
+    providers = sso_providers_on(request)
+    if not providers and not organization.sso_provider:
+        return None
+    return SsoRequireForm(initial={"sso_provider": organization.sso_provider}, providers=providers)
 
 
 @organization_role_required({Role.OWNER})

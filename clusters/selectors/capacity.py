@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from django.conf import settings
@@ -326,3 +326,59 @@ def _within_quota_until(lease: Lease, until: datetime, organization: Organizatio
         if held > organization.gpu_quota:
             return at
     return until
+
+
+# Per GPU of the region that placement could give an on-demand lease now (healthy, not waiting
+# for cleanup, on an available node of the pools, held by nothing now): when its next booking
+# starts (NULL: never). An on-demand lease "until" runs on such GPUs up to that instant.
+NEXT_START_SQL = """
+SELECT n.id, n.cluster_id, (
+    SELECT min(lower(a.period)) FROM clusters_allocation a
+    WHERE a.gpu_id = g.id AND a.is_live AND (upper_inf(a.period) OR upper(a.period) > %(now)s)
+) AS next_start
+FROM clusters_gpu g
+JOIN clusters_node n ON n.id = g.node_id
+JOIN clusters_cluster c ON c.id = n.cluster_id
+WHERE c.region_id = %(region)s AND n.state = 'available' AND n.pool = ANY(%(pools)s::text[])
+  AND g.health = 'healthy' AND NOT g.needs_cleanup
+"""
+
+
+def on_demand_until(*, organization: Organization, gpus: int) -> list[tuple[Region, datetime]]:
+    """Per region, the latest end an on-demand lease of `gpus` could have if it started now, when
+    only bounded windows are free (the next reservation on those GPUs), latest first; regions
+    where it fits open-ended, or for less than the shortest lease, are left out."""
+    now = timezone.now()
+    found = []
+    for region in Region.objects.order_by("code"):
+        until = _latest_end(region, organization, gpus, now)
+        if (
+            until is not None
+            and until != datetime.max.replace(tzinfo=UTC)
+            and until - now >= settings.BOOKING_MIN_DURATION
+        ):
+            found.append((region, until.replace(second=0, microsecond=0)))
+    return sorted(found, key=lambda pair: pair[1], reverse=True)
+
+
+def _latest_end(region: Region, organization: Organization, gpus: int, now: datetime) -> datetime | None:
+    never = datetime.max.replace(tzinfo=UTC)
+    per_node: dict[int, list[datetime]] = {}
+    cluster_of: dict[int, int] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(NEXT_START_SQL, {"region": region.pk, "pools": pools_for(organization), "now": now})
+        for node_id, cluster_id, next_start in cursor.fetchall():
+            if next_start is None or next_start > now:
+                per_node.setdefault(node_id, []).append(next_start or never)
+                cluster_of[node_id] = cluster_id
+    if gpus <= GPUS_PER_NODE:
+        # A node can hold `gpus` GPUs until the gpus-th latest next booking among its free GPUs.
+        ends = [sorted(starts, reverse=True)[gpus - 1] for starts in per_node.values() if len(starts) >= gpus]
+        return max(ends, default=None)
+    whole: dict[int, list[datetime]] = {}
+    for node_id, starts in per_node.items():
+        if len(starts) == GPUS_PER_NODE:
+            whole.setdefault(cluster_of[node_id], []).append(min(starts))
+    nodes = gpus // GPUS_PER_NODE
+    ends = [sorted(until, reverse=True)[nodes - 1] for until in whole.values() if len(until) >= nodes]
+    return max(ends, default=None)

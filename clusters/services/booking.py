@@ -29,7 +29,14 @@ from accounts.selectors.booking import booking_blockers
 from accounts.services.audit import audit_entry, audit_record
 from clusters.choices import LIVE_LEASE_STATES, LeaseKind, LeaseState
 from clusters.models import GPU, Allocation, Lease, Node, Region
-from clusters.selectors.capacity import Window, availability_for, gpus_held_at_peak, is_valid_size, pools_for
+from clusters.selectors.capacity import (
+    Window,
+    availability_for,
+    gpus_held_at_peak,
+    is_valid_size,
+    on_demand_until,
+    pools_for,
+)
 from clusters.selectors.offerings import alternatives_for
 from clusters.selectors.prices import price_for
 from clusters.services.capacity import capacity_freed
@@ -155,11 +162,13 @@ def lease_book(
 def _with_alternatives(refusal: NoCapacity, *, organization: Organization, window: Window) -> NoCapacity:
     # Read after the refused attempt rolled back, so the offerings are what can be booked now.
     found = alternatives_for(organization=organization, gpus=refusal.gpus, window=window)
+    until = on_demand_until(organization=organization, gpus=refusal.gpus) if window.end is None else []
     return NoCapacity(
         gpus=refusal.gpus,
         max_gpus_available=refusal.max_gpus_available,
         offerings=found.offerings,
         regions_free_now=found.regions_free_now,
+        on_demand_until=until,
     )
 
 
@@ -300,16 +309,30 @@ def booking_window(*, kind: str, start: datetime | None, end: datetime | None, g
         errors["gpus"] = "Book 1, 2, 4 or 8 GPUs on one node, or a multiple of 8 (whole nodes) above 8."
     now = timezone.now()
     if kind == LeaseKind.ON_DEMAND:
-        for field, value in (("start", start), ("end", end)):
-            if value is not None:
-                errors[field] = "An on-demand lease starts now and runs until released: leave it out."
-        window = Window(start=now, end=None)
+        if start is not None:
+            errors["start"] = "An on-demand lease starts now and runs until released: leave it out."
+        errors.update(_until_errors(end, now))
+        window = Window(start=now, end=end)
     else:
         errors.update(_reserved_window_errors(start, end, now))
         window = Window(start=start, end=end)  # type: ignore[arg-type]
     if errors:
         raise ValidationError(errors)
     return window
+
+
+def _until_errors(end: datetime | None, now: datetime) -> dict[str, str]:
+    """An on-demand lease may end at a set time ("until"): when the GPUs are free only until the next
+    reservation on them, the 409 offers that end."""
+    if end is None:
+        return {}
+    if not _on_step(end):
+        return {"end": "Times must fall on whole minutes (no seconds)."}
+    if end - now < settings.BOOKING_MIN_DURATION:
+        return {"end": f"A lease lasts at least {duration_words(settings.BOOKING_MIN_DURATION)}."}
+    if end - now > settings.BOOKING_MAX_DURATION:
+        return {"end": f"A lease lasts at most {duration_words(settings.BOOKING_MAX_DURATION)}."}
+    return {}
 
 
 def _reserved_window_errors(start: datetime | None, end: datetime | None, now: datetime) -> dict[str, str]:

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from accounts.choices import Role
 from accounts.models import Membership
-from clusters.choices import GpuHealth, LeaseKind, LeaseNoticeKind, LeaseState, NodeState
+from clusters.choices import GpuHealth, LeaseNoticeKind, LeaseState, NodeState
 from clusters.models import GPU, Allocation, Lease, Node, Region
 from clusters.services.agent import AgentAnswer, AgentCall, AgentClient
 from clusters.services.capacity import capacity_freed
@@ -369,13 +369,14 @@ def gpus_cleanup_check() -> int:
 
 
 def leases_notify_ending(*, now: datetime, region_id: int | None = None) -> int:
-    """Email owners 60 and 10 minutes before a reserved lease ends, each notice once per lease."""
+    """Email owners 60 and 10 minutes before a lease with an end (reserved, or on-demand "until")
+    ends, each notice once per lease; a released lease's end is now, and it is past them."""
     sent = 0
     lower = 0
     leases = Lease.objects.all() if region_id is None else Lease.objects.filter(region_id=region_id)
     for minutes in sorted(settings.LEASE_ENDING_NOTICE_MINUTES):
         due = leases.filter(
-            kind=LeaseKind.RESERVED,
+            end__isnull=False,
             state=LeaseState.ACTIVE,
             end__gt=now + timedelta(minutes=lower),
             end__lte=now + timedelta(minutes=minutes),
@@ -407,7 +408,8 @@ def _ending_message(lease: Lease, kind: LeaseNoticeKind) -> tuple[str, str]:
     end = f"{lease.end:%Y-%m-%d %H:%M} UTC"
     return (
         f"Voltpark: your lease {kind.label.lower()}",
-        f"Your reserved lease {lease.public_id} ({lease.gpus} GPUs in {lease.region}) ends at {end}.\n"
+        f"Your {lease.get_kind_display().lower()} lease {lease.public_id} "
+        f"({lease.gpus} GPUs in {lease.region}) ends at {end}.\n"
         "Its SSH access is revoked then; save your work, or extend the lease if the GPUs are free.",
     )
 

@@ -46,6 +46,7 @@ class NoCapacity(BookingRefused):
         max_gpus_available: int,
         offerings: Sequence[Offering] = (),
         regions_free_now: Sequence[Region] = (),
+        on_demand_until: Sequence[tuple[Region, datetime]] = (),
     ) -> None:
         detail = (
             f"{gpus} GPUs cannot be placed in this region for that window; "
@@ -57,11 +58,20 @@ class NoCapacity(BookingRefused):
                 f" The nearest window that can be booked: {first.region.code} from "
                 f"{first.start:%Y-%m-%d %H:%M} to {first.end:%Y-%m-%d %H:%M} UTC."
             )
+        if on_demand_until:
+            region, until = on_demand_until[0]
+            detail += (
+                f" On-demand can run now in {region.code} until {until:%Y-%m-%d %H:%M} UTC "
+                "(book it with that end)."
+            )
         super().__init__(
             detail,
             max_gpus_available=max_gpus_available,
             offerings=[offering.as_json() for offering in offerings],
             regions_free_now=[region.code for region in regions_free_now],
+            on_demand_until=[
+                {"region": region.code, "end": until.isoformat()} for region, until in on_demand_until
+            ],
         )
         self.gpus, self.max_gpus_available = gpus, max_gpus_available
         self.offerings, self.regions_free_now = list(offerings), list(regions_free_now)

@@ -139,6 +139,7 @@ def _chart(metric: MetricSeries, series: list[Series], zone: tzinfo) -> SafeStri
         width=560,
         height=220,
         legend=False,
+        focusable=True,
     )
 
 

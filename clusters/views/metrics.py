@@ -20,6 +20,8 @@ from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
 from accounts.selectors.staff import is_staff_admin
+from clusters.choices import DemandReason, LeaseState
+from clusters.selectors.demand import fleet_capacity_figures
 from clusters.selectors.runtime import MEASURES, SWEEP_BUCKETS, RuntimeFigures, runtime_figures
 from clusters.selectors.telemetry import gpus_for_metrics
 
@@ -70,6 +72,44 @@ class FleetCollector(Collector):
                 if value is not None:
                     family.add_metric(label_values, value)
             yield family
+
+
+class CapacityCollector(Collector):
+    """Fleet capacity and demand: free GPUs by region and pool, the queue, refusals, leases by state."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        figures = fleet_capacity_figures()
+        free = GaugeMetricFamily(
+            "voltpark_gpus_free", "GPUs an on-demand lease could take now.", labels=["region", "pool"]
+        )
+        for (region, pool), count in figures.free_gpus.items():
+            free.add_metric([region, pool], count)
+        yield free
+        requests = GaugeMetricFamily(
+            "voltpark_lease_requests_queued",
+            "Queued lease requests (region any: any region).",
+            labels=["region"],
+        )
+        gpus = GaugeMetricFamily(
+            "voltpark_lease_requests_queued_gpus", "GPUs asked for by queued requests.", labels=["region"]
+        )
+        for depth in figures.queued:
+            requests.add_metric([depth.region], depth.requests)
+            gpus.add_metric([depth.region], depth.gpus)
+        yield requests
+        yield gpus
+        refused = CounterMetricFamily(
+            "voltpark_bookings_refused",
+            "Bookings refused for want of capacity or quota, and queued requests expired.",
+            labels=["reason"],
+        )
+        for reason in DemandReason.values:
+            refused.add_metric([reason], figures.refused.get(reason, 0))
+        yield refused
+        leases = GaugeMetricFamily("voltpark_leases", "Leases by state.", labels=["state"])
+        for state in LeaseState.values:
+            leases.add_metric([state], figures.leases.get(state, 0))
+        yield leases
 
 
 def _labels(gpu: dict[str, Any]) -> list[str]:
@@ -202,5 +242,6 @@ def metrics(request: HttpRequest) -> HttpResponse:
         )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector())
+    registry.register(CapacityCollector())
     registry.register(RuntimeCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

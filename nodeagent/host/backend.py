@@ -18,6 +18,7 @@ from typing import Protocol
 from nodeagent.backends.nvml import GpuUse
 from nodeagent.host import accounts, devices, homes, leftovers, login, processes
 from nodeagent.host.accounts import Account
+from nodeagent.host.errors import run
 from nodeagent.host.journal import ACTIVE, INSTALLING, LIVE, REVOKED, REVOKING, HostLease, Journal
 from nodeagent.host.settings import HostSettings
 from nodeagent.model import AgentError, InstallResult, Reading, RevokeResult
@@ -237,8 +238,12 @@ class HostBackend:
             homes.remove(account, (".ssh", "authorized_keys"))
             accounts.lock(account.name)
             _unlink(s.sudoers_dir / lease.account)
-            stopped = processes.stop_account(account.uid, grace_s=s.term_grace_s, sleep=self.sleep)
+            # Linger and jobs first: nothing may start the account's processes again while they stop.
             leftovers.remove_spooled_jobs(s.spool_dirs, account.name, account.uid)
+            if s.systemd_runtime.is_dir():
+                # The user manager and every session scope, by systemd, before the sweep of /proc.
+                run(["loginctl", "terminate-user", str(account.uid)], ok_codes=(0, 1))
+            stopped = processes.stop_account(account.uid, grace_s=s.term_grace_s, sleep=self.sleep)
             leftovers.remove_owned(s.tmp_dirs, account.uid)
             devices.remove_drop_in(s, account.uid)
         stopped += self._kill_gpu_processes(lease.gpu_indices)

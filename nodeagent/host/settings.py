@@ -19,8 +19,13 @@ class HostSettings:
     device_dir: Path = Path("/dev")
     # Shared writable folders where files the account left are deleted at the end.
     tmp_dirs: tuple[Path, ...] = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))
-    # cron's crontabs (one file per user) and at's jobs (files owned by the user).
-    spool_dirs: tuple[Path, ...] = (Path("/var/spool/cron/crontabs"), Path("/var/spool/cron/atjobs"))
+    # cron's crontabs (one file per user), at's jobs (files owned by the user), and systemd-logind's
+    # linger flags (one file per user: a user manager that outlives the last log-in).
+    spool_dirs: tuple[Path, ...] = (
+        Path("/var/spool/cron/crontabs"),
+        Path("/var/spool/cron/atjobs"),
+        Path("/var/lib/systemd/linger"),
+    )
     sudoers_dir: Path = Path("/etc/sudoers.d")
     # Drop-ins of the accounts' user slices; applied only where systemd runs (systemd_runtime exists).
     systemd_dir: Path = Path("/etc/systemd/system")

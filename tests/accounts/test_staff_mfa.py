@@ -1,45 +1,16 @@
 """Two-factor authentication: required of staff before any staff page, staff API or the admin
 answers them; a sign-in asks for the code; every change of a second factor is audited."""
 
-import re
-
 import pyotp
 import pytest
 from allauth.mfa.models import Authenticator
 
 from accounts.models import AuditEntry
-from tests.factories import STAFF_TOTP_SECRET, UserFactory
+from tests.accounts.helpers import PASSWORD, log_in, set_up_authenticator_app
+from tests.factories import STAFF_TOTP_SECRET
 
-PASSWORD = "correct horse battery staple"  # tests.factories.UserFactory's
 STAFF_ADMIN_PAGES = ["/staff/fleet/", "/staff/leases/", "/staff/early-stage/"]
 STAFF_APIS = ["/api/v1/nodes/", "/api/v1/early-stage/queue/", "/api/v1/revenue/", "/api/v1/invoices/"]
-
-
-@pytest.fixture
-def sam(db):
-    """A staff admin who has not set up a second factor."""
-    return UserFactory.create(email="sam@voltpark.example", is_staff=True)
-
-
-@pytest.fixture
-def fay(db):
-    """Staff finance without a second factor."""
-    return UserFactory.create(email="fay@voltpark.example", is_finance_staff=True)
-
-
-def log_in(client, user):
-    return client.post("/login/", {"login": user.email, "password": PASSWORD})
-
-
-def set_up_authenticator_app(client, user) -> str:
-    """Log in, confirm the password (allauth asks again before any change of a second factor),
-    and activate an authenticator app with a code computed from the secret the page shows."""
-    log_in(client, user)
-    client.post("/reauthenticate/", {"password": PASSWORD})
-    page = client.get("/2fa/totp/activate/").content.decode()
-    secret = re.search(r'id="authenticator_secret" value="([A-Z2-7]+)"', page).group(1)
-    client.post("/2fa/totp/activate/", {"code": pyotp.TOTP(secret).now()})
-    return page
 
 
 @pytest.mark.parametrize("url", [*STAFF_ADMIN_PAGES, "/admin/"])

@@ -127,6 +127,16 @@ def test_the_cli_books_with_wait_sees_the_lease_active_and_releases_it(
     def voltpark(*argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(VOLTPARK), *argv], env=env, capture_output=True, text=True, timeout=90)
 
+    offered = voltpark("offerings", "--gpus", "8", "--hours", "2", "--region", "us-tx-1")
+    assert offered.returncode == 0, offered.stderr
+    assert offered.stdout.splitlines()[1].split()[0] == "us-tx-1" and "Book the first:" in offered.stdout
+    # Nora is a member: the balance is for owners and finance members, said as the API says it.
+    balance = voltpark("balance")
+    assert (balance.returncode, balance.stderr) == (
+        4,
+        "Your role in this organization does not allow this.\n",
+    )
+
     booked = voltpark("book", "--gpus", "8", "--region", "us-tx-1", "--wait", "--timeout", "60")
     assert booked.returncode == 0, booked.stderr
     lease = Lease.objects.get(organization__memberships__user=nora)

@@ -198,3 +198,15 @@ def test_the_table_behind_a_chart_has_a_column_per_series_and_a_row_per_instant(
     assert table.rows == [["06:00", "1", ""], ["06:01", "2", "3.46"]]
     long = series_table([Series("s", [(T0 + timedelta(minutes=i), i) for i in range(500)])], most=50)
     assert len(long.rows) <= 51 and long.rows[-1][1] == "499" and long.rows[0][1] == "0"
+
+
+def test_a_focusable_chart_says_each_series_latest_value_to_the_keyboard() -> None:
+    series = [Series("GPU 0", [(T0, 10), (T0 + timedelta(minutes=1), 30)]), Series("GPU 1", [(T0, 5)])]
+    root = parse(
+        line_chart(title="Utilization", series=series, y_label="%", description="Per GPU.", focusable=True)
+    )
+    assert root.get("tabindex") == "0"
+    assert root.find(f"{SVG}desc").text == (
+        "Per GPU. GPU 0: latest 30 % (from 10 to 30); GPU 1: latest 5 % (from 5 to 5)."
+    )
+    assert parse(line_chart(title="t", series=series, y_label="%")).get("tabindex") is None

@@ -13,7 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from nodeagent.__main__ import fleet_hostnames, host_settings, parse_args
+from nodeagent.__main__ import build_server, fleet_hostnames, host_settings, parse_args
+from nodeagent.app import RESOLVER_KEY
+from nodeagent.host.backend import HostBackend
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -103,3 +105,16 @@ def test_the_host_backend_takes_its_folders_and_nccl_defaults_from_the_command_l
     )
     with pytest.raises(ValueError, match="NAME=VALUE"):
         host_settings(parse_args(["--backend", "host", "--token", "t", "--nccl-env", "=x"]), tmp_path)
+
+
+def test_the_host_backend_is_what_a_real_node_serves_with_backend_host(tmp_path: Path) -> None:
+    args = parse_args(["--backend", "host", "--token", "t", "--lease-root", str(tmp_path / "leases"),
+                       "--device-dir", str(tmp_path / "dev"), "--hostname", "tx1-c01-n001"])  # fmt: skip
+    server, what = build_server(args)
+    backend = server.runner.app[RESOLVER_KEY](None)  # type: ignore[arg-type]
+    assert isinstance(backend, HostBackend) and backend.settings.device_dir == tmp_path / "dev"
+    assert (backend.name, backend.hostname, what) == (
+        "host",
+        "tx1-c01-n001",
+        f"host node tx1-c01-n001 (leases in {tmp_path / 'leases'})",
+    )

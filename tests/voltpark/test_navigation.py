@@ -60,7 +60,16 @@ def nav_labels(client) -> set[str]:
         ),
         (
             "stella",
-            {"Fleet", "Early-stage queue", "All leases", "Admin", "SSH keys", "API tokens", "Two-factor"},
+            {
+                "Fleet",
+                "Early-stage queue",
+                "All leases",
+                "Capacity",
+                "Admin",
+                "SSH keys",
+                "API tokens",
+                "Two-factor",
+            },
         ),
         ("frank", {"Finance", "SSH keys", "API tokens", "Two-factor"}),
     ],
