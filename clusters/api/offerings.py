@@ -37,7 +37,8 @@ class OfferingsQuerySerializer(serializers.Serializer):
 
     def validate_hours(self, hours: int) -> int:
         longest = settings.BOOKING_MAX_DURATION
-        if timedelta(hours=hours) > longest:
+        # Compared in seconds first: timedelta() of a huge number of hours overflows.
+        if hours * 3600 > longest.total_seconds():
             raise ValidationError(f"A lease lasts at most {duration_words(longest)}.")
         if timedelta(hours=hours) < settings.BOOKING_MIN_DURATION:
             raise ValidationError(f"A lease lasts at least {duration_words(settings.BOOKING_MIN_DURATION)}.")

@@ -115,11 +115,11 @@ def _check_request(*, gpus: int, kind: str, hours: int | None, not_after: dateti
 def _hours_errors(hours: int | None) -> dict[str, str]:
     if hours is None:
         return {"hours": "A reserved lease needs its length in hours."}
-    length = timedelta(hours=hours)
-    if length < settings.BOOKING_MIN_DURATION:
-        return {"hours": f"A lease lasts at least {duration_words(settings.BOOKING_MIN_DURATION)}."}
-    if length > settings.BOOKING_MAX_DURATION:
+    # Compared in seconds: timedelta() of a huge number of hours overflows.
+    if hours * 3600 > settings.BOOKING_MAX_DURATION.total_seconds():
         return {"hours": f"A lease lasts at most {duration_words(settings.BOOKING_MAX_DURATION)}."}
+    if timedelta(hours=hours) < settings.BOOKING_MIN_DURATION:
+        return {"hours": f"A lease lasts at least {duration_words(settings.BOOKING_MIN_DURATION)}."}
     return {}
 
 

@@ -90,6 +90,7 @@ def test_the_owner_is_emailed_with_the_lease(
         ({"hours": None}, "hours", "needs its length in hours"),
         ({"hours": 0}, "hours", "greater than or equal to 1"),
         ({"hours": 24 * 91}, "hours", "at most 90 days"),
+        ({"hours": 5_813_458_266_304_315_862}, "hours", "at most 90 days"),
         ({"kind": "on_demand", "hours": 3}, "hours", "leave the hours out"),
         ({"kind": "spot"}, "kind", "not a valid choice"),
         ({"region": "us-xx-9"}, "region", "No region has this code"),

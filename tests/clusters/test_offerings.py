@@ -128,6 +128,7 @@ def test_offerings_start_within_the_asked_range(api_as, alice, fleet) -> None:
         ({"gpus": 10_001}, "gpus", "less than or equal to 10000"),
         ({"hours": 0}, "hours", "greater than or equal to 1"),
         ({"hours": 24 * 91}, "hours", "at most 90 days"),
+        ({"hours": 5_813_458_266_304_315_862}, "hours", "at most 90 days"),
         ({"region": "us-xx-9"}, "region", "No region has this code"),
         (
             {"earliest_start": later(5).isoformat(), "latest_start": later(4).isoformat()},
