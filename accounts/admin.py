@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 
@@ -17,6 +18,7 @@ from accounts.models import (
     User,
 )
 from accounts.services.organizations import organization_quota_set
+from accounts.services.ssh_keys import keys_withdraw
 from core.admin import ReadOnlyAdmin
 
 
@@ -83,7 +85,23 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 @admin.register(SshKey)
 class SshKeyAdmin(admin.ModelAdmin):
+    """Keys are added by their owners (the service validates them); a key deleted here leaves every
+    live lease first, as ssh_key_delete does."""
+
     list_display = ["name", "user", "key_type", "bits", "fingerprint"]
+    readonly_fields = ["user", "name", "key_type", "bits", "fingerprint", "public_key"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: SshKey) -> None:
+        keys_withdraw(key_ids=[obj.pk], organization=None, actor=request.user)  # type: ignore[arg-type]
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[SshKey]) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        keys_withdraw(key_ids=ids, organization=None, actor=request.user)  # type: ignore[arg-type]
+        super().delete_queryset(request, queryset)
 
 
 @admin.register(AuditEntry)

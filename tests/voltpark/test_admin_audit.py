@@ -57,3 +57,24 @@ def test_an_addition_in_the_admin_is_audited(client, root) -> None:
     assert answer.status_code == 302, answer.content.decode()[-2000:]
     entry = AuditEntry.objects.get(action="admin.add")
     assert entry.object_id == str(User.objects.get(email="new@acme.example").pk)
+
+
+def test_keys_deleted_in_the_admin_leave_the_live_leases_first(client, root, alice, monkeypatch) -> None:
+    from accounts.services import ssh_keys
+
+    withdrawn: list[list[int]] = []
+    monkeypatch.setattr(ssh_keys, "_withdrawn_hooks", [lambda **kw: withdrawn.append(sorted(kw["key_ids"]))])
+    keys = [
+        SshKey.objects.create(
+            user=alice, name=f"w{i}", key_type="ssh-ed25519", bits=256, public_key="x", fingerprint=f"w{i}"
+        )
+        for i in range(2)
+    ]
+    client.force_login(root)
+    client.post(
+        "/admin/accounts/sshkey/",
+        {"action": "delete_selected", "_selected_action": [k.pk for k in keys], "post": "yes"},
+    )
+    client.post(f"/admin/accounts/sshkey/{alice.ssh_keys.first().pk}/delete/", {"post": "yes"})
+    assert withdrawn[0] == sorted(k.pk for k in keys) and len(withdrawn) == 2
+    assert not SshKey.objects.filter(user=alice).exists()
