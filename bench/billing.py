@@ -133,14 +133,15 @@ def seed_fleet_and_leases() -> None:
 
 
 def seed_export_lines() -> None:
-    """A million invoice lines: 2,000 February invoices of 500 lines each, written in SQL."""
+    """A million invoice lines: 2,000 February invoices of 500 lines each, written in SQL (as drafts,
+    finalized once their lines are in: PostgreSQL refuses lines added to a finalized invoice)."""
     from django.db import connection
 
     sql = """
     INSERT INTO billing_invoice (public_id, organization_id, kind, status, number, period_start, period_end,
         currency, subtotal, credits, total, note, created_at, issued_at, stripe_hosted_url,
         stripe_credit_note_id)
-    SELECT gen_random_uuid(), o.id, 'invoice', 'open', 'VP-2026-B' || lpad(o.id::text, 6, '0'),
+    SELECT gen_random_uuid(), o.id, 'invoice', 'draft', 'VP-2026-B' || lpad(o.id::text, 6, '0'),
         %(feb)s, %(mar)s, 'USD', 500 * 12.45, 0, 500 * 12.45, '', now(), now(), '', ''
     FROM accounts_organization o;
     INSERT INTO billing_invoiceline (invoice_id, position, kind, description, lease_id, region_id, gpus,
@@ -150,6 +151,7 @@ def seed_export_lines() -> None:
     FROM billing_invoice i JOIN clusters_lease l ON l.organization_id = i.organization_id
     JOIN clusters_region r ON r.id = l.region_id CROSS JOIN generate_series(1, %(per)s) AS p
     WHERE i.period_start = %(feb)s;
+    UPDATE billing_invoice SET status = 'open' WHERE period_start = %(feb)s;
     """
     with connection.cursor() as cursor:
         cursor.execute(sql, {"feb": FEBRUARY, "mar": MARCH, "per": EXPORT_LINES // ORGANIZATIONS})

@@ -429,10 +429,12 @@ def credit_note_create(
         raise CreditNoteTooLarge(f"A credit note must be between 0.01 and {invoice.total - credited} USD.")
     now = timezone.now()
     series = INVOICE_NUMBER_PREFIX[InvoiceKind.CREDIT_NOTE]
+    # Written as a draft with its line, then finalized: PostgreSQL refuses a line added to an
+    # invoice that is already finalized (billing/sql/frozen_invoices.sql).
     note = Invoice.objects.create(
         organization_id=invoice.organization_id,
         kind=InvoiceKind.CREDIT_NOTE,
-        status=InvoiceStatus.OPEN,
+        status=InvoiceStatus.DRAFT,
         number=reserve_numbers(series=series, year=now.year, count=1)[0],
         period_start=invoice.period_start,
         period_end=invoice.period_end,
@@ -449,6 +451,8 @@ def credit_note_create(
         description=f"Correction of {invoice}: {reason}"[:300],
         amount=amount,
     )
+    note.status = InvoiceStatus.OPEN
+    note.save(update_fields=["status"])
     if post_to_ledger:
         ledger_post(
             organization=invoice.organization_id,

@@ -2,8 +2,8 @@
 -- refuses it. Once an invoice leaves draft, only its collection may move on: the status (never back
 -- to draft), when it was paid or voided, the void's note and Stripe's ids and hosted page. Its
 -- number, organization, period, amounts, dates of issue and due, and what it corrects stay as
--- issued, and it cannot be deleted. Its lines cannot be changed or deleted either (a correction is
--- a credit note: a new invoice with lines of its own).
+-- issued, and it cannot be deleted. Its lines cannot be added to, changed or deleted either (a
+-- correction is a credit note: a new invoice with lines of its own).
 CREATE OR REPLACE FUNCTION billing_invoice_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF OLD.status = 'draft' THEN
@@ -29,16 +29,22 @@ DECLARE
     v_status text;
     v_number text;
 BEGIN
-    SELECT status, number INTO v_status, v_number FROM billing_invoice WHERE id = OLD.invoice_id;
-    IF v_status IS NULL OR v_status = 'draft' THEN
+    -- The invoice a line leaves and the one it joins: an INSERT or an UPDATE that moves a line onto
+    -- a finalized invoice would change its amounts as surely as editing one of its own lines.
+    SELECT status, number INTO v_status, v_number FROM billing_invoice
+     WHERE status <> 'draft'
+       AND id IN (CASE WHEN TG_OP <> 'INSERT' THEN OLD.invoice_id END,
+                  CASE WHEN TG_OP <> 'DELETE' THEN NEW.invoice_id END)
+     LIMIT 1;
+    IF v_status IS NULL THEN
         RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
     END IF;
     RAISE EXCEPTION 'invoice % is finalized: its lines cannot be % (issue a credit note instead)',
-        v_number, CASE WHEN TG_OP = 'DELETE' THEN 'deleted' ELSE 'changed' END
+        v_number, CASE TG_OP WHEN 'DELETE' THEN 'deleted' WHEN 'INSERT' THEN 'added to' ELSE 'changed' END
         USING ERRCODE = 'restrict_violation';
 END $$;
 
 CREATE OR REPLACE TRIGGER invoice_frozen BEFORE UPDATE OR DELETE ON billing_invoice
     FOR EACH ROW EXECUTE FUNCTION billing_invoice_frozen();
-CREATE OR REPLACE TRIGGER invoice_line_frozen BEFORE UPDATE OR DELETE ON billing_invoiceline
+CREATE OR REPLACE TRIGGER invoice_line_frozen BEFORE INSERT OR UPDATE OR DELETE ON billing_invoiceline
     FOR EACH ROW EXECUTE FUNCTION billing_invoice_line_frozen();

@@ -66,6 +66,31 @@ def test_postgresql_refuses_to_change_or_delete_a_finalized_invoices_lines(open_
     assert InvoiceLine.objects.get(pk=line.pk).amount == line.amount
 
 
+def test_postgresql_refuses_a_line_added_to_a_finalized_invoice(open_invoice) -> None:
+    lines_before = InvoiceLine.objects.filter(invoice=open_invoice).count()
+    message = refused(
+        "INSERT INTO billing_invoiceline (invoice_id, position, kind, description, amount)"
+        " VALUES (%s, 999, 'correction', 'added after the fact', 100)",
+        [open_invoice.pk],
+    )
+    assert f"invoice {open_invoice.number} is finalized: its lines cannot be added to" in message
+    assert InvoiceLine.objects.filter(invoice=open_invoice).count() == lines_before
+
+
+def test_postgresql_refuses_a_draft_line_moved_onto_a_finalized_invoice(open_invoice, globex) -> None:
+    draft = Invoice.objects.create(
+        organization=globex, period_start=MARCH, period_end=datetime(2026, 4, 1, tzinfo=UTC)
+    )
+    line = InvoiceLine.objects.create(
+        invoice=draft, position=1, kind="correction", description="moved", amount=50
+    )
+    message = refused(
+        "UPDATE billing_invoiceline SET invoice_id = %s WHERE id = %s", [open_invoice.pk, line.pk]
+    )
+    assert "lines cannot be changed" in message
+    assert InvoiceLine.objects.get(pk=line.pk).invoice_id == draft.pk
+
+
 def test_collection_still_moves_on_paid_then_voided_and_stripe_ids_set(open_invoice, alice) -> None:
     Invoice.objects.filter(pk=open_invoice.pk).update(
         stripe_invoice_id="in_123", stripe_hosted_url="https://stripe.example/i/1"
