@@ -9,7 +9,9 @@ from django.utils import timezone
 from accounts.choices import Role
 from billing.choices import LedgerKind, PaymentTerms
 from billing.models import BillingAccount, LedgerEntry
+from billing.services.accounts import account_set_terms
 from billing.services.top_ups import top_up_record
+from clusters.choices import LeaseState
 from clusters.models import Lease
 from tests.factories import MembershipFactory, OrganizationFactory
 
@@ -98,6 +100,31 @@ def test_cancelling_within_a_day_of_the_start_refunds_nothing(dana, api_as) -> N
     assert api_as(dana).post(f"{LEASES}{lease_id}/cancel/").status_code == 200
     assert BillingAccount.objects.get(pk=tiny(dana).pk).balance == charged < Decimal("500.00")
     assert not LedgerEntry.objects.filter(kind=LedgerKind.COMMITMENT_REFUND).exists()
+
+
+def test_releasing_a_reserved_lease_early_frees_its_gpus_and_refunds_nothing(dana, api_as) -> None:
+    top_up(tiny(dana), "500.00")
+    lease_id = api_as(dana).post(LEASES, reserved(hours=10, ahead=timedelta(0)), format="json").json()["id"]
+    Lease.objects.filter(organization=tiny(dana)).update(state=LeaseState.ACTIVE, started_at=timezone.now())
+    charged = BillingAccount.objects.get(pk=tiny(dana).pk).balance
+    assert api_as(dana).post(f"{LEASES}{lease_id}/release/").status_code == 200
+    lease = Lease.objects.get(organization=tiny(dana))
+    assert lease.state == LeaseState.ACTIVE and lease.end <= timezone.now()  # its GPUs free for others
+    assert BillingAccount.objects.get(pk=tiny(dana).pk).balance == charged < Decimal("500.00")
+    assert not LedgerEntry.objects.filter(kind=LedgerKind.COMMITMENT_REFUND).exists()
+
+
+def test_on_invoice_terms_a_booking_past_the_credit_limit_gets_402_credit_limit(dana, api_as) -> None:
+    account_set_terms(
+        actor=None, organization=tiny(dana), terms=PaymentTerms.INVOICED, credit_limit=Decimal("100.00")
+    )
+    response = api_as(dana).post(LEASES, reserved(hours=10), format="json")  # 8 GPUs, 10 hours: over 100
+    assert response.status_code == 402 and response.json()["code"] == "credit_limit"
+    assert not Lease.objects.filter(organization=tiny(dana)).exists()
+    within = api_as(dana).post(LEASES, reserved(hours=2), format="json")
+    assert within.status_code == 201, within.json()
+    entry = LedgerEntry.objects.get(organization=tiny(dana), kind=LedgerKind.COMMITMENT)
+    assert BillingAccount.objects.get(pk=tiny(dana).pk).balance == entry.amount < 0  # owed, on the invoice
 
 
 def test_a_booking_past_the_monthly_spend_limit_gets_402_spend_limit(dana, api_as) -> None:
