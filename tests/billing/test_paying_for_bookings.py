@@ -13,6 +13,7 @@ from billing.services.accounts import account_set_terms
 from billing.services.top_ups import top_up_record
 from clusters.choices import LeaseState
 from clusters.models import Lease
+from programs.services.early_stage import early_stage_apply, early_stage_approve
 from tests.factories import MembershipFactory, OrganizationFactory
 
 LEASES = "/api/v1/leases/"
@@ -54,6 +55,30 @@ def test_a_new_organization_without_a_way_to_pay_gets_402_and_nothing_is_booked(
     assert response.json()["code"] == "payment_required"
     assert "Add a card or top up" in response.json()["detail"] and "/billing/" in response.json()["detail"]
     assert not Lease.objects.filter(organization=tiny(dana)).exists()
+
+
+def test_early_stage_credit_approved_by_staff_lets_it_book(dana, stella, api_as) -> None:
+    body = {"region": "us-tx-1", "gpus": 8, "kind": "on_demand"}
+    assert api_as(dana).post(LEASES, body, format="json").json()["code"] == "payment_required"
+    application = early_stage_apply(
+        actor=dana,
+        organization=tiny(dana),
+        what_we_build="Speech models",
+        stage="seed",
+        funding="$1M pre-seed",
+        gpus_wanted=8,
+        why="Fine-tuning",
+    )
+    early_stage_approve(
+        actor=stella,
+        application=application,
+        gpu_quota=16,
+        credit_amount=Decimal("2000"),
+        credit_expires_at=timezone.now() + timedelta(days=180),
+        note="",
+    )
+    response = api_as(dana).post(LEASES, body, format="json")
+    assert response.status_code == 201, response.json()
 
 
 def test_a_positive_balance_lets_it_book_on_demand(dana, api_as) -> None:
