@@ -68,6 +68,6 @@ PREVIOUS = importlib.import_module("billing.migrations.0006_finalized_invoices_f
 
 
 class Migration(migrations.Migration):
-    dependencies = [("billing", "0006_finalized_invoices_frozen")]
+    dependencies = [("billing", "0007_usage_rows_lease_key_unchecked_brin_on_hour")]
 
     operations = [migrations.RunSQL(FROZEN_INVOICES, PREVIOUS)]
