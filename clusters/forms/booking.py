@@ -14,6 +14,7 @@ from clusters.models import Region
 from clusters.selectors.capacity import Window
 from clusters.services.booking import booking_window
 from core.forms import add_service_error
+from core.refusals import Refused
 from core.timezones import UTC as UTC_ZONE
 from core.timezones import zone_named
 
@@ -96,6 +97,12 @@ class BookingForm(forms.Form):
     )
     start = LocalDateTimeField(label="Start", required=False)
     end = LocalDateTimeField(label="End", required=False)
+    until = LocalDateTimeField(
+        label="Until",
+        required=False,
+        help_text="Empty: it runs until you release it. With a time it ends then, and can run on GPUs "
+        "reserved from then on.",
+    )
     tz = ZoneField()
     ssh_keys = KeyChoiceField(
         label="SSH keys to install",
@@ -103,6 +110,12 @@ class BookingForm(forms.Form):
         to_field_name="public_id",
         required=False,
         widget=forms.CheckboxSelectMultiple,
+    )
+    replace_automatically = forms.BooleanField(
+        label="If a node fails while the lease runs, book a replacement at once",
+        required=False,
+        help_text="The same GPUs in the same region for the rest of the lease, with the same keys; "
+        "unticked, a replacement is offered to you instead. The failed node's time is credited either way.",
     )
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
@@ -118,8 +131,8 @@ class BookingForm(forms.Form):
             return data
         zone, kind = data["tz"], data["kind"]
         if kind == LeaseKind.ON_DEMAND:
-            # The reserved-only fields are hidden for on-demand; values left in them do not count.
-            data["start"] = data["end"] = None
+            # Each kind's own fields are hidden for the other; values left in them do not count.
+            data["start"], data["end"] = None, to_utc(data.get("until"), zone)
         else:
             data["start"], data["end"] = to_utc(data.get("start"), zone), to_utc(data.get("end"), zone)
         try:
@@ -127,8 +140,20 @@ class BookingForm(forms.Form):
                 kind=kind, start=data["start"], end=data["end"], gpus=data["gpus"]
             )
         except ValidationError as error:
-            add_service_error(self, error)
+            self.refuse(error)
         return data
+
+    def refuse(self, error: ValidationError | Refused) -> None:
+        """A refusal on the form; booking names an on-demand lease's end `end`, here its Until field."""
+        on_demand = self.cleaned_data.get("kind") == LeaseKind.ON_DEMAND
+        if on_demand and isinstance(error, ValidationError) and hasattr(error, "error_dict"):
+            error = ValidationError(
+                {
+                    ("until" if field == "end" else field): problems
+                    for field, problems in error.message_dict.items()
+                }
+            )
+        add_service_error(self, error)
 
     def refuse_no_key_ticked(self) -> bool:
         """Booking (not the live check) with every key unticked: the booker meant none, so ask."""
