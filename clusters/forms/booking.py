@@ -79,12 +79,11 @@ class RegionChoiceField(forms.ModelChoiceField):
         return f"{obj.name} ({obj.code})"
 
 
-class BookingForm(forms.Form):
-    """A booking as the page takes it: the same rules as the API, through booking_window."""
+class LeaseFieldsForm(forms.Form):
+    """What booking and queueing a request both ask: the size, the kind, the keys and the viewer's zone."""
 
-    region = RegionChoiceField(
-        queryset=Region.objects.order_by("code"), to_field_name="code", label="Region", empty_label=None
-    )
+    initial_kind: str = LeaseKind.ON_DEMAND
+
     gpus = forms.IntegerField(
         label="GPUs",
         min_value=1,
@@ -92,8 +91,32 @@ class BookingForm(forms.Form):
         initial=8,
         help_text="1, 2, 4 or 8 on one node; above 8, a multiple of 8 (whole nodes in one cluster).",
     )
-    kind = forms.ChoiceField(
-        label="Kind", choices=LeaseKind.choices, initial=LeaseKind.ON_DEMAND, widget=forms.RadioSelect
+    kind = forms.ChoiceField(label="Kind", choices=LeaseKind.choices, widget=forms.RadioSelect)
+    tz = ZoneField()
+    ssh_keys = KeyChoiceField(
+        label="SSH keys to install",
+        queryset=None,
+        to_field_name="public_id",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["kind"].initial = self.initial_kind
+        keys = ssh_keys_of(user)
+        cast(forms.ModelMultipleChoiceField, self.fields["ssh_keys"]).queryset = keys
+        # The booker's keys are ticked from the start: a lease nobody can log in to is no use.
+        self.fields["ssh_keys"].initial = [key.public_id for key in keys]
+
+
+class BookingForm(LeaseFieldsForm):
+    """A booking as the page takes it: the same rules as the API, through booking_window."""
+
+    field_order = ["region", "gpus", "kind", "start", "end", "until", "tz", "ssh_keys"]
+
+    region = RegionChoiceField(
+        queryset=Region.objects.order_by("code"), to_field_name="code", label="Region", empty_label=None
     )
     start = LocalDateTimeField(label="Start", required=False)
     end = LocalDateTimeField(label="End", required=False)
@@ -103,27 +126,12 @@ class BookingForm(forms.Form):
         help_text="Empty: it runs until you release it. With a time it ends then, and can run on GPUs "
         "reserved from then on.",
     )
-    tz = ZoneField()
-    ssh_keys = KeyChoiceField(
-        label="SSH keys to install",
-        queryset=None,
-        to_field_name="public_id",
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-    )
     replace_automatically = forms.BooleanField(
         label="If a node fails while the lease runs, book a replacement at once",
         required=False,
         help_text="The same GPUs in the same region for the rest of the lease, with the same keys; "
         "unticked, a replacement is offered to you instead. The failed node's time is credited either way.",
     )
-
-    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        keys = ssh_keys_of(user)
-        cast(forms.ModelMultipleChoiceField, self.fields["ssh_keys"]).queryset = keys
-        # The booker's keys are ticked from the start: a lease nobody can log in to is no use.
-        self.fields["ssh_keys"].initial = [key.public_id for key in keys]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
