@@ -14,6 +14,11 @@ workers = envint("GUNICORN_WORKERS", 4, minimum=1)
 # not a whole process, and the worker's heartbeat does not wait for the request to finish.
 threads = envint("GUNICORN_THREADS", 4, minimum=1)
 timeout = envint("GUNICORN_TIMEOUT_S", 30, minimum=1)
+# An idle keep-alive connection is closed by the client's side (a load balancer's idle timeout is
+# 60 s at most on the usual ones), never by gunicorn first: a request sent as gunicorn closes the
+# connection (its default waits 2 s) gets a reset and no answer (3 API calls in the soak, reproduced
+# with clients idling about the keep-alive). Idle connections wait in the poller, not in a thread.
+keepalive = envint("GUNICORN_KEEPALIVE_S", 75, minimum=1)
 # X-Forwarded-For/-Proto are believed only from these addresses (the load balancer in front).
 forwarded_allow_ips = envstr("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 

@@ -114,8 +114,16 @@ def _mfa_receiver(action: str) -> Any:
 
 
 class SocialAccountAdapter(DefaultSocialAccountAdapter):
-    """allauth's providers: a switched-off one is not found, and a new account made by signing in
-    with a provider is audited as that provider's link."""
+    """allauth's providers: a switched-off one is not found, a new account takes the name the
+    provider knows the person by (allauth fills only first and last names, which we do not have),
+    and a new account made by signing in with a provider is audited as that provider's link."""
+
+    def populate_user(self, request: HttpRequest, sociallogin: SocialLogin, data: dict[str, Any]) -> Any:
+        user = super().populate_user(request, sociallogin, data)
+        parts = (data.get("first_name") or "", data.get("last_name") or "")
+        name = data.get("name") or " ".join(part for part in parts if part)
+        user.full_name = str(name).strip()[: user._meta.get_field("full_name").max_length]
+        return user
 
     def get_app(self, request: HttpRequest, provider: str, client_id: str | None = None) -> SocialApp:
         try:

@@ -141,10 +141,29 @@ def seed(nodes: int, agent_base: str, clients: int) -> list[Customer]:
     return customers
 
 
-def hostnames() -> list[str]:
+def simulators_by_region(workdir: Path, regions: list[str], after_port: int) -> dict[str, tuple[int, Path]]:
+    """A port and a hostnames file for each region's simulator; its nodes' agent URLs point there."""
+    from django.db.models import F, Value
+    from django.db.models.functions import Concat
+
     from clusters.models import Node
 
-    return list(Node.objects.order_by("hostname").values_list("hostname", flat=True))
+    agents, port = {}, after_port
+    for code in regions:
+        port = next(p for p in range(port + 1, port + 100) if not port_answers(p))
+        nodes = Node.objects.filter(cluster__region__code=code)
+        nodes.update(agent_url=Concat(Value(f"http://127.0.0.1:{port}/nodes/"), F("hostname"), Value("/")))
+        hosts = workdir / f"hosts-{code}.txt"
+        hosts.write_text("\n".join(nodes.order_by("hostname").values_list("hostname", flat=True)) + "\n")
+        agents[code] = (port, hosts)
+    return agents
+
+
+def agent_bases() -> dict[str, str]:
+    """Each node's simulator, by hostname: where its fault switches are."""
+    from clusters.models import Node
+
+    return {host: url.split("/nodes/")[0] for host, url in Node.objects.values_list("hostname", "agent_url")}
 
 
 def region_codes() -> list[str]:
@@ -163,7 +182,6 @@ def run(plan: Plan, workdir: Path, leases: Path) -> dict[str, Any]:
     redis = Redis(workdir, free_port("SOAK_PORTS", ports))
     redis.start()
     web_port = free_port("SOAK_PORTS", ports)
-    agent_port = next(p for p in range(web_port + 1, web_port + 100) if not port_answers(p))
     env = environment(postgres, redis)
     procs: dict[str, Proc] = {}
     found = Findings()
@@ -171,22 +189,16 @@ def run(plan: Plan, workdir: Path, leases: Path) -> dict[str, Any]:
     try:
         log(f"migrating and seeding {plan.nodes} nodes (PostgreSQL :{postgres.port}, Redis :{redis.port})")
         setup_django(env)
-        customers = seed(plan.nodes, f"http://127.0.0.1:{agent_port}", plan.clients)
-        hosts_file = workdir / "hosts.txt"
-        hosts_file.write_text("\n".join(hostnames()) + "\n")
+        customers = seed(plan.nodes, "", plan.clients)
         regions = region_codes()
+        agents = simulators_by_region(workdir, regions, web_port)
         procs = platform_processes(
-            workdir=workdir,
-            leases=leases,
-            env=env,
-            regions=regions,
-            web_port=web_port,
-            agent_port=agent_port,
-            hosts_file=hosts_file,
+            workdir=workdir, leases=leases, env=env, regions=regions, web_port=web_port, agents=agents
         )
         for proc in procs.values():
             proc.start()
-        wait_for(lambda: port_answers(agent_port) and port_answers(web_port), 120, "the agents and gunicorn")
+        ports_up = [web_port, *(port for port, _ in agents.values())]
+        wait_for(lambda: all(port_answers(p) for p in ports_up), 120, "the agents and gunicorn")
         wait_for(lambda: first_sweep_done(plan.nodes), 180, "a first poll of every node")
         return soak(
             plan,
@@ -200,7 +212,7 @@ def run(plan: Plan, workdir: Path, leases: Path) -> dict[str, Any]:
             found,
             stop,
             web_port,
-            agent_port,
+            agent_bases(),
         )
     finally:
         # Stopping everything it started must not be cut short by a second Ctrl-C or SIGTERM.
@@ -230,11 +242,11 @@ def first_sweep_done(nodes: int) -> bool:
 
 
 def soak(
-    plan, workdir, leases, postgres, redis, procs, customers, regions, found, stop, web_port, agent_port
+    plan, workdir, leases, postgres, redis, procs, customers, regions, found, stop, web_port, agent_bases
 ):
-    web, agent_base = f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{agent_port}"
+    web = f"http://127.0.0.1:{web_port}"
     began = time.time()
-    faults = Faults(plan, agent_base, found, stop, leases)
+    faults = Faults(plan, agent_bases, found, stop, leases)
     clients = [Client(n, c, web, regions, found, stop) for n, c in enumerate(customers)]
     threads = [
         *clients,

@@ -93,10 +93,12 @@ def lease_checks(found: Findings) -> dict[str, Any]:
         if overlaps:
             failures.append(f"{overlaps} overlapping live allocations in the database")
         # A node is out of placement from its failure (the audit row written in the failing transaction,
-        # after it has waited for any lease a sweeper holds) until staff undrain it.
+        # after it has waited for any lease a sweeper holds) until staff undrain it. The nodes a lease
+        # started on are its live allocations: a re-placed lease's earlier ones are not.
         cursor.execute(
             "SELECT DISTINCT l.public_id, n.hostname FROM clusters_lease l"
-            " JOIN clusters_allocation a ON a.lease_id = l.id JOIN clusters_node n ON n.id = a.node_id"
+            " JOIN clusters_allocation a ON a.lease_id = l.id AND a.is_live"
+            " JOIN clusters_node n ON n.id = a.node_id"
             " JOIN accounts_auditentry f ON f.action = 'node.health_failed' AND f.object_type = 'Node'"
             "   AND f.object_id = n.public_id::text AND f.at < l.started_at"
             " WHERE l.started_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM accounts_auditentry u"

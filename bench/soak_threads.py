@@ -220,10 +220,12 @@ class Faults(threading.Thread):
     """Injects a fault into a random simulated agent every SOAK_FAULT_EVERY_S (jittered), each followed
     by its own thread: watched until out of placement (or seen to stay in), then cleared and undrained."""
 
-    def __init__(self, plan: Plan, agent_base: str, found: Findings, stop: threading.Event, leases: Path):
+    def __init__(
+        self, plan: Plan, agent_bases: dict[str, str], found: Findings, stop: threading.Event, leases: Path
+    ):
         super().__init__(name="faults", daemon=True)
         self.plan = plan
-        self.agent_base = agent_base
+        self.agent_bases = agent_bases  # hostname -> its region's simulator
         self.found = found
         self.stop = stop
         self.leases = leases
@@ -306,7 +308,7 @@ class Faults(threading.Thread):
     def fault(self, host: str, method: str, body: dict[str, Any] | None) -> None:
         import httpx
 
-        url = f"{self.agent_base}/nodes/{host}/v1/simulate/faults"
+        url = f"{self.agent_bases[host]}/nodes/{host}/v1/simulate/faults"
         answer = httpx.request(
             method, url, json=body, headers={"Authorization": f"Bearer {AGENT_TOKEN}"}, timeout=10
         )

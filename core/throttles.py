@@ -10,17 +10,68 @@ A scope without a rate, or a view without a scope, is not throttled. Over the ra
 Wrong bearer tokens are counted per client address (`AuthFailureThrottle`): past
 `API_AUTH_FAILURE_RATE`, every bearer token from that address is refused until the window passes,
 so guessing tokens is as slow as the rate.
+
+Each count is a sliding window kept in Redis as a sorted set of request times, checked and added to
+by one Lua script, so requests racing on one token cannot each see room and all pass (DRF's own
+throttles read the window and write it back, which loses counts under concurrency).
 """
 
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import SimpleRateThrottle
 
 if TYPE_CHECKING:  # DRF's views import the authentication classes, which import this module
     from rest_framework.views import APIView
+
+
+# KEYS[1] the window; ARGV: now, its length in seconds, the limit, this request's member, and
+# whether to count it ("1") or only check. Answers {1} with room, else {0, the oldest time counted}.
+_SLIDING_WINDOW = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
+  if ARGV[5] == '1' then
+    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+    redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])))
+  end
+  return {1}
+end
+return {0, redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]}
+"""
+
+
+def redis_client() -> Any:
+    """The cache's own Redis client: the connection settings every request uses."""
+    return cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+
+
+class SlidingWindow:
+    """At most `limit` events in any `seconds`, counted atomically under the cache key `key`."""
+
+    def __init__(self, key: str, limit: int, seconds: float) -> None:
+        self.key, self.limit, self.seconds = cache.make_key(key), limit, seconds
+
+    def take(self, now: float, count: bool = True) -> float | None:
+        """None when there is room (and, with `count`, one event counted at `now`); otherwise how
+        many seconds until the oldest event counted leaves the window."""
+        client = redis_client()
+        member = f"{now}:{uuid.uuid4().hex}"
+        arguments = [now, self.seconds, self.limit, member, "1" if count else "0"]
+        answer = client.eval(_SLIDING_WINDOW, 1, self.key, *arguments)
+        if answer[0] == 1:
+            return None
+        return max(0.0, self.seconds - (now - float(answer[1])))
+
+    def count(self, now: float) -> None:
+        """Count one event at `now` whatever the limit (a wrong token is counted after it failed)."""
+        pipeline = redis_client().pipeline(transaction=True)
+        pipeline.zadd(self.key, {f"{now}:{uuid.uuid4().hex}": now})
+        pipeline.expire(self.key, int(self.seconds) + 1)
+        pipeline.execute()
 
 
 def throttle_scope_of(request: HttpRequest, view: "APIView") -> str | None:
@@ -42,7 +93,14 @@ class _ScopedThrottle(SimpleRateThrottle):
         rates: dict[str, str] = getattr(settings, self.rates_setting)
         self.rate = rates.get(self.scope) if self.scope else None
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
+        key = self.get_cache_key(request, view) if self.rate else None
+        if key is None or self.num_requests is None or self.duration is None:
+            return True
+        self.retry_in = SlidingWindow(key, self.num_requests, self.duration).take(self.timer())
+        return self.retry_in is None
+
+    def wait(self) -> float | None:
+        return self.retry_in
 
 
 class TokenRateThrottle(_ScopedThrottle):
@@ -88,14 +146,11 @@ class AuthFailureThrottle(SimpleRateThrottle):
 
     def refuse_if_exceeded(self, request: Any) -> None:
         """Raise 429 while this address has used up its wrong tokens for the window."""
-        self.key = self.get_cache_key(request, None)
-        self.history = self.cache.get(self.key, [])
-        self.now = self.timer()
-        while self.history and self.history[-1] <= self.now - self.window:
-            self.history.pop()
-        if len(self.history) >= self.limit:
-            raise Throttled(wait=self.wait(), detail="Too many wrong API tokens from this address.")
+        self.failures = SlidingWindow(self.get_cache_key(request, None), self.limit, self.window)
+        retry_in = self.failures.take(self.timer(), count=False)
+        if retry_in is not None:
+            raise Throttled(wait=retry_in, detail="Too many wrong API tokens from this address.")
 
     def record_failure(self) -> None:
-        """Count one wrong token (after `refuse_if_exceeded` read the window)."""
-        self.throttle_success()
+        """Count one wrong token (after `refuse_if_exceeded` checked the window)."""
+        self.failures.count(self.timer())

@@ -113,11 +113,12 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def gpus(request: web.Request) -> web.Response:
-    """GET /v1/gpus: one reading of every GPU."""
+    """GET /v1/gpus: one reading of every GPU, and the leases installed."""
     backend = node_of(request)
     authorize(request)
     reading = await _call(backend, backend.read_gpus)
-    return web.Response(body=reading.to_json(), content_type="application/json")
+    leases = await _call(backend, backend.installed_leases)
+    return web.Response(body=reading.to_json(leases), content_type="application/json")
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:

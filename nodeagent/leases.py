@@ -8,6 +8,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from nodeagent.model import AgentError
 from nodeagent.protocol import account_for_lease
@@ -132,14 +133,21 @@ class LeaseStore:
 
     def active_gpus(self) -> frozenset[int]:
         """GPU indices held by the node's active leases."""
-        indices: set[int] = set()
+        return frozenset(index for record in self._active() for index in record.get("gpu_indices", ()))
+
+    def active_leases(self) -> tuple[str, ...]:
+        """Ids of the node's active leases (keys installed), sorted."""
+        return tuple(sorted(str(record.get("lease_id")) for record in self._active()))
+
+    def _active(self) -> list[dict[str, Any]]:
         if not self.root.is_dir():
-            return frozenset()
+            return []
+        records = []
         for lease_file in self.root.glob(f"*/{LEASE_FILE}"):
             try:
                 raw = json.loads(lease_file.read_text())
             except (OSError, ValueError):
                 continue
-            if raw.get("state") == ACTIVE:
-                indices.update(raw.get("gpu_indices", ()))
-        return frozenset(indices)
+            if isinstance(raw, dict) and raw.get("state") == ACTIVE:
+                records.append(raw)
+        return records

@@ -86,14 +86,15 @@ class Reading:
         """Whether NVML itself failed, so no GPU could be read."""
         return self.error is not None
 
-    def to_json(self) -> bytes:
-        """Encode the reading as the body of GET /v1/gpus."""
+    def to_json(self, leases: tuple[str, ...] = ()) -> bytes:
+        """Encode the reading as the body of GET /v1/gpus, with the ids of the leases installed."""
         head = {
             "node": self.node,
             "backend": self.backend,
             "degraded": self.degraded,
             "error": self.error,
             "read_at": utc_iso(self.read_at),
+            "leases": list(leases),
         }
         return json.dumps(head)[:-1].encode() + b', "gpus": ' + self.gpus_json + b"}"
 
@@ -162,4 +163,9 @@ class Backend(Protocol):
 
     def revoke_lease(self, lease_id: str) -> RevokeResult:
         """Remove a lease's keys and stop its processes."""
+        ...
+
+    def installed_leases(self) -> tuple[str, ...]:
+        """Ids of the leases installed here and not revoked (the platform revokes any it does not
+        hold live on this node: clusters/services/reconciliation.py)."""
         ...

@@ -15,7 +15,22 @@ ANSWER_MAX_LENGTH = 2000
 NOTE_MAX_LENGTH = 2000
 
 
-class EarlyStageApplication(PublicIdModel):
+class StaffDecision(PublicIdModel):
+    """What every request staff decide on shares: its status, who decided, when, the note and the quota."""
+
+    status = models.CharField(max_length=10, choices=ApplicationStatus, default=ApplicationStatus.PENDING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(max_length=NOTE_MAX_LENGTH, blank=True)
+    granted_gpu_quota = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class EarlyStageApplication(StaffDecision):
     """An organization's request to join the early-stage program, and staff's decision on it."""
 
     organization = models.ForeignKey(
@@ -27,14 +42,7 @@ class EarlyStageApplication(PublicIdModel):
     funding = models.CharField(max_length=200, help_text="Funding raised so far, in the applicant's words.")
     gpus_wanted = models.PositiveIntegerField(validators=[MinValueValidator(1)])
     why = models.TextField(max_length=ANSWER_MAX_LENGTH)
-    status = models.CharField(max_length=10, choices=ApplicationStatus, default=ApplicationStatus.PENDING)
     submitted_at = models.DateTimeField(default=timezone.now)
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    decided_at = models.DateTimeField(null=True, blank=True)
-    decision_note = models.TextField(max_length=NOTE_MAX_LENGTH, blank=True)
-    granted_gpu_quota = models.PositiveIntegerField(null=True, blank=True)
     granted_credit = models.DecimalField(
         max_digits=12, decimal_places=2, null=True, blank=True, help_text="USD granted on approval."
     )
@@ -54,7 +62,7 @@ class EarlyStageApplication(PublicIdModel):
         return f"{self.organization} ({self.status})"
 
 
-class QuotaRequest(PublicIdModel):
+class QuotaRequest(StaffDecision):
     """An owner's request for a higher GPU quota (how many, until when, why), and staff's decision."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="quota_requests")
@@ -65,14 +73,7 @@ class QuotaRequest(PublicIdModel):
     needed_until = models.DateField(null=True, blank=True, help_text="Until when the GPUs are needed.")
     why = models.TextField(max_length=ANSWER_MAX_LENGTH)
     quota_before = models.PositiveIntegerField(help_text="The organization's quota when it asked.")
-    status = models.CharField(max_length=10, choices=ApplicationStatus, default=ApplicationStatus.PENDING)
     requested_at = models.DateTimeField(default=timezone.now)
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    decided_at = models.DateTimeField(null=True, blank=True)
-    decision_note = models.TextField(max_length=NOTE_MAX_LENGTH, blank=True)
-    granted_gpu_quota = models.PositiveIntegerField(null=True, blank=True)
     expires_at = models.DateTimeField(
         null=True, blank=True, help_text="When an approved quota goes back to what it was; never when empty."
     )

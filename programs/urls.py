@@ -5,11 +5,11 @@ from django.urls import path
 
 from programs.api import early_stage as early_stage_api
 from programs.api import quota_requests as quota_requests_api
-from programs.views import early_stage, quota_requests
+from programs.views import early_stage, queue, quota_requests
 
 urlpatterns = [
     path("organization/early-stage/", early_stage.early_stage, name="early-stage"),
-    path("staff/early-stage/", early_stage.early_stage_queue_page, name="early-stage-queue"),
+    path("staff/early-stage/", queue.early_stage_queue_page, name="early-stage-queue"),
     path(
         "staff/early-stage/<str:application_id>/approve/",
         early_stage.early_stage_approve_page,

@@ -1,20 +1,24 @@
 """Fixtures shared by the whole suite: the named people of the ownership tests, clients acting as
-them, and a small fleet in every region.
+them, a small fleet in every region, and `provider`: the stand-in for the SSO providers (GitHub,
+Google) on loopback, both switched on.
 
 Alice (owner) and Bob (member) are in Acme; Charlie owns Globex; Fiona is Acme's finance
 member; Stella is a staff admin and Frank staff finance, both with an authenticator app
 (tests.factories.STAFF_TOTP_SECRET), as staff must have.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
 import pytest
+from django.conf import settings as django_settings
 from django.test import Client
 
 from accounts.choices import Role
 from accounts.models import Organization, User
 from clusters.models import Node
 from clusters.services.fleet import fleet_seed
+from tests.accounts.sso_provider import CLIENTS, StandIn, serve
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory, mfa_enable
 from tests.helpers import ANONYMOUS, api_client_for, forget_rate_limits
 from tests.markers import unmarked_slow_tests
@@ -94,6 +98,21 @@ def seeded_fleet(db: None) -> list[Node]:
     """Six nodes, two per region, all in the general pool, with the default price book."""
     fleet_seed(nodes=6)
     return list(Node.objects.order_by("hostname"))
+
+
+@pytest.fixture
+def provider(db, settings) -> Iterator[StandIn]:
+    """The stand-in, running, with both providers switched on (as their client ids in the environment do)."""
+    server, state = serve(urlsplit(django_settings.SSO_GITHUB_URL).port or 0)
+    settings.SOCIALACCOUNT_PROVIDERS = {
+        name: {**config, "APPS": [{"client_id": CLIENTS[name][0], "secret": CLIENTS[name][1], "key": ""}]}
+        for name, config in django_settings.SOCIALACCOUNT_PROVIDERS.items()
+    }
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(autouse=True)

@@ -204,6 +204,33 @@ ON_HEALTHY_NODES = """AND NOT EXISTS (
             AND (n.state <> 'available' OR g.health <> 'healthy'))"""
 
 
+# FOR KEY SHARE: what node_health_fail's FOR UPDATE waits for, and nothing else does (the poll's
+# bulk UPDATEs of a node's counters take FOR NO KEY UPDATE, which it lets through).
+NODES_HELD_SQL = "SELECT id FROM clusters_node WHERE id = ANY(%s::bigint[]) FOR KEY SHARE SKIP LOCKED"
+
+
+def _nodes_held(leases: list[Lease], placement: _Placement) -> list[Lease]:
+    """The leases whose nodes this transaction now holds against a health failure, until it commits.
+
+    The starting statement's guard (ON_HEALTHY_NODES) reads the nodes' state as of its own snapshot,
+    so a failure committing after that snapshot and before this transaction's commit went unseen:
+    a lease started on a node whose failure was already recorded (twice in the soak of 2026-12-01).
+    With the nodes locked first, a failure either committed before the guard's statement, which then
+    sees it, or waits for this commit. A node being failed right now is skipped, not waited for (that
+    failure waits for the leases this sweep holds, so waiting would deadlock): its leases wait for
+    the next sweep, which finds the node failed.
+    """
+    lease_ids = {lease.pk for lease in leases}
+    node_ids = sorted({node_id for (lease_id, node_id) in placement.gpus if lease_id in lease_ids})
+    if not node_ids:
+        return leases
+    with connection.cursor() as cursor:
+        cursor.execute(NODES_HELD_SQL, [node_ids])
+        held = {row[0] for row in cursor.fetchall()}
+    blocked = {lease_id for (lease_id, node_id) in placement.gpus if node_id not in held}
+    return [lease for lease in leases if lease.pk not in blocked]
+
+
 def _transition(
     leases: list[Lease], source: str, target: str, *, guard: str = "", **columns: Any
 ) -> list[Lease]:
@@ -263,7 +290,7 @@ def _start_batch(
         if not answer.ok:
             hostname = placement.nodes[node_id]["hostname"]
             waiting_on.setdefault(lease_id, []).append(f"{hostname} ({answer.error})")
-    ready = [lease for lease in leases if lease.pk not in waiting_on]
+    ready = _nodes_held([lease for lease in leases if lease.pk not in waiting_on], placement)
     # started_at is when the keys are in, not when the sweep began: what the owner sees, and what
     # the lateness measurement (bench/fleet.py) reads.
     started_at = timezone.now()

@@ -17,6 +17,7 @@ from clusters.models import Node
 from clusters.services.agent import AgentAnswer, AgentCall, AgentClient, AgentError, parse_xid
 from clusters.services.health import health_evaluate
 from clusters.services.partitions import telemetry_partition_ensure
+from clusters.services.reconciliation import leases_reconcile
 
 
 @dataclass
@@ -57,6 +58,7 @@ class SweepReport:
     events_opened: list[str] = field(default_factory=list)
     events_ended: int = 0
     nodes_made_unhealthy: list[str] = field(default_factory=list)
+    strays_revoked: list[str] = field(default_factory=list)
     retried: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
@@ -90,6 +92,10 @@ def fleet_poll(*, node_ids: list[int] | None = None, now: datetime | None = None
     report.answered = sum(1 for poll in polls if poll.answered)
     report.unreachable = [poll.node["hostname"] for poll in polls if not poll.answered]
     health_evaluate(polls=polls, unreachable_counts=unreachable_counts, now=now, report=report)
+    report.strays_revoked = leases_reconcile(
+        installed={poll.node["id"]: poll.answer.body.get("leases") or () for poll in polls if poll.answered},  # type: ignore[union-attr]
+        nodes={poll.node["id"]: poll.node for poll in polls},
+    )
     report.seconds = time.monotonic() - started
     return report
 

@@ -267,6 +267,10 @@ class NvmlBackend:
             time.sleep(0.1)
         return RevokeResult(lease_id, processes_stopped=stopped, gpus_clean=clean, changed=changed)
 
+    def installed_leases(self) -> tuple[str, ...]:
+        """Ids of the leases whose keys are in."""
+        return self.leases.active_leases()
+
     def _pids_on(self, indices: Iterable[int]) -> set[int] | None:
         """PIDs of compute processes on the given GPUs; None when NVML cannot tell."""
         usage = self.gpu_usage(indices)

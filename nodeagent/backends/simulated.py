@@ -106,6 +106,7 @@ class SimulatedNode:
         self.faults = NodeFaults()
         self.refuse_listeners: list[Callable[[bool], None]] = []
         self._busy: frozenset[int] | None = None
+        self._installed: tuple[str, ...] | None = None
         self._uuids: list[str] | None = None
         self._version = 0
         self._cache: tuple[tuple[int, int], Reading] | None = None
@@ -120,6 +121,12 @@ class SimulatedNode:
         if self._busy is None:
             self._busy = self.leases.active_gpus()
         return self._busy
+
+    def installed_leases(self) -> tuple[str, ...]:
+        """Ids of the active leases, read from disk once and then tracked."""
+        if self._installed is None:
+            self._installed = self.leases.active_leases()
+        return self._installed
 
     def read_gpus(self) -> Reading:
         """The reading for the current time bucket, with faults applied."""
@@ -186,6 +193,7 @@ class SimulatedNode:
     def _leases_changed(self) -> None:
         """Forget cached lease and reading state after a lease change."""
         self._busy = None
+        self._installed = None
         self._version += 1
 
     @property

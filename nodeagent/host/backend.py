@@ -228,6 +228,10 @@ class HostBackend:
         clean = self._gpus_clean(current.gpu_indices, wait=changed)
         return RevokeResult(lease_id, processes_stopped=stopped, gpus_clean=clean, changed=changed)
 
+    def installed_leases(self) -> tuple[str, ...]:
+        """Ids of the leases not (fully) revoked: one half-way through either way is still here."""
+        return tuple(sorted(lease.lease_id for lease in self.journal.all() if lease.phase in LIVE))
+
     def _hand_back(self, lease: HostLease) -> int:
         """Every step of an end, each one skipped when already done; how many processes were stopped."""
         s = self.settings

@@ -3,17 +3,24 @@
 from datetime import datetime
 from decimal import Decimal
 
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.mail import send_mail
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 
-from accounts.choices import Role
-from accounts.models import Membership, Organization, User
-from accounts.selectors.staff import is_staff_admin
+from accounts.models import Organization, User
 from accounts.services.audit import audit_record
 from programs.choices import ApplicationStatus
 from programs.models import EarlyStageApplication
+from programs.services.decisions import (
+    decide,
+    email_after_commit,
+    pending_locked,
+    require_owner,
+    require_staff_admin,
+)
+
+WHAT = "early-stage applications"
+# An approval's credit, saved with the decision.
+GRANTED_CREDIT = ("granted_credit", "granted_credit_expires_at")
 
 
 @transaction.atomic
@@ -28,8 +35,7 @@ def early_stage_apply(
     why: str,
 ) -> EarlyStageApplication:
     """An owner applies for the organization; one application may be pending at a time."""
-    if not Membership.objects.filter(user=actor, organization=organization, role=Role.OWNER).exists():
-        raise PermissionDenied("Only an owner of the organization may apply.")
+    require_owner(actor, organization, "Only an owner of the organization may apply.")
     # Lock the organization so two owners applying at once queue here.
     Organization.objects.select_for_update().get(pk=organization.pk)
     if EarlyStageApplication.objects.filter(
@@ -55,19 +61,6 @@ def early_stage_apply(
     return application
 
 
-def _require_staff_admin(actor: User) -> None:
-    if not is_staff_admin(actor):
-        raise PermissionDenied("Only a staff admin may decide on early-stage applications.")
-
-
-def _pending_locked(application: EarlyStageApplication) -> EarlyStageApplication:
-    locked = EarlyStageApplication.objects.select_for_update().select_related("organization", "submitted_by")
-    application = locked.get(pk=application.pk)
-    if application.status != ApplicationStatus.PENDING:
-        raise ValidationError(f"This application was already {application.status}.")
-    return application
-
-
 @transaction.atomic
 def early_stage_approve(
     *,
@@ -81,8 +74,8 @@ def early_stage_approve(
     """Approve: the organization gets the quota, the early-stage pool and a credit grant."""
     from billing.services.credits import credit_grant_create
 
-    _require_staff_admin(actor)
-    application = _pending_locked(application)
+    require_staff_admin(actor, WHAT)
+    application = pending_locked(application, "application", "submitted_by")
     organization = Organization.objects.select_for_update().get(pk=application.organization_id)
     before = {"gpu_quota": organization.gpu_quota, "early_stage_approved": organization.early_stage_approved}
     organization.gpu_quota, organization.early_stage_approved = gpu_quota, True
@@ -95,7 +88,7 @@ def early_stage_approve(
         note=f"Early-stage program, application {application.public_id}",
     )
     application.granted_credit, application.granted_credit_expires_at = grant.amount, credit_expires_at
-    _decide(application, actor, ApplicationStatus.APPROVED, note, gpu_quota)
+    decide(application, actor, ApplicationStatus.APPROVED, note, gpu_quota, GRANTED_CREDIT)
     audit_record(
         actor=actor,
         action="early_stage.approve",
@@ -118,11 +111,11 @@ def early_stage_reject(
     *, actor: User, application: EarlyStageApplication, note: str
 ) -> EarlyStageApplication:
     """Reject with a note that the applicant receives."""
-    _require_staff_admin(actor)
+    require_staff_admin(actor, WHAT)
     if not note.strip():
         raise ValidationError({"note": "Say why the application is rejected; the applicant reads this."})
-    application = _pending_locked(application)
-    _decide(application, actor, ApplicationStatus.REJECTED, note, None)
+    application = pending_locked(application, "application", "submitted_by")
+    decide(application, actor, ApplicationStatus.REJECTED, note, None)
     audit_record(
         actor=actor,
         action="early_stage.reject",
@@ -132,24 +125,6 @@ def early_stage_reject(
     )
     _email(application, "not approved", f"Your application was not approved.\n\n{note}\n")
     return application
-
-
-def _decide(
-    application: EarlyStageApplication, actor: User, status: str, note: str, quota: int | None
-) -> None:
-    application.status, application.decided_by, application.decided_at = status, actor, timezone.now()
-    application.decision_note, application.granted_gpu_quota = note, quota
-    application.save(
-        update_fields=[
-            "status",
-            "decided_by",
-            "decided_at",
-            "decision_note",
-            "granted_gpu_quota",
-            "granted_credit",
-            "granted_credit_expires_at",
-        ]
-    )
 
 
 def _approval_text(application: EarlyStageApplication, amount: Decimal, expires_at: datetime) -> str:
@@ -162,9 +137,5 @@ def _approval_text(application: EarlyStageApplication, amount: Decimal, expires_
 
 
 def _email(application: EarlyStageApplication, outcome: str, body: str) -> None:
-    recipient, name = application.submitted_by.email, application.organization.name
-    transaction.on_commit(
-        lambda: send_mail(
-            f"Your Voltpark early-stage application for {name} was {outcome}", body, None, [recipient]
-        )
-    )
+    subject = f"Your Voltpark early-stage application for {application.organization.name} was {outcome}"
+    email_after_commit(subject, body, [application.submitted_by.email])

@@ -8,18 +8,25 @@ owner who asked when staff decide and when the quota goes back.
 from datetime import date, datetime
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.choices import Role
-from accounts.models import GPU_QUOTA_MAX, Membership, Organization, User
-from accounts.selectors.staff import is_staff_admin
+from accounts.models import GPU_QUOTA_MAX, Organization, User
 from accounts.services.audit import audit_record
 from programs.choices import ApplicationStatus
 from programs.models import QuotaRequest
+from programs.services.decisions import (
+    decide,
+    email_after_commit,
+    pending_locked,
+    require_owner,
+    require_staff_admin,
+)
+
+WHAT = "quota requests"
 
 
 @transaction.atomic
@@ -27,8 +34,7 @@ def quota_request_create(
     *, actor: User, organization: Organization, gpus: int, why: str, needed_until: date | None = None
 ) -> QuotaRequest:
     """An owner asks for a quota of `gpus`; one request may wait at a time per organization."""
-    if not Membership.objects.filter(user=actor, organization=organization, role=Role.OWNER).exists():
-        raise PermissionDenied("Only an owner of the organization may ask for more quota.")
+    require_owner(actor, organization, "Only an owner of the organization may ask for more quota.")
     # The organization's row lock: two owners asking at once queue here, and the quota is current.
     organization = Organization.objects.select_for_update().get(pk=organization.pk)
     if gpus <= organization.gpu_quota:
@@ -63,19 +69,6 @@ def quota_request_create(
     return request
 
 
-def _require_staff_admin(actor: User) -> None:
-    if not is_staff_admin(actor):
-        raise PermissionDenied("Only a staff admin may decide on quota requests.")
-
-
-def _pending_locked(request: QuotaRequest) -> QuotaRequest:
-    locked = QuotaRequest.objects.select_for_update().select_related("organization", "requested_by")
-    request = locked.get(pk=request.pk)
-    if request.status != ApplicationStatus.PENDING:
-        raise ValidationError(f"This quota request was already {request.status}.")
-    return request
-
-
 @transaction.atomic
 def quota_request_approve(
     *,
@@ -86,8 +79,8 @@ def quota_request_approve(
     note: str = "",
 ) -> QuotaRequest:
     """Approve: the organization's quota becomes `gpu_quota`, until `expires_at` when one is given."""
-    _require_staff_admin(actor)
-    request = _pending_locked(request)
+    require_staff_admin(actor, WHAT)
+    request = pending_locked(request, "quota request", "requested_by")
     organization = Organization.objects.select_for_update().get(pk=request.organization_id)
     if gpu_quota <= organization.gpu_quota:
         already = f"The quota is already {organization.gpu_quota}"
@@ -99,7 +92,7 @@ def quota_request_approve(
     organization.save(update_fields=["gpu_quota"])
     # What the quota goes back to when this one expires: the quota just before it.
     request.quota_before, request.expires_at = before, expires_at
-    _decide(request, actor, ApplicationStatus.APPROVED, note, gpu_quota)
+    decide(request, actor, ApplicationStatus.APPROVED, note, gpu_quota, ("quota_before", "expires_at"))
     audit_record(
         actor=actor,
         action="quota_request.approve",
@@ -120,11 +113,11 @@ def quota_request_approve(
 @transaction.atomic
 def quota_request_reject(*, actor: User, request: QuotaRequest, note: str) -> QuotaRequest:
     """Reject with a note the owner who asked receives."""
-    _require_staff_admin(actor)
+    require_staff_admin(actor, WHAT)
     if not note.strip():
         raise ValidationError({"note": "Say why the request is rejected; the owner reads this."})
-    request = _pending_locked(request)
-    _decide(request, actor, ApplicationStatus.REJECTED, note, None)
+    request = pending_locked(request, "quota request", "requested_by")
+    decide(request, actor, ApplicationStatus.REJECTED, note, None)
     audit_record(
         actor=actor,
         action="quota_request.reject",
@@ -188,27 +181,9 @@ def _expire_one(pk: int, now: datetime) -> int:
     return 1
 
 
-def _decide(request: QuotaRequest, actor: User, status: str, note: str, quota: int | None) -> None:
-    request.status, request.decided_by, request.decided_at = status, actor, timezone.now()
-    request.decision_note, request.granted_gpu_quota = note, quota
-    request.save(
-        update_fields=[
-            "status",
-            "decided_by",
-            "decided_at",
-            "decision_note",
-            "granted_gpu_quota",
-            "quota_before",
-            "expires_at",
-        ]
-    )
-
-
 def _email_requester(request: QuotaRequest, outcome: str, body: str) -> None:
-    recipient, name = request.requested_by.email, request.organization.name
-    transaction.on_commit(
-        lambda: send_mail(f"Your Voltpark quota request for {name} was {outcome}", body, None, [recipient])
-    )
+    subject = f"Your Voltpark quota request for {request.organization.name} was {outcome}"
+    email_after_commit(subject, body, [request.requested_by.email])
 
 
 def _email_staff(request: QuotaRequest) -> None:

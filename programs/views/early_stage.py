@@ -1,17 +1,13 @@
-"""Early-stage program pages: an owner's application, and the staff admins' queue, which also holds
-the quota requests (decided by programs/views/quota_requests.py)."""
-
-from dataclasses import dataclass
-from typing import Any
+"""Early-stage program pages: an owner's application, and staff admins' decisions on it (the queue
+they decide in: queue.py)."""
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponse, QueryDict
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.choices import ROLES_THAT_BOOK
-from accounts.models import AuditEntry
 from accounts.selectors.viewer import viewer_of
 from accounts.views.decorators import (
     AuthenticatedHttpRequest,
@@ -19,23 +15,12 @@ from accounts.views.decorators import (
     staff_admin_required,
 )
 from core.db import get_by_public_id_or_404
-from core.forms import add_service_error
 from programs.choices import ApplicationStatus
-from programs.forms.early_stage import ApproveForm, EarlyStageApplicationForm, RejectForm
-from programs.forms.quota_requests import QuotaApproveForm
-from programs.models import EarlyStageApplication, QuotaRequest
-from programs.selectors.early_stage import (
-    early_stage_applications_of,
-    early_stage_histories,
-    early_stage_queue,
-    early_stage_recent_decisions,
-)
-from programs.selectors.quota_requests import (
-    quota_request_histories,
-    quota_request_queue,
-    quota_request_recent_decisions,
-)
+from programs.forms.early_stage import EarlyStageApplicationForm
+from programs.models import EarlyStageApplication
+from programs.selectors.early_stage import early_stage_applications_of
 from programs.services.early_stage import early_stage_apply, early_stage_approve, early_stage_reject
+from programs.views.queue import application_approve_form, refused, reject_form, render_queue
 
 
 @organization_role_required(ROLES_THAT_BOOK)
@@ -63,107 +48,10 @@ def early_stage(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(request, "accounts/early_stage.html", context)
 
 
-@dataclass(frozen=True)
-class QueueCard:
-    """One waiting application with its history and its two decision forms."""
-
-    application: EarlyStageApplication
-    history: list[AuditEntry]
-    approve: ApproveForm
-    reject: RejectForm
-
-
-def _approve_form(application: EarlyStageApplication, data: QueryDict | None = None) -> ApproveForm:
-    initial = ApproveForm.initial_for(application.gpus_wanted, application.organization.gpu_quota)
-    return ApproveForm(data, prefix=f"approve-{application.public_id}", initial=initial)
-
-
-def _reject_form(application: EarlyStageApplication, data: QueryDict | None = None) -> RejectForm:
-    return RejectForm(data, prefix=f"reject-{application.public_id}")
-
-
-@dataclass(frozen=True)
-class QuotaCard:
-    """One waiting quota request with its history and its two decision forms."""
-
-    request: QuotaRequest
-    history: list[AuditEntry]
-    approve: QuotaApproveForm
-    reject: RejectForm
-
-
-def quota_approve_form(quota_request: QuotaRequest, data: QueryDict | None = None) -> QuotaApproveForm:
-    initial = {"gpu_quota": quota_request.gpus, "expires_on": quota_request.needed_until}
-    return QuotaApproveForm(data, prefix=f"quota-approve-{quota_request.public_id}", initial=initial)
-
-
-def quota_reject_form(quota_request: QuotaRequest, data: QueryDict | None = None) -> RejectForm:
-    return RejectForm(data, prefix=f"quota-reject-{quota_request.public_id}")
-
-
-Bound = ApproveForm | RejectForm | QuotaApproveForm | None
-
-
-def render_queue(request: AuthenticatedHttpRequest, bound: Bound = None, status: int = 200) -> HttpResponse:
-    """The queue: applications and quota requests, each with its forms (`bound`: the one just posted)."""
-
-    def pick(form: Any, bound: Bound) -> Any:
-        return (
-            bound if bound is not None and type(bound) is type(form) and bound.prefix == form.prefix else form
-        )
-
-    applications = list(early_stage_queue())
-    histories = early_stage_histories(applications)
-    cards = [
-        QueueCard(
-            application,
-            histories.get(application.organization_id, []),
-            pick(_approve_form(application), bound),
-            pick(_reject_form(application), bound),
-        )
-        for application in applications
-    ]
-    requests = list(quota_request_queue())
-    quota_histories = quota_request_histories(requests)
-    quota_cards = [
-        QuotaCard(
-            quota_request,
-            quota_histories.get(quota_request.organization_id, []),
-            pick(quota_approve_form(quota_request), bound),
-            pick(quota_reject_form(quota_request), bound),
-        )
-        for quota_request in requests
-    ]
-    context = {
-        "cards": cards,
-        "quota_cards": quota_cards,
-        "decided": early_stage_recent_decisions(),
-        "quota_decided": quota_request_recent_decisions(),
-    }
-    return render(request, "staff/early_stage_queue.html", context, status=status)
-
-
-@staff_admin_required
-def early_stage_queue_page(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """Applications and quota requests waiting for a decision, oldest first, each with its history."""
-    return render_queue(request)
-
-
 def _pending_or_404(application_id: str) -> EarlyStageApplication:
     return get_by_public_id_or_404(
         EarlyStageApplication.objects.select_related("organization"), application_id
     )
-
-
-def _refused(
-    request: AuthenticatedHttpRequest, form: ApproveForm | RejectForm, error: ValidationError
-) -> HttpResponse:
-    """A service's refusal: next to its field when it names one, else a message above the queue."""
-    if hasattr(error, "error_dict"):
-        add_service_error(form, error)
-        return render_queue(request, bound=form, status=400)
-    messages.error(request, " ".join(error.messages))
-    return redirect("early-stage-queue")
 
 
 @staff_admin_required
@@ -171,7 +59,7 @@ def _refused(
 def early_stage_approve_page(request: AuthenticatedHttpRequest, application_id: str) -> HttpResponse:
     """Approve in one step: quota, the early-stage pool and a credit grant."""
     application = _pending_or_404(application_id)
-    form = _approve_form(application, request.POST)
+    form = application_approve_form(application, request.POST)
     if not form.is_valid():
         return render_queue(request, bound=form, status=400)
     try:
@@ -184,7 +72,7 @@ def early_stage_approve_page(request: AuthenticatedHttpRequest, application_id: 
             note=form.cleaned_data["note"],
         )
     except ValidationError as error:
-        return _refused(request, form, error)
+        return refused(request, form, error)
     messages.success(request, f"{application.organization.name} is approved for the early-stage program.")
     return redirect("early-stage-queue")
 
@@ -194,12 +82,12 @@ def early_stage_approve_page(request: AuthenticatedHttpRequest, application_id: 
 def early_stage_reject_page(request: AuthenticatedHttpRequest, application_id: str) -> HttpResponse:
     """Reject in one step, with a note the applicant receives."""
     application = _pending_or_404(application_id)
-    form = _reject_form(application, request.POST)
+    form = reject_form(application, request.POST)
     if not form.is_valid():
         return render_queue(request, bound=form, status=400)
     try:
         early_stage_reject(actor=request.user, application=application, note=form.cleaned_data["note"])
     except ValidationError as error:
-        return _refused(request, form, error)
+        return refused(request, form, error)
     messages.success(request, f"The application of {application.organization.name} was rejected.")
     return redirect("early-stage-queue")

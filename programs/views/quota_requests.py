@@ -1,5 +1,5 @@
 """Quota request pages: an owner asks for more (from the booking page's refusal, or here) and sees
-the answers; staff admins decide in the early-stage queue (programs/views/early_stage.py)."""
+the answers; staff admins decide in the decision queue (queue.py)."""
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -17,12 +17,11 @@ from accounts.views.decorators import (
 from core.db import get_by_public_id_or_404
 from core.forms import add_service_error
 from programs.choices import ApplicationStatus
-from programs.forms.early_stage import RejectForm
-from programs.forms.quota_requests import QuotaApproveForm, QuotaRequestForm
+from programs.forms.quota_requests import QuotaRequestForm
 from programs.models import QuotaRequest
 from programs.selectors.quota_requests import quota_requests_of
 from programs.services.quota_requests import quota_request_approve, quota_request_create, quota_request_reject
-from programs.views.early_stage import quota_approve_form, quota_reject_form, render_queue
+from programs.views.queue import quota_approve_form, refused, reject_form, render_queue
 
 
 @organization_role_required(ROLES_THAT_BOOK)
@@ -64,16 +63,6 @@ def _request_or_404(request_id: str) -> QuotaRequest:
     return get_by_public_id_or_404(QuotaRequest.objects.select_related("organization"), request_id)
 
 
-def _refused(
-    request: AuthenticatedHttpRequest, form: QuotaApproveForm | RejectForm, error: ValidationError
-) -> HttpResponse:
-    if hasattr(error, "error_dict"):
-        add_service_error(form, error)
-        return render_queue(request, bound=form, status=400)
-    messages.error(request, " ".join(error.messages))
-    return redirect("early-stage-queue")
-
-
 @staff_admin_required
 @require_POST
 def quota_request_approve_page(request: AuthenticatedHttpRequest, request_id: str) -> HttpResponse:
@@ -91,7 +80,7 @@ def quota_request_approve_page(request: AuthenticatedHttpRequest, request_id: st
             note=form.cleaned_data["note"],
         )
     except ValidationError as error:
-        return _refused(request, form, error)
+        return refused(request, form, error)
     messages.success(
         request,
         f"{quota_request.organization.name} now has a quota of {form.cleaned_data['gpu_quota']} GPUs.",
@@ -104,12 +93,12 @@ def quota_request_approve_page(request: AuthenticatedHttpRequest, request_id: st
 def quota_request_reject_page(request: AuthenticatedHttpRequest, request_id: str) -> HttpResponse:
     """Reject with a note the owner receives."""
     quota_request = _request_or_404(request_id)
-    form = quota_reject_form(quota_request, request.POST)
+    form = reject_form(quota_request, request.POST)
     if not form.is_valid():
         return render_queue(request, bound=form, status=400)
     try:
         quota_request_reject(actor=request.user, request=quota_request, note=form.cleaned_data["note"])
     except ValidationError as error:
-        return _refused(request, form, error)
+        return refused(request, form, error)
     messages.success(request, f"The quota request of {quota_request.organization.name} was rejected.")
     return redirect("early-stage-queue")

@@ -10,12 +10,12 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from accounts.models import AuditEntry, Organization, User
-from clusters.choices import LeaseKind, LeaseState, NodeState
+from clusters.choices import HealthEventKind, LeaseKind, LeaseState, NodeState
 from clusters.models import GPU, Allocation, Lease, LeaseNotice, Node
-from clusters.services.health import node_undrain
+from clusters.services.health import node_health_fail, node_undrain
 from clusters.services.lifecycle import gpus_cleanup_check, leases_end_due, leases_enforce
 from tests.clusters.helpers import SSH_KEY, Fleet, gpus_of, lease_on
-from tests.races import errors_of, race
+from tests.races import errors_of, held_open, race
 
 
 def audits(lease: Lease, action: str) -> int:
@@ -266,6 +266,35 @@ def test_a_due_lease_on_an_unhealthy_node_waits_with_no_keys_in_until_the_node_i
     assert not fleet.keys_file(node, lease).exists()
     node_undrain(node=Node.objects.get(pk=node.pk), actor=stella, reason="fixed")
     assert leases_enforce().started == 1 and fleet.keys_file(node, lease).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_node_failure_committing_after_the_start_guard_read_the_node_holds_the_lease_back(
+    fleet_of: Callable[..., Fleet], acme: Organization, alice: User
+) -> None:
+    fleet = fleet_of(1)
+    node = fleet.nodes[0]
+    lease = lease_on(gpus_of(node, [0]), organization=acme, booked_by=alice)
+    # The poll that fails the node read it before the lease's start: the lease is not among the ones
+    # it flags, so nothing of the failure waits for the lease the sweep holds.
+    polled_at = lease.start - timedelta(seconds=2)
+    problem: dict[tuple[str, int | None], str] = {
+        (HealthEventKind.UNREACHABLE, None): "No usable answer for 1 poll."
+    }
+
+    def fail_the_node() -> None:
+        node_health_fail(node_id=node.pk, problems=problem, now=polled_at)
+
+    # The failure is written (audited, node unhealthy) but not committed while the sweep runs.
+    with held_open(fail_the_node, commit_after=3.0):
+        report = leases_enforce()
+
+    failed_at = AuditEntry.objects.get(object_id=str(node.public_id), action="node.health_failed").at
+    lease.refresh_from_db()
+    assert Node.objects.get(pk=node.pk).state == NodeState.UNHEALTHY
+    assert report.started == 0 and lease.state == LeaseState.SCHEDULED, (failed_at, lease.started_at)
+    assert leases_enforce().started == 0 and audits(lease, "lease.active") == 0
 
 
 @pytest.mark.slow

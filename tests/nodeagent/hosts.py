@@ -30,26 +30,13 @@ from nodeagent.host.backend import HostBackend
 from nodeagent.host.settings import HostSettings
 from nodeagent.protocol import account_for_lease
 from nodeagent.server import start_node_in_thread
+from tests.live import free_port
 from tests.nodeagent.fakes import TOKEN, DeviceFileNvml
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_SSHD = REPO / "deploy" / "node" / "sshd_config.d" / "voltpark.conf"
 SHIPPED_TENANTS_GROUP = "voltpark-tenants"
 GPUS = 8
-
-
-def free_port(variable: str, default: str) -> int:
-    """A free loopback port in the range named by the environment `variable` ("FROM-TO")."""
-    first, last = (int(part) for part in os.environ.get(variable, default).split("-"))
-    for port in range(first, last + 1):
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {first}-{last} (set {variable} to another range)")
 
 
 @dataclass

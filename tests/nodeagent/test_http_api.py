@@ -55,7 +55,7 @@ def test_it_answers_gpus_in_the_shape_the_poller_parses(served_fleet: FleetServe
     response = served_fleet.client.get(served_fleet.url(NODE, "v1/gpus"))
     body = response.json()
     assert response.status_code == 200
-    assert set(body) == {"node", "backend", "degraded", "error", "read_at", "gpus"}
+    assert set(body) == {"node", "backend", "degraded", "error", "read_at", "leases", "gpus"}
     assert (body["node"], body["backend"], body["degraded"], body["error"]) == (
         NODE,
         "simulated",
@@ -159,6 +159,21 @@ def test_revoking_removes_the_keys_and_reports_clean_gpus(
         "changed": True,
     }
     assert not served_fleet.keys_file(NODE, ACCOUNT).exists()
+
+
+def test_the_readings_list_the_leases_installed_until_they_are_revoked(
+    served_fleet: FleetServer, ssh_keys: dict[str, str]
+) -> None:
+    other = "lease-0002"
+    put_lease(served_fleet, [ssh_keys["ed25519"]], [2, 3])
+    put_lease(served_fleet, [ssh_keys["ed25519"]], [4], lease=other)
+
+    def listed() -> list[str]:
+        return served_fleet.client.get(served_fleet.url(NODE, "v1/gpus")).json()["leases"]
+
+    assert listed() == sorted([LEASE, other])
+    served_fleet.client.delete(served_fleet.url(NODE, f"v1/leases/{LEASE}"))
+    assert listed() == [other]
 
 
 def test_revoking_twice_answers_200_unchanged(served_fleet: FleetServer, ssh_keys: dict[str, str]) -> None:

@@ -10,6 +10,7 @@ from clusters.models import Lease
 from core.throttles import AuthFailureThrottle
 from tests.clusters.helpers import build_fleet, later, reserved
 from tests.helpers import api_client_for
+from tests.races import race
 
 GENEROUS = "1000/m"
 
@@ -158,3 +159,30 @@ def test_a_malformed_bearer_header_counts_as_a_wrong_token(db, settings) -> None
     client.credentials(HTTP_AUTHORIZATION="Bearer two parts")
     assert client.get("/api/v1/leases/").status_code == 401
     _assert_throttled(_bearer("vp_wrong").get("/api/v1/leases/"))
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_requests_racing_on_one_token_get_exactly_its_rate(rates, alice, acme) -> None:
+    """Twelve quotes at once on a rate of 4: four answered, eight refused. Counting by reading the
+    window and writing it back would let racing requests each see room and pass together."""
+    build_fleet()
+    rates(quotes="4/m")
+    client = api_client_for(alice, acme)
+    answers = race([lambda: client.post("/api/v1/quotes/", reserved(1), format="json") for _ in range(12)])
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [200] * 4 + [429] * 8, statuses
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_wrong_tokens_racing_from_one_address_are_each_counted(settings, db) -> None:
+    """Every wrong token answered 401 is counted, however many arrive at once: none is lost to
+    another's write, so the address stays locked out for as many guesses as it made."""
+    settings.API_AUTH_FAILURE_RATE = "30/m"
+    answers = race([lambda i=i: _bearer(f"vp_wrong{i}").get("/api/v1/leases/") for i in range(12)])
+    assert sorted(answer.status_code for answer in answers) == [401] * 12
+    # 12 counted of 30: exactly 18 more wrong tokens are answered before the address waits.
+    for guess in range(18):
+        assert _bearer(f"vp_more{guess}").get("/api/v1/leases/").status_code == 401, guess
+    _assert_throttled(_bearer("vp_one-too-many").get("/api/v1/leases/"))
