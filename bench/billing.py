@@ -7,6 +7,7 @@ empties first. Each measured step runs in a fresh process that reports its time 
 Results go under "## Billing" in docs/benchmarks.md.
 
     python -m bench.billing            # seed, measure, write docs/benchmarks.md
+    python -m bench.billing --close 3  # only the close against its baselines, 3 fresh seeds; prints
 """
 
 import json
@@ -485,6 +486,33 @@ def write_report(section: str) -> None:
     DOCS.write_text(text.rstrip("\n") + "\n\n" + section)
 
 
+def prepare() -> None:
+    """The bench's own database, migrated; Django set up on it."""
+    url = bench_database_url()
+    if url is None:
+        raise SystemExit("bench.billing: set DATABASE_URL (or BENCH_DATABASE_URL) to a PostgreSQL server.")
+    create_database(url)
+    setup_django(url)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def close_only(runs: int) -> None:
+    """The close and its baselines alone, each run on a fresh seed; the ratios printed, no report."""
+    prepare()
+    for run in range(1, runs + 1):
+        empty_tables()
+        seed_fleet_and_leases()
+        analyze()
+        results = {name: measure(name) for name in ("baseline_close", "baseline_hourly", "close")}
+        ratio = results["close"]["seconds"] / results["baseline_hourly"]["seconds"]
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(
+            f"run {run}: close {results['close']['seconds']:.2f} s, {ratio:.1f}x the hourly sum; load {load}"
+        )
+
+
 def main() -> None:
     url = bench_database_url()
     if url is None:
@@ -514,5 +542,7 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--step":
         run_step(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == "--close":
+        close_only(int(sys.argv[2]))
     else:
         main()

@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.postgres.indexes import BrinIndex
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -28,12 +29,16 @@ class UsageHour(models.Model):
     are computed from the exact products (core/money.py), never from these rounded values.
     """
 
-    # The lease's own id is the key that matters (checked by the database; indexed by the unique
-    # key below). The organization and region are copies of the lease's, written by the metering
-    # statement from the lease row itself: not checked again per row (a month's 500,000 rows paid
-    # 1,000,000 such checks at commit), and still protected from deletion by the lease's own keys.
+    # None of the three keys is checked by the database per row: the metering statement writes
+    # them from the live allocation's own lease row (clusters_allocation checks its lease), leases
+    # are never deleted, and the foreign-key check at commit was the close's largest single cost
+    # (500,000 lookups of clusters_lease; docs/benchmarks.md). Django still protects them on delete.
     lease = models.ForeignKey(
-        "clusters.Lease", on_delete=models.PROTECT, related_name="usage_hours", db_index=False
+        "clusters.Lease",
+        on_delete=models.PROTECT,
+        related_name="usage_hours",
+        db_constraint=False,
+        db_index=False,
     )
     organization = models.ForeignKey(
         "accounts.Organization",
@@ -52,11 +57,12 @@ class UsageHour(models.Model):
     metered_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        # Two indexes only, each row costing the month close its writes: (lease, hour) serves
+        # metering's matching and every read of one organization (through its leases); a BRIN on hour
+        # serves the reads of a window across everyone (close, revenue, exports), as rows arrive
+        # in hour order (hourly metering) and a month's rows are written together (the close).
         constraints = [models.UniqueConstraint(fields=["lease", "hour"], name="usage_once_per_lease_hour")]
-        indexes = [
-            models.Index(fields=["organization", "hour"], name="usage_org_hour"),
-            models.Index(fields=["hour"], name="usage_hour"),
-        ]
+        indexes = [BrinIndex(fields=["hour"], name="usage_hour_brin")]
 
     def __str__(self) -> str:
         return f"lease {self.lease_id} {self.hour:%Y-%m-%d %H:00} {self.gpu_seconds} GPU-s"

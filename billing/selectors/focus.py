@@ -33,6 +33,7 @@ from billing.models import Invoice, InvoiceLine, LedgerEntry, UsageHour
 from billing.selectors.exports import ExportFilter
 from billing.selectors.invoices import Scope
 from clusters.choices import LeaseKind
+from clusters.models import Lease
 from core.money import SECONDS_PER_HOUR, cents
 from core.periods import month_of, next_month
 
@@ -198,7 +199,8 @@ def focus_rows(scope: Scope, wanted: ExportFilter, now: datetime | None = None) 
 def _usage(scope: Scope, wanted: ExportFilter) -> QuerySet[UsageHour]:
     rows = UsageHour.objects.all()
     if not scope.everyone:
-        rows = rows.filter(organization=scope.organization)
+        # Through its leases: the (lease, hour) key is the usage rows' index for one organization.
+        rows = rows.filter(lease__in=Lease.objects.filter(organization=scope.organization).values("pk"))
     if wanted.period_from:
         rows = rows.filter(hour__gte=wanted.period_from)
     if wanted.period_to:

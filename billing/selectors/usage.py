@@ -9,13 +9,17 @@ from django.db.models import QuerySet, Sum
 
 from accounts.models import Organization
 from billing.models import UsageHour
+from clusters.models import Lease
 from core.money import amount_for, gpu_hours
 from core.periods import month_of
 
 
 def usage_by_hour(organization: Organization, start: datetime, end: datetime) -> QuerySet:
     """The organization's GPU-seconds and amount per clock hour in [start, end)."""
-    rows = UsageHour.objects.filter(organization=organization, hour__gte=start, hour__lt=end)
+    # Through its leases: the (lease, hour) key finds each lease's hours (usage rows keep no index
+    # of their own on the organization; billing/models.py).
+    leases = Lease.objects.filter(organization=organization).values("pk")
+    rows = UsageHour.objects.filter(lease__in=leases, hour__gte=start, hour__lt=end)
     return rows.values("hour").annotate(gpu_seconds=Sum("gpu_seconds"), amount=Sum("amount")).order_by("hour")
 
 

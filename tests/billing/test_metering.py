@@ -3,10 +3,16 @@
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
+
 from billing.models import UsageHour
 from billing.services.metering import usage_meter
 from clusters.choices import LeaseState
+from clusters.models import Allocation
 from tests.billing.factories import make_lease, release
+from tests.factories import NodeFactory, OrganizationFactory
+from tests.races import errors_of, race
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 LATER = datetime(2026, 4, 1, tzinfo=UTC)
@@ -86,3 +92,45 @@ def test_it_only_touches_the_hours_it_was_asked_for(acme) -> None:
     lease = make_lease(organization=acme, start=T0, end=T0 + timedelta(hours=3))
     usage_meter(start=T0 + timedelta(hours=1), end=T0 + timedelta(hours=2), now=LATER)
     assert rows(lease) == [(T0 + timedelta(hours=1), 3600)]
+
+
+def test_a_lease_whose_gpus_held_different_periods_sums_each_gpu_in_the_hour(acme) -> None:
+    # One of two GPUs was replaced at 10:20 (remediation): the old allocation ends there and the new
+    # one starts, so the hour holds three periods of the same lease.
+    lease = make_lease(organization=acme, start=T0, end=T0 + timedelta(hours=2), gpus=2)
+    old = lease.allocations.order_by("gpu__index").last()
+    swap = T0 + timedelta(minutes=20)
+    old.period = DateTimeTZRange(T0, swap, "[)")
+    old.save(update_fields=["period"])
+    spare = NodeFactory.create(cluster=old.node.cluster).gpus.get(index=0)
+    Allocation.objects.create(
+        lease=lease, gpu=spare, node=spare.node, period=DateTimeTZRange(swap, T0 + timedelta(hours=1), "[)")
+    )
+    usage_meter(start=T0, end=T0 + timedelta(hours=2), now=LATER)
+    assert rows(lease) == [(T0, 3600 + 1200 + 2400), (T0 + timedelta(hours=1), 3600)]
+
+
+def test_a_shortened_hour_is_rewritten_and_an_emptied_one_removed(acme) -> None:
+    lease = make_lease(organization=acme, start=T0, end=T0 + timedelta(hours=2))
+    usage_meter(start=T0, end=T0 + timedelta(hours=2), now=LATER)
+    release(lease, T0 + timedelta(minutes=45))
+    result = usage_meter(start=T0, end=T0 + timedelta(hours=2), now=LATER)
+    assert (result.written, result.removed) == (1, 1)
+    assert rows(lease) == [(T0, 2700)]
+    assert UsageHour.objects.get(lease=lease).amount == Decimal("1.500000000000")  # 2700 × 2.00 / 3600
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_four_runs_of_the_same_hours_at_once_write_each_lease_hour_once() -> None:
+    # Runs take turns on an advisory lock: each inserts only what the ones before it did not.
+    organization = OrganizationFactory.create()
+    leases = [
+        make_lease(organization=organization, start=T0, end=T0 + timedelta(hours=n), gpus=n)
+        for n in (1, 2, 3)
+    ]
+    results = race([lambda: usage_meter(start=T0, end=T0 + timedelta(hours=3), now=LATER)] * 4)
+    assert errors_of(results) == []
+    assert sorted(result.written for result in results) == [0, 0, 0, 1 + 2 + 3]
+    assert [len(rows(lease)) for lease in leases] == [1, 2, 3]
+    assert sum(UsageHour.objects.values_list("gpu_seconds", flat=True)) == (1 + 4 + 9) * 3600

@@ -9,8 +9,11 @@ from django.utils import timezone
 from accounts.choices import Role
 from billing.choices import LedgerKind, PaymentTerms
 from billing.models import BillingAccount, LedgerEntry
+from billing.services.accounts import account_set_terms
 from billing.services.top_ups import top_up_record
+from clusters.choices import LeaseState
 from clusters.models import Lease
+from programs.services.early_stage import early_stage_apply, early_stage_approve
 from tests.factories import MembershipFactory, OrganizationFactory
 
 LEASES = "/api/v1/leases/"
@@ -52,6 +55,30 @@ def test_a_new_organization_without_a_way_to_pay_gets_402_and_nothing_is_booked(
     assert response.json()["code"] == "payment_required"
     assert "Add a card or top up" in response.json()["detail"] and "/billing/" in response.json()["detail"]
     assert not Lease.objects.filter(organization=tiny(dana)).exists()
+
+
+def test_early_stage_credit_approved_by_staff_lets_it_book(dana, stella, api_as) -> None:
+    body = {"region": "us-tx-1", "gpus": 8, "kind": "on_demand"}
+    assert api_as(dana).post(LEASES, body, format="json").json()["code"] == "payment_required"
+    application = early_stage_apply(
+        actor=dana,
+        organization=tiny(dana),
+        what_we_build="Speech models",
+        stage="seed",
+        funding="$1M pre-seed",
+        gpus_wanted=8,
+        why="Fine-tuning",
+    )
+    early_stage_approve(
+        actor=stella,
+        application=application,
+        gpu_quota=16,
+        credit_amount=Decimal("2000"),
+        credit_expires_at=timezone.now() + timedelta(days=180),
+        note="",
+    )
+    response = api_as(dana).post(LEASES, body, format="json")
+    assert response.status_code == 201, response.json()
 
 
 def test_a_positive_balance_lets_it_book_on_demand(dana, api_as) -> None:
@@ -98,6 +125,31 @@ def test_cancelling_within_a_day_of_the_start_refunds_nothing(dana, api_as) -> N
     assert api_as(dana).post(f"{LEASES}{lease_id}/cancel/").status_code == 200
     assert BillingAccount.objects.get(pk=tiny(dana).pk).balance == charged < Decimal("500.00")
     assert not LedgerEntry.objects.filter(kind=LedgerKind.COMMITMENT_REFUND).exists()
+
+
+def test_releasing_a_reserved_lease_early_frees_its_gpus_and_refunds_nothing(dana, api_as) -> None:
+    top_up(tiny(dana), "500.00")
+    lease_id = api_as(dana).post(LEASES, reserved(hours=10, ahead=timedelta(0)), format="json").json()["id"]
+    Lease.objects.filter(organization=tiny(dana)).update(state=LeaseState.ACTIVE, started_at=timezone.now())
+    charged = BillingAccount.objects.get(pk=tiny(dana).pk).balance
+    assert api_as(dana).post(f"{LEASES}{lease_id}/release/").status_code == 200
+    lease = Lease.objects.get(organization=tiny(dana))
+    assert lease.state == LeaseState.ACTIVE and lease.end <= timezone.now()  # its GPUs free for others
+    assert BillingAccount.objects.get(pk=tiny(dana).pk).balance == charged < Decimal("500.00")
+    assert not LedgerEntry.objects.filter(kind=LedgerKind.COMMITMENT_REFUND).exists()
+
+
+def test_on_invoice_terms_a_booking_past_the_credit_limit_gets_402_credit_limit(dana, api_as) -> None:
+    account_set_terms(
+        actor=None, organization=tiny(dana), terms=PaymentTerms.INVOICED, credit_limit=Decimal("100.00")
+    )
+    response = api_as(dana).post(LEASES, reserved(hours=10), format="json")  # 8 GPUs, 10 hours: over 100
+    assert response.status_code == 402 and response.json()["code"] == "credit_limit"
+    assert not Lease.objects.filter(organization=tiny(dana)).exists()
+    within = api_as(dana).post(LEASES, reserved(hours=2), format="json")
+    assert within.status_code == 201, within.json()
+    entry = LedgerEntry.objects.get(organization=tiny(dana), kind=LedgerKind.COMMITMENT)
+    assert BillingAccount.objects.get(pk=tiny(dana).pk).balance == entry.amount < 0  # owed, on the invoice
 
 
 def test_a_booking_past_the_monthly_spend_limit_gets_402_spend_limit(dana, api_as) -> None:

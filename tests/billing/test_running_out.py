@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.choices import Role
 from billing.choices import InvoiceKind, InvoiceStatus, PaymentTerms
 from billing.models import BillingAccount, Invoice, InvoiceReminder, LedgerEntry
+from billing.services.accounts import account_suspend
 from billing.services.dunning import dunning_sweep, invoice_apply_stripe_state
 from billing.services.runway import balances_watch
 from billing.services.top_ups import top_up_record
@@ -54,6 +55,18 @@ def test_a_runway_under_an_hour_warns_once(ola, django_capture_on_commit_callbac
     assert mail.outbox[0].to == ["ola@orbit.example", "billing@orbit.example.com"]
 
 
+def test_a_runway_of_hours_warns_at_24_hours_and_not_yet_at_1(
+    ola, django_capture_on_commit_callbacks
+) -> None:
+    top_up_record(organization=org_of(ola), amount=Decimal("200.00"), external_id="t1", description="t")
+    running(org_of(ola))  # 20 USD an hour: 10 hours left
+    with django_capture_on_commit_callbacks(execute=True):
+        balances_watch()
+    assert [m.subject for m in mail.outbox] == ["Voltpark: your balance runs out in under 24 hours"]
+    account = BillingAccount.objects.get(pk=org_of(ola).pk)
+    assert account.runway_24h_warned_at is not None and account.runway_1h_warned_at is None
+
+
 def test_at_zero_bookings_are_refused_and_on_demand_is_released_after_the_grace(
     ola, settings, api_as, seeded_fleet, django_capture_on_commit_callbacks
 ) -> None:
@@ -87,6 +100,26 @@ def test_a_top_up_ends_the_episode(ola, django_capture_on_commit_callbacks) -> N
     top_up_record(organization=org_of(ola), amount=Decimal("500.00"), external_id="t2", description="t")
     account = BillingAccount.objects.get(pk=org_of(ola).pk)
     assert account.exhausted_at is None and account.runway_1h_warned_at is None
+
+
+def test_a_suspended_organizations_on_demand_leases_are_released_after_the_notice(
+    ola, settings, seeded_fleet, django_capture_on_commit_callbacks
+) -> None:
+    # Money is not the reason (the balance covers days): the suspension is (dunning, a dispute).
+    top_up_record(organization=org_of(ola), amount=Decimal("5000.00"), external_id="t1", description="t")
+    on_demand = running(org_of(ola), node=seeded_fleet[0])
+    reserved = running(org_of(ola), gpus=1, kind=LeaseKind.RESERVED, node=seeded_fleet[1])
+    account_suspend(actor=None, organization=org_of(ola), reason="invoice overdue")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert balances_watch().released == []  # the notice runs first
+    assert Lease.objects.get(pk=on_demand.pk).end is None
+    later = timezone.now() + settings.RUN_OUT_GRACE + timedelta(seconds=5)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert balances_watch(now=later).released == [on_demand.pk]
+    assert Lease.objects.get(pk=on_demand.pk).end is not None
+    assert Lease.objects.get(pk=reserved.pk).end == reserved.end
+    [released] = [m for m in mail.outbox if m.subject == "Voltpark: on-demand leases released"]
+    assert "the account is suspended" in released.body and str(on_demand.public_id) in released.body
 
 
 @pytest.fixture

@@ -26,9 +26,9 @@ from psycopg2.extras import DateTimeTZRange
 
 from billing.choices import LedgerKind, TopUpMethod
 from billing.models import BillingAccount, LedgerEntry, TopUp
-from clusters.choices import LeaseState
 from clusters.models import Allocation, Lease, Node
 from clusters.services.fleet import fleet_seed
+from core.periods import month_of
 from nodeagent.backends.simulated import SimulatedFleet
 from nodeagent.simulator import start_in_thread
 from tests.accounts.helpers import ALICE_KEY
@@ -40,8 +40,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 AGENT_TOKEN = "paying-journey-agent-token"
 WEBHOOK_SECRET = "whsec_paying_journey"
 FOUNDER = "pia@pico.example"
-WAIT_S = 20
+# How long to wait for the worker (sweeps every second) to do something: generous, because on a
+# machine shared with other test suites a sweep can lag well behind its schedule; each wait ends
+# as soon as its condition holds.
+WAIT_S = 90
 GRACE_MINUTES = 1
+PLAYED = timedelta(hours=5, minutes=10)  # of use, played back: $102.92 at $19.92 an hour
 
 
 @pytest.fixture
@@ -107,19 +111,25 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT_S
         time.sleep(0.25)
 
 
+# Django's console mail backend ends every message with this line.
+END_OF_MESSAGE = "\n" + "-" * 79 + "\n"
+
+
 def worker_mail(tmp_path: Path, subject: str) -> list[str]:
-    """The messages with `subject` the worker sent (its console mail backend writes them to its log)."""
+    """The messages with `subject` the worker sent (its console mail backend writes them to its log),
+    whole ones only: the log may be read while a message is half written."""
     log = (tmp_path / "celery-worker.log").read_text(errors="replace")
-    return [m for m in log.split("Content-Type: text/plain") if f"Subject: {subject}" in m]
+    written = log[: log.rfind(END_OF_MESSAGE) + 1] if END_OF_MESSAGE in log else ""
+    return [m for m in written.split("Content-Type: text/plain") if f"Subject: {subject}" in m]
 
 
 def card_of(page: Any, field: str) -> str:
     return page.locator(f'[data-field="{field}"]').inner_text()
 
 
-def played_hours_ago(lease: Lease, hours: float) -> None:
-    """The lease has run for `hours`: its start and its allocations' periods moved back."""
-    start = timezone.now() - timedelta(hours=hours)
+def played_back(lease: Lease, played: timedelta) -> None:
+    """The lease has run for `played`: its start and its allocations' periods moved back."""
+    start = timezone.now() - played
     for allocation in Allocation.objects.filter(lease=lease):
         allocation.period = DateTimeTZRange(start, allocation.period.upper, "[)")
         allocation.save(update_fields=["period"])
@@ -129,6 +139,11 @@ def played_hours_ago(lease: Lease, hours: float) -> None:
 def test_a_founder_adds_a_card_tops_up_books_and_is_released_when_the_balance_runs_out(
     page, page_problems, live_server, stripe_fake, simulated_fleet, celery_worker, tmp_path
 ) -> None:
+    if month_of(timezone.now() - PLAYED - timedelta(minutes=10)) != month_of(timezone.now()):
+        # Use played back into last month is never debited by this month's runs (in production it
+        # was debited as it ran, last month): the journey needs its five hours in one month.
+        pytest.skip("the five hours played back would cross the start of the month")
+    page.set_default_timeout(WAIT_S * 1000)  # pages wait on the worker's and the fake Stripe's turns
     page.goto("/signup/")
     page.get_by_label("Work email").fill(FOUNDER)
     page.get_by_label("Your name").fill("Pia Pico")
@@ -198,15 +213,20 @@ def test_a_founder_adds_a_card_tops_up_books_and_is_released_when_the_balance_ru
 
     # Five hours and ten minutes later ($102.92 of use): the balance is gone. The worker debits it,
     # emails the founder and gives the lease the grace period before releasing it.
-    played_hours_ago(lease, 5 + 10 / 60)
+    played_back(lease, PLAYED)
     ran_out = "Voltpark: your balance has run out"
     wait_until(lambda: bool(worker_mail(tmp_path, ran_out)), "the ran-out email")
+    # The sweep counts usage not debited yet, so it may see the money gone before the debit lands.
     account = BillingAccount.objects.get(organization=organization)
-    assert account.exhausted_at is not None and account.balance < 0
+    wait_until(lambda: BillingAccount.objects.get(pk=account.pk).balance < 0, "the usage debited")
+    assert account.exhausted_at is not None
     assert FOUNDER in worker_mail(tmp_path, ran_out)[0]
     page.reload()
     assert "Your balance has run out" in page.get_by_role("alert").inner_text()
-    assert Lease.objects.get(pk=lease.pk).state == LeaseState.ACTIVE  # within the grace period
+    # Not released within the grace period (when exactly after it is up to the sweeps).
+    still = Lease.objects.get(pk=lease.pk)
+    grace = timedelta(minutes=GRACE_MINUTES)
+    assert still.end is None or still.end - account.exhausted_at >= grace
     screenshot(page, "22-billing-ran-out")
 
     released = "Voltpark: on-demand leases released"
@@ -215,7 +235,7 @@ def test_a_founder_adds_a_card_tops_up_books_and_is_released_when_the_balance_ru
     )
     lease.refresh_from_db()
     assert lease.end is not None and account.exhausted_at is not None
-    assert lease.end - account.exhausted_at >= timedelta(minutes=GRACE_MINUTES)
+    assert lease.end - account.exhausted_at >= grace
     [email] = worker_mail(tmp_path, released)
     assert FOUNDER in email and str(lease.public_id) in email
     # Nothing was charged to the card behind the founder's back.

@@ -1,15 +1,18 @@
 """`manage.py seed_demo` makes a lively demo: leases booked, an application waiting, last month closed."""
 
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from accounts.models import User
 from billing.choices import InvoiceStatus
 from billing.models import Invoice, MonthClose
-from clusters.choices import LeaseState
-from clusters.models import Allocation, Lease
+from clusters.choices import LeaseKind, LeaseState
+from clusters.models import Allocation, Lease, Region
+from clusters.selectors.prices import price_for
 from core.periods import previous_month
 from programs.choices import ApplicationStatus
 from programs.models import EarlyStageApplication
@@ -54,3 +57,21 @@ def test_seeding_again_changes_nothing(seed) -> None:
     assert "Booked" not in output and "Closed" not in output
     assert (Lease.objects.count(), Invoice.objects.count(), EarlyStageApplication.objects.count()) == counts
     assert User.objects.filter(email__endswith="@demo.voltpark.dev").count() == 6
+
+
+def test_the_demo_prices_each_region_on_its_own_with_reserved_term_tiers(seed) -> None:
+    seed()
+    now = timezone.now()
+    quoted = {
+        region.code: (
+            price_for(kind=LeaseKind.ON_DEMAND, region=region, at=now),
+            *(
+                price_for(kind=LeaseKind.RESERVED, region=region, at=now, duration=timedelta(days=days))
+                for days in (1, 7, 30)
+            ),
+        )
+        for region in Region.objects.all()
+    }
+    assert len(set(quoted.values())) == len(quoted) == 3  # no two regions priced alike
+    for on_demand, day, week, month in quoted.values():
+        assert on_demand > day > week > month  # reserved is cheaper, and cheaper the longer the term
