@@ -43,7 +43,9 @@ from django.utils import timezone  # noqa: E402
 from accounts.choices import Role  # noqa: E402
 from accounts.models import Membership, Organization, User  # noqa: E402
 from accounts.services.auth import user_create  # noqa: E402
+from accounts.services.ssh_keys import ssh_key_add  # noqa: E402
 from accounts.services.tokens import api_token_create  # noqa: E402
+from bench import BENCH_SSH_KEY  # noqa: E402
 from billing.choices import PaymentTerms  # noqa: E402
 from billing.models import BillingAccount  # noqa: E402
 from clusters.models import Allocation, Region  # noqa: E402
@@ -177,6 +179,7 @@ def tokens(count: int) -> list[str]:
     for i in range(count):
         # Verified, as booking requires (accounts.selectors.booking).
         user = user_create(email=f"bench-{run}-{i}@bench.example", email_verified=True)
+        ssh_key_add(user=user, public_key=BENCH_SSH_KEY)
         org = Organization.objects.create(name=f"Bench {run} {i}", slug=f"bench-{run}-{i}", gpu_quota=10**6)
         Membership.objects.create(user=user, organization=org, role=Role.OWNER)
         # On invoice terms, so that billing's payment check (a booking_check) lets it book.

@@ -16,6 +16,7 @@ import statistics
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,12 +31,18 @@ import django  # noqa: E402
 
 django.setup()
 
+from allauth.account.models import EmailAddress  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from accounts.choices import Role  # noqa: E402
 from accounts.models import Membership, Organization, User  # noqa: E402
+from accounts.services.auth import user_create  # noqa: E402
+from accounts.services.ssh_keys import ssh_key_add  # noqa: E402
+from bench import BENCH_SSH_KEY  # noqa: E402
+from billing.choices import PaymentTerms  # noqa: E402
+from billing.models import BillingAccount  # noqa: E402
 from clusters.choices import LeaseKind, LeaseRequestState, LeaseState  # noqa: E402
 from clusters.models import GPU, Allocation, Cluster, Lease, LeaseRequest, Node, Region  # noqa: E402
 from clusters.selectors.capacity import Window, availability_for  # noqa: E402
@@ -173,13 +180,31 @@ def queue_fleet() -> tuple[Region, list[tuple[User, Organization]]]:
     LeaseRequest.objects.filter(state=LeaseRequestState.QUEUED).update(state=LeaseRequestState.CANCELLED)
     people = []
     for i in range(QUEUE_ORGANIZATIONS):
-        user, _ = User.objects.get_or_create(email=f"queue-{i}@bench.example", defaults={"password": "!"})
+        email = f"queue-{i}@bench.example"
+        user = _customer(email)
         org, _ = Organization.objects.get_or_create(
             slug=f"bench-queue-{i}", defaults={"name": f"Queue {i}", "gpu_quota": 10**6}
         )
         Membership.objects.get_or_create(user=user, organization=org, defaults={"role": Role.OWNER})
+        # On invoice terms, so that billing's payment check (a booking_check) lets it book.
+        BillingAccount.objects.get_or_create(
+            organization=org,
+            defaults={"terms": PaymentTerms.INVOICED, "credit_limit": Decimal("1000000000.00")},
+        )
         people.append((user, org))
     return region, people
+
+
+def _customer(email: str) -> User:
+    """A user who may book: a verified address (accounts.selectors.booking) and a key to install;
+    made so by a later run too (users of earlier runs of this benchmark had neither)."""
+    user = User.objects.filter(email=email).first() or user_create(email=email, email_verified=True)
+    EmailAddress.objects.update_or_create(
+        user=user, email=email, defaults={"verified": True, "primary": True}
+    )
+    if not user.ssh_keys.exists():
+        ssh_key_add(user=user, public_key=BENCH_SSH_KEY)
+    return user
 
 
 def bench_queue() -> dict[str, float]:

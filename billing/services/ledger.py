@@ -39,6 +39,10 @@ class Posting:
 def account_locked(organization: Organization | int) -> BillingAccount:
     """The organization's account row, created if missing, locked until the transaction ends."""
     organization_id = organization if isinstance(organization, int) else organization.pk
+    # Most accounts exist: lock first, and insert (a racing insert does nothing) only when missing.
+    account = BillingAccount.objects.select_for_update().filter(pk=organization_id).first()
+    if account is not None:
+        return account
     BillingAccount.objects.bulk_create(
         [BillingAccount(organization_id=organization_id)], ignore_conflicts=True
     )

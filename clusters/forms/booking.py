@@ -14,6 +14,7 @@ from clusters.models import Region
 from clusters.selectors.capacity import Window
 from clusters.services.booking import booking_window
 from core.forms import add_service_error
+from core.refusals import Refused
 from core.timezones import UTC as UTC_ZONE
 from core.timezones import zone_named
 
@@ -78,12 +79,11 @@ class RegionChoiceField(forms.ModelChoiceField):
         return f"{obj.name} ({obj.code})"
 
 
-class BookingForm(forms.Form):
-    """A booking as the page takes it: the same rules as the API, through booking_window."""
+class LeaseFieldsForm(forms.Form):
+    """What booking and queueing a request both ask: the size, the kind, the keys and the viewer's zone."""
 
-    region = RegionChoiceField(
-        queryset=Region.objects.order_by("code"), to_field_name="code", label="Region", empty_label=None
-    )
+    initial_kind: str = LeaseKind.ON_DEMAND
+
     gpus = forms.IntegerField(
         label="GPUs",
         min_value=1,
@@ -91,11 +91,7 @@ class BookingForm(forms.Form):
         initial=8,
         help_text="1, 2, 4 or 8 on one node; above 8, a multiple of 8 (whole nodes in one cluster).",
     )
-    kind = forms.ChoiceField(
-        label="Kind", choices=LeaseKind.choices, initial=LeaseKind.ON_DEMAND, widget=forms.RadioSelect
-    )
-    start = LocalDateTimeField(label="Start", required=False)
-    end = LocalDateTimeField(label="End", required=False)
+    kind = forms.ChoiceField(label="Kind", choices=LeaseKind.choices, widget=forms.RadioSelect)
     tz = ZoneField()
     ssh_keys = KeyChoiceField(
         label="SSH keys to install",
@@ -107,10 +103,35 @@ class BookingForm(forms.Form):
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["kind"].initial = self.initial_kind
         keys = ssh_keys_of(user)
         cast(forms.ModelMultipleChoiceField, self.fields["ssh_keys"]).queryset = keys
         # The booker's keys are ticked from the start: a lease nobody can log in to is no use.
         self.fields["ssh_keys"].initial = [key.public_id for key in keys]
+
+
+class BookingForm(LeaseFieldsForm):
+    """A booking as the page takes it: the same rules as the API, through booking_window."""
+
+    field_order = ["region", "gpus", "kind", "start", "end", "until", "tz", "ssh_keys"]
+
+    region = RegionChoiceField(
+        queryset=Region.objects.order_by("code"), to_field_name="code", label="Region", empty_label=None
+    )
+    start = LocalDateTimeField(label="Start", required=False)
+    end = LocalDateTimeField(label="End", required=False)
+    until = LocalDateTimeField(
+        label="Until",
+        required=False,
+        help_text="Empty: it runs until you release it. With a time it ends then, and can run on GPUs "
+        "reserved from then on.",
+    )
+    replace_automatically = forms.BooleanField(
+        label="If a node fails while the lease runs, book a replacement at once",
+        required=False,
+        help_text="The same GPUs in the same region for the rest of the lease, with the same keys; "
+        "unticked, a replacement is offered to you instead. The failed node's time is credited either way.",
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -118,8 +139,8 @@ class BookingForm(forms.Form):
             return data
         zone, kind = data["tz"], data["kind"]
         if kind == LeaseKind.ON_DEMAND:
-            # The reserved-only fields are hidden for on-demand; values left in them do not count.
-            data["start"] = data["end"] = None
+            # Each kind's own fields are hidden for the other; values left in them do not count.
+            data["start"], data["end"] = None, to_utc(data.get("until"), zone)
         else:
             data["start"], data["end"] = to_utc(data.get("start"), zone), to_utc(data.get("end"), zone)
         try:
@@ -127,8 +148,20 @@ class BookingForm(forms.Form):
                 kind=kind, start=data["start"], end=data["end"], gpus=data["gpus"]
             )
         except ValidationError as error:
-            add_service_error(self, error)
+            self.refuse(error)
         return data
+
+    def refuse(self, error: ValidationError | Refused) -> None:
+        """A refusal on the form; booking names an on-demand lease's end `end`, here its Until field."""
+        on_demand = self.cleaned_data.get("kind") == LeaseKind.ON_DEMAND
+        if on_demand and isinstance(error, ValidationError) and hasattr(error, "error_dict"):
+            error = ValidationError(
+                {
+                    ("until" if field == "end" else field): problems
+                    for field, problems in error.message_dict.items()
+                }
+            )
+        add_service_error(self, error)
 
     def refuse_no_key_ticked(self) -> bool:
         """Booking (not the live check) with every key unticked: the booker meant none, so ask."""

@@ -1,18 +1,20 @@
-"""The queued-request form: size, kind and length, region or any, how long to wait, keys."""
+"""The queued-request form: the booking form's size, kind and keys (LeaseFieldsForm), and its own
+region or any, length and how long to wait."""
 
-from typing import Any, cast
+from typing import Any
 
 from django import forms
 
-from accounts.models import User
-from accounts.selectors.ssh_keys import ssh_keys_of
 from clusters.choices import LeaseKind
-from clusters.forms.booking import KeyChoiceField, LocalDateTimeField, RegionChoiceField, ZoneField, to_utc
+from clusters.forms.booking import LeaseFieldsForm, LocalDateTimeField, RegionChoiceField, to_utc
 from clusters.models import Region
 
 
-class LeaseRequestForm(forms.Form):
+class LeaseRequestForm(LeaseFieldsForm):
     """A request as the page takes it; the service checks the same rules as the API."""
+
+    initial_kind = LeaseKind.RESERVED
+    field_order = ["region", "gpus", "kind", "hours", "not_after", "tz", "ssh_keys"]
 
     region = RegionChoiceField(
         queryset=Region.objects.order_by("code"),
@@ -20,16 +22,6 @@ class LeaseRequestForm(forms.Form):
         label="Region",
         required=False,
         empty_label="Any region",
-    )
-    gpus = forms.IntegerField(
-        label="GPUs",
-        min_value=1,
-        max_value=10_000,
-        initial=8,
-        help_text="1, 2, 4 or 8 on one node; above 8, a multiple of 8 (whole nodes in one cluster).",
-    )
-    kind = forms.ChoiceField(
-        label="Kind", choices=LeaseKind.choices, initial=LeaseKind.RESERVED, widget=forms.RadioSelect
     )
     hours = forms.IntegerField(
         label="Hours", min_value=1, required=False, help_text="How long the reserved lease lasts once booked."
@@ -39,21 +31,6 @@ class LeaseRequestForm(forms.Form):
         required=False,
         help_text="If it is not booked by then it expires; empty: in 24 hours.",
     )
-    tz = ZoneField()
-    ssh_keys = KeyChoiceField(
-        label="SSH keys to install",
-        queryset=None,
-        to_field_name="public_id",
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-    )
-
-    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        keys = ssh_keys_of(user)
-        cast(forms.ModelMultipleChoiceField, self.fields["ssh_keys"]).queryset = keys
-        # Ticked from the start, as on the booking page; none ticked installs all of them.
-        self.fields["ssh_keys"].initial = [key.public_id for key in keys]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

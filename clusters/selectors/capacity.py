@@ -291,7 +291,14 @@ def extendable_until(leases: Sequence[Lease], now: datetime | None = None) -> di
     with connection.cursor() as cursor:
         cursor.execute(NEXT_BOOKING_SQL, {"ids": [lease.pk for lease in extendable]})
         next_booking = dict(cursor.fetchall())
-    organizations = Organization.objects.in_bulk({lease.organization_id for lease in extendable})
+    # A lease just booked carries its organization (read under the booking's lock): no read again.
+    organizations = {
+        lease.organization_id: lease.organization
+        for lease in extendable
+        if Lease.organization.is_cached(lease)
+    }
+    missing = {lease.organization_id for lease in extendable} - organizations.keys()
+    organizations |= Organization.objects.in_bulk(missing) if missing else {}
     queued = {pk: gpus_queued(organization) for pk, organization in organizations.items()}
     for lease in extendable:
         assert lease.end is not None

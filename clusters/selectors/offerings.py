@@ -41,6 +41,45 @@ INTERVALS_READ = 200
 SEARCH_SLACK = timedelta(days=1)
 SEARCH_GROWTH = 4
 
+# The instants at which enough nodes of one cluster and pool fit, from node_ok (per node, the
+# closed intervals [s, e] of instants at which it can take its share of the lease), merged into
+# intervals per region and pool; the first `intervals` of each.
+FITS_SQL = """
+cluster_events AS (
+    SELECT region_id, pool, cluster_id, s AS t, 1 AS d FROM node_ok WHERE %(nodes)s > 1
+  UNION ALL
+    SELECT region_id, pool, cluster_id, e, -1 FROM node_ok WHERE %(nodes)s > 1
+),
+cluster_cover AS (
+    SELECT region_id, pool, t, sum(d) OVER w AS whole, lead(t) OVER w AS t_next
+    FROM cluster_events
+    WINDOW w AS (PARTITION BY cluster_id, pool ORDER BY t, d DESC ROWS UNBOUNDED PRECEDING)
+),
+fits AS (
+    -- A lease of one node fits wherever a node fits: the cluster sweep is only for whole nodes.
+    SELECT region_id, pool, t AS s, t_next AS e
+    FROM cluster_cover WHERE %(nodes)s > 1 AND whole >= %(nodes)s AND t_next IS NOT NULL
+  UNION ALL
+    SELECT region_id, pool, s, e FROM node_ok WHERE %(nodes)s = 1
+),
+marked AS (
+    SELECT region_id, pool, s, e,
+           CASE WHEN s <= max(e) OVER (PARTITION BY region_id, pool ORDER BY s, e
+                                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+                THEN 0 ELSE 1 END AS opens
+    FROM fits
+),
+merged AS (
+    SELECT region_id, pool, min(s) AS s, max(e) AS e
+    FROM (SELECT *, sum(opens) OVER (PARTITION BY region_id, pool ORDER BY s, e) AS island FROM marked) m
+    GROUP BY region_id, pool, island
+)
+SELECT region_id, pool, s, e
+FROM (SELECT *, row_number() OVER (PARTITION BY region_id, pool ORDER BY s) AS k FROM merged) r
+WHERE k <= %(intervals)s
+ORDER BY region_id, pool, s
+"""
+
 # Parameters: regions (bigint[]), pools (text[]), x0 (earliest start), latest (latest start),
 # horizon (latest + length: allocations starting later cannot matter), length (interval), soon
 # (until when GPUs awaiting cleanup are not placed), per_node (GPUs needed on one node: the size,
@@ -48,7 +87,8 @@ SEARCH_GROWTH = 4
 # As in placement (FREE_NODES_CTE), a node has 8 GPUs less its few unplaceable ones (partial index
 # gpu_unplaceable), so the GPU table is not scanned; only the GPUs with something booked in the
 # range are looked at one by one, and a node's other GPUs are free throughout ("spare").
-OFFERINGS_SQL = """
+OFFERINGS_SQL = (
+    """
 WITH nodes AS (
     SELECT n.id AS node_id, n.cluster_id, c.region_id, n.pool
     FROM clusters_node n
@@ -119,40 +159,66 @@ node_ok AS (
   UNION ALL
     SELECT region_id, pool, cluster_id, %(x0)s, %(latest)s FROM spare WHERE gpus >= %(per_node)s
 ),
-cluster_events AS (
-    SELECT region_id, pool, cluster_id, s AS t, 1 AS d FROM node_ok WHERE %(nodes)s > 1
-  UNION ALL
-    SELECT region_id, pool, cluster_id, e, -1 FROM node_ok WHERE %(nodes)s > 1
-),
-cluster_cover AS (
-    SELECT region_id, pool, t, sum(d) OVER w AS whole, lead(t) OVER w AS t_next
-    FROM cluster_events
-    WINDOW w AS (PARTITION BY cluster_id, pool ORDER BY t, d DESC ROWS UNBOUNDED PRECEDING)
-),
-fits AS (
-    -- A lease of one node fits wherever a node fits: the cluster sweep is only for whole nodes.
-    SELECT region_id, pool, t AS s, t_next AS e
-    FROM cluster_cover WHERE %(nodes)s > 1 AND whole >= %(nodes)s AND t_next IS NOT NULL
-  UNION ALL
-    SELECT region_id, pool, s, e FROM node_ok WHERE %(nodes)s = 1
-),
-marked AS (
-    SELECT region_id, pool, s, e,
-           CASE WHEN s <= max(e) OVER (PARTITION BY region_id, pool ORDER BY s, e
-                                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-                THEN 0 ELSE 1 END AS opens
-    FROM fits
-),
-merged AS (
-    SELECT region_id, pool, min(s) AS s, max(e) AS e
-    FROM (SELECT *, sum(opens) OVER (PARTITION BY region_id, pool ORDER BY s, e) AS island FROM marked) m
-    GROUP BY region_id, pool, island
-)
-SELECT region_id, pool, s, e
-FROM (SELECT *, row_number() OVER (PARTITION BY region_id, pool ORDER BY s) AS k FROM merged) r
-WHERE k <= %(intervals)s
-ORDER BY region_id, pool, s
 """
+    + FITS_SQL
+)
+
+# Parameters: as OFFERINGS_SQL. When a lease takes whole nodes (8 GPUs and above), a node fits
+# exactly when none of its GPUs is busy, so the sweep is per node, not per GPU: its live
+# allocations are read once per distinct period (a lease's GPUs share one), their union's gaps are
+# the node's free intervals, and no per-GPU count is needed. Answers what OFFERINGS_SQL answers
+# for per_node = 8 (tests/clusters/test_offerings_properties.py compares the two), in a fraction
+# of its time: the per-GPU sort and sweep was most of an offerings query.
+WHOLE_NODE_OFFERINGS_SQL = (
+    """
+WITH unplaceable AS (
+    SELECT g.node_id, g.health <> 'healthy' AS failed
+    FROM clusters_gpu g
+    WHERE g.health <> 'healthy' OR g.needs_cleanup
+),
+nodes AS (
+    -- A node with a failed GPU never has 8 to give.
+    SELECT n.id AS node_id, n.cluster_id, c.region_id, n.pool
+    FROM clusters_node n
+    JOIN clusters_cluster c ON c.id = n.cluster_id
+    WHERE c.region_id = ANY(%(regions)s::bigint[]) AND n.state = 'available'
+      AND n.pool = ANY(%(pools)s::text[])
+      AND NOT EXISTS (SELECT 1 FROM unplaceable u WHERE u.node_id = n.id AND u.failed)
+),
+busy AS (
+    SELECT DISTINCT a.node_id, lower(a.period) AS lo, coalesce(upper(a.period), 'infinity') AS hi
+    FROM unnest(%(regions)s::bigint[]) AS r(id)
+    CROSS JOIN LATERAL (
+        SELECT node_id, period FROM clusters_allocation
+        WHERE region_id = r.id AND is_live AND period && tstzrange(%(x0)s, %(horizon)s, '[)')
+        OFFSET 0
+    ) a
+  UNION ALL
+    SELECT node_id, '-infinity', %(soon)s FROM unplaceable WHERE NOT failed AND %(soon)s > %(x0)s
+),
+ordered AS (
+    SELECT b.node_id, b.lo, b.hi,
+           max(b.hi) OVER (PARTITION BY b.node_id ORDER BY b.lo
+                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_hi
+    FROM busy b JOIN nodes USING (node_id)
+),
+gaps AS (
+    SELECT node_id, coalesce(prev_hi, '-infinity') AS gs, lo AS ge FROM ordered
+  UNION ALL
+    SELECT node_id, max(hi), 'infinity' FROM ordered GROUP BY node_id
+),
+node_ok AS (
+    SELECT n.region_id, n.pool, n.cluster_id, greatest(g.gs, %(x0)s) AS s,
+           least(g.ge - %(length)s, %(latest)s) AS e
+    FROM gaps g JOIN nodes n USING (node_id)
+    WHERE greatest(g.gs, %(x0)s) <= least(g.ge - %(length)s, %(latest)s)
+  UNION ALL
+    SELECT region_id, pool, cluster_id, %(x0)s, %(latest)s
+    FROM nodes n WHERE NOT EXISTS (SELECT 1 FROM busy b WHERE b.node_id = n.node_id)
+),
+"""
+    + FITS_SQL
+)
 
 # Parameters: as OFFERINGS_SQL, and count (windows). Whether `gpus` fit in each of `count`
 # windows of `length` one after the other from x0, per region and pool: as placement counts free
@@ -261,7 +327,12 @@ def capacity_offerings(
         return []
     blocked = _quota_blocked(organization, gpus, length, x0)
     count = min(per_region, 1 + (latest - x0) // length)
-    found = _back_to_back(pools, gpus, length, regions, x0, count, blocked, now)
+    # Whole nodes: the per-node sweep costs about what the back-to-back check does; skip the check.
+    found = (
+        {region.pk: [] for region in regions}
+        if gpus >= GPUS_PER_NODE
+        else _back_to_back(pools, gpus, length, regions, x0, count, blocked, now)
+    )
     resume = {region.pk: x0 + len(found[region.pk]) * length for region in regions}
     reach = per_region * length + SEARCH_SLACK
     while any(len(found[r.pk]) < per_region for r in regions):
@@ -368,12 +439,13 @@ def _fit_intervals(
 ) -> dict[int, dict[str, list[Interval]]]:
     """Per region and pool, the merged intervals of instants in [x0, latest] when `gpus` GPUs can start."""
     params = _params(pools, gpus, length, regions, x0, latest, now)
+    sql = WHOLE_NODE_OFFERINGS_SQL if gpus >= GPUS_PER_NODE else OFFERINGS_SQL
     found: dict[int, dict[str, list[Interval]]] = {}
     with transaction.atomic(), connection.cursor() as cursor:
         # Its row estimates are far off (window functions over unions), which would make PostgreSQL
         # spend most of the time compiling it with JIT: measured ~1 s of a 1.3 s query.
         cursor.execute("SET LOCAL jit = off")
-        cursor.execute(OFFERINGS_SQL, params)
+        cursor.execute(sql, params)
         for region_id, pool, start, end in cursor.fetchall():
             found.setdefault(region_id, {}).setdefault(pool, []).append((start, end))
     return found

@@ -23,15 +23,24 @@ from clusters.selectors.capacity import (
     RegionTimeline,
     availability_for,
     booking_calendar,
+    on_demand_until,
     quota_left,
 )
 from clusters.selectors.offerings import Alternatives, alternatives_for
 from clusters.selectors.prices import NoPrice, Quote, quote
-from clusters.services.booking import lease_book
+from clusters.services.booking import LeaseOptions, lease_book
 from core.charts import Series, line_chart
-from core.forms import add_service_error
 from core.refusals import Refused
 from core.timezones import remember_zone, render_in_zone, viewer_zone
+
+
+@dataclass(frozen=True)
+class UntilOffer:
+    """On-demand from now in a region until the next reservation on enough of its GPUs."""
+
+    region: Region
+    end: datetime
+    quote: Quote | None
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,8 @@ class Check:
     quota_left: int
     quota: int
     alternatives: Alternatives | None = None  # when it does not fit: what can be booked instead
+    # When open-ended on-demand does not fit: per region, on-demand from now until the next reservation.
+    on_demand_until: tuple[UntilOffer, ...] = ()
     queue_hours: int | None = None  # a reserved window's length, whole hours up, to queue for it
     # A reserved lease is paid when booked and refunded only if cancelled before this (billing's rule).
     free_cancel_until: datetime | None = None
@@ -63,22 +74,38 @@ def booking_check_for(form: BookingForm, organization: Organization) -> Check | 
     if not form.is_valid():
         return None
     data, window = form.cleaned_data, form.window
+    reserved = data["kind"] == LeaseKind.RESERVED
     found = availability_for(
         region=data["region"], window=window, gpus=data["gpus"], organization=organization
     )
-    try:
-        price: Quote | None = quote(
-            kind=data["kind"], region=data["region"], gpus=data["gpus"], start=window.start, end=window.end
-        )
-    except NoPrice:
-        price = None
+    # On-demand is billed as it runs, "until" or not: its quote is a rate, never a commitment.
+    price = _quote(data["kind"], data["region"], data["gpus"], window.start, window.end if reserved else None)
     left = quota_left(organization=organization, window=window)
     alternatives = None
+    until: tuple[UntilOffer, ...] = ()
     if not found.can_place:
         alternatives = alternatives_for(organization=organization, gpus=data["gpus"], window=window)
-    hours = math.ceil(window.hours) if window.hours is not None else None
-    free_until = window.start - settings.RESERVED_FREE_CANCEL if window.end is not None else None
-    return Check(data["gpus"], found, price, left, organization.gpu_quota, alternatives, hours, free_until)
+        if window.end is None:
+            until = _until_offers(organization, data["gpus"], window.start)
+    hours = math.ceil(window.hours) if reserved and window.hours is not None else None
+    free_until = window.start - settings.RESERVED_FREE_CANCEL if reserved else None
+    return Check(
+        data["gpus"], found, price, left, organization.gpu_quota, alternatives, until, hours, free_until
+    )
+
+
+def _quote(kind: str, region: Region, gpus: int, start: datetime, end: datetime | None) -> Quote | None:
+    try:
+        return quote(kind=kind, region=region, gpus=gpus, start=start, end=end)
+    except NoPrice:
+        return None
+
+
+def _until_offers(organization: Organization, gpus: int, now: datetime) -> tuple[UntilOffer, ...]:
+    return tuple(
+        UntilOffer(region, end, _quote(LeaseKind.ON_DEMAND, region, gpus, now, None))
+        for region, end in on_demand_until(organization=organization, gpus=gpus)
+    )
 
 
 DEFAULT_GPUS = 8
@@ -137,9 +164,10 @@ def _book(request: AuthenticatedHttpRequest, form: BookingForm, organization: Or
             start=data["start"],
             end=data["end"],
             ssh_keys=list(data["ssh_keys"]),
+            options=LeaseOptions(replace_automatically=data["replace_automatically"]),
         )
     except (ValidationError, Refused) as error:
-        add_service_error(form, error)
+        form.refuse(error)
         if isinstance(error, Refused) and error.status == 402:
             # Refused for money: the page links to where it is sorted out (the billing page).
             form.payment_refused = True  # type: ignore[attr-defined]

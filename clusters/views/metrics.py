@@ -9,14 +9,16 @@ cluster, node and lease. docs/alerts.rules.yml holds alerts written on the run-t
 import hmac
 import logging
 from collections.abc import Iterator
+from itertools import chain
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from redis.exceptions import RedisError
 
 from accounts.selectors.staff import is_staff_admin
@@ -59,19 +61,39 @@ def _mib(value: int | None) -> float | None:
     return None if value is None else value / MIB
 
 
-class FleetCollector(Collector):
-    """Yields one gauge family per dcgm metric, a sample per GPU that has a reading."""
+LINES_PER_CHUNK = 1000  # about 250 KB: what a scrape holds of its body at once
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        gpus = gpus_for_metrics()
-        labels = [_labels(gpu) for gpu in gpus]
-        for name, help_text, value_of in METRICS:
-            family = GaugeMetricFamily(name, help_text, labels=LABELS)
-            for gpu, label_values in zip(gpus, labels, strict=True):
-                value = value_of(gpu)
-                if value is not None:
-                    family.add_metric(label_values, value)
-            yield family
+
+def fleet_exposition(gpus: list[dict[str, Any]]) -> Iterator[bytes]:
+    """The dcgm series of every GPU in the text format, written directly, LINES_PER_CHUNK lines a chunk.
+
+    Byte for byte what prometheus_client writes for a GaugeMetricFamily (labels sorted by name and
+    escaped alike, values as `floatToGoString` writes them), without its object per sample and the
+    whole body in memory at once: at 24,000 GPUs that was 168,000 samples, 3.1 s of CPU and 133 MiB
+    more peak memory per scrape (the web worker's growth in the soak, and scrapes past their
+    deadline); streamed, 0.25 s and 8 MiB (docs/benchmarks.md). Each GPU's labels are written once.
+    """
+    labels = [_label_text(gpu) for gpu in gpus]
+    for name, help_text, value_of in METRICS:
+        lines = [f"# HELP {name} {help_text}\n# TYPE {name} gauge\n"]
+        for gpu, label_text in zip(gpus, labels, strict=True):
+            value = value_of(gpu)
+            if value is not None:
+                lines.append(f"{name}{{{label_text}}} {floatToGoString(value)}\n")
+            if len(lines) >= LINES_PER_CHUNK:
+                yield "".join(lines).encode()
+                lines = []
+        yield "".join(lines).encode()
+
+
+def _label_text(gpu: dict[str, Any]) -> str:
+    pairs = sorted(zip(LABELS, _labels(gpu), strict=True))
+    return ",".join(f'{key}="{_escaped(value)}"' for key, value in pairs)
+
+
+def _escaped(value: str) -> str:
+    """A label value as the text format escapes it."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
 class CapacityCollector(Collector):
@@ -234,14 +256,16 @@ def _allowed(request: HttpRequest) -> bool:
     return bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), expected)
 
 
-def metrics(request: HttpRequest) -> HttpResponse:
+def metrics(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     """The Prometheus scrape endpoint."""
     if not _allowed(request):
         return HttpResponse(
             "Staff session or scrape token required.\n", status=403, content_type="text/plain"
         )
+    # Both read now, inside the request; only the writing of the fleet's lines is streamed.
+    gpus = gpus_for_metrics()
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FleetCollector())
     registry.register(CapacityCollector())
     registry.register(RuntimeCollector())
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    platform = generate_latest(registry)
+    return StreamingHttpResponse(chain(fleet_exposition(gpus), [platform]), content_type=CONTENT_TYPE_LATEST)

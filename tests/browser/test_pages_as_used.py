@@ -2,6 +2,7 @@
 errors that follow the form, a pasted value checked at once; lease charts readable on a phone; an
 SSH command that never breaks inside its account name; destructive buttons that can be read."""
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -12,11 +13,11 @@ from accounts.choices import Role
 from accounts.services.organizations import invitation_create
 from accounts.services.ssh_keys import ssh_key_add
 from accounts.services.tokens import api_token_create
-from clusters.models import Node
+from clusters.models import Lease, Node
 from clusters.services.fleet import fleet_seed
 from tests.accounts.helpers import ALICE_KEY
-from tests.browser.harness import PHONE, log_in_as
-from tests.clusters.helpers import active_lease, add_samples
+from tests.browser.harness import PHONE, accessibility_problems, log_in_as
+from tests.clusters.helpers import active_lease, add_samples, gpus_of, lease_on
 from tests.factories import MembershipFactory, OrganizationFactory
 
 pytestmark = pytest.mark.browser
@@ -128,3 +129,35 @@ def test_destructive_buttons_are_readable_red_text_not_red_on_red(page, live_ser
             color,
             background,
         )
+
+
+def test_a_full_fleet_offers_on_demand_until_the_next_reservation_and_books_it_with_automatic_replacement(
+    page, live_server, alice
+) -> None:
+    globex = OrganizationFactory.create(name="Globex", slug="globex", gpu_quota=1000)
+    holder = MembershipFactory.create(organization=globex, role=Role.OWNER).user
+    now = timezone.now().replace(second=0, microsecond=0)
+    for i, node in enumerate(Node.objects.order_by("hostname")):
+        start = now + timedelta(hours=3 + i)
+        lease_on(
+            gpus_of(node), organization=globex, booked_by=holder, start=start, end=start + timedelta(hours=2)
+        )
+    log_in_as(page, live_server.url, alice)
+    page.goto("/book/")
+    page.get_by_label("Reserved").check()
+    assert not page.get_by_label("Until").is_visible()
+    page.get_by_label("On-demand").check()
+    assert page.get_by_label("Until").is_visible()
+    page.get_by_label("If a node fails while the lease runs, book a replacement at once").check()
+    # The check is redrawn with the box ticked: its buttons carry it.
+    page.locator("[data-on-demand-until] input[name=replace_automatically]").first.wait_for(state="attached")
+    assert accessibility_problems(page) == []
+    button = page.locator("[data-on-demand-until] button").first
+    region_code, until = button.get_attribute("data-until").split(" ")
+    assert button.inner_text().startswith("Book on-demand now in ")
+    button.click()
+    page.wait_for_url(re.compile(r"/leases/[0-9a-f-]+/$"))
+    lease = Lease.objects.get(organization=alice.memberships.get().organization)
+    assert (lease.kind, lease.region.code, lease.end.isoformat()) == ("on_demand", region_code, until)
+    assert lease.replace_automatically
+    assert page.get_by_text("If a node fails, a replacement is booked at once").is_visible()

@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.services.ssh_keys import ssh_key_add
 from clusters.choices import LeaseKind, LeaseState
 from clusters.models import Lease
-from tests.clusters.helpers import SSH_KEY, fill, later
+from tests.clusters.helpers import SSH_KEY, fill, gpus_of, later, lease_on
 from tests.helpers import PEOPLE, status_of
 
 EXPECTED = {"alice": 200, "bob": 200, "fiona": 403, "charlie": 200, "stella": 403, "frank": 403}
@@ -179,10 +179,14 @@ def test_a_check_that_does_not_fit_offers_the_nearest_windows_as_buttons_that_bo
     }
     html = client.get("/book/check/", query).content.decode()
     local = frees_at.astimezone(ZoneInfo("Europe/Paris"))
-    ends = local + timedelta(hours=3)
-    # A window that ends on another day (in the viewer's time zone) names that day too.
-    until = f"{ends:%H:%M}" if ends.date() == local.date() else f"{ends:%a %H:%M}"
-    label = f"Book {local:%a %H:%M}–{until} in Texas 1 for $47.76"
+    end = local + timedelta(hours=3)
+    # The end shows its day only when it is not the start's (a window that crosses midnight in Paris).
+    label = (
+        f"Book {local:%a %H:%M}–{end:%H:%M}"
+        if end.date() == local.date()
+        else f"Book {local:%a %H:%M}–{end:%a %H:%M}"
+    )
+    label += " in Texas 1 for $47.76"
     assert label in html
     button = html[html.index("<form", html.index("data-offerings")) : html.index(label)]
     fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', button))
@@ -197,3 +201,101 @@ def test_a_check_that_does_not_fit_offers_the_nearest_windows_as_buttons_that_bo
 def test_a_check_that_fits_offers_nothing_else(client_as, fleet) -> None:
     html = client_as("alice").get("/book/check/", on_demand()).content.decode()
     assert "data-offerings" not in html
+
+
+def reserve_each_node_from_hour(fleet, acme, alice, first: int) -> datetime:
+    """Node i reserved for two hours from `first` + i hours on: nothing is free for good; the last
+    node stays free the longest, until the instant returned."""
+    now = timezone.now().replace(second=0, microsecond=0)
+    for i, node in enumerate(fleet.nodes):
+        start = now + timedelta(hours=first + i)
+        lease_on(
+            gpus_of(node), organization=acme, booked_by=alice, start=start, end=start + timedelta(hours=2)
+        )
+    return now + timedelta(hours=first + len(fleet.nodes) - 1)
+
+
+def form_of_button(html: str, marker: str) -> dict[str, str]:
+    """The hidden fields of the one-button form whose button carries `marker`."""
+    button = html.index(marker)
+    return dict(re.findall(r'name="(\w+)" value="([^"]*)"', html[html.rindex("<form", 0, button) : button]))
+
+
+def test_open_ended_on_demand_that_does_not_fit_is_offered_on_demand_until_buttons_that_book_it(
+    client_as, fleet, acme, alice, charlie
+) -> None:
+    until = reserve_each_node_from_hour(fleet, acme, alice, first=3)
+    client = client_as("charlie")
+    html = client.get("/book/check/", on_demand(tz="Europe/Paris", ssh_keys=key_of(charlie))).content.decode()
+    local = until.astimezone(ZoneInfo("Europe/Paris"))
+    label = f"Book on-demand now in Texas 1 until {local:%a %H:%M} at $"
+    assert label in html
+    fields = form_of_button(html, label)
+    assert fields["until"] == f"{local:%Y-%m-%dT%H:%M}" and fields["kind"] == "on_demand"
+    response = client.post("/book/", fields)
+    assert response.status_code == 302, response.context["form"].errors
+    lease = Lease.objects.get(organization__slug="globex")
+    assert (lease.kind, lease.end) == (LeaseKind.ON_DEMAND, until)
+    assert lease.allocations.filter(is_live=True, node=fleet.nodes[-1]).count() == 8
+
+
+def test_an_on_demand_lease_until_a_time_is_priced_by_the_hour_and_committed_to_nothing(
+    client_as, fleet
+) -> None:
+    until = later(3)
+    html = client_as("alice").get("/book/check/", on_demand(until=f"{until:%Y-%m-%dT%H:%M}")).content.decode()
+    assert 'data-fits="yes"' in html
+    assert f"as it runs, until {until:%a %b %-d %H:%M} (UTC) when it ends" in html
+    assert 'data-field="commitment"' not in html  # on-demand is not paid when booked
+
+
+def test_an_until_too_soon_is_refused_on_the_until_field(client_as, fleet, alice) -> None:
+    soon = timezone.now().replace(second=0, microsecond=0) + timedelta(minutes=5)
+    response = client_as("alice").post(
+        "/book/", on_demand(until=f"{soon:%Y-%m-%dT%H:%M}", ssh_keys=key_of(alice))
+    )
+    assert response.status_code == 200 and not Lease.objects.exists()
+    assert "A lease lasts at least" in response.context["form"].errors["until"][0]
+
+
+def test_an_until_left_in_the_form_does_not_bound_a_reserved_lease(client_as, fleet, alice) -> None:
+    start = later()
+    fields = {
+        "kind": "reserved",
+        "start": f"{start:%Y-%m-%dT%H:%M}",
+        "end": f"{start + timedelta(hours=2):%Y-%m-%dT%H:%M}",
+    }
+    response = client_as("alice").post(
+        "/book/", on_demand(**fields, until=f"{later(9):%Y-%m-%dT%H:%M}", ssh_keys=key_of(alice))
+    )
+    assert response.status_code == 302
+    assert Lease.objects.get().end == start + timedelta(hours=2)
+
+
+@pytest.mark.parametrize(("ticked", "expected"), [({"replace_automatically": "on"}, True), ({}, False)])
+def test_the_automatic_replacement_box_is_kept_on_the_lease(
+    client_as, fleet, alice, ticked, expected
+) -> None:
+    response = client_as("alice").post("/book/", on_demand(ssh_keys=key_of(alice), **ticked))
+    assert response.status_code == 302
+    assert Lease.objects.get().replace_automatically is expected
+
+
+def test_the_offering_buttons_keep_the_automatic_replacement_box(
+    client_as, fleet, acme, alice, big_quota
+) -> None:
+    fill(fleet.nodes, organization=acme, booked_by=alice, until=later(2))
+    html = (
+        client_as("alice")
+        .get(
+            "/book/check/",
+            on_demand(
+                kind="reserved",
+                start=f"{later(1):%Y-%m-%dT%H:%M}",
+                end=f"{later(4):%Y-%m-%dT%H:%M}",
+                replace_automatically="on",
+            ),
+        )
+        .content.decode()
+    )
+    assert form_of_button(html, "data-offering=")["replace_automatically"] == "on"

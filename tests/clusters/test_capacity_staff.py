@@ -204,7 +204,7 @@ def test_metrics_export_free_gpus_the_queue_refusals_and_leases_by_state(
         end=None,
     )
     lease_request_create(user=alice, organization=acme, gpus=2, kind=LeaseKind.ON_DEMAND, region=fleet.region)
-    text = client_as("stella").get("/metrics").content.decode()
+    text = client_as("stella").get("/metrics").getvalue().decode()
     # 7 general nodes less the one leased now and two GPUs booked tomorrow (on-demand would hold them).
     assert 'voltpark_gpus_free{pool="general",region="us-tx-1"} 46.0' in text
     assert 'voltpark_gpus_free{pool="early_stage",region="us-tx-1"} 8.0' in text

@@ -142,7 +142,7 @@ def test_metrics_speak_dcgm_exporter_names_with_fleet_labels_for_staff_or_the_sc
     answer = staff.get("/metrics")
 
     assert answer.status_code == 200
-    text = answer.content.decode()
+    text = answer.getvalue().decode()
     for name in (
         "DCGM_FI_DEV_GPU_UTIL",
         "DCGM_FI_DEV_FB_USED",

@@ -6,22 +6,28 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+import tracemalloc
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from django.conf import settings as django_settings
 from django.test import Client
 from django.utils import timezone
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from accounts.models import Organization, User
 from clusters.choices import LeaseState
 from clusters.models import Lease
 from clusters.selectors.runtime import KEY_SERVED, redis_client
 from clusters.tasks import fleet_poll_chunk, leases_enforce, leases_enforce_dispatch
+from clusters.views.metrics import LABELS, METRICS, _labels, fleet_exposition
 from tests.clusters.helpers import Fleet, gpus_of, lease_on
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +48,7 @@ def scrape_token(settings) -> None:
 
 def scrape() -> tuple[int, str]:
     answer = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
-    return answer.status_code, answer.content.decode()
+    return answer.status_code, answer.getvalue().decode()
 
 
 def samples(text: str) -> Samples:
@@ -171,3 +177,69 @@ def test_every_series_the_alert_rules_name_is_exported_by_metrics(
 
     assert named, "the rules name no voltpark_ series"
     assert named <= exported, sorted(named - exported)
+
+
+def gpu_rows(count: int) -> list[dict[str, Any]]:
+    """GPU rows as the metrics selector reads them, of a made-up fleet."""
+    return [
+        {
+            "id": i,
+            "index": i % 8,
+            "uuid": f"GPU-{i:08d}-0000-4000-8000-000000000000",
+            "node__hostname": f"tx1-c{i // 256:02d}-n{i // 8 % 32:03d}",
+            "node__gpu_model": "NVIDIA H100 80GB HBM3",
+            "node__cluster__name": f"tx1-c{i // 256:02d}",
+            "node__cluster__region__code": "us-tx-1",
+            "utilization_pct": i % 101,
+            "memory_used_bytes": i * 2**20,
+            "memory_total_bytes": 80 * 2**30,
+            "temperature_c": 40 + i % 50,
+            "power_draw_w": 100.25 + i,
+            "ecc_uncorrectable": i % 3,
+            "last_xid_code": 79 if i % 97 == 0 else None,
+            "lease": "0b7e6c1e-5a34-4c38-9d7e-3f1a2b4c5d6e" if i % 2 else "",
+        }
+        for i in range(count)
+    ]
+
+
+class AsPrometheusClientWrites(Collector):
+    """The fleet's series built with prometheus_client's own families: what the text must equal."""
+
+    def __init__(self, gpus: list[dict[str, Any]]) -> None:
+        self.gpus = gpus
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        for name, help_text, value_of in METRICS:
+            family = GaugeMetricFamily(name, help_text, labels=LABELS)
+            for gpu in self.gpus:
+                if (value := value_of(gpu)) is not None:
+                    family.add_metric(_labels(gpu), value)
+            yield family
+
+
+def test_the_fleet_series_are_byte_for_byte_what_prometheus_client_writes() -> None:
+    gpus = gpu_rows(300)
+    gpus[3]["lease"] = 'a "quoted" back\\slash and\na new line'
+    gpus[5]["utilization_pct"] = None
+    gpus[6]["power_draw_w"] = 1e21
+    gpus[7]["memory_used_bytes"] = None
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(AsPrometheusClientWrites(gpus))
+
+    assert b"".join(fleet_exposition(gpus)) == generate_latest(registry)
+
+
+def test_a_scrape_of_thousands_of_gpus_never_holds_its_whole_body_in_memory() -> None:
+    # Built as prometheus_client's objects, a scrape of the whole fleet (24,000 GPUs) took 134 MiB
+    # more at its peak than before it: the web worker's memory grew with every scrape in the soak.
+    gpus = gpu_rows(4000)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        body = sum(len(chunk) for chunk in fleet_exposition(gpus))
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+    assert body > 5 * 2**20 and peak < body / 2, (body, peak)
