@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.services.audit import audit_record
 from clusters.choices import GpuHealth, HealthEventKind, LeaseState, NodeState
-from clusters.models import GPU, HealthEvent, Lease, Node
+from clusters.models import GPU, Allocation, HealthEvent, Lease, Node
 from clusters.services.agent import parse_xid
 from clusters.services.capacity import capacity_freed
 from clusters.services.lifecycle import owner_emails
@@ -142,16 +142,12 @@ def health_evaluate(
 @transaction.atomic
 def node_health_fail(*, node_id: int, problems: dict[Problem, str], now: datetime) -> NodeFailure:
     """Record new problems on a node: events opened, node out of placement, its leases flagged."""
+    # The leases first, then the node: the order extending a lease and starting one take them in
+    # (lease, then its nodes). Node first deadlocked against an extend holding the lease.
+    leases = _leases_on_locked(node_id, now)
     node = Node.objects.select_for_update().get(pk=node_id)
-    leases = list(
-        Lease.objects.filter(
-            allocations__node=node,
-            allocations__is_live=True,
-            allocations__period__contains=now,
-            state__in=(LeaseState.ACTIVE, LeaseState.SCHEDULED),
-        ).distinct()
-    )
-    # Leases first: a sweeper may hold one of them while it waits to mark GPUs, so take no GPU lock before.
+    # A lease placed on the node before its lock was taken is flagged too (it holds no lock of ours yet).
+    leases += _leases_on_locked(node_id, now, besides=frozenset(lease.pk for lease in leases))
     newly_flagged = [lease for lease in leases if not lease.health_flagged]
     Lease.objects.filter(pk__in=[lease.pk for lease in newly_flagged]).update(health_flagged=True)
     for (kind, gpu_id), detail in problems.items():
@@ -168,6 +164,16 @@ def node_health_fail(*, node_id: int, problems: dict[Problem, str], now: datetim
     transaction.on_commit(lambda: _notify_owners(newly_flagged, list(problems.values())))
     flagged = [str(lease.public_id) for lease in newly_flagged]
     return NodeFailure(node.hostname, list(problems.values()), turned, flagged)
+
+
+def _leases_on_locked(node_id: int, now: datetime, besides: frozenset[int] = frozenset()) -> list[Lease]:
+    """The live leases holding GPUs of the node at `now`, locked in id order (as a batch of
+    sweepers locks them), skipping `besides`."""
+    on_node = Allocation.objects.filter(node_id=node_id, is_live=True, period__contains=now).values(
+        "lease_id"
+    )
+    live = Lease.objects.filter(pk__in=on_node, state__in=(LeaseState.ACTIVE, LeaseState.SCHEDULED))
+    return list(live.exclude(pk__in=besides).select_for_update(no_key=True).order_by("pk"))
 
 
 def _set_state(node: Node, state: str, reason: str, now: datetime) -> None:
