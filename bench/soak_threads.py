@@ -290,8 +290,11 @@ class Faults(threading.Thread):
         body = dict(DRAINING.get(kind) or ABSORBED[kind])
         if kind in GPU_FAULTS:
             body["gpu_index"] = self.rng.randrange(8)
+        # The fault begins when it is sent: the simulator applies it before it answers, and a poll may
+        # take the node out before that answer arrives (seconds, on a loaded machine).
+        sent = time.time()
         self.fault(host, "POST", body)
-        episode = Episode(kind, host, time.time(), expect_drain=kind in DRAINING)
+        episode = Episode(kind, host, sent, expect_drain=kind in DRAINING)
         self.found.episodes.append(episode)
         seen = self.watch(host, within=DETECT_WITHIN_S + 5 if episode.expect_drain else 12, until_out=True)
         if seen is not None:
