@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from bench.docs import section_write
+
 ORGANIZATIONS = 2000
 HOURS_PER_LEASE = 250  # 2,000 one-GPU leases × 250 hours = 500,000 usage-hour rows
 EXPORT_LINES = 1_000_000
@@ -31,7 +33,6 @@ NOW = datetime(2026, 4, 2, tzinfo=UTC)
 # The hourly step: a fleet of 3,000 eight-GPU nodes, every GPU busy, in the middle of March.
 BUSY_NODES = 3000
 HOUR_NOW = datetime(2026, 3, 15, 12, 30, tzinfo=UTC)
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 def bench_database_url() -> str | None:
@@ -479,15 +480,6 @@ def report(results: dict[str, dict[str, Any]]) -> str:
     )
 
 
-def write_report(section: str) -> None:
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\n"
-    start = text.find("## Billing")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + text[end + 1 :] if end >= 0 else text[:start]
-    DOCS.write_text(text.rstrip("\n") + "\n\n" + section)
-
-
 def prepare() -> None:
     """The bench's own database, migrated; Django set up on it."""
     url = bench_database_url()
@@ -537,7 +529,7 @@ def main() -> None:
     seed_busy_fleet()
     results |= {name: measure(name) for name in ("baseline_hour", "hourly")}
     section = report(results)
-    write_report(section)
+    section_write(section)
     print(section)
 
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.soak_platform import ROOT
+from bench.docs import section_write
 
 STALE_AFTER_S = 15.0
 DETECT_WITHIN_S = 10.0
@@ -393,15 +393,4 @@ def _p(figures: dict[str, float]) -> str:
 
 
 def write_docs(text: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    doc = path.read_text()
-    head = "## Soak"
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    section = f"{head}\n\nMeasured {when} by `make soak` on this shared machine.\n\n{text}"
-    if head in doc:
-        before, _, after = doc.partition(head)
-        rest = after.split("\n## ", 1)
-        doc = before + section + ("\n## " + rest[1] if len(rest) > 1 else "")
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + section
-    path.write_text(doc)
+    section_write(f"## Soak\n\nMeasured by `make soak` on this shared machine.\n\n{text}")

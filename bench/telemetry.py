@@ -23,9 +23,10 @@ import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from bench.docs import section_write
 
 GPUS = int(os.environ.get("BENCH_TELEMETRY_GPUS", "3000"))
 DAYS = int(os.environ.get("BENCH_TELEMETRY_DAYS", "8"))
@@ -34,7 +35,6 @@ READS_PER_HOUR = 4
 DELETE_BATCH = 50_000
 START = datetime(2026, 3, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/voltpark_telemetry_bench")
 PLAIN = "bench_gpusample_unpartitioned"
 PARTITIONED = "clusters_gpusample"
@@ -279,15 +279,6 @@ Rows kept at the end: {rows[PARTITIONED]:,} partitioned, {rows[PLAIN]:,} unparti
 """
 
 
-def write_section(section: str) -> None:
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\n"
-    start = text.find("## Telemetry storage")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + text[end + 1 :] if end >= 0 else text[:start]
-    DOCS.write_text(text.rstrip("\n") + "\n\n" + section)
-
-
 def main() -> int:
     gpus = setup()
     runs = [Run(PARTITIONED), Run(PLAIN)]
@@ -296,7 +287,7 @@ def main() -> int:
     day = {run.table: one_day(run.table) for run in runs}
     sizes = {run.table: size_mb(run.table) for run in runs}
     section = report(runs, rows, day, sizes)
-    write_section(section)
+    section_write(section)
     print(section)
     return 0
 

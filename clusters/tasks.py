@@ -13,7 +13,6 @@ from django.conf import settings
 from django.core.cache import cache
 
 from clusters.choices import LeaseState
-from clusters.selectors.runtime import redis_client
 from clusters.services.capacity import PENDING_KEY
 from clusters.services.idempotency import idempotency_keys_purge as idempotency_keys_purge_service
 from clusters.services.lease_requests import lease_requests_dispatch as lease_requests_dispatch_service
@@ -24,6 +23,7 @@ from clusters.services.pools import pool_shares_apply
 from clusters.services.remediation import leases_remediate
 from clusters.services.runtime import region_routes, sweep_record
 from clusters.services.telemetry import fleet_poll, pollable_node_ids
+from core.cache import redis_client
 
 log = logging.getLogger(__name__)
 

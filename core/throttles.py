@@ -25,6 +25,8 @@ from django.http import HttpRequest
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import SimpleRateThrottle
 
+from core.cache import redis_client
+
 if TYPE_CHECKING:  # DRF's views import the authentication classes, which import this module
     from rest_framework.views import APIView
 
@@ -42,11 +44,6 @@ if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
 end
 return {0, redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]}
 """
-
-
-def redis_client() -> Any:
-    """The cache's own Redis client: the connection settings every request uses."""
-    return cache._cache.get_client(write=True)  # type: ignore[attr-defined]
 
 
 class SlidingWindow:

@@ -2,11 +2,14 @@
 database and the same Redis, whether those are configured servers or the embedded ones."""
 
 import os
-import socket
 from urllib.parse import quote
 
 from django.conf import settings
 from django.db import connection
+
+from bench.soak_platform import free_port  # one copy: the tests and the soak pick their ports alike
+
+__all__ = ["free_port", "test_database_url", "worker_environment"]
 
 
 def test_database_url() -> str:
@@ -24,18 +27,3 @@ def worker_environment(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env.update(DATABASE_URL=test_database_url(), REDIS_URL=settings.REDIS_URL, **extra)
     return env
-
-
-def free_port(variable: str, default: str) -> int:
-    """A free loopback port in the range named by the environment `variable` ("FROM-TO")."""
-    first, last = (int(part) for part in os.environ.get(variable, default).split("-"))
-    for port in range(first, last + 1):
-        with socket.socket() as probe:
-            # SO_REUSEADDR as the servers set it: a port in TIME_WAIT from an earlier test is usable.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {first}-{last} (set {variable} to another range)")

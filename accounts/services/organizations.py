@@ -2,6 +2,7 @@
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -82,19 +83,21 @@ def organization_quota_set(*, actor: User, organization: Organization, gpu_quota
     organization's row lock, which this takes too)."""
     if not 0 <= gpu_quota <= GPU_QUOTA_MAX:
         raise ValidationError({"gpu_quota": f"A GPU quota is between 0 and {GPU_QUOTA_MAX}."})
-    locked = Organization.objects.select_for_update().get(pk=organization.pk)
-    before = {"gpu_quota": locked.gpu_quota}
-    locked.gpu_quota = gpu_quota
-    locked.save(update_fields=["gpu_quota"])
-    audit_record(
-        actor=actor,
-        action="organization.quota_set",
-        obj=locked,
-        organization=locked,
-        before=before,
-        after={"gpu_quota": gpu_quota},
-    )
+    locked = _organization_change(actor, organization, "organization.quota_set", gpu_quota=gpu_quota)
     organization.gpu_quota = gpu_quota
+    return locked
+
+
+def _organization_change(
+    actor: User, organization: Organization, action: str, *, no_key: bool = False, **fields: Any
+) -> Organization:
+    """Set fields on the organization's locked row and audit them, before and after."""
+    locked = Organization.objects.select_for_update(no_key=no_key).get(pk=organization.pk)
+    before = {name: getattr(locked, name) for name in fields}
+    for name, value in fields.items():
+        setattr(locked, name, value)
+    locked.save(update_fields=list(fields))
+    audit_record(actor=actor, action=action, obj=locked, organization=locked, before=before, after=fields)
     return locked
 
 
@@ -262,19 +265,9 @@ def organization_set_whole_node_sudo(
 ) -> Organization:
     """An owner lets (or stops letting) whole-node leases' accounts use sudo; from their next start."""
     _require_owner(actor, organization)
-    locked = Organization.objects.select_for_update(no_key=True).get(pk=organization.pk)
-    before = {"whole_node_sudo": locked.whole_node_sudo}
-    locked.whole_node_sudo = enabled
-    locked.save(update_fields=["whole_node_sudo"])
-    audit_record(
-        actor=actor,
-        action="organization.whole_node_sudo",
-        obj=locked,
-        organization=locked,
-        before=before,
-        after={"whole_node_sudo": enabled},
+    return _organization_change(
+        actor, organization, "organization.whole_node_sudo", no_key=True, whole_node_sudo=enabled
     )
-    return locked
 
 
 @transaction.atomic

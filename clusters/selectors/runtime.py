@@ -5,9 +5,8 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any
 
-from django.core.cache import cache
-
 from clusters.models import Region
+from core.cache import redis_client
 
 KINDS = ("poll", "leases")
 SHARED_QUEUES = ("celery", "dispatch")
@@ -39,11 +38,6 @@ def field(*parts: str) -> str:
 def queue_for(kind: str, region: str) -> str:
     """The Celery queue of one kind of a region's run-time work: `poll.us-tx-1`, `leases.us-tx-1`."""
     return f"{kind}.{region}"
-
-
-def redis_client() -> Any:
-    """The cache's own Redis client: the connection settings every request uses."""
-    return cache._cache.get_client(write=True)  # type: ignore[attr-defined]
 
 
 def region_codes() -> list[str]:

@@ -113,7 +113,8 @@ def _critical_xid(reading: dict[str, Any], undrained_at: datetime | None) -> int
 def health_evaluate(
     *, polls: list["NodePoll"], unreachable_counts: dict[int, int], now: datetime, report: "SweepReport"
 ) -> None:
-    """Open events for new problems, end those that cleared, fail nodes, and tell people."""
+    """Open events for new problems, end those that cleared, fail nodes, and tell people (added to
+    `report`: a sweep may evaluate its nodes in parts)."""
     findings = {
         poll.node["id"]: node_problems(poll, unreachable_counts.get(poll.node["id"])) for poll in polls
     }
@@ -126,7 +127,7 @@ def health_evaluate(
         already.setdefault(event["node_id"], set()).add(key)
         if event["kind"] in scope and key not in problems:
             cleared.append(event["id"])
-    report.events_ended = HealthEvent.objects.filter(pk__in=cleared, ended_at__isnull=True).update(
+    report.events_ended += HealthEvent.objects.filter(pk__in=cleared, ended_at__isnull=True).update(
         ended_at=now
     )
     failures = []
@@ -134,8 +135,8 @@ def health_evaluate(
         new = {key: detail for key, detail in problems.items() if key not in already.get(node_id, set())}
         if new:
             failures.append(node_health_fail(node_id=node_id, problems=new, now=now))
-    report.events_opened = [f"{f.hostname}: {p}" for f in failures for p in f.problems]
-    report.nodes_made_unhealthy = [f.hostname for f in failures if f.turned_unhealthy]
+    report.events_opened += [f"{f.hostname}: {p}" for f in failures for p in f.problems]
+    report.nodes_made_unhealthy += [f.hostname for f in failures if f.turned_unhealthy]
     _notify_staff(failures)
 
 

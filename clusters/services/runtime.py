@@ -34,10 +34,10 @@ from clusters.selectors.runtime import (
     SWEEP_BUCKETS,
     field,
     queue_for,
-    redis_client,
     region_codes,
     served_at,
 )
+from core.cache import redis_client
 
 log = logging.getLogger(__name__)
 

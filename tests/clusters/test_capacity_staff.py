@@ -3,6 +3,8 @@ pool, pool utilization, unmet demand, queue depth), each region's early-stage sh
 applied: free nodes move at once, busy ones when their bookings end), and the fleet series of
 /metrics."""
 
+import functools
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
@@ -11,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import AuditEntry
 from clusters.choices import LeaseKind, LeaseState, Pool
-from clusters.models import Node, PoolShare
+from clusters.models import GPU, Lease, Node, PoolShare
 from clusters.selectors.demand import committed_per_day, pool_utilization, queue_depth, unmet_demand
 from clusters.services.demand import demand_record
 from clusters.services.lease_requests import lease_request_create
@@ -27,6 +29,25 @@ def midnight(days: int = 0):
     return timezone.now().replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=days)
 
 
+@pytest.fixture
+def book(alice, acme) -> Callable[..., Lease]:
+    """Acme's lease on exactly these GPUs, booked by Alice (tests.clusters.helpers.lease_on)."""
+    return functools.partial(lease_on, organization=acme, booked_by=alice)
+
+
+@pytest.fixture
+def running(book) -> Callable[[list[GPU]], Lease]:
+    """Acme's lease on these GPUs, active from an hour ago to an hour from now."""
+
+    def run(gpus: list[GPU]) -> Lease:
+        now = timezone.now()
+        return book(
+            gpus, start=now - timedelta(hours=1), end=now + timedelta(hours=1), state=LeaseState.ACTIVE
+        )
+
+    return run
+
+
 @pytest.mark.parametrize(("who", "status"), [("alice", 403), ("fiona", 403), ("stella", 200), ("frank", 403)])
 def test_the_capacity_page_answers_staff_admins_only(client, everyone, fleet, who, status) -> None:
     client.force_login(everyone[who])
@@ -34,19 +55,17 @@ def test_the_capacity_page_answers_staff_admins_only(client, everyone, fleet, wh
     assert client.post(SHARE, {"region": "us-tx-1", "percent": "50"}).status_code == status
 
 
-def test_committed_gpus_per_day_count_each_day_s_share_of_each_booking(alice, acme, fleet) -> None:
+def test_committed_gpus_per_day_count_each_day_s_share_of_each_booking(book, fleet) -> None:
     Node.objects.filter(pk=fleet.nodes[7].pk).update(pool=Pool.EARLY_STAGE)
     node = fleet.nodes[0]
     # All of tomorrow on 8 GPUs; twelve hours of the day after on 4; a day in the early-stage pool.
-    lease_on(gpus_of(node), organization=acme, booked_by=alice, start=midnight(1), end=midnight(2))
-    lease_on(
+    book(gpus_of(node), start=midnight(1), end=midnight(2))
+    book(
         gpus_of(node, [0, 1, 2, 3]),
-        organization=acme,
-        booked_by=alice,
         start=midnight(2) + timedelta(hours=6),
         end=midnight(2) + timedelta(hours=18),
     )
-    lease_on(gpus_of(fleet.nodes[7]), organization=acme, booked_by=alice, start=midnight(3), end=midnight(4))
+    book(gpus_of(fleet.nodes[7]), start=midnight(3), end=midnight(4))
     pools = {p.pool: p for p in committed_per_day() if p.region.code == "us-tx-1"}
     general, early = pools[Pool.GENERAL], pools[Pool.EARLY_STAGE]
     assert len(general.committed) == 90 and general.committed[0][0] == midnight().date()
@@ -55,21 +74,12 @@ def test_committed_gpus_per_day_count_each_day_s_share_of_each_booking(alice, ac
     assert (general.gpus, early.gpus) == (56, 8)
 
 
-def test_pool_utilization_compares_the_early_stage_pool_with_general(alice, acme, fleet) -> None:
+def test_pool_utilization_compares_the_early_stage_pool_with_general(book, running, fleet) -> None:
     for node in fleet.nodes[6:]:
         Node.objects.filter(pk=node.pk).update(pool=Pool.EARLY_STAGE)
     now = timezone.now()
-    lease_on(
-        gpus_of(fleet.nodes[6]),
-        organization=acme,
-        booked_by=alice,
-        start=now - timedelta(hours=1),
-        end=now + timedelta(hours=1),
-        state=LeaseState.ACTIVE,
-    )
-    lease_on(
-        gpus_of(fleet.nodes[0], [0, 1]), organization=acme, booked_by=alice, start=now + timedelta(hours=1)
-    )
+    running(gpus_of(fleet.nodes[6]))
+    book(gpus_of(fleet.nodes[0], [0, 1]), start=now + timedelta(hours=1))
     use = {u.pool: u for u in pool_utilization()}
     assert (use[Pool.EARLY_STAGE].in_use, use[Pool.EARLY_STAGE].gpus, use[Pool.EARLY_STAGE].percent) == (
         8,
@@ -98,17 +108,17 @@ def test_unmet_demand_and_the_queue_show_per_region_and_day(alice, acme, fleet) 
     assert {(q.region, q.requests, q.gpus) for q in queue_depth()} == {("any", 1, 4), ("us-tx-1", 1, 2)}
 
 
-def test_the_page_shows_the_figures(client_as, alice, acme, fleet) -> None:
-    lease_on(gpus_of(fleet.nodes[0]), organization=acme, booked_by=alice, start=midnight(1), end=midnight(2))
+def test_the_page_shows_the_figures(book, client_as, fleet) -> None:
+    book(gpus_of(fleet.nodes[0]), start=midnight(1), end=midnight(2))
     html = client_as("stella").get(CAPACITY).content.decode()
     assert "GPUs committed per day in us-tx-1" in html and "peak general 8.0 of 64 GPUs" in html
     assert 'id="utilization"' in html and 'id="unmet-demand"' in html and "Nothing is queued." in html
     assert "not set (nodes stay where they are)" in html
 
 
-def test_a_share_is_previewed_first_and_changes_nothing(client_as, alice, acme, fleet) -> None:
+def test_a_share_is_previewed_first_and_changes_nothing(book, client_as, fleet) -> None:
     fleet_busy = fleet.nodes[5]
-    lease_on(gpus_of(fleet_busy), organization=acme, booked_by=alice, start=midnight(2), end=midnight(3))
+    book(gpus_of(fleet_busy), start=midnight(2), end=midnight(3))
     response = client_as("stella").post(SHARE, {"region": "us-tx-1", "percent": "37.5"})
     html = response.content.decode()
     # 3 of 8 nodes, the free ones from the highest hostname down.
@@ -119,15 +129,11 @@ def test_a_share_is_previewed_first_and_changes_nothing(client_as, alice, acme, 
     assert 'name="apply"' in html and "Apply" in html
 
 
-def test_applying_moves_free_nodes_now_and_busy_ones_when_they_free(
-    client_as, alice, acme, stella, fleet
-) -> None:
+def test_applying_moves_free_nodes_now_and_busy_ones_when_they_free(book, client_as, stella, fleet) -> None:
     now = timezone.now()
     busy = fleet.nodes[7]  # tx1-c02-n004: the first to move, but booked until later
-    lease = lease_on(
+    lease = book(
         gpus_of(busy),
-        organization=acme,
-        booked_by=alice,
         start=now - timedelta(hours=1),
         end=now + timedelta(hours=2),
         state=LeaseState.ACTIVE,
@@ -179,21 +185,12 @@ def test_a_share_form_posted_without_its_token_is_refused(stella, fleet) -> None
 
 
 def test_metrics_export_free_gpus_the_queue_refusals_and_leases_by_state(
-    client_as, alice, acme, fleet, big_quota
+    book, running, client_as, alice, acme, fleet, big_quota
 ) -> None:
     Node.objects.filter(pk=fleet.nodes[7].pk).update(pool=Pool.EARLY_STAGE)
     now = timezone.now()
-    lease_on(
-        gpus_of(fleet.nodes[0]),
-        organization=acme,
-        booked_by=alice,
-        start=now - timedelta(hours=1),
-        end=now + timedelta(hours=1),
-        state=LeaseState.ACTIVE,
-    )
-    lease_on(
-        gpus_of(fleet.nodes[1], [0, 1]), organization=acme, booked_by=alice, start=now + timedelta(days=1)
-    )
+    running(gpus_of(fleet.nodes[0]))
+    book(gpus_of(fleet.nodes[1], [0, 1]), start=now + timedelta(days=1))
     demand_record(
         organization=acme,
         region=fleet.region,

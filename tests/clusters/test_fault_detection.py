@@ -2,21 +2,29 @@
 again after a short delay inside the sweep, and only two failures in a row are a miss, so one slow or
 dropped answer (or an agent restarting) does not take a node out."""
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
 from clusters.choices import HealthEventKind, NodeState
 from clusters.models import HealthEvent, Node
+from clusters.services import telemetry
+from clusters.services.agent import AgentCall, AgentClient, Retry
+from clusters.services.agent_tokens import encrypt_agent_token
 from clusters.services.telemetry import fleet_poll
 from tests.clusters.helpers import Fleet
+from tests.live import free_port
 
 
 @pytest.fixture(autouse=True)
 def short_deadlines(settings) -> None:
     settings.POLL_TIMEOUT_MS = 300
     settings.POLL_RETRY_DELAY_MS = 200
+    settings.POLL_RETRY_TIMEOUT_MS = 300
 
 
 def state_of(node: Node) -> str:
@@ -93,3 +101,91 @@ def test_a_hanging_agent_costs_its_sweep_two_deadlines_and_the_delay_then_is_out
     assert elapsed < 0.3 + 0.2 + 0.3 + 1.0  # the deadlines and delay, plus the sweep's own work
     assert report.nodes_made_unhealthy == [hung.hostname] and dict(report.errors) == {"timeout": 1}
     assert "each asked twice (timed out)" in HealthEvent.objects.get().detail
+
+
+class Timeline:
+    """A loopback agent whose /flaky/ path fails its first answer and whose /slow/ path answers after
+    0.6 s; it notes when each request arrived and when each answer left, in one order."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.lock = threading.Lock()
+
+    def note(self, event: str) -> None:
+        with self.lock:
+            self.events.append(event)
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        timeline = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                name = self.path.strip("/").split("/")[0]
+                timeline.note(f"{name} asked")
+                if name == "slow":
+                    time.sleep(0.6)
+                failing = name == "flaky" and timeline.events.count("flaky asked") == 1
+                raw = b'{"gpus": []}'
+                timeline.note(f"{name} answered")  # before the bytes leave: the client may be done then
+                self.send_response(500 if failing else 200)
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        return Handler
+
+
+@pytest.fixture
+def timeline() -> Iterator[tuple[Timeline, str]]:
+    found = Timeline()
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", free_port("RUNTIME_TEST_PORTS", "18300-18400")), found.handler()
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield found, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_a_failed_answer_is_asked_again_without_waiting_for_the_slowest_node(timeline) -> None:
+    found, base = timeline
+    token = encrypt_agent_token("agent-secret")
+    calls = [AgentCall(name, "GET", f"{base}/{name}/", token, "v1/gpus") for name in ("slow", "flaky")]
+    retry = Retry(usable=lambda answer: answer.ok, delay_s=0.05, timeout_s=2.0)
+
+    with AgentClient(concurrency=8) as client:
+        answers = client.call(calls, timeout_s=2.0, retry=retry)
+
+    assert (answers["flaky"].status, answers["flaky"].attempts) == (200, 2)
+    assert (answers["slow"].status, answers["slow"].attempts) == (200, 1)
+    # Asked again 50 ms after its own failure, and answered while the slow node was still answering.
+    flaky_answers = [i for i, event in enumerate(found.events) if event == "flaky answered"]
+    assert len(flaky_answers) == 2 and flaky_answers[1] < found.events.index("slow answered")
+
+
+def test_the_nodes_that_missed_are_out_of_placement_before_the_readings_are_written(
+    fleet_of: Callable[..., Fleet], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = fleet_of(2)
+    down, up = fleet.nodes
+    fleet.sim.set_fault(down.hostname, "refuse")
+    states_when_written: list[str] = []
+    write = telemetry._store_readings
+
+    def store_readings(polls, now):
+        states_when_written.append(state_of(down))
+        return write(polls, now)
+
+    monkeypatch.setattr(telemetry, "_store_readings", store_readings)
+    report = fleet_poll()
+
+    assert states_when_written == [NodeState.UNHEALTHY]
+    assert report.nodes_made_unhealthy == [down.hostname] and report.gpus_read == 8
+    assert state_of(up) == NodeState.AVAILABLE

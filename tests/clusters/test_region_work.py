@@ -15,10 +15,11 @@ from django.conf import settings as django_settings
 from accounts.models import Organization, User
 from clusters.choices import LeaseState
 from clusters.models import Lease
-from clusters.selectors.runtime import KEY_SERVED, KEY_TAKEOVERS, redis_client
+from clusters.selectors.runtime import KEY_SERVED, KEY_TAKEOVERS
 from clusters.services.lifecycle import leases_enforce
 from clusters.services.runtime import Route, region_routes
 from clusters.tasks import fleet_poll_dispatch, leases_enforce_dispatch
+from core.cache import redis_client
 from tests.clusters.helpers import Fleet, gpus_of, lease_on
 
 REGIONS = ("us-tx-1", "us-va-1", "us-wa-1")

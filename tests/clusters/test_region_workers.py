@@ -12,7 +12,8 @@ import pytest
 from accounts.models import AuditEntry
 from clusters.choices import LeaseState
 from clusters.models import GPU, Lease
-from clusters.selectors.runtime import KEY_SERVED, KEY_SWEEP_LAST, redis_client
+from clusters.selectors.runtime import KEY_SERVED, KEY_SWEEP_LAST
+from core.cache import redis_client
 from tests.clusters.helpers import Booking, Fleet, whole_second
 from tests.clusters.workers import Celery, wait_for
 

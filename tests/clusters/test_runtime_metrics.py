@@ -25,9 +25,10 @@ from prometheus_client.registry import Collector
 from accounts.models import Organization, User
 from clusters.choices import LeaseState
 from clusters.models import Lease
-from clusters.selectors.runtime import KEY_SERVED, redis_client
+from clusters.selectors.runtime import KEY_SERVED
 from clusters.tasks import fleet_poll_chunk, leases_enforce, leases_enforce_dispatch
 from clusters.views.metrics import LABELS, METRICS, _labels, fleet_exposition
+from core.cache import redis_client
 from tests.clusters.helpers import Fleet, gpus_of, lease_on
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,10 @@ import pytest
 
 from nodeagent.__main__ import build_server, fleet_hostnames, host_settings, parse_args
 from nodeagent.app import RESOLVER_KEY
+from nodeagent.bench import free_port
 from nodeagent.host.backend import HostBackend
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_it_will_not_start_without_a_token(
