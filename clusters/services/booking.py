@@ -12,7 +12,7 @@ allocations, keys and audit row (placement.py, clusters/sql/booking.sql).
 """
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -76,6 +76,8 @@ class BookingAttempt:
     window: Window
     ssh_keys: Sequence[SshKey]
     price_per_gpu_hour: Decimal
+    # What a check read and the charge of the same booking may reuse, under a key its app owns.
+    findings: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -346,7 +348,7 @@ def _lease_book_once(
     _saved(lease, placement)
     _remember(lease, placement.placed, window, ssh_keys)
     # What the booking commits to (a reserved window) is charged in its transaction (billing).
-    charging().lease_booked(lease=lease, actor=user)
+    charging().lease_booked(lease=lease, actor=user, findings=attempt.findings)
     return lease
 
 
@@ -441,11 +443,11 @@ def _until_errors(end: datetime | None, now: datetime) -> dict[str, str]:
 
 def _reserved_window_errors(start: datetime | None, end: datetime | None, now: datetime) -> dict[str, str]:
     errors: dict[str, str] = {}
-    for field, value in (("start", start), ("end", end)):
+    for name, value in (("start", start), ("end", end)):
         if value is None:
-            errors[field] = "A reserved lease needs a start and an end."
+            errors[name] = "A reserved lease needs a start and an end."
         elif not _on_step(value):
-            errors[field] = "Times must fall on whole minutes (no seconds)."
+            errors[name] = "Times must fall on whole minutes (no seconds)."
     if errors:
         return errors
     assert start is not None and end is not None
