@@ -139,7 +139,7 @@ DATABASE_URL = envurl("DATABASE_URL", None, schemes={"postgres", "postgresql"})
 DATABASES = {
     "default": {
         **(dj_database_url.parse(DATABASE_URL) if DATABASE_URL else _embedded_postgres()),
-        "CONN_MAX_AGE": 60,
+        "CONN_MAX_AGE": envint("DATABASE_CONN_MAX_AGE_S", 60, minimum=0),
         "CONN_HEALTH_CHECKS": True,
     }
 }

@@ -84,10 +84,21 @@ class _OrganizationRole(ScopedPermission):
             self.message = "Act in an organization: use a token made for one, or join one first."
             return False
         request.organization = organization  # type: ignore[attr-defined]
-        if role_in(request.user, organization) not in self.roles:
+        if _role(request, organization) not in self.roles:
             return False
         require_sso(request, organization)
         return True
+
+
+def _role(request: Request, organization: Organization) -> str | None:
+    token = request.auth
+    # A token's own read carried the role in its organization (api_token_authenticate).
+    if isinstance(token, ApiToken) and token.organization_id == organization.pk:
+        carried: str | None = getattr(token, "member_role", "")
+        if carried != "":
+            return carried
+    assert isinstance(request.user, User)
+    return role_in(request.user, organization)
 
 
 def require_sso(request: Request, organization: Organization | None) -> None:

@@ -10,10 +10,11 @@ from datetime import datetime
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from accounts.choices import TokenScope, all_token_scopes
-from accounts.models import ApiToken, Organization, User
+from accounts.models import ApiToken, Membership, Organization, User
 from accounts.selectors.staff import is_staff
 from accounts.services.audit import audit_record
 from accounts.services.refusals import TokenScopeMissing
@@ -108,8 +109,12 @@ def api_token_revoke(*, actor: User, token: ApiToken) -> None:
 def api_token_authenticate(secret: str) -> ApiToken | None:
     """The unrevoked token with this secret (the caller refuses it if it has expired), its last-used
     time refreshed at most once a minute while it is in force."""
+    # With its user's role in its organization (`member_role`, None once they left it): the
+    # permission that follows reads no membership again.
+    role = Membership.objects.filter(user_id=OuterRef("user_id"), organization_id=OuterRef("organization_id"))
     token = (
         ApiToken.objects.select_related("user", "organization")
+        .annotate(member_role=Subquery(role.values("role")[:1]))
         .filter(token_hash=hash_token(secret), revoked_at__isnull=True, user__is_active=True)
         .first()
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Organization, User
@@ -61,26 +61,53 @@ def ledger_post(
 
     Refuses (InsufficientBalance) an entry that would leave the balance below its floor.
     """
+    return ledger_post_here(organization=organization, posting=posting, actor=actor, at=at)
+
+
+# The entry and the balance it leaves, in one statement: the account row is already locked, so the
+# sequence and balance are known; a recorded external id (ON CONFLICT) writes neither.
+POST_SQL = """
+WITH entry AS (
+    INSERT INTO billing_ledgerentry (organization_id, sequence, kind, amount, balance_after, floor, at,
+        period_start, covers_until, description, lease_id, invoice_id, credit_grant_id, external_id,
+        actor_id)
+    VALUES (%(organization_id)s, %(sequence)s, %(kind)s, %(amount)s, %(balance_after)s, %(floor)s, %(at)s,
+        %(period_start)s, %(covers_until)s, %(description)s, %(lease_id)s, %(invoice_id)s,
+        %(credit_grant_id)s, %(external_id)s, %(actor_id)s)
+    ON CONFLICT (kind, external_id) WHERE external_id IS NOT NULL DO NOTHING
+    RETURNING id
+)
+UPDATE billing_billingaccount SET balance = %(balance_after)s, entries = %(sequence)s
+FROM entry WHERE organization_id = %(organization_id)s
+RETURNING entry.id
+"""
+
+
+def ledger_post_here(
+    *,
+    organization: Organization | int,
+    posting: Posting,
+    actor: User | None = None,
+    at: datetime | None = None,
+) -> LedgerEntry | None:
+    """`ledger_post` in the caller's atomic block, with no savepoint of its own: for a writer that
+    rolls back whole when it refuses (booking's commitment). Two statements: the lock, the write."""
+    assert transaction.get_connection().in_atomic_block, "ledger_post_here runs inside an atomic block"
     account = account_locked(organization)
-    if (
-        posting.external_id
-        and LedgerEntry.objects.filter(kind=posting.kind, external_id=posting.external_id).exists()
-    ):
-        return None
     amount = cents(Decimal(posting.amount))
     balance = account.balance + amount
     if posting.floor is not None and balance < posting.floor:
+        if _recorded(posting):
+            return None
         raise InsufficientBalance(
             f"This needs {-amount} USD and the balance is {account.balance} USD: "
             f"top up at least {posting.floor - balance} USD first.",
             balance=str(account.balance),
             needed=str(-amount),
         )
-    account.balance, account.entries = balance, account.entries + 1
-    account.save(update_fields=["balance", "entries"])
-    return LedgerEntry.objects.create(
+    entry = LedgerEntry(
         organization_id=account.pk,
-        sequence=account.entries,
+        sequence=account.entries + 1,
         kind=posting.kind,
         amount=amount,
         balance_after=balance,
@@ -95,3 +122,23 @@ def ledger_post(
         external_id=posting.external_id,
         actor=actor,
     )
+    with connection.cursor() as cursor:
+        cursor.execute(POST_SQL, {field: getattr(entry, field) for field in POSTED_FIELDS})
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    entry.pk, entry._state.adding, entry._state.db = row[0], False, DEFAULT_DB_ALIAS
+    return entry
+
+
+def _recorded(posting: Posting) -> bool:
+    """Recorded already: a repeat changes nothing, even one its floor would now refuse."""
+    return bool(posting.external_id) and (
+        LedgerEntry.objects.filter(kind=posting.kind, external_id=posting.external_id).exists()
+    )
+
+
+POSTED_FIELDS = (
+    "organization_id", "sequence", "kind", "amount", "balance_after", "floor", "at", "period_start",
+    "covers_until", "description", "lease_id", "invoice_id", "credit_grant_id", "external_id", "actor_id",
+)  # fmt: skip

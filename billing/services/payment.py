@@ -1,5 +1,6 @@
 """Whether an organization may book now, as money sees it: a way to pay, its limits, its standing."""
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -26,6 +27,14 @@ from core.periods import month_of
 ZERO = Decimal("0.00")
 
 
+@dataclass(frozen=True)
+class Standing:
+    """What the payment check judged a booking against: the account, and usage not yet debited."""
+
+    account: BillingAccount
+    not_yet_debited: Decimal
+
+
 def commitment_of(*, kind: str, gpus: int, window: Window, price: Decimal) -> Decimal:
     """What booking commits to: a reserved lease's whole window at its price, rounded once; on-demand 0."""
     if kind != LeaseKind.RESERVED or window.end is None:
@@ -41,21 +50,23 @@ def billing_page() -> str:
 
 def payment_check(
     *, organization: Organization, kind: str, gpus: int, window: Window, price: Decimal, now: datetime
-) -> None:
-    """Raise the refusal (402) that stops this booking, if any."""
+) -> Standing:
+    """Raise the refusal (402) that stops this booking, if any; otherwise what it was judged against."""
     account = account_of(organization)
     if account.suspended_at is not None:
         raise AccountSuspended(
             f"Bookings are suspended: {account.suspended_reason or 'an invoice is overdue'}. "
             f"Pay what is due on {billing_page()} or contact support."
         )
-    available = account.balance - usage_not_yet_debited(organization, now)
+    not_yet_debited = usage_not_yet_debited(organization, now)
+    available = account.balance - not_yet_debited
     commitment = commitment_of(kind=kind, gpus=gpus, window=window, price=price)
     if account.terms == PaymentTerms.INVOICED:
         _check_credit_limit(account, available, commitment)
     else:
         _check_prepaid(account, organization, available, commitment, now)
     _check_spend_limit(account, organization, kind, gpus, window, price, commitment, now)
+    return Standing(account=account, not_yet_debited=not_yet_debited)
 
 
 def _check_prepaid(

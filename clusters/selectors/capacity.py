@@ -299,7 +299,7 @@ def extendable_until(leases: Sequence[Lease], now: datetime | None = None) -> di
     }
     missing = {lease.organization_id for lease in extendable} - organizations.keys()
     organizations |= Organization.objects.in_bulk(missing) if missing else {}
-    queued = {pk: gpus_queued(organization) for pk, organization in organizations.items()}
+    queued = {pk: _queued(organization) for pk, organization in organizations.items()}
     for lease in extendable:
         assert lease.end is not None
         until = lease.start + settings.BOOKING_MAX_DURATION
@@ -309,6 +309,12 @@ def extendable_until(leases: Sequence[Lease], now: datetime | None = None) -> di
         within = _within_quota_until(lease, until, organization, queued[organization.pk])
         answer[lease.pk] = max(lease.end, within)
     return answer
+
+
+def _queued(organization: Organization) -> int:
+    # Booking's lock read the GPUs its queued requests ask for with the row (LOCK_ORGANIZATION_SQL).
+    read = getattr(organization, "gpus_queued", None)
+    return int(read) if read is not None else gpus_queued(organization)
 
 
 def _within_quota_until(lease: Lease, until: datetime, organization: Organization, queued: int) -> datetime:

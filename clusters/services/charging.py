@@ -8,6 +8,7 @@ transactions, so a commitment is charged with its lease or not at all. Without b
 charged.
 """
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol
 
@@ -18,8 +19,14 @@ from clusters.models import Lease
 class Charging(Protocol):
     """What billing does when leases are booked, extended, cancelled or fail."""
 
-    def lease_booked(self, *, lease: Lease, actor: User | None) -> None:
-        """Charge what the booking commits to (a reserved lease's window), in the booking's transaction."""
+    def lease_booked(
+        self, *, lease: Lease, actor: User | None, findings: Mapping[str, object] | None = None
+    ) -> None:
+        """Charge what the booking commits to (a reserved lease's window), in the booking's transaction.
+
+        `findings` are what the booking checks found (BookingAttempt.findings): billing's payment
+        check leaves there what it read, so the charge does not read it again.
+        """
 
     def lease_extended(self, *, lease: Lease, old_end: datetime, actor: User | None) -> None:
         """Charge the added window of a reserved lease, in the extension's transaction."""
@@ -32,7 +39,9 @@ class Charging(Protocol):
 
 
 class _Free:
-    def lease_booked(self, *, lease: Lease, actor: User | None) -> None:
+    def lease_booked(
+        self, *, lease: Lease, actor: User | None, findings: Mapping[str, object] | None = None
+    ) -> None:
         return None
 
     def lease_extended(self, *, lease: Lease, old_end: datetime, actor: User | None) -> None:

@@ -4,6 +4,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.choices import Role
@@ -98,6 +100,22 @@ def test_a_reserved_lease_is_charged_for_its_whole_window_when_booked(dana, api_
     assert entry.lease_id == lease.pk
     assert entry.amount == -(lease.price_per_gpu_hour * 8 * 2).quantize(Decimal("0.01"))
     assert BillingAccount.objects.get(pk=tiny(dana).pk).balance == Decimal("500.00") + entry.amount
+
+
+def test_a_reserved_booking_reads_the_account_and_the_usage_not_yet_debited_once(dana, api_as) -> None:
+    # The payment check and the commitment's floor are the same figures: read once, then the
+    # account is locked once to write the entry (the balance re-read under the lock).
+    top_up(tiny(dana), "500.00")
+    with CaptureQueriesContext(connection) as queries:
+        response = api_as(dana).post(LEASES, reserved(hours=2), format="json")
+    assert response.status_code == 201, response.json()
+    account = [q["sql"] for q in queries.captured_queries if 'FROM "billing_billingaccount"' in q["sql"]]
+    assert [sql.endswith("FOR UPDATE") for sql in account] == [False, True]
+    usage = [q for q in queries.captured_queries if 'FROM "billing_monthlyusagecharge"' in q["sql"]]
+    assert len(usage) == 1
+    entry = LedgerEntry.objects.get(organization=tiny(dana), kind=LedgerKind.COMMITMENT)
+    assert entry.sequence == 2 and entry.balance_after == Decimal("500.00") + entry.amount
+    assert BillingAccount.objects.get(pk=tiny(dana).pk).balance == entry.balance_after
 
 
 def test_a_reserved_lease_the_balance_does_not_cover_gets_402_and_charges_nothing(dana, api_as) -> None:

@@ -5,10 +5,12 @@ accrued so far)."""
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from clusters.choices import HealthEventKind, LeaseKind, LeaseState
-from clusters.models import HealthEvent, Lease
+from clusters.models import HealthEvent, Lease, LeaseRequest
 from clusters.selectors.health import lease_health
 from clusters.services.health import node_health_fail
 from tests.clusters.helpers import gpus_of, later, lease_on, reserved
@@ -177,3 +179,17 @@ def test_the_lease_page_says_when_a_lease_cannot_be_extended(
     html = client_as("alice").get(f"/leases/{mine['id']}/").content.decode()
     assert "It cannot be extended now" in html
     assert Lease.objects.get(public_id=mine["id"]).kind == LeaseKind.RESERVED
+
+
+def test_a_booking_reads_the_gpus_of_queued_requests_once_and_answers_as_a_later_read(
+    api_as, alice, acme, fleet
+) -> None:
+    # Its answer's extendable_until counts them as its lock read them, with the organization's row.
+    LeaseRequest.objects.create(
+        organization=acme, requested_by=alice, gpus=4, kind=LeaseKind.ON_DEMAND, not_after=later(24)
+    )
+    with CaptureQueriesContext(connection) as queries:
+        lease = book(api_as(alice), gpus=4, start=later(0), hours=2)
+    assert sum("clusters_leaserequest" in q["sql"] for q in queries.captured_queries) == 1
+    shown = api_as(alice).get(f"/api/v1/leases/{lease['id']}/").json()
+    assert lease["extendable_until"] == shown["extendable_until"]
