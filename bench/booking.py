@@ -46,6 +46,7 @@ from accounts.services.auth import user_create  # noqa: E402
 from accounts.services.ssh_keys import ssh_key_add  # noqa: E402
 from accounts.services.tokens import api_token_create  # noqa: E402
 from bench import BENCH_SSH_KEY  # noqa: E402
+from bench.docs import section_write  # noqa: E402
 from billing.choices import PaymentTerms  # noqa: E402
 from billing.models import BillingAccount  # noqa: E402
 from clusters.models import Allocation, Region  # noqa: E402
@@ -450,15 +451,7 @@ def write_report(http: dict[str, Any], availability: dict[str, float], raw: floa
         f"POSTed by {CLIENTS} concurrent clients to gunicorn ({WORKERS} sync workers).\n\n"
         f"| measure | value |\n| --- | --- |\n{table}\n\n{LIMITS}"
     )
-    path = ROOT / "docs" / "benchmarks.md"
-    text = (
-        path.read_text()
-        if path.exists()
-        else "# Benchmarks\n\nEach section is written by its benchmark module.\n"
-    )
-    head, marker, rest = text.partition("## Booking\n")
-    tail = rest[rest.find("\n## ") + 1 :] if marker and "\n## " in rest else ""
-    path.write_text(head.rstrip() + "\n\n" + report + ("\n" + tail if tail else ""))
+    section_write(report)
     return report
 
 
