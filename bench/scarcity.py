@@ -17,9 +17,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voltpark.settings")
 os.environ["DATABASE_URL"] = os.environ.get(
     "BENCH_SCARCITY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/voltpark_scarcity_bench"
@@ -41,6 +39,7 @@ from accounts.models import Membership, Organization, User  # noqa: E402
 from accounts.services.auth import user_create  # noqa: E402
 from accounts.services.ssh_keys import ssh_key_add  # noqa: E402
 from bench import BENCH_SSH_KEY  # noqa: E402
+from bench.docs import section_write  # noqa: E402
 from billing.choices import PaymentTerms  # noqa: E402
 from billing.models import BillingAccount  # noqa: E402
 from clusters.choices import LeaseKind, LeaseRequestState, LeaseState  # noqa: E402
@@ -247,6 +246,7 @@ def load_average() -> str:
 
 
 def write_report(offerings: dict[str, float], queue: dict[str, float], allocations: int, load: str) -> str:
+    """The run's figures, written on top of "## Scarcity" in docs/benchmarks.md (earlier runs kept)."""
     rows = [
         (
             f"offerings, every region, one per region (API default): {QUERIES} random sizes 1-128 GPUs, "
@@ -284,11 +284,7 @@ def write_report(offerings: dict[str, float], queue: dict[str, float], allocatio
         f"the ratios to the same-run baseline less so). Fleet: {NODES:,} nodes / {NODES * 8:,} GPUs with "
         f"{allocations:,} allocations.\n\n| measure | value |\n| --- | --- |\n{table}\n"
     )
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text()
-    head, marker, rest = text.partition("## Scarcity\n")
-    tail = rest[rest.find("\n## ") + 1 :] if marker and "\n## " in rest else ""
-    path.write_text(head.rstrip() + "\n\n" + report + ("\n" + tail if tail else ""))
+    section_write(report)
     return report
 
 

@@ -6,11 +6,14 @@ above 8, whole nodes of one cluster and one pool), the organization's pools in i
 preference, the GPUs placement would refuse (unhealthy, awaiting cleanup soon, on nodes out of
 service), and its quota (GPUs held at the busiest instant plus GPUs it has queued).
 
-One SQL statement finds, per region and pool, the instants at which such a lease could start
-(OFFERINGS_SQL: per GPU the gaps between its live allocations, per node the instants at which
-enough of its GPUs are free for the whole length, per cluster the instants with enough whole
-nodes, merged into intervals); Python then walks those few intervals against the quota and
-picks up to OFFERINGS_PER_REGION windows per region that do not overlap each other.
+For a lease of one node, a probe first asks whether the earliest windows fit, one node at a time
+through the exclusion constraint's index, stopping at the first that does (PROBE_SQL); when it
+cannot tell, or for more than one node, one SQL statement finds, per region and pool, the instants
+at which such a lease could start (OFFERINGS_SQL: per GPU the gaps between its live allocations,
+per node the instants at which enough of its GPUs are free for the whole length, per cluster the
+instants with enough whole nodes, merged into intervals); Python then walks those few intervals
+against the quota and picks up to OFFERINGS_PER_REGION windows per region that do not overlap
+each other. Each region's price is the reserved price for the window's length, as booking takes it.
 """
 
 from dataclasses import dataclass
@@ -24,11 +27,10 @@ from django.db.models import Count
 from django.utils import timezone
 
 from accounts.models import Organization
-from clusters.choices import GPUS_PER_NODE, LIVE_LEASE_STATES, LeaseKind, NodeState
-from clusters.models import Lease, Node, Region
+from clusters.choices import GPUS_PER_NODE, LIVE_LEASE_STATES, LeaseKind, LeaseRequestState, NodeState
+from clusters.models import Node, Region
 from clusters.selectors.capacity import Window, availability_for, is_valid_size, pools_for
-from clusters.selectors.lease_requests import gpus_queued
-from clusters.selectors.prices import NoPrice, price_for, quote_at_price
+from clusters.selectors.prices import prices_for, quote_at_price
 
 OFFERINGS_PER_REGION = 3  # the most windows asked for per region
 NEAREST = 3
@@ -220,48 +222,48 @@ node_ok AS (
     + FITS_SQL
 )
 
-# Parameters: as OFFERINGS_SQL, and count (windows). Whether `gpus` fit in each of `count`
-# windows of `length` one after the other from x0, per region and pool: as placement counts free
-# GPUs (FREE_NODES_CTE), for all the windows in one scan of their range. When the GPUs are free,
-# this answers every offering and the sweep above is not needed.
-BACK_TO_BACK_SQL = """
-WITH windows AS (
-    SELECT k, %(x0)s + k * %(length)s AS s FROM generate_series(0, %(count)s - 1) AS k
-),
-nodes AS (
-    SELECT n.id AS node_id, n.cluster_id, c.region_id, n.pool
-    FROM clusters_node n
-    JOIN clusters_cluster c ON c.id = n.cluster_id
-    WHERE c.region_id = ANY(%(regions)s::bigint[]) AND n.state = 'available'
-      AND n.pool = ANY(%(pools)s::text[])
-),
-busy AS (
-    SELECT w.k, a.node_id, a.gpu_id
-    FROM unnest(%(regions)s::bigint[]) AS r(id)
-    CROSS JOIN LATERAL (
-        SELECT gpu_id, node_id, period FROM clusters_allocation
-        WHERE region_id = r.id AND is_live AND period && tstzrange(%(x0)s, %(horizon)s, '[)')
-        OFFSET 0
-    ) a
-    JOIN windows w ON a.period && tstzrange(w.s, w.s + %(length)s, '[)')
-  UNION
-    SELECT w.k, g.node_id, g.id
-    FROM clusters_gpu g CROSS JOIN windows w
-    WHERE (g.health <> 'healthy' OR g.needs_cleanup) AND (g.health <> 'healthy' OR w.s < %(soon)s)
-),
-busy_per_node AS (
-    SELECT k, node_id, count(*) AS busy FROM busy GROUP BY k, node_id
-),
-fitting AS (
-    SELECT w.k, n.region_id, n.pool, n.cluster_id
-    FROM windows w CROSS JOIN nodes n
-    LEFT JOIN busy_per_node b ON b.k = w.k AND b.node_id = n.node_id
-    WHERE 8 - coalesce(b.busy, 0) >= %(per_node)s
+# Parameters: as OFFERINGS_SQL, count (windows) and probe (nodes looked at). Whether a lease of one
+# node (per_node GPUs) fits in each of `count` windows of `length` one after the other from x0, per
+# region and pool, looking at no more than `probe` of its nodes: a node is checked GPU by GPU
+# through the exclusion constraint's index (gpu, period), and the first that fits ends the search,
+# so on a fleet with room this costs a few index probes, not a scan of every allocation in the
+# range. `known` says whether the probe saw every node of the pool (then "does not fit" is known
+# too); otherwise the sweep above answers.
+PROBE_SQL = """
+WITH asked AS (
+    SELECT w.k, %(x0)s + w.k * %(length)s AS s, r.id AS region_id, p.pool
+    FROM generate_series(0, %(count)s - 1) AS w(k)
+    CROSS JOIN unnest(%(regions)s::bigint[]) AS r(id)
+    CROSS JOIN unnest(%(pools)s::text[]) AS p(pool)
 )
-SELECT DISTINCT k, region_id, pool FROM fitting
-GROUP BY k, region_id, pool, cluster_id
-HAVING count(*) >= %(nodes)s
+SELECT a.k, a.region_id, a.pool,
+       EXISTS (
+           SELECT 1 FROM (
+               SELECT n.id FROM clusters_node n JOIN clusters_cluster c ON c.id = n.cluster_id
+               WHERE c.region_id = a.region_id AND n.state = 'available' AND n.pool = a.pool
+               LIMIT %(probe)s
+           ) n
+           WHERE (
+               SELECT count(*) FROM clusters_gpu g
+               WHERE g.node_id = n.id AND g.health = 'healthy' AND NOT (g.needs_cleanup AND a.s < %(soon)s)
+                 AND NOT EXISTS (
+                     SELECT 1 FROM clusters_allocation l
+                     WHERE l.gpu_id = g.id AND l.is_live
+                       AND l.period && tstzrange(a.s, a.s + %(length)s, '[)')
+                 )
+           ) >= %(per_node)s
+       ) AS fits,
+       (
+           SELECT count(*) FROM (
+               SELECT 1 FROM clusters_node n JOIN clusters_cluster c ON c.id = n.cluster_id
+               WHERE c.region_id = a.region_id AND n.state = 'available' AND n.pool = a.pool
+               LIMIT %(probe)s + 1
+           ) m
+       ) <= %(probe)s AS known
+FROM asked a
 """
+# Nodes the probe looks at per window, region and pool: each costs up to 8 index probes (~0.1 ms).
+PROBE_NODES = 32
 
 Interval = tuple[datetime, datetime]
 
@@ -320,24 +322,25 @@ def capacity_offerings(
     x0 = ceil_to_step(max(earliest_start or now, now))
     latest = min(latest_start or now + settings.BOOKING_MAX_AHEAD, now + settings.BOOKING_MAX_AHEAD)
     pools = pools_for(organization)
-    regions = _big_enough(
-        regions if regions is not None else list(Region.objects.order_by("code")), gpus, pools
-    )
+    regions = regions if regions is not None else list(Region.objects.order_by("code"))
     if not is_valid_size(gpus) or latest < x0 or not regions:
         return []
     blocked = _quota_blocked(organization, gpus, length, x0)
     count = min(per_region, 1 + (latest - x0) // length)
-    # Whole nodes: the per-node sweep costs about what the back-to-back check does; skip the check.
+    # Above one node, a probe of whole clusters would cost about what the per-node sweep does.
     found = (
         {region.pk: [] for region in regions}
-        if gpus >= GPUS_PER_NODE
-        else _back_to_back(pools, gpus, length, regions, x0, count, blocked, now)
+        if gpus > GPUS_PER_NODE
+        else _known_to_fit_from_x0(pools, gpus, length, regions, x0, count, blocked, now)
     )
-    resume = {region.pk: x0 + len(found[region.pk]) * length for region in regions}
+    # The sweep searches only the regions the probe did not answer, and of them only those that can
+    # ever hold the size (a region where the probe found room obviously can).
+    searched = _big_enough([r for r in regions if len(found[r.pk]) < per_region], gpus, pools)
+    resume = {region.pk: x0 + len(found[region.pk]) * length for region in searched}
     reach = per_region * length + SEARCH_SLACK
-    while any(len(found[r.pk]) < per_region for r in regions):
+    while any(len(found[r.pk]) < per_region for r in searched):
         high = min(latest, x0 + reach)
-        wanting = [r for r in regions if len(found[r.pk]) < per_region and resume[r.pk] <= high]
+        wanting = [r for r in searched if len(found[r.pk]) < per_region and resume[r.pk] <= high]
         if wanting:
             low = min(resume[r.pk] for r in wanting)
             intervals = _fit_intervals(pools, gpus, length, wanting, low, high, now)
@@ -351,7 +354,14 @@ def capacity_offerings(
         if high >= latest:
             break
         reach *= SEARCH_GROWTH
-    offerings = [o for region in regions for o in _priced(region, gpus, length, found[region.pk])]
+    # Priced as booking prices them: the reserved price in force now, by the lease's length (term tiers).
+    offering = [region for region in regions if found[region.pk]]
+    prices = prices_for(kind=LeaseKind.RESERVED, regions=offering, at=now, duration=length)
+    offerings = [
+        o
+        for region in offering
+        for o in _priced(region, gpus, length, found[region.pk], prices.get(region.pk))
+    ]
     return sorted(offerings, key=lambda o: (o.start, o.region.code))
 
 
@@ -360,6 +370,8 @@ def _big_enough(regions: list[Region], gpus: int, pools: list[str]) -> list[Regi
 
     Without it, a size no cluster can hold would be searched for up to BOOKING_MAX_DAYS_AHEAD.
     """
+    if not regions:
+        return []
     nodes = max(1, gpus // GPUS_PER_NODE)
     largest = (
         Node.objects.filter(cluster__region__in=regions, state=NodeState.AVAILABLE, pool__in=pools)
@@ -372,7 +384,7 @@ def _big_enough(regions: list[Region], gpus: int, pools: list[str]) -> list[Regi
     return [region for region in regions if region.pk in kept]
 
 
-def _back_to_back(
+def _known_to_fit_from_x0(
     pools: list[str],
     gpus: int,
     length: timedelta,
@@ -382,27 +394,35 @@ def _back_to_back(
     blocked: list[Interval],
     now: datetime,
 ) -> dict[int, list[tuple[datetime, str]]]:
-    """Per region, the windows x0, x0 + length, ... that fit, up to the first that does not."""
-    params = {
-        **_params(pools, gpus, length, regions, x0, x0 + (count - 1) * length, now),
-        "horizon": x0 + count * length,
-        "count": count,
-    }
-    fits: dict[tuple[int, int], set[str]] = {}
+    """Per region, the windows x0, x0 + length, ... that the probe found to fit (with the quota), up to
+    the first it did not; the sweep searches on from there."""
+    params = {**_params(pools, gpus, length, regions, x0, x0, now), "count": count, "probe": PROBE_NODES}
+    probed: dict[tuple[int, int], dict[str, tuple[bool, bool]]] = {}
     with connection.cursor() as cursor:
-        cursor.execute(BACK_TO_BACK_SQL, params)
-        for k, region_id, pool in cursor.fetchall():
-            fits.setdefault((region_id, k), set()).add(pool)
+        cursor.execute(PROBE_SQL, params)
+        for k, region_id, pool, fits, known in cursor.fetchall():
+            probed.setdefault((region_id, k), {})[pool] = (fits, known)
     found: dict[int, list[tuple[datetime, str]]] = {}
     for region in regions:
         found[region.pk] = []
         for k in range(count):
-            start, fitting = x0 + k * length, fits.get((region.pk, k), set())
-            pool = next((p for p in pools if p in fitting), None)
+            start = x0 + k * length
+            pool = _first_pool_that_fits(pools, probed.get((region.pk, k), {}))
             if pool is None or _quota_allows_from(blocked, start) != start:
                 break
             found[region.pk].append((start, pool))
     return found
+
+
+def _first_pool_that_fits(pools: list[str], probed: dict[str, tuple[bool, bool]]) -> str | None:
+    """The pool placement would use (the first that fits), if the probe knows it; None: not known."""
+    for pool in pools:
+        fits, known = probed.get(pool, (False, False))
+        if fits:
+            return pool
+        if not known:
+            return None  # this pool may fit beyond the nodes probed: placement would take it first
+    return None
 
 
 def _params(
@@ -451,6 +471,20 @@ def _fit_intervals(
     return found
 
 
+# Parameters: organization, x0, states (live lease states). What counts against the organization's
+# quota, in one round trip: first (NULL, NULL, GPUs of its queued requests), then (start, end, gpus)
+# of each live lease not over by x0.
+QUOTA_SQL = """
+SELECT 0 AS part, NULL::timestamptz, NULL::timestamptz, coalesce(sum(r.gpus), 0)::integer
+FROM clusters_leaserequest r WHERE r.organization_id = %(organization)s AND r.state = %(queued)s
+UNION ALL
+SELECT 1, l.start, l."end", l.gpus FROM clusters_lease l
+WHERE l.organization_id = %(organization)s AND l.state = ANY(%(states)s)
+  AND (l."end" IS NULL OR l."end" > %(x0)s)
+ORDER BY part
+"""
+
+
 def _quota_blocked(organization: Organization, gpus: int, length: timedelta, x0: datetime) -> list[Interval]:
     """The open intervals of start instants the quota forbids, sorted: (-inf, +inf) if it always does.
 
@@ -458,12 +492,22 @@ def _quota_blocked(organization: Organization, gpus: int, length: timedelta, x0:
     Where the organization already holds more than `quota - gpus` GPUs over [b, c), a window of
     `length` may not start in (b - length, c).
     """
-    allowed = organization.gpu_quota - gpus - gpus_queued(organization)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            QUOTA_SQL,
+            {
+                "organization": organization.pk,
+                "x0": x0,
+                "states": list(LIVE_LEASE_STATES),
+                "queued": LeaseRequestState.QUEUED,
+            },
+        )
+        rows = [row[1:] for row in cursor.fetchall()]
+    allowed = organization.gpu_quota - gpus - rows[0][2]
     if allowed < 0:
         return [(datetime.min.replace(tzinfo=x0.tzinfo), datetime.max.replace(tzinfo=x0.tzinfo))]
     events: list[tuple[datetime, int]] = []
-    leases = Lease.objects.filter(organization=organization, state__in=LIVE_LEASE_STATES)
-    for start, end, held in leases.exclude(end__lte=x0).values_list("start", "end", "gpus"):
+    for start, end, held in rows[1:]:
         events.append((start, held))
         events.append((end or datetime.max.replace(tzinfo=x0.tzinfo), -held))
     blocked: list[Interval] = []
@@ -549,14 +593,10 @@ def _quota_allows_from(blocked: list[Interval], at: datetime) -> datetime | None
 
 
 def _priced(
-    region: Region, gpus: int, length: timedelta, starts: list[tuple[datetime, str]]
+    region: Region, gpus: int, length: timedelta, starts: list[tuple[datetime, str]], price: Decimal | None
 ) -> list[Offering]:
-    """The offerings at these starts, at the reserved price in force now (none where there is no price)."""
-    if not starts:
-        return []
-    try:
-        price = price_for(kind=LeaseKind.RESERVED, region=region, at=timezone.now())
-    except NoPrice:
+    """The offerings at these starts at the region's price (none where there is no price)."""
+    if price is None:
         return []
     offerings = []
     for start, pool in starts:

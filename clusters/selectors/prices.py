@@ -1,5 +1,6 @@
 """The price book: the price per GPU-hour in force, and quotes computed from it."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -36,6 +37,27 @@ def price_for(*, kind: str, region: Region, at: datetime, duration: timedelta | 
     if entry is None:
         raise NoPrice(f"No price is set for {kind} GPUs in {region.code}.")
     return entry.price_per_gpu_hour
+
+
+def prices_for(
+    *, kind: str, regions: Sequence[Region], at: datetime, duration: timedelta | None = None
+) -> dict[int, Decimal]:
+    """`price_for` of each region (by primary key) in one query; a region with no price is left out."""
+    if not regions:
+        return {}
+    hours = 0 if duration is None else int(duration.total_seconds() // 3600)
+    entries = (
+        PriceBookEntry.objects.filter(kind=kind, effective_from__lte=at, min_hours__lte=hours)
+        .filter(Q(region__in=regions) | Q(region__isnull=True))
+        .order_by("-min_hours", "-effective_from")
+        .values_list("region_id", "price_per_gpu_hour")
+    )
+    own: dict[int | None, Decimal] = {}
+    for region_id, price in entries:
+        own.setdefault(region_id, price)  # the first of each is its longest tier, latest in force
+    general = own.get(None)
+    found = {region.pk: own.get(region.pk, general) for region in regions}
+    return {pk: price for pk, price in found.items() if price is not None}
 
 
 CURRENCY = "USD"

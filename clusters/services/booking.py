@@ -43,9 +43,18 @@ from clusters.services.capacity import capacity_freed
 from clusters.services.charging import charging
 from clusters.services.demand import demand_record
 from clusters.services.lease_keys import keys_for_booking
-from clusters.services.placement import NO_CAPACITY, QUOTA_EXCEEDED, PlacedGpu, Placement, lease_place
+from clusters.services.placement import (
+    NO_CAPACITY,
+    QUOTA_EXCEEDED,
+    LeaseToPlace,
+    PlacedGpu,
+    Placement,
+    lease_place,
+    leases_place,
+)
 from clusters.services.refusals import InvalidState, NoCapacity, NotExtendable, QuotaExceeded
 from core.durations import duration_words
+from core.refusals import Refused
 
 EXCLUSION_VIOLATION = "23P01"
 DEADLOCK_DETECTED = "40P01"
@@ -162,6 +171,98 @@ def lease_book(
         if isinstance(refusal, NoCapacity):
             raise _with_alternatives(refusal, organization=organization, window=window) from None
         raise
+
+
+@dataclass(frozen=True)
+class OnDemandBooking:
+    """An on-demand lease to book with others (`leases_book_on_demand`)."""
+
+    user: User
+    organization: Organization
+    region: Region
+    gpus: int
+    ssh_keys: Sequence[SshKey]
+
+
+def leases_book_on_demand(*, bookings: Sequence[OnDemandBooking]) -> list[Lease]:
+    """Book on-demand leases one after another as `lease_book(from_queue=True)` would, in one round
+    trip, up to the first that is refused: the leases booked, for a prefix of `bookings`.
+
+    For the queue's dispatcher, inside its transaction. The first booking not made (refused by a
+    booking check, the quota or capacity, or a GPU lost to another writer) and those after it are
+    the caller's to book alone with lease_book, which says why. The organizations are locked once
+    each (in id order), each region's price read once, and the booking checks run once per
+    distinct attempt (who, which organization, where, how many, at what price): an on-demand
+    booking writes nothing a check reads (it commits to no amount; its usage is debited as it
+    runs), so the same attempt made again in the transaction gets the same answer.
+    """
+    organizations = _lock_organizations([booking.organization.pk for booking in bookings])
+    prices: dict[int, Decimal] = {}
+    checked: set[tuple[int, int, int, int, Decimal]] = set()
+    batch: list[LeaseToPlace] = []
+    for booking in bookings:
+        try:
+            attempt = _on_demand_attempt(booking, organizations[booking.organization.pk], prices)
+            key = (
+                attempt.user.pk,
+                attempt.organization.pk,
+                attempt.region.pk,
+                attempt.gpus,
+                attempt.price_per_gpu_hour,
+            )
+            if key not in checked:
+                _check_booking(attempt)
+                checked.add(key)
+        except (Refused, ValidationError):
+            break
+        batch.append(_to_place(attempt))
+    booked = []
+    for item, placement in zip(batch, leases_place(batch=batch) if batch else [], strict=False):
+        if placement.refusal is not None:
+            break
+        _saved(item.lease, placement)
+        charging().lease_booked(lease=item.lease, actor=item.lease.booked_by)
+        booked.append(item.lease)
+    return booked
+
+
+def _on_demand_attempt(
+    booking: OnDemandBooking, organization: Organization, prices: dict[int, Decimal]
+) -> BookingAttempt:
+    window = booking_window(kind=LeaseKind.ON_DEMAND, start=None, end=None, gpus=booking.gpus)
+    region = booking.region
+    if region.pk not in prices:
+        prices[region.pk] = _price(kind=LeaseKind.ON_DEMAND, region=region, window=window)
+    return BookingAttempt(
+        user=booking.user,
+        organization=organization,
+        region=region,
+        gpus=booking.gpus,
+        kind=LeaseKind.ON_DEMAND,
+        window=window,
+        ssh_keys=keys_for_booking(user=booking.user, ssh_keys=booking.ssh_keys),
+        price_per_gpu_hour=prices[region.pk],
+    )
+
+
+def _to_place(attempt: BookingAttempt) -> LeaseToPlace:
+    """What lease_place would be given for this attempt (see _lease_book_once)."""
+    lease = _new_lease(attempt, NO_OPTIONS)
+    organization = attempt.organization
+    return LeaseToPlace(
+        lease=lease,
+        audit=audit_entry(
+            actor=attempt.user,
+            action="lease.book",
+            obj=lease,
+            organization=organization,
+            after=snapshot(lease),
+        ),
+        ssh_keys=attempt.ssh_keys,
+        pools=pools_for(organization),
+        soon=attempt.window.overlaps_soon(),
+        quota=organization.gpu_quota - _queued(organization),
+    )
 
 
 def _with_alternatives(refusal: NoCapacity, *, organization: Organization, window: Window) -> NoCapacity:
@@ -391,6 +492,20 @@ def _lock_organization(organization: Organization) -> Organization:
     # NO KEY UPDATE leaves rows that merely reference the organization free to be written. Raw
     # SQL: the hot path of every booking, read as the ORM would (every column, its converters).
     return next(iter(Organization.objects.raw(LOCK_ORGANIZATION_SQL, [organization.pk])))
+
+
+# As LOCK_ORGANIZATION_SQL, for several organizations, locked in id order: two transactions that
+# lock several take them in the same order, so they cannot deadlock on them.
+LOCK_ORGANIZATIONS_SQL = """
+SELECT o.*, (SELECT coalesce(sum(r.gpus), 0) FROM clusters_leaserequest r
+             WHERE r.organization_id = o.id AND r.state = 'queued') AS gpus_queued
+FROM accounts_organization o WHERE o.id = ANY(%s) ORDER BY o.id FOR NO KEY UPDATE OF o
+"""
+
+
+def _lock_organizations(ids: Sequence[int]) -> dict[int, Organization]:
+    locked = Organization.objects.raw(LOCK_ORGANIZATIONS_SQL, [sorted(set(ids))])
+    return {organization.pk: organization for organization in locked}
 
 
 def _queued(organization: Organization) -> int:

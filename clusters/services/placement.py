@@ -31,10 +31,14 @@ from accounts.models import AuditEntry, SshKey
 from clusters.models import Lease
 from core.db import row_json
 
-QUOTA_EXCEEDED, NO_CAPACITY = "quota_exceeded", "no_capacity"
+QUOTA_EXCEEDED, NO_CAPACITY, LOST_RACE = "quota_exceeded", "no_capacity", "lost_race"
 
 BOOK_SQL = (
     "SELECT clusters_lease_book(%s::jsonb, %s::jsonb, %s::bigint[], %s::text[], %s::boolean, %s::integer)"
+)
+BOOK_TOGETHER_SQL = (
+    "SELECT clusters_leases_book("
+    "%s::jsonb[], %s::jsonb[], %s::jsonb, %s::jsonb, %s::boolean[], %s::integer[])"
 )
 
 
@@ -78,6 +82,41 @@ def lease_place(
         cursor.execute(BOOK_SQL, params)
         # jsonb arrives as text: Django's connection leaves its decoding to JSONField.
         answer = json.loads(cursor.fetchone()[0])
+    return _placement(answer)
+
+
+@dataclass(frozen=True)
+class LeaseToPlace:
+    """One lease of a batch for `leases_place`: what `lease_place` takes for one."""
+
+    lease: Lease
+    audit: AuditEntry
+    ssh_keys: Sequence[SshKey]
+    pools: list[str]
+    soon: bool
+    quota: int
+
+
+def leases_place(*, batch: Sequence[LeaseToPlace]) -> list[Placement]:
+    """`lease_place` for each lease of the batch in order, in one statement (clusters_leases_book),
+    up to the first refused: one Placement per lease tried, the last a refusal if one was
+    (`LOST_RACE` when another writer took a GPU). The refused one left nothing behind; the ones
+    before it are written, in the caller's transaction."""
+    params: list[Any] = [
+        [row_json(item.lease) for item in batch],
+        [row_json(item.audit) for item in batch],
+        json.dumps([[key.pk for key in item.ssh_keys] for item in batch]),
+        json.dumps([item.pools for item in batch]),
+        [item.soon for item in batch],
+        [item.quota for item in batch],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(BOOK_TOGETHER_SQL, params)
+        answers = json.loads(cursor.fetchone()[0])
+    return [_placement(answer) for answer in answers]
+
+
+def _placement(answer: dict[str, Any]) -> Placement:
     if "refusal" in answer:
         return Placement(refusal=answer["refusal"], gpus_held=answer.get("gpus_held", 0))
     return Placement(lease_id=answer["lease"], placed=tuple(PlacedGpu(*gpu) for gpu in answer["placed"]))

@@ -9,8 +9,10 @@ from django.utils import timezone
 
 from accounts.models import AuditEntry
 from clusters.choices import LeaseRequestState, Pool
-from clusters.models import DemandRecord, Lease, LeaseRequest, Node
+from clusters.models import Allocation, DemandRecord, Lease, LeaseRequest, Node
+from clusters.services.booking import lease_book
 from clusters.services.lease_requests import lease_request_create, lease_requests_dispatch
+from core.refusals import Refused
 from tests.clusters.helpers import fill, later, reserved
 from tests.factories import ClusterFactory, MembershipFactory, NodeFactory, RegionFactory
 
@@ -183,6 +185,59 @@ def test_a_request_passed_over_too_often_holds_the_gpus_freeing_for_it(
     free(leases[5])  # its neighbour: now two whole nodes of one cluster are free
     assert lease_requests_dispatch().booked == [str(big.public_id)]
     assert LeaseRequest.objects.filter(pk__in=[s.pk for s in smalls], state="queued").count() == 2
+
+
+def test_on_demand_requests_for_a_region_are_booked_oldest_first_as_far_as_gpus_go(
+    acme, globex, alice, charlie, fleet, holder, big_quota, django_capture_on_commit_callbacks
+) -> None:
+    """Booked together (one statement for the run), they keep the fair order, each its lease, its
+    audit row and its email; those that do not fit stay queued."""
+    leases = full_region(fleet, holder.organization, holder.user)
+    people = [(alice, acme), (charlie, globex)]
+    requests = [
+        lease_request_create(
+            user=user, organization=organization, gpus=1, kind="on_demand", region=fleet.region
+        )
+        for user, organization in people * 6
+    ]
+    free(leases[2])
+    with django_capture_on_commit_callbacks(execute=True):
+        report = lease_requests_dispatch()
+    assert report.booked == [str(request.public_id) for request in requests[:8]]
+    booked = LeaseRequest.objects.filter(state=LeaseRequestState.BOOKED).select_related("lease")
+    assert {r.lease.organization_id for r in booked} == {acme.pk, globex.pk}
+    nodes = Allocation.objects.filter(lease__in=[r.lease for r in booked]).values_list("node", flat=True)
+    assert set(nodes) == {leases[2].allocations.get(gpu__index=0).node_id}  # the node freed
+    assert LeaseRequest.objects.filter(pk__in=[r.pk for r in requests[8:]], state="queued").count() == 4
+    assert AuditEntry.objects.filter(action="lease_request.book").count() == 8
+    assert AuditEntry.objects.filter(action="lease.book").count() == 8
+    assert len([m for m in mail.outbox if "booked" in str(m.subject)]) == 8
+
+
+def test_a_request_its_organization_cannot_pay_for_stays_queued_and_blocks_no_one(
+    alice, acme, fleet, holder, big_quota
+) -> None:
+    """Billing's check refuses it (402 payment_required, as a direct booking gets); the others,
+    older and younger, are booked."""
+    unpaid = MembershipFactory.create(organization__terms="prepaid", role="owner")
+    leases = full_region(fleet, holder.organization, holder.user)
+    first, second = (
+        lease_request_create(user=alice, organization=acme, gpus=1, kind="on_demand", region=fleet.region)
+        for _ in range(2)
+    )
+    refused = lease_request_create(
+        user=unpaid.user, organization=unpaid.organization, gpus=1, kind="on_demand", region=fleet.region
+    )
+    last = lease_request_create(user=alice, organization=acme, gpus=1, kind="on_demand", region=fleet.region)
+    free(leases[0])
+    assert lease_requests_dispatch().booked == [str(r.public_id) for r in (first, second, last)]
+    assert LeaseRequest.objects.get(pk=refused.pk).state == LeaseRequestState.QUEUED
+    assert not Lease.objects.filter(organization=unpaid.organization).exists()
+    with pytest.raises(Refused) as direct:
+        lease_book(
+            user=unpaid.user, organization=unpaid.organization, region=fleet.region, gpus=1, kind="on_demand"
+        )
+    assert direct.value.code == "payment_required"
 
 
 def test_a_request_for_any_region_is_booked_where_gpus_free(alice, acme, fleet, holder, big_quota) -> None:

@@ -52,6 +52,45 @@ def test_two_workers_dispatching_one_queue_book_each_request_at_most_once() -> N
     assert fleet.region.leases.count() == booked.count() <= len(requests)
 
 
+def test_workers_booking_one_regions_queue_together_and_alone_book_each_request_once() -> None:
+    """Requests for a named region are booked together (one statement per run) by the dispatcher;
+    two dispatchers, a worker booking the same requests one by one, and a direct booking race."""
+    fleet = build_fleet(clusters=2, nodes_per_cluster=2)  # 32 GPUs
+    users = members(13)
+    direct = users.pop()
+    requests = [
+        lease_request_create(
+            user=u,
+            organization=u.memberships.get().organization,
+            gpus=g,
+            kind=LeaseKind.ON_DEMAND,
+            region=fleet.region,
+        )
+        for u, g in zip(users, [1, 2, 1, 4, 1, 2, 8, 1, 1, 4, 2, 1], strict=True)  # 28 GPUs
+    ]
+
+    def one_by_one():
+        return [lease_request_book(request=r, region=fleet.region) for r in reversed(requests)]
+
+    def book_directly():
+        organization = direct.memberships.get().organization
+        return lease_book(
+            user=direct, organization=organization, region=fleet.region, gpus=8, kind="on_demand"
+        )
+
+    results = race([lease_requests_dispatch, lease_requests_dispatch, one_by_one, book_directly])
+    assert all(isinstance(e, NoCapacity) for e in errors_of(results)), results
+    booked = LeaseRequest.objects.filter(state=LeaseRequestState.BOOKED)
+    assert booked_once() and overlapping_allocations() == 0
+    assert Lease.objects.count() == booked.count() + (0 if errors_of(results) else 1)
+    assert sum(lease.gpus for lease in Lease.objects.all()) <= 32
+    assert booked.count() >= 6  # some of them fit whatever the order
+    audits = Counter(
+        AuditEntry.objects.filter(action="lease_request.book").values_list("object_id", flat=True)
+    )
+    assert audits == Counter(str(r.public_id) for r in booked)
+
+
 def test_one_request_booked_by_two_workers_at_once_gets_one_lease() -> None:
     fleet = build_fleet(clusters=1, nodes_per_cluster=2)
     [user] = members(1)

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from clusters.choices import LeaseKind
 from clusters.models import Lease, PriceBookEntry, Region
+from clusters.selectors.offerings import capacity_offerings
 from clusters.selectors.prices import price_for, quote
 from clusters.services.fleet import PRICES_FROM
 
@@ -62,6 +63,16 @@ def test_the_quote_and_the_booked_lease_use_the_same_tier(tiers, alice, api_as) 
     lease = Lease.objects.get()
     assert priced.price_per_gpu_hour == lease.price_per_gpu_hour == Decimal("1.8500")
     assert priced.total == Decimal("1.8500") * 8 * 24 * 8
+
+
+def test_an_offering_of_a_week_is_quoted_at_the_week_tier_booking_charges(tiers, acme, big_quota) -> None:
+    week = timedelta(days=8)
+    texas, virginia = tiers, Region.objects.get(code="us-va-1")
+    found = {o.region.code: o for o in capacity_offerings(organization=acme, gpus=8, length=week)}
+    booked = price_for(kind=LeaseKind.RESERVED, region=texas, at=timezone.now(), duration=week)
+    assert found[texas.code].price_per_gpu_hour == booked == Decimal("1.8500")
+    assert found[texas.code].total_price == Decimal("1.8500") * 8 * 24 * 8
+    assert found[virginia.code].price_per_gpu_hour == Decimal("1.9900")  # the general price, no tiers
 
 
 def test_a_tier_for_on_demand_is_refused_by_the_database(tiers) -> None:
