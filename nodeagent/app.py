@@ -149,6 +149,7 @@ async def put_lease(request: web.Request) -> web.Response:
         lease.keys,
         sudo=lease.sudo,
         peers=lease.peers,
+        placement=lease.placement,
     )
     result = await _call(backend, install)
     return json_response({**asdict(result), "gpu_indices": list(result.gpu_indices)})

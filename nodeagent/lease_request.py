@@ -20,6 +20,7 @@ class LeaseRequest:
     keys: tuple[str, ...]
     sudo: bool = False
     peers: tuple[Peer, ...] = ()
+    placement: int = 0
 
 
 def parse_lease_request(lease_id: str, body: dict[str, Any], gpu_count: int) -> LeaseRequest:
@@ -34,7 +35,7 @@ def parse_lease_request(lease_id: str, body: dict[str, Any], gpu_count: int) -> 
         peers = parse_peers(body.get("peers", []))
     except InvalidPeer as error:
         raise AgentError(400, "invalid_peers", str(error), error.field) from None
-    return LeaseRequest(lease_id, indices, keys, sudo, peers)
+    return LeaseRequest(lease_id, indices, keys, sudo, peers, _placement(body.get("placement", 0)))
 
 
 def gpu_indices(value: object, gpu_count: int) -> tuple[int, ...]:
@@ -55,6 +56,13 @@ def gpu_indices(value: object, gpu_count: int) -> tuple[int, ...]:
             field,
         )
     return tuple(sorted(value))
+
+
+def _placement(value: object) -> int:
+    """placement is a whole number from 0 (an older platform sends none: 0)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise AgentError(400, "invalid_body", "placement must be a whole number from 0.", "placement")
+    return value
 
 
 def _sudo(value: object, *, whole_node: bool) -> bool:

@@ -26,6 +26,7 @@ class LeaseRecord:
     gpu_indices: tuple[int, ...]
     keys: tuple[str, ...]
     state: str
+    placement: int = 0
 
     def to_json(self) -> str:
         """Encode the record for lease.json."""
@@ -78,7 +79,13 @@ class LeaseStore:
             return None
         if raw.get("lease_id") != lease_id:
             return None
-        return LeaseRecord(raw["lease_id"], tuple(raw["gpu_indices"]), tuple(raw["keys"]), raw["state"])
+        return LeaseRecord(
+            raw["lease_id"],
+            tuple(raw["gpu_indices"]),
+            tuple(raw["keys"]),
+            raw["state"],
+            raw.get("placement", 0),
+        )
 
     def _check_account_free(self, lease_id: str) -> None:
         """Refuse a lease whose account name is held by another active lease."""
@@ -95,18 +102,19 @@ class LeaseStore:
             )
 
     def install(
-        self, lease_id: str, gpu_indices: tuple[int, ...], keys: tuple[str, ...]
+        self, lease_id: str, gpu_indices: tuple[int, ...], keys: tuple[str, ...], placement: int = 0
     ) -> tuple[LeaseRecord, bool]:
         """Write the lease's keys; returns the record and whether anything changed."""
         with self._lock:
             self._check_account_free(lease_id)
             current = self.get(lease_id)
-            if current is not None and current.state == REVOKED:
-                # A late retry of a start must not give access back after the end.
+            if current is not None and current.state == REVOKED and placement <= current.placement:
+                # A late retry of a start must not give access back after the end; a later placement
+                # of the lease (moved away and back before it started) may.
                 raise AgentError(
                     409, "lease_revoked", f"Lease {lease_id} was revoked and cannot be reinstalled."
                 )
-            wanted = LeaseRecord(lease_id, gpu_indices, keys, ACTIVE)
+            wanted = LeaseRecord(lease_id, gpu_indices, keys, ACTIVE, placement)
             keys_path = self.keys_path(lease_id)
             if current == wanted and keys_path.exists():
                 return wanted, False
@@ -127,7 +135,7 @@ class LeaseStore:
             if current.state == REVOKED and not keys_path.exists():
                 return current, False
             keys_path.unlink(missing_ok=True)
-            tombstone = LeaseRecord(lease_id, current.gpu_indices, (), REVOKED)
+            tombstone = LeaseRecord(lease_id, current.gpu_indices, (), REVOKED, current.placement)
             write_atomically(self.account_dir(lease_id) / LEASE_FILE, tombstone.to_json(), 0o600)
             return tombstone, True
 

@@ -157,8 +157,10 @@ class Backend(Protocol):
         *,
         sudo: bool = False,
         peers: tuple[Peer, ...] = (),
+        placement: int = 0,
     ) -> InstallResult:
-        """Install a lease's validated SSH keys for its account (sudo and peers: see protocol)."""
+        """Install a lease's validated SSH keys for its account (sudo, peers, placement: see
+        protocol)."""
         ...
 
     def revoke_lease(self, lease_id: str) -> RevokeResult:

@@ -14,8 +14,13 @@ field):
       "sudo": false,                    # optional; true only when the lease holds every GPU
       "peers": [                        # optional; every node of a multi-node lease, this one too
         {"hostname": "tx1-c01-n001", "address": "10.1.0.11", "slots": 8}
-      ]
-    }
+      ],
+      "placement": 1234                 # optional; which placement of the lease on this node (the
+    }                                   # platform's, increasing when the lease is placed again)
+
+A lease revoked on a node is not installed there again (a late retry of a start must not give
+access back after the end) unless the PUT names a later placement than the one revoked: a lease
+that moved away from a failing node before it started, and later back onto it, starts there.
 """
 
 import base64

@@ -53,6 +53,9 @@ class _Placement:
     gpus: dict[LeaseNodeKey, list[tuple[int, int]]]  # (lease, node) -> [(gpu id, gpu index)]
     nodes: dict[int, dict[str, Any]]
     sudo: set[int] = field(default_factory=set)  # leases whose organization gives whole nodes sudo
+    # (lease, node) -> the first id of its allocations there: a lease placed again gets new rows, so
+    # the agent tells a later placement (installable after a revoke) from a late retry (not).
+    placements: dict[LeaseNodeKey, int] = field(default_factory=dict)
 
     def calls(self, leases: Iterable[Lease], method: str, body: Any = None) -> list[AgentCall]:
         by_id = {lease.pk: lease for lease in leases}
@@ -81,6 +84,8 @@ class _Placement:
         peers = self.peers(lease.pk)
         if len(peers) > 1:
             body["peers"] = peers
+        if key in self.placements:
+            body["placement"] = self.placements[key]
         return body
 
     def peers(self, lease_id: int) -> list[dict[str, Any]]:
@@ -143,17 +148,20 @@ def _placement(lease_ids: list[int], *, live_only: bool = True) -> _Placement:
     if live_only:
         allocations = allocations.filter(is_live=True)
     gpus: dict[LeaseNodeKey, list[tuple[int, int]]] = {}
-    for lease_id, node_id, gpu_id, index in allocations.values_list(
-        "lease_id", "node_id", "gpu_id", "gpu__index"
+    placements: dict[LeaseNodeKey, int] = {}
+    for allocation_id, lease_id, node_id, gpu_id, index in allocations.values_list(
+        "id", "lease_id", "node_id", "gpu_id", "gpu__index"
     ):
         gpus.setdefault((lease_id, node_id), []).append((gpu_id, index))
+        key = (lease_id, node_id)
+        placements[key] = min(allocation_id, placements.get(key, allocation_id))
     node_ids = {node_id for _, node_id in gpus}
     fields = ("id", "hostname", "agent_url", "agent_token_encrypted", "private_address")
     nodes = {node["id"]: node for node in Node.objects.filter(pk__in=node_ids).values(*fields)}
     sudo = Lease.objects.filter(pk__in=lease_ids, organization__whole_node_sudo=True).values_list(
         "pk", flat=True
     )
-    return _Placement(gpus, nodes, set(sudo))
+    return _Placement(gpus, nodes, set(sudo), placements)
 
 
 def _claim(

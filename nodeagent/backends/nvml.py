@@ -250,9 +250,10 @@ class NvmlBackend:
         *,
         sudo: bool = False,
         peers: tuple[Peer, ...] = (),
+        placement: int = 0,
     ) -> InstallResult:
         """Write the lease's authorized_keys under the lease root (keys only: sudo and peers unused)."""
-        record, changed = self.leases.install(lease_id, gpu_indices, keys)
+        record, changed = self.leases.install(lease_id, gpu_indices, keys, placement)
         account = self.leases.account_dir(lease_id).name
         return InstallResult(lease_id, account, record.gpu_indices, len(keys), changed)
 

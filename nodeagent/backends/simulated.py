@@ -174,9 +174,10 @@ class SimulatedNode:
         *,
         sudo: bool = False,
         peers: tuple[Peer, ...] = (),
+        placement: int = 0,
     ) -> InstallResult:
         """Write the lease's keys under the node's lease root (no account here: sudo and peers unused)."""
-        record, changed = self.leases.install(lease_id, gpu_indices, keys)
+        record, changed = self.leases.install(lease_id, gpu_indices, keys, placement)
         if changed:
             self._leases_changed()
         account = self.leases.account_dir(lease_id).name

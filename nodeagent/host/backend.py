@@ -81,12 +81,13 @@ class HostBackend:
         *,
         sudo: bool = False,
         peers: tuple[Peer, ...] = (),
+        placement: int = 0,
     ) -> InstallResult:
         """Make or update the lease's account, keys, GPUs and files; whether anything changed."""
         name = account_for_lease(lease_id)
         with self._lock:
             current = self.journal.get(name)
-            self._check_installable(lease_id, name, current, gpu_indices)
+            self._check_installable(lease_id, name, current, gpu_indices, placement)
             ours = current if current is not None and current.lease_id == lease_id else None
             wanted = HostLease(
                 lease_id,
@@ -98,6 +99,7 @@ class HostBackend:
                 peers,
                 None if ours is None else ours.uid,
                 _dropped(ours, keys),
+                placement,
             )
             changed = current != wanted.moved(ACTIVE, dropped_keys=())
             if changed:
@@ -111,12 +113,19 @@ class HostBackend:
         return InstallResult(lease_id, name, gpu_indices, len(keys), changed or host_changed, closed)
 
     def _check_installable(
-        self, lease_id: str, name: str, current: HostLease | None, gpu_indices: tuple[int, ...]
+        self,
+        lease_id: str,
+        name: str,
+        current: HostLease | None,
+        gpu_indices: tuple[int, ...],
+        placement: int,
     ) -> None:
         """Refuse, before any change, a lease this node must not install."""
         ours = current is not None and current.lease_id == lease_id
-        if ours and current.phase in (REVOKING, REVOKED):  # type: ignore[union-attr]
-            # A late retry of a start must not give access back after the end.
+        placed_again = ours and current.phase == REVOKED and placement > current.placement  # type: ignore[union-attr]
+        if ours and current.phase in (REVOKING, REVOKED) and not placed_again:  # type: ignore[union-attr]
+            # A late retry of a start must not give access back after the end; a later placement of
+            # the lease (moved away and back before it started) may, once the revoke has finished.
             raise AgentError(409, "lease_revoked", f"Lease {lease_id} has ended on this node.", "lease_id")
         if current is not None and not ours and current.phase in LIVE:
             raise AgentError(

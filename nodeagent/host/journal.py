@@ -37,6 +37,7 @@ class HostLease:
     uid: int | None = None
     # Keys this change takes away, until the SSH sessions of the account have been closed.
     dropped_keys: tuple[str, ...] = ()
+    placement: int = 0  # the platform's placement of the lease on this node (see protocol)
 
     def moved(self, phase: str, **changes: object) -> HostLease:
         """The same lease in another phase."""
@@ -60,6 +61,7 @@ class HostLease:
             peers=tuple(Peer(**peer) for peer in raw.get("peers", ())),
             uid=raw.get("uid"),
             dropped_keys=tuple(raw.get("dropped_keys", ())),
+            placement=raw.get("placement", 0),
         )
 
 

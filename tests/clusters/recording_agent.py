@@ -2,7 +2,8 @@
 platform's requests are checked (what the real agent ignores today, such as `sudo` and `peers`).
 
 It listens on a loopback port from RUNTIME_TEST_PORTS and serves many nodes under
-`/nodes/<hostname>/`, as the simulated fleet does.
+`/nodes/<hostname>/`, as the simulated fleet does. `serving` and `answer_json` serve other loopback agents
+the same way.
 """
 
 import json
@@ -40,12 +41,7 @@ class RecordingAgent:
                 self._answer({"gpus_clean": True})
 
             def _answer(self, body: dict[str, Any]) -> None:
-                raw = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+                answer_json(self, 200, body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return None
@@ -53,17 +49,33 @@ class RecordingAgent:
         return Handler
 
 
+def answer_json(handler: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) -> None:
+    raw = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(raw)))
+    handler.end_headers()
+    handler.wfile.write(raw)
+
+
 @contextmanager
-def recording_agent() -> Iterator[RecordingAgent]:
-    agent = RecordingAgent()
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve `handler` on a loopback port from RUNTIME_TEST_PORTS in a thread; yields its base URL."""
     port = free_port("RUNTIME_TEST_PORTS", "18300-18400")
-    server = ThreadingHTTPServer(("127.0.0.1", port), agent.handler())
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    agent.base_url = f"http://127.0.0.1:{port}"
     try:
-        yield agent
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@contextmanager
+def recording_agent() -> Iterator[RecordingAgent]:
+    agent = RecordingAgent()
+    with serving(agent.handler()) as base_url:
+        agent.base_url = base_url
+        yield agent

@@ -5,7 +5,7 @@ dropped answer (or an agent restarting) does not take a node out."""
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -17,7 +17,7 @@ from clusters.services.agent import AgentCall, AgentClient, Retry
 from clusters.services.agent_tokens import encrypt_agent_token
 from clusters.services.telemetry import fleet_poll
 from tests.clusters.helpers import Fleet
-from tests.live import free_port
+from tests.clusters.recording_agent import answer_json, serving
 
 
 @pytest.fixture(autouse=True)
@@ -125,12 +125,8 @@ class Timeline:
                 if name == "slow":
                     time.sleep(0.6)
                 failing = name == "flaky" and timeline.events.count("flaky asked") == 1
-                raw = b'{"gpus": []}'
                 timeline.note(f"{name} answered")  # before the bytes leave: the client may be done then
-                self.send_response(500 if failing else 200)
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+                answer_json(self, 500 if failing else 200, {"gpus": []})
 
             def log_message(self, format: str, *args: Any) -> None:
                 return None
@@ -141,17 +137,8 @@ class Timeline:
 @pytest.fixture
 def timeline() -> Iterator[tuple[Timeline, str]]:
     found = Timeline()
-    server = ThreadingHTTPServer(
-        ("127.0.0.1", free_port("RUNTIME_TEST_PORTS", "18300-18400")), found.handler()
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield found, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serving(found.handler()) as base_url:
+        yield found, base_url
 
 
 def test_a_failed_answer_is_asked_again_without_waiting_for_the_slowest_node(timeline) -> None:

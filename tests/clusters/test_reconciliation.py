@@ -120,3 +120,41 @@ def test_a_stray_on_a_node_that_does_not_answer_the_revoke_is_revoked_by_a_later
 
     assert fleet_poll(node_ids=[node.pk]).strays_revoked == [f"{node.hostname} {gone.public_id}"]
     assert on_node(fleet, node, gone) == "revoked"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lease_moved_off_a_node_and_later_back_onto_it_starts_there(
+    fleet_of: Callable[..., Fleet], acme: Organization, alice: User
+) -> None:
+    fleet = fleet_of(2)
+    a, b = fleet.nodes
+    lease = lease_on(gpus_of(a, [1]), organization=acme, booked_by=alice)
+    agent = fleet.sim.node(a.hostname)
+    install = agent.install_lease
+
+    def install_then_fail(*args: Any, **kwargs: Any) -> Any:
+        result = install(*args, **kwargs)
+        failing = threading.Thread(target=set_state, args=(a, NodeState.UNHEALTHY))
+        failing.start()
+        failing.join()
+        return result
+
+    def set_state(node: Node, state: str) -> None:
+        Node.objects.filter(pk=node.pk).update(state=state)
+        connection.close()
+
+    agent.install_lease = install_then_fail
+    assert leases_enforce().started == 0
+    agent.install_lease = install
+    assert leases_remediate().replaced == [str(lease.public_id)]  # onto b, before it starts
+    assert fleet_poll(node_ids=[a.pk]).strays_revoked == [f"{a.hostname} {lease.public_id}"]
+    assert on_node(fleet, a, lease) == "revoked"
+    # a is back in service and b fails before the start: the lease is placed back onto a.
+    set_state(a, NodeState.AVAILABLE)
+    set_state(b, NodeState.UNHEALTHY)
+    assert leases_remediate().replaced == [str(lease.public_id)]
+
+    assert leases_enforce().started == 1
+
+    assert Lease.objects.get(pk=lease.pk).state == LeaseState.ACTIVE
+    assert on_node(fleet, a, lease) == "active" and fleet.keys_file(a, lease).exists()

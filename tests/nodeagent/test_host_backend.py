@@ -181,6 +181,27 @@ def test_an_end_cut_short_by_a_crash_completes_on_the_next_delete(
     assert accounts.lookup(name) is None and name not in host.groups()
 
 
+def test_an_ended_lease_comes_back_only_for_a_later_placement(host: HostUnderTest, key: str) -> None:
+    lease_id = host.lease_id()
+    name = account_for_lease(lease_id)
+    assert host.put(lease_id, gpu_indices=[6], ssh_public_keys=[key], placement=40).status_code == 200
+    assert host.delete(lease_id).status_code == 200
+    before = host.state()
+    for late_retry in ({}, {"placement": 40}, {"placement": 39}):
+        again = host.put(lease_id, gpu_indices=[6], ssh_public_keys=[key], **late_retry)
+        assert (again.status_code, again.json()["error"]) == (409, "lease_revoked")
+    assert host.state() == before and accounts.lookup(name) is None
+
+    # Moved off this node before it started, and placed back onto it later: a new start.
+    placed_again = host.put(lease_id, gpu_indices=[6], ssh_public_keys=[key], placement=41)
+
+    assert (placed_again.status_code, placed_again.json()["changed"]) == (200, True)
+    account = accounts.lookup(name)
+    assert account is not None and host.device(6) == (0, account.gid, 0o660)
+    assert (home(host, lease_id) / ".ssh" / "authorized_keys").read_text() == f"{key}\n"
+    assert host.delete(lease_id).status_code == 200 and accounts.lookup(name) is None
+
+
 def test_at_start_it_gives_the_device_files_back_to_their_leases(host: HostUnderTest, key: str) -> None:
     lease_id = host.lease_id()
     assert host.put(lease_id, gpu_indices=[6], ssh_public_keys=[key]).status_code == 200

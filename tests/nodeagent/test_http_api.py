@@ -253,6 +253,34 @@ def test_it_refuses_gpu_indices_that_are_not_distinct_integers(
         assert_error(put_lease(served_fleet, [ssh_keys["ed25519"]], gpus), 400, "invalid_body", words)
 
 
+def test_a_revoked_lease_is_installed_again_only_for_a_later_placement(
+    served_fleet: FleetServer, ssh_keys: dict[str, str]
+) -> None:
+    url = served_fleet.url(NODE, f"v1/leases/{LEASE}")
+    body = {"gpu_indices": [0, 1], "ssh_public_keys": [ssh_keys["ed25519"]]}
+    assert served_fleet.client.put(url, json={**body, "placement": 7}).status_code == 200
+    served_fleet.client.delete(url)
+    for late_retry in ({}, {"placement": 7}, {"placement": 6}):
+        assert_error(served_fleet.client.put(url, json={**body, **late_retry}), 409, "lease_revoked", LEASE)
+    assert not served_fleet.keys_file(NODE, ACCOUNT).exists()
+
+    assert served_fleet.client.put(url, json={**body, "placement": 8}).status_code == 200
+
+    assert served_fleet.keys_file(NODE, ACCOUNT).read_text() == f"{ssh_keys['ed25519']}\n"
+
+
+def test_it_refuses_a_placement_that_is_not_a_whole_number(
+    served_fleet: FleetServer, ssh_keys: dict[str, str]
+) -> None:
+    url = served_fleet.url(NODE, f"v1/leases/{LEASE}")
+    for placement in (-1, "7", True, 1.5, 2**63):
+        body = {"gpu_indices": [0], "ssh_public_keys": [ssh_keys["ed25519"]], "placement": placement}
+        response = served_fleet.client.put(url, json=body)
+        assert_error(response, 400, "invalid_body", "placement")
+        assert response.json()["field"] == "placement"
+    assert not served_fleet.keys_file(NODE, ACCOUNT).exists()
+
+
 def test_it_refuses_keys_that_are_not_a_list(served_fleet: FleetServer) -> None:
     response = served_fleet.client.put(
         served_fleet.url(NODE, f"v1/leases/{LEASE}"), json={"gpu_indices": [0]}
