@@ -139,7 +139,7 @@ def test_overlapping_events_are_credited_once_and_ended_ones_only_while_open(ali
 
 def test_another_nodes_events_and_time_outside_the_lease_are_not_credited(alice, acme, fleet) -> None:
     lease = _running_on(fleet, acme, alice, hours_ago=1)
-    now = timezone.now().replace(microsecond=0)
+    now = lease.start + timedelta(hours=1)  # not a second read of the clock: it may have ticked on
     HealthEvent.objects.create(
         node=fleet.nodes[1], kind=HealthEventKind.XID, started_at=now - timedelta(hours=3)
     )
