@@ -479,10 +479,10 @@ POLL_INTERVAL_S = envint("POLL_INTERVAL_S", 5, minimum=1)
 # A node that fails a poll is asked again POLL_RETRY_DELAY_MS after its own answer, within
 # POLL_RETRY_TIMEOUT_MS; failing twice is a miss, and HEALTH_UNREACHABLE_SWEEPS misses take it out of
 # placement. Worst case from an agent's last answer: an interval, then the deadline, the delay and
-# the retry's deadline (5 + 1.5 + 0.25 + 1 s), then the write that fails the node, under the 10 s aim.
+# the retry's deadline (5 + 1.5 + 0.25 + 1.5 s), then the write that fails the node, under the 10 s aim.
 POLL_TIMEOUT_MS = envint("POLL_TIMEOUT_MS", 1500, minimum=50)
 POLL_RETRY_DELAY_MS = envint("POLL_RETRY_DELAY_MS", 250, minimum=0)
-POLL_RETRY_TIMEOUT_MS = envint("POLL_RETRY_TIMEOUT_MS", 1000, minimum=50)
+POLL_RETRY_TIMEOUT_MS = envint("POLL_RETRY_TIMEOUT_MS", 1500, minimum=50)
 POLL_CONCURRENCY = envint("POLL_CONCURRENCY", 256, minimum=1)
 POLL_CHUNK_NODES = envint("POLL_CHUNK_NODES", 1000, minimum=1)
 TELEMETRY_SAMPLE_INTERVAL_S = envint("TELEMETRY_SAMPLE_INTERVAL_S", 60, minimum=1)
