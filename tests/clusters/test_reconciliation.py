@@ -27,6 +27,33 @@ def on_node(fleet: Fleet, node: Node, lease: Lease) -> str | None:
     return json.loads(record.read_text())["state"] if record.exists() else None
 
 
+def set_state(node: Node, state: str) -> None:
+    """The node's state, written on a connection of its own and closed (callable from any thread)."""
+    Node.objects.filter(pk=node.pk).update(state=state)
+    connection.close()
+
+
+def start_held_back_by_a_failure(fleet: Fleet, node: Node) -> None:
+    """A start sweep in which the node fails after its agent took the keys, before the sweep's answer
+    is back: the starting statement holds the lease back, with its keys in on the node."""
+    agent = fleet.sim.node(node.hostname)
+    install = agent.install_lease
+
+    def install_then_fail(*args: Any, **kwargs: Any) -> Any:
+        result = install(*args, **kwargs)
+        # Its own connection: the agent runs in a loop of its own.
+        failing = threading.Thread(target=set_state, args=(node, NodeState.UNHEALTHY))
+        failing.start()
+        failing.join()
+        return result
+
+    agent.install_lease = install_then_fail
+    try:
+        assert leases_enforce().started == 0
+    finally:
+        agent.install_lease = install
+
+
 @pytest.mark.django_db(transaction=True)
 def test_keys_left_on_the_node_a_held_back_lease_was_moved_off_are_revoked_by_the_next_poll(
     fleet_of: Callable[..., Fleet], acme: Organization, alice: User
@@ -34,25 +61,7 @@ def test_keys_left_on_the_node_a_held_back_lease_was_moved_off_are_revoked_by_th
     fleet = fleet_of(2)
     a, b = fleet.nodes
     lease = lease_on(gpus_of(a, [1]), organization=acme, booked_by=alice)
-    agent = fleet.sim.node(a.hostname)
-    install = agent.install_lease
-
-    def install_then_fail(*args: Any, **kwargs: Any) -> Any:
-        # The node fails after its agent took the keys, before the sweep's answer is back: the
-        # starting statement holds the lease back, with its keys in on the node.
-        result = install(*args, **kwargs)
-        failing = threading.Thread(target=fail_node_a)  # its own connection: the agent runs in a loop
-        failing.start()
-        failing.join()
-        return result
-
-    def fail_node_a() -> None:
-        Node.objects.filter(pk=a.pk).update(state=NodeState.UNHEALTHY)
-        connection.close()
-
-    agent.install_lease = install_then_fail
-    assert leases_enforce().started == 0
-    agent.install_lease = install
+    start_held_back_by_a_failure(fleet, a)
     assert Lease.objects.get(pk=lease.pk).state == LeaseState.SCHEDULED
     assert on_node(fleet, a, lease) == "active"
 
@@ -129,23 +138,7 @@ def test_a_lease_moved_off_a_node_and_later_back_onto_it_starts_there(
     fleet = fleet_of(2)
     a, b = fleet.nodes
     lease = lease_on(gpus_of(a, [1]), organization=acme, booked_by=alice)
-    agent = fleet.sim.node(a.hostname)
-    install = agent.install_lease
-
-    def install_then_fail(*args: Any, **kwargs: Any) -> Any:
-        result = install(*args, **kwargs)
-        failing = threading.Thread(target=set_state, args=(a, NodeState.UNHEALTHY))
-        failing.start()
-        failing.join()
-        return result
-
-    def set_state(node: Node, state: str) -> None:
-        Node.objects.filter(pk=node.pk).update(state=state)
-        connection.close()
-
-    agent.install_lease = install_then_fail
-    assert leases_enforce().started == 0
-    agent.install_lease = install
+    start_held_back_by_a_failure(fleet, a)
     assert leases_remediate().replaced == [str(lease.public_id)]  # onto b, before it starts
     assert fleet_poll(node_ids=[a.pk]).strays_revoked == [f"{a.hostname} {lease.public_id}"]
     assert on_node(fleet, a, lease) == "revoked"
