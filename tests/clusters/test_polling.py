@@ -118,6 +118,7 @@ def test_an_unreachable_agent_fails_its_node_after_the_configured_sweeps(
 ) -> None:
     settings.HEALTH_UNREACHABLE_SWEEPS = 2
     settings.POLL_TIMEOUT_MS = 300
+    settings.POLL_RETRY_TIMEOUT_MS = 300
     fleet = fleet_of(2)
     down = fleet.nodes[0]
     fleet.sim.set_fault(down.hostname, "refuse")
@@ -138,6 +139,7 @@ def test_a_slow_agent_does_not_slow_the_sweep_for_the_others(
     fleet_of: Callable[..., Fleet], settings
 ) -> None:
     settings.POLL_TIMEOUT_MS = 400
+    settings.POLL_RETRY_TIMEOUT_MS = 400
     fleet = fleet_of(20)
     fleet.sim.set_fault(fleet.nodes[0].hostname, "slow", seconds=10)
 
@@ -217,6 +219,7 @@ def test_each_poll_adds_to_the_lease_hour_summary(
 
 def test_poll_fleet_once_prints_what_it_found(fleet_of: Callable[..., Fleet], capsys, settings) -> None:
     settings.POLL_TIMEOUT_MS = 300
+    settings.POLL_RETRY_TIMEOUT_MS = 300
     settings.HEALTH_UNREACHABLE_SWEEPS = 1
     fleet = fleet_of(2)
     fleet.sim.set_fault(fleet.nodes[1].hostname, "refuse")

@@ -43,6 +43,7 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 def scrape_token(settings) -> None:
     settings.METRICS_SCRAPE_TOKEN = TOKEN
     settings.POLL_TIMEOUT_MS = 300
+    settings.POLL_RETRY_TIMEOUT_MS = 300
     settings.POLL_RETRY_DELAY_MS = 100
     redis.Redis.from_url(django_settings.REDIS_URL).flushdb()
 
