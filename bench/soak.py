@@ -57,8 +57,8 @@ from bench.soak_platform import (
     Redis,
     free_port,
     platform_processes,
-    port_answers,
     wait_for,
+    wait_listening,
 )
 from bench.soak_threads import (
     Client,
@@ -141,16 +141,22 @@ def seed(nodes: int, agent_base: str, clients: int) -> list[Customer]:
     return customers
 
 
-def simulators_by_region(workdir: Path, regions: list[str], after_port: int) -> dict[str, tuple[int, Path]]:
-    """A port and a hostnames file for each region's simulator; its nodes' agent URLs point there."""
+def simulators_by_region(
+    workdir: Path, regions: list[str], ports: str, taken: frozenset[int]
+) -> dict[str, tuple[int, Path]]:
+    """A port and a hostnames file for each region's simulator; its nodes' agent URLs point there.
+
+    Each port is one that binds, from SOAK_PORTS, not among those `taken` by processes not yet
+    started: a port nobody answers on may still be held (CI's run saw a simulator fail to start)."""
     from django.db.models import F, Value
     from django.db.models.functions import Concat
 
     from clusters.models import Node
 
-    agents, port = {}, after_port
+    agents, given = {}, set(taken)
     for code in regions:
-        port = next(p for p in range(port + 1, port + 100) if not port_answers(p))
+        port = free_port("SOAK_PORTS", ports, besides=frozenset(given))
+        given.add(port)
         nodes = Node.objects.filter(cluster__region__code=code)
         nodes.update(agent_url=Concat(Value(f"http://127.0.0.1:{port}/nodes/"), F("hostname"), Value("/")))
         hosts = workdir / f"hosts-{code}.txt"
@@ -191,14 +197,14 @@ def run(plan: Plan, workdir: Path, leases: Path) -> dict[str, Any]:
         setup_django(env)
         customers = seed(plan.nodes, "", plan.clients)
         regions = region_codes()
-        agents = simulators_by_region(workdir, regions, web_port)
+        agents = simulators_by_region(workdir, regions, ports, frozenset({web_port}))
         procs = platform_processes(
             workdir=workdir, leases=leases, env=env, regions=regions, web_port=web_port, agents=agents
         )
         for proc in procs.values():
             proc.start()
-        ports_up = [web_port, *(port for port, _ in agents.values())]
-        wait_for(lambda: all(port_answers(p) for p in ports_up), 120, "the agents and gunicorn")
+        listening = {"web": web_port, **{f"agents-{code}": port for code, (port, _) in agents.items()}}
+        wait_listening(procs, listening, 120)
         wait_for(lambda: first_sweep_done(plan.nodes), 180, "a first poll of every node")
         return soak(
             plan,

@@ -25,10 +25,13 @@ SCRAPE_TOKEN = "soak-scrape-token"
 DATABASE = "voltpark_soak"
 
 
-def free_port(variable: str, default: str) -> int:
-    """A free loopback port in the range named by the environment `variable` ("FROM-TO")."""
+def free_port(variable: str, default: str, *, besides: frozenset[int] = frozenset()) -> int:
+    """A free loopback port in the range named by the environment `variable` ("FROM-TO"), other than
+    those in `besides` (ports already given to processes not yet started)."""
     first, last = (int(part) for part in os.environ.get(variable, default).split("-"))
     for port in range(first, last + 1):
+        if port in besides:
+            continue
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
@@ -44,6 +47,24 @@ def wait_for(condition, timeout: float, what: str) -> None:
     while not condition():
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def wait_listening(procs: dict[str, "Proc"], ports: dict[str, int], timeout: float) -> None:
+    """Wait until each named process answers on its port; one that exits first, or does not answer
+    in `timeout` seconds, is named in the error with the end of its log."""
+    deadline = time.monotonic() + timeout
+    waiting = dict(ports)
+    while waiting:
+        for name, port in list(waiting.items()):
+            if port_answers(port):
+                del waiting[name]
+            elif not procs[name].alive:
+                raise RuntimeError(f"{name} exited before answering on :{port}:\n{procs[name].log_tail()}")
+        if waiting and time.monotonic() > deadline:
+            name, port = next(iter(waiting.items()))
+            tails = "\n".join(f"{n} (:{p}):\n{procs[n].log_tail()}" for n, p in waiting.items())
+            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {', '.join(waiting)}:\n{tails}")
         time.sleep(0.2)
 
 
@@ -221,6 +242,12 @@ class Proc:
             self.popen.wait(timeout=10)
         except ProcessLookupError:
             pass
+
+    def log_tail(self, chars: int = 2000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError as exc:
+            return f"(no log: {exc})"
 
     @property
     def alive(self) -> bool:
