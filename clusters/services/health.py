@@ -9,8 +9,8 @@ from django.core.mail import send_mail, send_mass_mail
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import User
-from accounts.services.audit import audit_record
+from accounts.models import AuditEntry, User
+from accounts.services.audit import audit_entry, audit_record
 from clusters.choices import GpuHealth, HealthEventKind, LeaseState, NodeState
 from clusters.models import GPU, Allocation, HealthEvent, Lease, Node
 from clusters.services.agent import parse_xid
@@ -130,75 +130,141 @@ def health_evaluate(
     report.events_ended += HealthEvent.objects.filter(pk__in=cleared, ended_at__isnull=True).update(
         ended_at=now
     )
-    failures = []
+    new_problems = {}
     for node_id, (problems, _scope) in findings.items():
         new = {key: detail for key, detail in problems.items() if key not in already.get(node_id, set())}
         if new:
-            failures.append(node_health_fail(node_id=node_id, problems=new, now=now))
+            new_problems[node_id] = new
+    failures = nodes_health_fail(problems_by_node=new_problems, now=now)
     report.events_opened += [f"{f.hostname}: {p}" for f in failures for p in f.problems]
     report.nodes_made_unhealthy += [f.hostname for f in failures if f.turned_unhealthy]
     _notify_staff(failures)
 
 
-@transaction.atomic
+# Nodes failed per transaction: a sweep that finds a whole region missing fails it in a few
+# transactions of this many, not one each (one each took 29 s for 1,000 nodes; docs/decisions.md).
+FAIL_BATCH = 200
+
+
 def node_health_fail(*, node_id: int, problems: dict[Problem, str], now: datetime) -> NodeFailure:
     """Record new problems on a node: events opened, node out of placement, its leases flagged."""
-    # The leases first, then the node: the order extending a lease and starting one take them in
+    return nodes_health_fail(problems_by_node={node_id: problems}, now=now)[0]
+
+
+def nodes_health_fail(*, problems_by_node: dict[int, dict[Problem, str]], now: datetime) -> list[NodeFailure]:
+    """`node_health_fail` for many nodes, FAIL_BATCH of them to a transaction, in node id order."""
+    node_ids = sorted(problems_by_node)
+    failures = []
+    for i in range(0, len(node_ids), FAIL_BATCH):
+        batch = {node_id: problems_by_node[node_id] for node_id in node_ids[i : i + FAIL_BATCH]}
+        failures += _nodes_fail(batch, now)
+    return failures
+
+
+@transaction.atomic
+def _nodes_fail(problems_by_node: dict[int, dict[Problem, str]], now: datetime) -> list[NodeFailure]:
+    node_ids = sorted(problems_by_node)
+    # The leases first, then the nodes: the order extending a lease and starting one take them in
     # (lease, then its nodes). Node first deadlocked against an extend holding the lease.
-    leases = _leases_on_locked(node_id, now)
-    node = Node.objects.select_for_update().get(pk=node_id)
-    # A lease placed on the node before its lock was taken is flagged too (it holds no lock of ours yet).
-    leases += _leases_on_locked(node_id, now, besides=frozenset(lease.pk for lease in leases))
-    newly_flagged = [lease for lease in leases if not lease.health_flagged]
-    Lease.objects.filter(pk__in=[lease.pk for lease in newly_flagged]).update(health_flagged=True)
-    for (kind, gpu_id), detail in problems.items():
-        event = HealthEvent.objects.create(node=node, gpu_id=gpu_id, kind=kind, detail=detail, started_at=now)
-        event.leases.add(*leases)
-        if gpu_id is not None:
-            GPU.objects.filter(pk=gpu_id).update(health=GPU_HEALTH_FOR[kind])
-    turned = node.state in FAILABLE_STATES
-    if turned:
-        _set_state(node, NodeState.UNHEALTHY, "; ".join(problems.values())[:200], now)
-    audit_record(
-        actor=None, action="node.health_failed", obj=node, after={"problems": list(problems.values())}
+    leases = _leases_on_locked(node_ids, now)
+    nodes = list(Node.objects.select_for_update().filter(pk__in=node_ids).order_by("pk"))
+    # A lease placed on a node before its lock was taken is flagged too (it holds no lock of ours yet).
+    leases += _leases_on_locked(node_ids, now, besides=frozenset(lease.pk for lease in leases))
+    on_node = _leases_by_node(node_ids, leases, now)
+    newly_flagged = {lease.pk: lease for lease in leases if not lease.health_flagged}
+    Lease.objects.filter(pk__in=list(newly_flagged)).update(health_flagged=True)
+
+    events, gpu_health = [], {}
+    for node in nodes:
+        for (kind, gpu_id), detail in problems_by_node[node.pk].items():
+            events.append(HealthEvent(node=node, gpu_id=gpu_id, kind=kind, detail=detail, started_at=now))
+            if gpu_id is not None:
+                gpu_health[gpu_id] = GPU_HEALTH_FOR[kind]
+    HealthEvent.objects.bulk_create(events)
+    link = HealthEvent.leases.through
+    link.objects.bulk_create(
+        [link(healthevent_id=e.pk, lease_id=lease_id) for e in events for lease_id in on_node[e.node_id]]
     )
-    transaction.on_commit(lambda: _notify_owners(newly_flagged, list(problems.values())))
-    flagged = [str(lease.public_id) for lease in newly_flagged]
-    return NodeFailure(node.hostname, list(problems.values()), turned, flagged)
+    for health in set(gpu_health.values()):
+        GPU.objects.filter(pk__in=[gpu for gpu, h in gpu_health.items() if h == health]).update(health=health)
+
+    failures: list[NodeFailure] = []
+    notices: list[tuple[list[Lease], list[str]]] = []
+    told: set[int] = set()
+    turned = [node for node in nodes if node.state in FAILABLE_STATES]
+    for node in nodes:
+        problems = list(problems_by_node[node.pk].values())
+        if node in turned:
+            node.state, node.state_changed_at = NodeState.UNHEALTHY, now
+            node.state_reason = "; ".join(problems)[:200]
+        # A lease on two failing nodes is told of the first.
+        flagged = [newly_flagged[pk] for pk in on_node[node.pk] if pk in newly_flagged and pk not in told]
+        told.update(lease.pk for lease in flagged)
+        notices.append((flagged, problems))
+        failures.append(
+            NodeFailure(node.hostname, problems, node in turned, [str(lease.public_id) for lease in flagged])
+        )
+    Node.objects.bulk_update(turned, ["state", "state_reason", "state_changed_at"])
+    AuditEntry.objects.bulk_create(
+        [
+            audit_entry(
+                actor=None, action="node.health_failed", obj=node, after={"problems": failure.problems}
+            )
+            for node, failure in zip(nodes, failures, strict=True)
+        ]
+    )
+    transaction.on_commit(lambda: _notify_owners(notices))
+    return failures
 
 
-def _leases_on_locked(node_id: int, now: datetime, besides: frozenset[int] = frozenset()) -> list[Lease]:
-    """The live leases holding GPUs of the node at `now`, locked in id order (as a batch of
+def _leases_on_locked(
+    node_ids: list[int], now: datetime, besides: frozenset[int] = frozenset()
+) -> list[Lease]:
+    """The live leases holding GPUs of the nodes at `now`, locked in id order (as a batch of
     sweepers locks them), skipping `besides`."""
-    on_node = Allocation.objects.filter(node_id=node_id, is_live=True, period__contains=now).values(
+    on_nodes = Allocation.objects.filter(node_id__in=node_ids, is_live=True, period__contains=now).values(
         "lease_id"
     )
-    live = Lease.objects.filter(pk__in=on_node, state__in=(LeaseState.ACTIVE, LeaseState.SCHEDULED))
+    live = Lease.objects.filter(pk__in=on_nodes, state__in=(LeaseState.ACTIVE, LeaseState.SCHEDULED))
     return list(live.exclude(pk__in=besides).select_for_update(no_key=True).order_by("pk"))
 
 
-def _set_state(node: Node, state: str, reason: str, now: datetime) -> None:
-    node.state, node.state_reason, node.state_changed_at = state, reason, now
-    node.save(update_fields=["state", "state_reason", "state_changed_at"])
+def _leases_by_node(node_ids: list[int], leases: list[Lease], now: datetime) -> dict[int, list[int]]:
+    """Which of the locked `leases` hold GPUs of each node at `now`, in lease id order."""
+    pairs = Allocation.objects.filter(
+        node_id__in=node_ids, lease_id__in=[lease.pk for lease in leases], is_live=True, period__contains=now
+    ).values_list("node_id", "lease_id")
+    found: dict[int, set[int]] = {node_id: set() for node_id in node_ids}
+    for node_id, lease_id in pairs:
+        found[node_id].add(lease_id)
+    return {node_id: sorted(ids) for node_id, ids in found.items()}
 
 
-def _notify_owners(leases: list[Lease], problems: list[str]) -> None:
-    """One email per organization whose leases run on the failing node."""
-    by_org: dict[int, list[Lease]] = {}
-    for lease in leases:
-        by_org.setdefault(lease.organization_id, []).append(lease)
-    owners = owner_emails(by_org)
+def _notify_owners(notices: list[tuple[list[Lease], list[str]]]) -> None:
+    """For each failing node (the leases it newly flagged, its problems), one email per organization
+    whose leases run on it; the owners read in one query."""
+    by_node = []
+    for leases, problems in notices:
+        by_org: dict[int, list[Lease]] = {}
+        for lease in leases:
+            by_org.setdefault(lease.organization_id, []).append(lease)
+        if by_org:
+            by_node.append((by_org, problems))
+    if not by_node:
+        return
+    owners = owner_emails(org_id for by_org, _ in by_node for org_id in by_org)
     messages = []
-    for org_id, org_leases in by_org.items():
-        if not owners.get(org_id):
-            continue
-        ids = ", ".join(str(lease.public_id) for lease in org_leases)
-        body = (
-            f"A node running your lease(s) {ids} failed a health check:\n- "
-            + "\n- ".join(problems)
-            + "\n\nWe are looking into it; time lost is credited on your invoice."
-        )
-        messages.append(("Voltpark: a GPU node of your lease has a problem", body, None, owners[org_id]))
+    for by_org, problems in by_node:
+        for org_id, org_leases in by_org.items():
+            if not owners.get(org_id):
+                continue
+            ids = ", ".join(str(lease.public_id) for lease in org_leases)
+            body = (
+                f"A node running your lease(s) {ids} failed a health check:\n- "
+                + "\n- ".join(problems)
+                + "\n\nWe are looking into it; time lost is credited on your invoice."
+            )
+            messages.append(("Voltpark: a GPU node of your lease has a problem", body, None, owners[org_id]))
     send_mass_mail(messages, fail_silently=True)
 
 

@@ -165,8 +165,8 @@ def _ask_agents(calls: list[AgentCall]) -> tuple[dict[Hashable, AgentAnswer], in
         delay_s=settings.POLL_RETRY_DELAY_MS / 1000,
         timeout_s=settings.POLL_RETRY_TIMEOUT_MS / 1000,
     )
-    with AgentClient(concurrency=settings.POLL_CONCURRENCY) as client:
-        answers = client.call(calls, timeout_s=settings.POLL_TIMEOUT_MS / 1000, retry=retry)
+    client = AgentClient.kept(concurrency=settings.POLL_CONCURRENCY)
+    answers = client.call(calls, timeout_s=settings.POLL_TIMEOUT_MS / 1000, retry=retry)
     return answers, sum(1 for answer in answers.values() if answer.attempts > 1)
 
 

@@ -3,6 +3,7 @@
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.core import mail
@@ -13,7 +14,8 @@ from accounts.models import AuditEntry, Organization, User
 from clusters.choices import GpuHealth, HealthEventKind, LeaseState, NodeState
 from clusters.models import GPU, GpuSample, HealthEvent, Lease, LeaseTelemetryHour, Node
 from clusters.services.telemetry import fleet_poll
-from tests.clusters.helpers import Fleet, gpus_of, lease_on
+from nodeagent.simulator import start_in_thread
+from tests.clusters.helpers import AGENT_TOKEN, Fleet, gpus_of, lease_on, serve_fleet
 
 FAULTS = [
     ("xid", {"code": 79}, HealthEventKind.XID, GpuHealth.FAILED),
@@ -251,3 +253,76 @@ def test_a_reading_that_fits_no_column_is_stored_as_unknown_instead_of_failing_t
 
     assert row[:8] == (7, None, None, 80 * 2**30, None, None, 700.0, None)
     assert pg_array([1, None, 2.5]) == "{1,NULL,2.5}"
+
+
+def _connections_to(port: int) -> set[int]:
+    """The local ports of the established loopback connections to `port` (from /proc/net/tcp)."""
+    found = set()
+    with open("/proc/net/tcp") as table:
+        for line in list(table)[1:]:
+            local, remote, state = line.split()[1:4]
+            if state == "01" and int(remote.split(":")[1], 16) == port:
+                found.add(int(local.split(":")[1], 16))
+    return found
+
+
+def test_a_poll_reuses_the_connections_of_the_poll_before(fleet_of: Callable[..., Fleet]) -> None:
+    fleet = fleet_of(3)
+    port = int(fleet.base_url.rsplit(":", 1)[1].split("/")[0])
+
+    fleet_poll()
+    first = _connections_to(port)
+    report = fleet_poll()
+
+    assert report.answered == 3
+    assert first and _connections_to(port) == first
+
+
+def test_an_agent_restarted_since_the_last_poll_answers_at_the_first_ask(tmp_path: Path, db: None) -> None:
+    fleet, stop = serve_fleet(2, tmp_path / "leases")
+    port = int(fleet.base_url.rsplit(":", 1)[1].split("/")[0])
+    fleet_poll()
+    stop()
+    _, stop = start_in_thread(fleet.sim, token=AGENT_TOKEN, port=port)
+    try:
+        report = fleet_poll()
+    finally:
+        stop()
+
+    # The kept connections the stopped agent closed are seen closed before the sweep asks on them.
+    assert (report.answered, report.retried, dict(report.errors)) == (2, 0, {})
+
+
+def test_a_sweep_fails_many_nodes_in_a_few_statements_and_tells_a_lease_once(
+    fleet_of: Callable[..., Fleet],
+    acme: Organization,
+    alice: User,
+    settings,
+    django_capture_on_commit_callbacks,
+    django_assert_max_num_queries,
+) -> None:
+    settings.POLL_TIMEOUT_MS = settings.POLL_RETRY_TIMEOUT_MS = 300
+    fleet = fleet_of(30)
+    first, second = fleet.nodes[:2]
+    across = lease_on(
+        gpus_of(first) + gpus_of(second),
+        organization=acme,
+        booked_by=alice,
+        start=timezone.now() - timedelta(minutes=5),
+        state=LeaseState.ACTIVE,
+    )
+    for node in fleet.nodes:
+        fleet.sim.set_fault(node.hostname, "refuse")
+
+    # One at a time, failing 30 nodes took over 300 statements (a whole region missing: 29 s).
+    with django_capture_on_commit_callbacks(execute=True), django_assert_max_num_queries(40):
+        report = fleet_poll()
+
+    assert len(report.nodes_made_unhealthy) == 30
+    assert Node.objects.filter(pk__in=[n.pk for n in fleet.nodes], state=NodeState.UNHEALTHY).count() == 30
+    assert HealthEvent.objects.filter(kind=HealthEventKind.UNREACHABLE, ended_at__isnull=True).count() == 30
+    assert AuditEntry.objects.filter(action="node.health_failed").count() == 30
+    assert {event.node_id for event in across.health_events.all()} == {first.pk, second.pk}
+    assert Lease.objects.get(pk=across.pk).health_flagged is True
+    told = [message for message in mail.outbox if "alice@acme.example" in message.to]
+    assert len(told) == 1 and str(across.public_id) in told[0].body
