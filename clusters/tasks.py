@@ -71,7 +71,16 @@ def fleet_poll_chunk(node_ids: list[int], *, region: str, queue: str, due: float
         started=started,
         finished=time.time(),
         agent_errors=report.errors,
+        mass_miss=report.mass_miss,
     )
+    if report.mass_miss:
+        log.warning(
+            "%d of %d nodes of %s missed this poll at once: failed only after %d such misses in a row",
+            len(report.unreachable),
+            report.nodes,
+            region,
+            max(settings.HEALTH_MASS_MISS_SWEEPS, settings.HEALTH_UNREACHABLE_SWEEPS),
+        )
     log.info(
         "polled %d nodes of %s in %.2fs: %d unreachable, %d events opened",
         report.nodes,

@@ -489,6 +489,13 @@ TELEMETRY_SAMPLE_INTERVAL_S = envint("TELEMETRY_SAMPLE_INTERVAL_S", 60, minimum=
 TELEMETRY_RETENTION_DAYS = envint("TELEMETRY_RETENTION_DAYS", 7, minimum=1)
 TELEMETRY_PARTITIONS_AHEAD_DAYS = envint("TELEMETRY_PARTITIONS_AHEAD_DAYS", 2, minimum=1)
 HEALTH_UNREACHABLE_SWEEPS = envint("HEALTH_UNREACHABLE_SWEEPS", 1, minimum=1)
+# A poll chunk in which at least POLL_MASS_MISS_PCT % of its nodes, and POLL_MASS_MISS_MIN_NODES,
+# missed at once is more likely the poller's trouble (starved of CPU, cut off) than that many nodes
+# failing together: there a node is failed for not answering only after HEALTH_MASS_MISS_SWEEPS
+# misses in a row, so a region really gone is out after three sweeps (docs/decisions.md).
+POLL_MASS_MISS_PCT = envint("POLL_MASS_MISS_PCT", 50, minimum=1)
+POLL_MASS_MISS_MIN_NODES = envint("POLL_MASS_MISS_MIN_NODES", 20, minimum=1)
+HEALTH_MASS_MISS_SWEEPS = envint("HEALTH_MASS_MISS_SWEEPS", 3, minimum=1)
 HEALTH_XID_CRITICAL_CODES = frozenset(
     int(code) for code in envlist("HEALTH_XID_CRITICAL_CODES", "48,63,64,74,79,92,94,95,119,120,140")
 )

@@ -20,6 +20,8 @@ KEY_SWEEP_LATENESS = "voltpark:runtime:sweep_lateness"  # kind|region -> how lat
 # cumulative buckets, so /metrics exports them as they are.
 KEY_SWEEP_BUCKETS = "voltpark:runtime:sweep_buckets"
 KEY_AGENT_ERRORS = "voltpark:runtime:agent_errors"  # region|error kind -> nodes that missed a poll
+# region -> poll chunks most of whose nodes missed at once (telemetry.mass_miss)
+KEY_POLL_MASS_MISSES = "voltpark:runtime:poll_mass_misses"
 KEY_TRANSITIONS = "voltpark:runtime:lease_transitions"  # region|from|to -> leases moved by sweeps
 KEY_TAKEOVERS = "voltpark:runtime:takeovers"  # kind|region|helper -> ticks sent to a helper region
 SEPARATOR = "|"  # never in a region code (a slug)
@@ -68,6 +70,7 @@ class RuntimeFigures:
     sweep_lateness: dict[tuple[str, ...], float] = dataclass_field(default_factory=dict)
     sweep_buckets: dict[tuple[str, ...], float] = dataclass_field(default_factory=dict)
     agent_errors: dict[tuple[str, ...], float] = dataclass_field(default_factory=dict)
+    poll_mass_misses: dict[tuple[str, ...], float] = dataclass_field(default_factory=dict)
     transitions: dict[tuple[str, ...], float] = dataclass_field(default_factory=dict)
     takeovers: dict[tuple[str, ...], float] = dataclass_field(default_factory=dict)
     queue_lengths: dict[str, int] = dataclass_field(default_factory=dict)
@@ -77,7 +80,7 @@ def runtime_figures() -> RuntimeFigures:
     """The recorded figures and the length of every run-time queue (raises RedisError when away)."""
     queues = [*SHARED_QUEUES, *region_queues()]
     keys = [KEY_SERVED, KEY_SWEEP_LAST, KEY_SWEEPS, KEY_SWEEP_SECONDS, KEY_SWEEP_LATENESS]
-    keys += [KEY_SWEEP_BUCKETS, KEY_AGENT_ERRORS, KEY_TRANSITIONS, KEY_TAKEOVERS]
+    keys += [KEY_SWEEP_BUCKETS, KEY_AGENT_ERRORS, KEY_POLL_MASS_MISSES, KEY_TRANSITIONS, KEY_TAKEOVERS]
     with redis_client().pipeline(transaction=False) as pipe:
         for key in keys:
             pipe.hgetall(key)
@@ -85,7 +88,9 @@ def runtime_figures() -> RuntimeFigures:
             for suffix in PRIORITY_SUFFIXES:
                 pipe.llen(queue + suffix)
         answers = pipe.execute()
-    served, last, sweeps, seconds, lateness, buckets, errors, transitions, takeovers = answers[: len(keys)]
+    served, last, sweeps, seconds, lateness, buckets, errors, mass_misses, transitions, takeovers = answers[
+        : len(keys)
+    ]
     lengths = answers[len(keys) :]
     per_queue = len(PRIORITY_SUFFIXES)
     return RuntimeFigures(
@@ -96,6 +101,7 @@ def runtime_figures() -> RuntimeFigures:
         sweep_lateness=_counts(lateness),
         sweep_buckets=_counts(buckets),
         agent_errors=_counts(errors),
+        poll_mass_misses=_counts(mass_misses),
         transitions=_counts(transitions),
         takeovers=_counts(takeovers),
         queue_lengths={

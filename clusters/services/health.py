@@ -50,10 +50,14 @@ class NodeFailure:
     leases_flagged: list[str] = field(default_factory=list)
 
 
-def node_problems(poll: "NodePoll", missed_polls: int | None) -> tuple[dict[Problem, str], frozenset[str]]:
-    """The node's failing rules now, and which kinds of event this poll can tell anything about."""
+def node_problems(
+    poll: "NodePoll", missed_polls: int | None, unreachable_after: int | None = None
+) -> tuple[dict[Problem, str], frozenset[str]]:
+    """The node's failing rules now, and which kinds of event this poll can tell anything about; a
+    node that did not answer fails after `unreachable_after` misses in a row (default
+    HEALTH_UNREACHABLE_SWEEPS)."""
     if not poll.answered:
-        if (missed_polls or 0) >= settings.HEALTH_UNREACHABLE_SWEEPS:
+        if (missed_polls or 0) >= (unreachable_after or settings.HEALTH_UNREACHABLE_SWEEPS):
             polls = "1 poll" if missed_polls == 1 else f"{missed_polls} polls in a row"
             detail = f"No usable answer for {polls}, each asked twice ({poll.answer.error})."
             return {(HealthEventKind.UNREACHABLE, None): detail[:300]}, frozenset(
@@ -111,12 +115,18 @@ def _critical_xid(reading: dict[str, Any], undrained_at: datetime | None) -> int
 
 
 def health_evaluate(
-    *, polls: list["NodePoll"], unreachable_counts: dict[int, int], now: datetime, report: "SweepReport"
+    *,
+    polls: list["NodePoll"],
+    unreachable_counts: dict[int, int],
+    now: datetime,
+    report: "SweepReport",
+    unreachable_after: int | None = None,
 ) -> None:
     """Open events for new problems, end those that cleared, fail nodes, and tell people (added to
     `report`: a sweep may evaluate its nodes in parts)."""
     findings = {
-        poll.node["id"]: node_problems(poll, unreachable_counts.get(poll.node["id"])) for poll in polls
+        poll.node["id"]: node_problems(poll, unreachable_counts.get(poll.node["id"]), unreachable_after)
+        for poll in polls
     }
     open_events = HealthEvent.objects.filter(node_id__in=list(findings), ended_at__isnull=True)
     already: dict[int, set[Problem]] = {}

@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 
 from clusters.selectors.runtime import (
     KEY_AGENT_ERRORS,
+    KEY_POLL_MASS_MISSES,
     KEY_SERVED,
     KEY_SWEEP_BUCKETS,
     KEY_SWEEP_LAST,
@@ -98,6 +99,7 @@ def sweep_record(
     started: float,
     finished: float,
     agent_errors: Mapping[str, int] | None = None,
+    mass_miss: bool | None = None,
     transitions: Mapping[tuple[str, str], int] | None = None,
 ) -> None:
     """One region's sweep (or poll chunk) done: its duration, how late it began, what it counted,
@@ -116,6 +118,8 @@ def sweep_record(
                     pipe.hincrby(KEY_SWEEP_BUCKETS, field(kind, region, measure, repr(bound)), 1)
         for error, count in (agent_errors or {}).items():
             pipe.hincrby(KEY_AGENT_ERRORS, field(region, error), count)
+        if mass_miss is not None:  # a poll chunk: counted from 0, so the series exists before the first
+            pipe.hincrby(KEY_POLL_MASS_MISSES, field(region), int(mass_miss))
         for (source, target), count in (transitions or {}).items():
             if count:
                 pipe.hincrby(KEY_TRANSITIONS, field(region, source, target), count)

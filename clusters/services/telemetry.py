@@ -67,6 +67,9 @@ class SweepReport:
     nodes_made_unhealthy: list[str] = field(default_factory=list)
     strays_revoked: list[str] = field(default_factory=list)
     retried: int = 0
+    # Most of the chunk missed at once (POLL_MASS_MISS_PCT): its nodes fail only after
+    # HEALTH_MASS_MISS_SWEEPS such misses in a row.
+    mass_miss: bool = False
     errors: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
@@ -97,9 +100,21 @@ def fleet_poll(*, node_ids: list[int] | None = None, now: datetime | None = None
     unreachable_counts = _store_reachability(polls, now)
     missed = [poll for poll in polls if not poll.answered]
     answered_polls = [poll for poll in polls if poll.answered]
+    report.mass_miss = mass_miss(missed=len(missed), polled=len(polls))
+    unreachable_after = (
+        max(settings.HEALTH_MASS_MISS_SWEEPS, settings.HEALTH_UNREACHABLE_SWEEPS)
+        if report.mass_miss
+        else None
+    )
     # The nodes that missed are taken out of placement before the readings of the others are
     # written (a second or more for a region's 8,000 GPUs on a loaded machine): detection counts.
-    health_evaluate(polls=missed, unreachable_counts=unreachable_counts, now=now, report=report)
+    health_evaluate(
+        polls=missed,
+        unreachable_counts=unreachable_counts,
+        now=now,
+        report=report,
+        unreachable_after=unreachable_after,
+    )
     report.gpus_read, report.samples_stored = _store_readings(polls, now)
     report.answered = len(answered_polls)
     report.unreachable = [poll.node["hostname"] for poll in missed]
@@ -110,6 +125,16 @@ def fleet_poll(*, node_ids: list[int] | None = None, now: datetime | None = None
     )
     report.seconds = time.monotonic() - started
     return report
+
+
+def mass_miss(*, missed: int, polled: int) -> bool:
+    """Whether so many of a chunk's nodes missed at once that the poller is the likelier cause: a
+    starved poller's deadlines pass with the answers waiting in its sockets, and one cut off from
+    the fleet sees every node gone. Kubernetes' node controller stops evicting in a zone most of
+    whose nodes went unready together, for the same reason."""
+    return (
+        missed >= settings.POLL_MASS_MISS_MIN_NODES and missed * 100 >= settings.POLL_MASS_MISS_PCT * polled
+    )
 
 
 NODE_FIELDS = ("id", "hostname", "agent_url", "agent_token_encrypted", "state", "undrained_at")

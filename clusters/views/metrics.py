@@ -176,6 +176,13 @@ def runtime_families(figures: RuntimeFigures) -> Iterator[Metric]:
         figures.agent_errors,
     )
     yield _counter(
+        "voltpark_poll_mass_misses",
+        "Poll chunks most of whose nodes missed at once (POLL_MASS_MISS_PCT): taken for the poller's"
+        " trouble, their nodes failed only after HEALTH_MASS_MISS_SWEEPS such misses in a row.",
+        ["region"],
+        figures.poll_mass_misses,
+    )
+    yield _counter(
         "voltpark_lease_transitions",
         "Leases moved by the lifecycle sweeps, by region and states.",
         ["region", "from_state", "to_state"],

@@ -302,6 +302,7 @@ def test_a_sweep_fails_many_nodes_in_a_few_statements_and_tells_a_lease_once(
     django_assert_max_num_queries,
 ) -> None:
     settings.POLL_TIMEOUT_MS = settings.POLL_RETRY_TIMEOUT_MS = 300
+    settings.POLL_MASS_MISS_MIN_NODES = 31  # every node of 30 missing would be a mass miss
     fleet = fleet_of(30)
     first, second = fleet.nodes[:2]
     across = lease_on(
@@ -326,3 +327,37 @@ def test_a_sweep_fails_many_nodes_in_a_few_statements_and_tells_a_lease_once(
     assert Lease.objects.get(pk=across.pk).health_flagged is True
     told = [message for message in mail.outbox if "alice@acme.example" in message.to]
     assert len(told) == 1 and str(across.public_id) in told[0].body
+
+
+def test_most_of_a_chunk_missing_at_once_fails_its_nodes_only_after_three_such_polls(
+    fleet_of: Callable[..., Fleet], settings
+) -> None:
+    settings.POLL_TIMEOUT_MS = settings.POLL_RETRY_TIMEOUT_MS = 300
+    settings.POLL_MASS_MISS_MIN_NODES = 20
+    fleet = fleet_of(30)
+    gone, answering = fleet.nodes[:20], fleet.nodes[20:]
+    for node in gone:
+        fleet.sim.set_fault(node.hostname, "refuse")
+
+    held = [fleet_poll(), fleet_poll()]
+    out = fleet_poll()
+
+    # 20 of 30 (67 %) is the poller's likelier trouble: in placement for two polls, out at the third.
+    assert [(r.mass_miss, r.nodes_made_unhealthy) for r in held] == [(True, []), (True, [])]
+    assert out.mass_miss and sorted(out.nodes_made_unhealthy) == sorted(n.hostname for n in gone)
+    assert Node.objects.filter(pk__in=[n.pk for n in answering], state=NodeState.AVAILABLE).count() == 10
+    assert "3 polls in a row" in HealthEvent.objects.filter(node=gone[0]).get().detail
+
+
+def test_a_few_nodes_missing_fail_at_once_however_large_their_share(
+    fleet_of: Callable[..., Fleet], settings
+) -> None:
+    settings.POLL_TIMEOUT_MS = settings.POLL_RETRY_TIMEOUT_MS = 300
+    fleet = fleet_of(3)
+    for node in fleet.nodes:
+        fleet.sim.set_fault(node.hostname, "refuse")
+
+    report = fleet_poll()
+
+    # Fewer than POLL_MASS_MISS_MIN_NODES (20): a rack's worth, not the poller's trouble.
+    assert not report.mass_miss and len(report.nodes_made_unhealthy) == 3

@@ -125,6 +125,28 @@ def test_metrics_show_a_region_s_sweeps_agent_errors_queue_lengths_and_lease_tra
     assert value(found, "voltpark_queue_served_timestamp_seconds", queue="poll.us-tx-1") is not None
 
 
+def test_a_poll_chunk_most_of_whose_nodes_missed_is_counted_for_the_alert(
+    fleet_of: Callable[..., Fleet], settings
+) -> None:
+    settings.POLL_MASS_MISS_MIN_NODES = 2
+    fleet = fleet_of(3)
+    chunk = {
+        "args": [[node.pk for node in fleet.nodes]],
+        "kwargs": {"region": "us-tx-1", "queue": "poll.us-tx-1"},
+    }
+    fleet_poll_chunk.apply(args=chunk["args"], kwargs={**chunk["kwargs"], "due": time.time()})
+    for node in fleet.nodes[:2]:
+        fleet.sim.set_fault(node.hostname, "refuse")
+    fleet_poll_chunk.apply(args=chunk["args"], kwargs={**chunk["kwargs"], "due": time.time()})
+
+    _, text = scrape()
+
+    # Two chunks polled, the second with 2 of 3 nodes missing (over POLL_MASS_MISS_PCT's 50 %).
+    found = samples(text)
+    assert value(found, "voltpark_sweep_duration_seconds_count", kind="poll", region="us-tx-1") == 2
+    assert value(found, "voltpark_poll_mass_misses_total", region="us-tx-1") == 1
+
+
 def test_with_redis_away_metrics_still_answer_the_fleet_and_say_the_run_time_is_unreadable(
     fleet_of: Callable[..., Fleet], settings
 ) -> None:
