@@ -92,7 +92,10 @@ def ledger_post_here(
 ) -> LedgerEntry | None:
     """`ledger_post` in the caller's atomic block, with no savepoint of its own: for a writer that
     rolls back whole when it refuses (booking's commitment). Two statements: the lock, the write."""
-    assert transaction.get_connection().in_atomic_block, "ledger_post_here runs inside an atomic block"
+    if not transaction.get_connection().in_atomic_block:
+        # Outside one, its lock would end with the statement and the write could race (not an
+        # assert: `python -O` drops those).
+        raise transaction.TransactionManagementError("ledger_post_here must run inside an atomic block")
     account = account_locked(organization)
     amount = cents(Decimal(posting.amount))
     balance = account.balance + amount

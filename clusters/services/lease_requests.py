@@ -162,14 +162,7 @@ def lease_request_cancel(*, user: User, request: LeaseRequest) -> LeaseRequest:
     request.refresh_from_db()
     if changed != 1:
         raise InvalidState(f"Only a queued request can be cancelled; this one is {request.state}.")
-    audit_record(
-        actor=user,
-        action="lease_request.cancel",
-        obj=request,
-        organization=request.organization,
-        before={"state": LeaseRequestState.QUEUED},
-        after=_snapshot(request),
-    )
+    _left_queue_audit(request, "lease_request.cancel", actor=user).save()
     capacity_freed()  # a request that held the GPUs freeing up for it no longer does
     return request
 
@@ -200,14 +193,7 @@ def _claim_and_book(request: LeaseRequest, region: Region, now: datetime) -> Lea
             lease = _book(request, region, now)
             LeaseRequest.objects.filter(pk=request.pk).update(lease=lease)
             request.state, request.lease, request.decided_at = LeaseRequestState.BOOKED, lease, now
-            audit_record(
-                actor=None,
-                action="lease_request.book",
-                obj=request,
-                organization=request.organization,
-                before={"state": LeaseRequestState.QUEUED},
-                after=_snapshot(request),
-            )
+            _left_queue_audit(request, "lease_request.book").save()
             return lease
     except NoCapacity:
         raise
@@ -438,7 +424,9 @@ def _book_run(run: list[LeaseRequest], now: datetime) -> tuple[list[LeaseRequest
         LeaseRequest.objects.filter(pk__in=[r.pk for r in mine[len(leases) :]]).update(
             state=LeaseRequestState.QUEUED, decided_at=None
         )
-        AuditEntry.objects.bulk_create(_booked_audit(request) for request in together)
+        AuditEntry.objects.bulk_create(
+            _left_queue_audit(request, "lease_request.book") for request in together
+        )
     head = run[: run.index(mine[len(leases)])] if len(leases) < len(mine) else run
     taken = [request for request in head if request.pk not in claimed]
     return together, taken, len(head) < len(run)
@@ -455,10 +443,11 @@ def _on_demand_booking(request: LeaseRequest) -> OnDemandBooking:
     )
 
 
-def _booked_audit(request: LeaseRequest) -> AuditEntry:
+def _left_queue_audit(request: LeaseRequest, action: str, *, actor: User | None = None) -> AuditEntry:
+    """The audit row of a request leaving `queued` (booked, cancelled or expired), not yet saved."""
     return audit_entry(
-        actor=None,
-        action="lease_request.book",
+        actor=actor,
+        action=action,
         obj=request,
         organization=request.organization,
         before={"state": LeaseRequestState.QUEUED},
@@ -510,14 +499,7 @@ def lease_requests_expire(*, now: datetime) -> int:
                 start=request.created_at,
                 end=request.created_at + timedelta(hours=request.hours) if request.hours else None,
             )
-            audit_record(
-                actor=None,
-                action="lease_request.expire",
-                obj=request,
-                organization=request.organization,
-                before={"state": LeaseRequestState.QUEUED},
-                after=_snapshot(request),
-            )
+            _left_queue_audit(request, "lease_request.expire").save()
             expired += 1
         transaction.on_commit(lambda: _email_expired(due))
     return expired

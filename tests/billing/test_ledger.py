@@ -12,7 +12,7 @@ from billing.selectors.balance import balance_of
 from billing.services.credits import credit_grant_create, credits_expire
 from billing.services.debits import usage_debit_month
 from billing.services.invoicing import month_close
-from billing.services.ledger import Posting, ledger_post
+from billing.services.ledger import Posting, ledger_post, ledger_post_here
 from billing.services.refusals import InsufficientBalance
 from billing.services.top_ups import top_up_record
 from tests.billing.factories import make_lease
@@ -129,3 +129,14 @@ def test_credit_counts_in_the_balance_and_its_unspent_part_expires(startup) -> N
         Decimal(0),
     )
     assert reconciles(startup)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_posting_here_outside_an_atomic_block_is_refused_and_writes_nothing() -> None:
+    startup = OrganizationFactory.create(name="Tiny Labs", terms=PaymentTerms.PREPAID)
+    top_up = Posting(kind=LedgerKind.TOP_UP, amount=Decimal("10.00"), description="top-up")
+
+    with pytest.raises(transaction.TransactionManagementError):
+        ledger_post_here(organization=startup, posting=top_up)
+
+    assert not LedgerEntry.objects.filter(organization=startup).exists()
