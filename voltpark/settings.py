@@ -493,7 +493,7 @@ HEALTH_UNREACHABLE_SWEEPS = envint("HEALTH_UNREACHABLE_SWEEPS", 1, minimum=1)
 # missed at once is more likely the poller's trouble (starved of CPU, cut off) than that many nodes
 # failing together: there a node is failed for not answering only after HEALTH_MASS_MISS_SWEEPS
 # misses in a row, so a region really gone is out after three sweeps (docs/decisions.md).
-POLL_MASS_MISS_PCT = envint("POLL_MASS_MISS_PCT", 50, minimum=1)
+POLL_MASS_MISS_PCT = envint("POLL_MASS_MISS_PCT", 20, minimum=1)
 POLL_MASS_MISS_MIN_NODES = envint("POLL_MASS_MISS_MIN_NODES", 20, minimum=1)
 HEALTH_MASS_MISS_SWEEPS = envint("HEALTH_MASS_MISS_SWEEPS", 3, minimum=1)
 HEALTH_XID_CRITICAL_CODES = frozenset(

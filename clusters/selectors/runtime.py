@@ -20,7 +20,7 @@ KEY_SWEEP_LATENESS = "voltpark:runtime:sweep_lateness"  # kind|region -> how lat
 # cumulative buckets, so /metrics exports them as they are.
 KEY_SWEEP_BUCKETS = "voltpark:runtime:sweep_buckets"
 KEY_AGENT_ERRORS = "voltpark:runtime:agent_errors"  # region|error kind -> nodes that missed a poll
-# region -> poll chunks most of whose nodes missed at once (telemetry.mass_miss)
+# region -> poll chunks a large share of whose nodes missed at once (telemetry.mass_miss)
 KEY_POLL_MASS_MISSES = "voltpark:runtime:poll_mass_misses"
 KEY_TRANSITIONS = "voltpark:runtime:lease_transitions"  # region|from|to -> leases moved by sweeps
 KEY_TAKEOVERS = "voltpark:runtime:takeovers"  # kind|region|helper -> ticks sent to a helper region

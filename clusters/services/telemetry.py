@@ -67,7 +67,7 @@ class SweepReport:
     nodes_made_unhealthy: list[str] = field(default_factory=list)
     strays_revoked: list[str] = field(default_factory=list)
     retried: int = 0
-    # Most of the chunk missed at once (POLL_MASS_MISS_PCT): its nodes fail only after
+    # A large share of the chunk missed at once (POLL_MASS_MISS_PCT): its nodes fail only after
     # HEALTH_MASS_MISS_SWEEPS such misses in a row.
     mass_miss: bool = False
     errors: Counter[str] = field(default_factory=Counter)

@@ -177,7 +177,7 @@ def runtime_families(figures: RuntimeFigures) -> Iterator[Metric]:
     )
     yield _counter(
         "voltpark_poll_mass_misses",
-        "Poll chunks most of whose nodes missed at once (POLL_MASS_MISS_PCT): taken for the poller's"
+        "Poll chunks a large share of whose nodes missed at once (POLL_MASS_MISS_PCT): taken for the poller's"
         " trouble, their nodes failed only after HEALTH_MASS_MISS_SWEEPS such misses in a row.",
         ["region"],
         figures.poll_mass_misses,
