@@ -70,8 +70,10 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Two pytest processes side by side (scripts/test_in_two.py): the browser journeys and the scaled soak
+# beside the rest, each with its own databases and ports.
 test: install lint
-	$(PY) -m pytest
+	$(PY) scripts/test_in_two.py
 
 # No lint first: this is the quick loop while editing.
 test-fast: install
