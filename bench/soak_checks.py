@@ -218,28 +218,35 @@ def api_checks(found: Findings) -> tuple[list[str], dict[str, Any]]:
 def fault_checks(found: Findings) -> tuple[list[str], dict[str, Any]]:
     """Faults out of placement within DETECT_WITHIN_S, absorbed ones not. A fault whose detection
     overlapped a SIGKILL of one of its region's workers is reported apart: the poll in flight died with
-    the worker, so the next one (an interval later) is the first to see it."""
+    the worker, so the next one (an interval later) is the first to see it. So is one sent just before
+    PostgreSQL or Redis restarted, whose detection met the restart (none is sent in one): the write
+    that takes the node out waits for the database; it must still be taken out."""
     failures: list[str] = []
     detected: list[float] = []
     during_kills: list[float] = []
+    during_restarts: list[float] = []
     regions = _regions_of({e.host for e in found.episodes})
     for e in found.episodes:
         late = e.expect_drain and (e.detected_s is None or e.detected_s > DETECT_WITHIN_S)
         killed = _worker_killed_meanwhile(found, regions.get(e.host, ""), e)
-        if late and not killed:
+        restarted = found.in_outage(e.at, e.at + (e.detected_s or DETECT_WITHIN_S))
+        if late and restarted and not killed and e.detected_s is not None:
+            during_restarts.append(e.detected_s)
+        elif late and not killed:
             seen = "never" if e.detected_s is None else f"after {e.detected_s:.1f}s"
             failures.append(f"fault {e.kind} on {e.host} out of placement {seen}")
         if not e.expect_drain and e.drained:
             failures.append(f"fault {e.kind} on {e.host} (to be absorbed) took the node out")
         if e.note:
             failures.append(f"fault {e.kind} on {e.host}: {e.note}")
-        if e.detected_s is not None and e.expect_drain:
+        if e.detected_s is not None and e.expect_drain and not (late and restarted and not killed):
             (during_kills if killed else detected).append(e.detected_s)
     slowest = sorted((e for e in found.episodes if e.detected_s), key=lambda e: -(e.detected_s or 0))[:5]
     return failures, {
         "episodes": dict(Counter(e.kind for e in found.episodes)),
         "detection_s": percentiles(detected),
         "detection_during_worker_kills_s": percentiles(during_kills),
+        "late_during_restarts_s": percentiles(during_restarts),
         "slowest": [
             (e.kind, e.host, time.strftime("%H:%M:%S", time.localtime(e.at)), round(e.detected_s or 0, 2))
             for e in slowest
@@ -356,6 +363,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"| out of placement after | {_p(faults['detection_s'])}; slowest {faults['slowest']} |",
         f"| out of placement, a worker of the region SIGKILLed meanwhile |"
         f" {_p(faults['detection_during_worker_kills_s'])} |",
+        f"| out of placement after 10 s, PostgreSQL or Redis restarted meanwhile |"
+        f" {_p(faults['late_during_restarts_s'])} |",
         f"| oldest reading of a healthy node | {fresh['max_age_s']}s over {fresh['checks']} checks"
         f" (stale outside restarts: {fresh['stale_outside_restarts']};"
         f" worst during restarts {fresh['max_age_in_restarts_s']}s) |",
