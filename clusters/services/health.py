@@ -202,9 +202,10 @@ def _nodes_fail(problems_by_node: dict[int, dict[Problem, str]], now: datetime) 
     notices: list[tuple[list[Lease], list[str]]] = []
     told: set[int] = set()
     turned = [node for node in nodes if node.state in FAILABLE_STATES]
+    turned_ids = {node.pk for node in turned}
     for node in nodes:
         problems = list(problems_by_node[node.pk].values())
-        if node in turned:
+        if node.pk in turned_ids:
             node.state, node.state_changed_at = NodeState.UNHEALTHY, now
             node.state_reason = "; ".join(problems)[:200]
         # A lease on two failing nodes is told of the first.
@@ -212,7 +213,9 @@ def _nodes_fail(problems_by_node: dict[int, dict[Problem, str]], now: datetime) 
         told.update(lease.pk for lease in flagged)
         notices.append((flagged, problems))
         failures.append(
-            NodeFailure(node.hostname, problems, node in turned, [str(lease.public_id) for lease in flagged])
+            NodeFailure(
+                node.hostname, problems, node.pk in turned_ids, [str(lease.public_id) for lease in flagged]
+            )
         )
     Node.objects.bulk_update(turned, ["state", "state_reason", "state_changed_at"])
     AuditEntry.objects.bulk_create(
