@@ -33,6 +33,18 @@ def set_state(node: Node, state: str) -> None:
     connection.close()
 
 
+def held_back_on_the_first_of_two(
+    fleet_of: Callable[..., Fleet], acme: Organization, alice: User
+) -> tuple[Fleet, Node, Node, Lease]:
+    """Two nodes, a due lease on the first, and a start sweep that held it back with its keys in on
+    the first node (start_held_back_by_a_failure)."""
+    fleet = fleet_of(2)
+    a, b = fleet.nodes
+    lease = lease_on(gpus_of(a, [1]), organization=acme, booked_by=alice)
+    start_held_back_by_a_failure(fleet, a)
+    return fleet, a, b, lease
+
+
 def start_held_back_by_a_failure(fleet: Fleet, node: Node) -> None:
     """A start sweep in which the node fails after its agent took the keys, before the sweep's answer
     is back: the starting statement holds the lease back, with its keys in on the node."""
@@ -58,10 +70,7 @@ def start_held_back_by_a_failure(fleet: Fleet, node: Node) -> None:
 def test_keys_left_on_the_node_a_held_back_lease_was_moved_off_are_revoked_by_the_next_poll(
     fleet_of: Callable[..., Fleet], acme: Organization, alice: User
 ) -> None:
-    fleet = fleet_of(2)
-    a, b = fleet.nodes
-    lease = lease_on(gpus_of(a, [1]), organization=acme, booked_by=alice)
-    start_held_back_by_a_failure(fleet, a)
+    fleet, a, b, lease = held_back_on_the_first_of_two(fleet_of, acme, alice)
     assert Lease.objects.get(pk=lease.pk).state == LeaseState.SCHEDULED
     assert on_node(fleet, a, lease) == "active"
 
@@ -135,10 +144,7 @@ def test_a_stray_on_a_node_that_does_not_answer_the_revoke_is_revoked_by_a_later
 def test_a_lease_moved_off_a_node_and_later_back_onto_it_starts_there(
     fleet_of: Callable[..., Fleet], acme: Organization, alice: User
 ) -> None:
-    fleet = fleet_of(2)
-    a, b = fleet.nodes
-    lease = lease_on(gpus_of(a, [1]), organization=acme, booked_by=alice)
-    start_held_back_by_a_failure(fleet, a)
+    fleet, a, b, lease = held_back_on_the_first_of_two(fleet_of, acme, alice)
     assert leases_remediate().replaced == [str(lease.public_id)]  # onto b, before it starts
     assert fleet_poll(node_ids=[a.pk]).strays_revoked == [f"{a.hostname} {lease.public_id}"]
     assert on_node(fleet, a, lease) == "revoked"
