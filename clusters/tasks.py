@@ -22,7 +22,7 @@ from clusters.services.partitions import telemetry_partitions_maintain as teleme
 from clusters.services.pools import pool_shares_apply
 from clusters.services.remediation import leases_remediate
 from clusters.services.runtime import region_routes, sweep_record
-from clusters.services.telemetry import fleet_poll, pollable_node_ids
+from clusters.services.telemetry import fleet_poll, mass_miss_sweeps, pollable_node_ids
 from core.cache import redis_client
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def fleet_poll_chunk(node_ids: list[int], *, region: str, queue: str, due: float
             len(report.unreachable),
             report.nodes,
             region,
-            max(settings.HEALTH_MASS_MISS_SWEEPS, settings.HEALTH_UNREACHABLE_SWEEPS),
+            mass_miss_sweeps(),
         )
     log.info(
         "polled %d nodes of %s in %.2fs: %d unreachable, %d events opened",

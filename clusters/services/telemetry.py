@@ -101,11 +101,7 @@ def fleet_poll(*, node_ids: list[int] | None = None, now: datetime | None = None
     missed = [poll for poll in polls if not poll.answered]
     answered_polls = [poll for poll in polls if poll.answered]
     report.mass_miss = mass_miss(missed=len(missed), polled=len(polls))
-    unreachable_after = (
-        max(settings.HEALTH_MASS_MISS_SWEEPS, settings.HEALTH_UNREACHABLE_SWEEPS)
-        if report.mass_miss
-        else None
-    )
+    unreachable_after = mass_miss_sweeps() if report.mass_miss else None
     # The nodes that missed are taken out of placement before the readings of the others are
     # written (a second or more for a region's 8,000 GPUs on a loaded machine): detection counts.
     health_evaluate(
@@ -135,6 +131,11 @@ def mass_miss(*, missed: int, polled: int) -> bool:
     return (
         missed >= settings.POLL_MASS_MISS_MIN_NODES and missed * 100 >= settings.POLL_MASS_MISS_PCT * polled
     )
+
+
+def mass_miss_sweeps() -> int:
+    """Misses in a row that fail a node in a mass miss (never fewer than outside one)."""
+    return max(settings.HEALTH_MASS_MISS_SWEEPS, settings.HEALTH_UNREACHABLE_SWEEPS)
 
 
 NODE_FIELDS = ("id", "hostname", "agent_url", "agent_token_encrypted", "state", "undrained_at")
